@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * multifd.h - move memory pages between hosts over many parallel channels.
+ *
+ * The only header applications include. Every function that can fail
+ * returns 0 or a negative errno value; constructors return int and fill an
+ * out-pointer. After a failure, mfd_session_error() holds a sentence that
+ * says what went wrong, naming the channel where one was involved.
+ *
+ * Threads: a session is driven by one application thread (the "owner").
+ * Calls on one session are not thread-safe unless a function says
+ * otherwise; the library runs one thread per channel internally.
+ * Different sessions are independent.
+ */
+#ifndef MULTIFD_H
+#define MULTIFD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MFD_BUILDING_LIBRARY) && defined(__GNUC__)
+#define MFD_EXTERN __attribute__((visibility("default")))
+#else
+#define MFD_EXTERN
+#endif
+
+#define MFD_VERSION_STRING "0.1.0"
+#define MFD_MAX_CHANNELS 64
+#define MFD_MAX_REGIONS 256
+#define MFD_MAX_REGION_NAME 255
+
+/* How a batch of pages becomes bytes on the wire. */
+enum mfd_method {
+	MFD_METHOD_NONE = 0,
+	MFD_METHOD_ZLIB = 1,
+	MFD_METHOD_ZSTD = 2,
+};
+
+enum mfd_role {
+	MFD_ROLE_SEND = 1,
+	MFD_ROLE_RECV = 2,
+};
+
+struct mfd_session;
+
+/*
+ * Called on the receiver, from the thread inside mfd_recv_wait(), when the
+ * sender announces a region the receiver has not added. Fill *mem with
+ * page-aligned memory of `length` bytes that stays valid until the session
+ * is freed, and set *zeroed when that memory is known to read as zeros
+ * (fresh anonymous memory, a new file), which lets the receiver skip
+ * clearing zero pages it never wrote. Return 0, or a negative errno to
+ * refuse the region (the session then fails with that error).
+ */
+typedef int (*mfd_region_cb)(void *opaque, const char *name, uint64_t length,
+			     void **mem, bool *zeroed);
+
+/*
+ * Session configuration. Start from mfd_config_init(), which fills the
+ * defaults noted beside each field, then change what you need.
+ */
+struct mfd_config {
+	const char *uri;	/* tcp:HOST:PORT, unix:PATH, rdma:HOST:PORT */
+	unsigned channels;	/* 1..MFD_MAX_CHANNELS; default 2. The
+				   receiver learns it from the sender and
+				   ignores this field. */
+	enum mfd_method method;	/* default MFD_METHOD_NONE */
+	int level;		/* compression level; 0 picks the method's
+				   default (zlib 1..9, zstd -7..19) */
+	uint32_t page_size;	/* power of two 512..65536; default 4096 */
+	uint32_t pages_per_packet; /* 1..1024, and page_size times this at
+				      most 4 MiB; default 128 */
+	bool zero_page_detection; /* default true: zero pages travel as
+				     offsets only */
+	bool zero_copy;		/* tcp: with method none only: pages are sent
+				   with MSG_ZEROCOPY. See mfd_send_sync(). */
+	unsigned timeout_ms;	/* connect, handshake and any stall of a
+				   channel; 0 waits forever; default 30000 */
+	mfd_region_cb region_cb; /* receiver only, may be NULL */
+	void *region_opaque;
+};
+
+/* Per-channel and per-session counters. */
+struct mfd_stats {
+	uint64_t bytes;		/* bytes on the wire, headers included */
+	uint64_t payload_bytes;	/* page bytes before compression */
+	uint64_t packets;	/* page packets */
+	uint64_t normal_pages;	/* pages whose content travelled */
+	uint64_t zero_pages;	/* pages that travelled as offsets only */
+	uint64_t raw_packets;	/* compressed methods: packets sent raw
+				   because compression did not shrink them */
+	uint64_t zerocopy_sends; /* MSG_ZEROCOPY sends completed ... */
+	uint64_t zerocopy_copied; /* ... of which the kernel copied anyway */
+	uint64_t zerocopy_fallbacks; /* sends that fell back to copying
+					after ENOBUFS */
+	uint64_t rounds;	/* syncs completed */
+	uint64_t cpu_ns;	/* CPU time of the channel threads */
+	uint64_t rejected_connections; /* receiver: connections refused at
+					  the handshake (strays, bad init) */
+	double seconds;		/* from start to finish (or to now) */
+};
+
+/* Fill *cfg with the defaults. */
+MFD_EXTERN void mfd_config_init(struct mfd_config *cfg);
+
+/*
+ * Create a session for `role` from *cfg (copied; cfg->uri is copied too).
+ * Checks the configuration and fills *out; nothing is connected yet.
+ * On failure *out is NULL and, where possible, the reason is in *errbuf
+ * (may be NULL) of errlen bytes.
+ */
+MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
+			       enum mfd_role role, struct mfd_session **out,
+			       char *errbuf, size_t errlen);
+
+/*
+ * Declare a region before mfd_session_start(). On the sender it is sent
+ * with the session; on the receiver it is where the sender's region of the
+ * same name lands (the lengths must match). `mem` must be aligned to the
+ * page size and `length` a multiple of it. `zeroed` as in mfd_region_cb.
+ * Returns the region's index (>= 0) or a negative errno.
+ */
+MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
+				      void *mem, uint64_t length, bool zeroed);
+
+/*
+ * Sender: connect every channel and complete the handshake (the receiver
+ * accepts the region table). Receiver: bind and listen, then return, so
+ * that mfd_session_uri() gives the bound address (useful with port 0);
+ * the channels are accepted by mfd_recv_wait().
+ */
+MFD_EXTERN int mfd_session_start(struct mfd_session *s);
+
+/* The URI the session is bound or connected to, with the real port. */
+MFD_EXTERN const char *mfd_session_uri(const struct mfd_session *s);
+
+/*
+ * Sender: queue pages of region `region` (an index from
+ * mfd_session_add_region()) by byte offset. Offsets must be page-aligned
+ * and inside the region. Pages are grouped into packets of
+ * pages_per_packet and handed to idle channels; the call blocks while all
+ * channels are busy. A page queued here may be read by a channel thread
+ * at any time until mfd_send_sync() returns: do not rewrite it before.
+ */
+MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
+			      const uint64_t *offsets, size_t count);
+
+/* Sender: queue every page of a region (a first, full round). */
+MFD_EXTERN int mfd_send_region(struct mfd_session *s, int region);
+
+/*
+ * Sender: send the pages whose bit is set in `bitmap` (bit i of word
+ * i / 64 is page i of the region; the caller owns the bitmap) and clear
+ * each bit it queued. This is one step of precopy: send all, then resend
+ * what was dirtied, round after round. The caller must not set bits
+ * concurrently unless it does so with atomic operations: the bits are
+ * cleared with an atomic exchange per word. *queued (may be NULL) gets the
+ * number of pages queued.
+ */
+MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
+			      uint64_t *bitmap, uint64_t *queued);
+
+/*
+ * Sender: end the current round. Every channel sends what it holds,
+ * waits for its zero-copy sends to complete, and sends a SYNC packet; the
+ * call returns when all of that is done. The receiver applies every page
+ * of this round before any page of the next. When it returns, the pages
+ * sent so far are no longer referenced by the library (also with
+ * zero-copy) and the caller may rewrite them.
+ */
+MFD_EXTERN int mfd_send_sync(struct mfd_session *s);
+
+/*
+ * Sender: end the session: a final sync, an END packet on every channel,
+ * and a wait for the receiver's acknowledgement that every page is in
+ * place. Returns 0 only when the receiver confirmed.
+ */
+MFD_EXTERN int mfd_send_finish(struct mfd_session *s);
+
+/*
+ * Receiver: accept the sender's channels, receive until the sender
+ * finishes, and return 0 once every page is in place, or a negative errno
+ * (mfd_session_error() says why). Connections that fail the handshake are
+ * closed and do not disturb the session.
+ */
+MFD_EXTERN int mfd_recv_wait(struct mfd_session *s);
+
+/*
+ * Ask a running session to stop: blocked calls return -ECANCELED soon.
+ * Thread-safe, and async-signal-safe enough to call from another thread
+ * (not from a signal handler).
+ */
+MFD_EXTERN void mfd_session_cancel(struct mfd_session *s);
+
+/* Totals over all channels. Thread-safe; counters may lag by a packet. */
+MFD_EXTERN void mfd_session_stats(const struct mfd_session *s,
+				  struct mfd_stats *st);
+
+/* Counters of one channel; -EINVAL for a bad index. Thread-safe. */
+MFD_EXTERN int mfd_channel_stats(const struct mfd_session *s,
+				 unsigned channel, struct mfd_stats *st);
+
+/* The number of channels (on the receiver, known after the handshake). */
+MFD_EXTERN unsigned mfd_session_channels(const struct mfd_session *s);
+
+/* The session's method (on the receiver, known after the handshake). */
+MFD_EXTERN enum mfd_method mfd_session_method(const struct mfd_session *s);
+
+/* Region lookup on either side, after the handshake on the receiver. */
+MFD_EXTERN int mfd_session_region_count(const struct mfd_session *s);
+MFD_EXTERN int mfd_session_region_info(const struct mfd_session *s, int region,
+				       const char **name, void **mem,
+				       uint64_t *length);
+
+/* The last error as a sentence, or "" when none. Valid until free. */
+MFD_EXTERN const char *mfd_session_error(const struct mfd_session *s);
+
+/* Stop every thread, close every channel and free. Takes NULL. */
+MFD_EXTERN void mfd_session_free(struct mfd_session *s);
+
+/* Name of a method ("none", "zlib", "zstd"), NULL for an unknown one. */
+MFD_EXTERN const char *mfd_method_name(enum mfd_method m);
+
+/* Method by name; -EINVAL when unknown, -ENOTSUP when not built in. */
+MFD_EXTERN int mfd_method_parse(const char *name, enum mfd_method *m);
+
+/* Library version, "MAJOR.MINOR.PATCH". */
+MFD_EXTERN const char *mfd_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MULTIFD_H */

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * method.c - the method registry and the packet helpers every method
+ * shares.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "method.h"
+
+const struct mfd_method_ops *mfd__method_get(unsigned method)
+{
+	switch (method) {
+	case MFD_METHOD_NONE:
+		return &mfd__method_none;
+#ifdef HAVE_ZLIB
+	case MFD_METHOD_ZLIB:
+		return &mfd__method_zlib;
+#endif
+#ifdef HAVE_ZSTD
+	case MFD_METHOD_ZSTD:
+		return &mfd__method_zstd;
+#endif
+	}
+	return NULL;
+}
+
+void mfd__method_levels(unsigned method, int *min, int *max, int *def)
+{
+	*def = 1;
+	switch (method) {
+	case MFD_METHOD_ZLIB:
+		*min = 1;
+		*max = 9;
+		break;
+	case MFD_METHOD_ZSTD:
+		/* zstd's negative levels trade ratio for speed */
+		*min = -7;
+		*max = 19;
+		break;
+	default:
+		*min = *max = *def = 0;
+	}
+}
+
+MFD_EXTERN const char *mfd_method_name(enum mfd_method m)
+{
+	switch (m) {
+	case MFD_METHOD_NONE:
+		return "none";
+	case MFD_METHOD_ZLIB:
+		return "zlib";
+	case MFD_METHOD_ZSTD:
+		return "zstd";
+	}
+	return NULL;
+}
+
+MFD_EXTERN int mfd_method_parse(const char *name, enum mfd_method *m)
+{
+	for (unsigned i = MFD_METHOD_NONE; i <= MFD_METHOD_ZSTD; i++) {
+		if (strcmp(name, mfd_method_name(i)))
+			continue;
+		if (!mfd__method_get(i))
+			return -ENOTSUP;
+		*m = i;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void mfd__packet_seal(struct mfd_packet *p)
+{
+	uint32_t n = p->hdr.normal + p->hdr.zero;
+
+	mfd__hdr_encode(&p->hdr, p->wire);
+	mfd__offsets_encode(p->offsets, n, p->wire + MFD_HDR_SIZE);
+	p->wire_len = MFD_HDR_SIZE + 8 * (size_t)n;
+	p->niov = 0;
+	if (!p->header_apart) {
+		p->iov[0].iov_base = p->wire;
+		p->iov[0].iov_len = p->wire_len;
+		p->niov = 1;
+	}
+}
+
+size_t mfd__packet_page_iov(struct mfd_packet *p, uint32_t page_size)
+{
+	uint8_t *base = p->region->mem;
+	struct iovec *last = NULL;
+	size_t total = 0;
+
+	for (uint32_t i = 0; i < p->hdr.normal; i++) {
+		uint8_t *page = base + p->offsets[i];
+
+		if (last && (uint8_t *)last->iov_base + last->iov_len == page) {
+			last->iov_len += page_size;
+		} else {
+			last = &p->iov[p->niov++];
+			last->iov_base = page;
+			last->iov_len = page_size;
+		}
+		total += page_size;
+	}
+	return total;
+}

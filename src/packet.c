@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * packet.c - encode and validate the wire format of docs/protocol.md.
+ * Every multi-byte field is big-endian. Decoders check every field,
+ * reserved ones included, before the caller may act on any of them.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "packet.h"
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v >> 16);
+	put16(p + 2, v);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, v >> 32);
+	put32(p + 4, v);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)get16(p) << 16 | get16(p + 2);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return 0;
+	return 1;
+}
+
+#define BAD(...)                                         \
+	do {                                             \
+		if (err)                                 \
+			snprintf(err, errlen, __VA_ARGS__); \
+		return -EBADMSG;                         \
+	} while (0)
+
+/*
+ * Init: magic u32 | version u16 | reserved u16 | session id u64 |
+ * channel u16 | channels u16 | method u8 | reserved 3 | page size u32 |
+ * pages per packet u32 | features u64 | region count u32 | reserved u32
+ */
+void mfd__init_encode(const struct mfd_init *in, uint8_t buf[MFD_INIT_SIZE])
+{
+	memset(buf, 0, MFD_INIT_SIZE);
+	put32(buf, MFD_MAGIC_INIT);
+	put16(buf + 4, in->version);
+	put64(buf + 8, in->session_id);
+	put16(buf + 16, in->channel);
+	put16(buf + 18, in->channels);
+	buf[20] = in->method;
+	put32(buf + 24, in->page_size);
+	put32(buf + 28, in->pages_per_packet);
+	put64(buf + 32, in->features);
+	put32(buf + 40, in->region_count);
+}
+
+int mfd__init_decode(const uint8_t buf[MFD_INIT_SIZE], struct mfd_init *out,
+		     char *err, size_t errlen)
+{
+	uint32_t magic = get32(buf);
+
+	if (magic != MFD_MAGIC_INIT)
+		BAD("bad init magic 0x%08x (expected 0x%08x)", magic,
+		    MFD_MAGIC_INIT);
+	out->version = get16(buf + 4);
+	if (out->version != MFD_PROTO_VERSION)
+		BAD("unsupported protocol version %u (expected %u)",
+		    out->version, MFD_PROTO_VERSION);
+	if (!all_zero(buf + 6, 2) || !all_zero(buf + 21, 3) ||
+	    !all_zero(buf + 44, 4))
+		BAD("reserved bytes of the init packet are not zero");
+	out->session_id = get64(buf + 8);
+	out->channel = get16(buf + 16);
+	out->channels = get16(buf + 18);
+	out->method = buf[20];
+	out->page_size = get32(buf + 24);
+	out->pages_per_packet = get32(buf + 28);
+	out->features = get64(buf + 32);
+	out->region_count = get32(buf + 40);
+	if (out->channels < 1 || out->channels > MFD_MAX_CHANNELS)
+		BAD("channel count %u outside 1..%u", out->channels,
+		    MFD_MAX_CHANNELS);
+	if (out->channel >= out->channels)
+		BAD("channel index %u not below the channel count %u",
+		    out->channel, out->channels);
+	if (out->method > MFD_METHOD_ZSTD)
+		BAD("unknown method %u", out->method);
+	if (out->page_size < 512 || out->page_size > 65536 ||
+	    (out->page_size & (out->page_size - 1)))
+		BAD("page size %u is not a power of two in 512..65536",
+		    out->page_size);
+	if (out->pages_per_packet < 1 || out->pages_per_packet > 1024 ||
+	    (uint64_t)out->pages_per_packet * out->page_size > (4u << 20))
+		BAD("pages per packet %u outside 1..1024 or over 4 MiB",
+		    out->pages_per_packet);
+	if (out->features & ~MFD_FEATURES_KNOWN)
+		BAD("unknown feature bits 0x%llx",
+		    (unsigned long long)(out->features & ~MFD_FEATURES_KNOWN));
+	if (out->region_count > MFD_MAX_REGIONS)
+		BAD("region count %u over %u", out->region_count,
+		    MFD_MAX_REGIONS);
+	if (out->channel == 0 && out->region_count == 0)
+		BAD("channel 0 announces no region");
+	if (out->channel != 0 && out->region_count != 0)
+		BAD("channel %u announces regions (only channel 0 may)",
+		    out->channel);
+	return 0;
+}
+
+/* Ack: magic u32 | version u16 | message length u16 | status i32 |
+ * reserved u32 */
+void mfd__ack_encode(const struct mfd_ack *a, uint8_t buf[MFD_ACK_SIZE])
+{
+	memset(buf, 0, MFD_ACK_SIZE);
+	put32(buf, MFD_MAGIC_ACK);
+	put16(buf + 4, MFD_PROTO_VERSION);
+	put16(buf + 6, a->msg_len);
+	put32(buf + 8, (uint32_t)a->status);
+}
+
+int mfd__ack_decode(const uint8_t buf[MFD_ACK_SIZE], struct mfd_ack *out,
+		    char *err, size_t errlen)
+{
+	if (get32(buf) != MFD_MAGIC_ACK)
+		BAD("bad handshake answer magic 0x%08x", get32(buf));
+	if (get16(buf + 4) != MFD_PROTO_VERSION)
+		BAD("receiver speaks protocol version %u (expected %u)",
+		    get16(buf + 4), MFD_PROTO_VERSION);
+	if (!all_zero(buf + 12, 4))
+		BAD("reserved bytes of the handshake answer are not zero");
+	out->msg_len = get16(buf + 6);
+	out->status = (int32_t)get32(buf + 8);
+	if (out->status > 0 || (out->status == 0 && out->msg_len))
+		BAD("handshake answer with status %d and a %u-byte message",
+		    out->status, out->msg_len);
+	return 0;
+}
+
+int mfd__region_encode(const char *name, uint64_t length, uint8_t *buf,
+		       size_t buflen)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > MFD_MAX_REGION_NAME)
+		return -ENAMETOOLONG;
+	if (buflen < 2 + n + 8)
+		return -ENOSPC;
+	put16(buf, (uint16_t)n);
+	memcpy(buf + 2, name, n);
+	put64(buf + 2 + n, length);
+	return (int)(2 + n + 8);
+}
+
+/*
+ * Header: magic u32 | type u8 | method u8 | flags u16 | packet number u64
+ * | round u32 | region u32 | normal u32 | zero u32 | payload length u32 |
+ * reserved u32 | reserved u64
+ */
+void mfd__hdr_encode(const struct mfd_hdr *h, uint8_t buf[MFD_HDR_SIZE])
+{
+	memset(buf, 0, MFD_HDR_SIZE);
+	put32(buf, MFD_MAGIC_PKT);
+	buf[4] = h->type;
+	buf[5] = h->method;
+	put16(buf + 6, h->flags);
+	put64(buf + 8, h->packet_num);
+	put32(buf + 16, h->round);
+	put32(buf + 20, h->region);
+	put32(buf + 24, h->normal);
+	put32(buf + 28, h->zero);
+	put32(buf + 32, h->payload_len);
+}
+
+static int check_pages(const struct mfd_hdr *h, const struct mfd_limits *lim,
+		       char *err, size_t errlen)
+{
+	uint64_t pages = (uint64_t)h->normal + h->zero;
+	uint64_t plain = (uint64_t)h->normal * lim->page_size;
+
+	if (h->method != lim->method)
+		BAD("packet %llu: method %u but the session uses %u",
+		    (unsigned long long)h->packet_num, h->method, lim->method);
+	if (h->flags & ~MFD_FLAGS_KNOWN)
+		BAD("packet %llu: unknown flag bits 0x%x",
+		    (unsigned long long)h->packet_num,
+		    h->flags & ~MFD_FLAGS_KNOWN);
+	if ((h->flags & MFD_FLAG_RAW) && h->method == MFD_METHOD_NONE)
+		BAD("packet %llu: raw flag with method none",
+		    (unsigned long long)h->packet_num);
+	if (h->region >= lim->region_count)
+		BAD("packet %llu: unknown region %u (the session has %u)",
+		    (unsigned long long)h->packet_num, h->region,
+		    lim->region_count);
+	if (pages == 0 || pages > lim->pages_per_packet)
+		BAD("packet %llu: %u normal + %u zero pages, expected 1..%u",
+		    (unsigned long long)h->packet_num, h->normal, h->zero,
+		    lim->pages_per_packet);
+	if (h->method == MFD_METHOD_NONE || (h->flags & MFD_FLAG_RAW)) {
+		if (h->payload_len != plain)
+			BAD("packet %llu: payload length %u, but %u normal "
+			    "pages make %llu",
+			    (unsigned long long)h->packet_num, h->payload_len,
+			    h->normal, (unsigned long long)plain);
+	} else if (h->normal == 0 ? h->payload_len != 0
+				  : h->payload_len == 0 ||
+					    h->payload_len >= plain) {
+		/* A compressed payload that did not shrink goes raw. */
+		BAD("packet %llu: compressed payload length %u for %u normal "
+		    "pages, expected 1..%llu",
+		    (unsigned long long)h->packet_num, h->payload_len,
+		    h->normal, (unsigned long long)(plain ? plain - 1 : 0));
+	}
+	return 0;
+}
+
+int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
+		    const struct mfd_limits *lim, struct mfd_hdr *out,
+		    char *err, size_t errlen)
+{
+	uint32_t magic = get32(buf);
+
+	if (magic != MFD_MAGIC_PKT)
+		BAD("bad packet magic 0x%08x (expected 0x%08x)", magic,
+		    MFD_MAGIC_PKT);
+	if (!all_zero(buf + 36, 12))
+		BAD("reserved bytes of the packet header are not zero");
+	out->type = buf[4];
+	out->method = buf[5];
+	out->flags = get16(buf + 6);
+	out->packet_num = get64(buf + 8);
+	out->round = get32(buf + 16);
+	out->region = get32(buf + 20);
+	out->normal = get32(buf + 24);
+	out->zero = get32(buf + 28);
+	out->payload_len = get32(buf + 32);
+	switch (out->type) {
+	case MFD_PKT_PAGES:
+		return check_pages(out, lim, err, errlen);
+	case MFD_PKT_SYNC:
+	case MFD_PKT_END:
+	case MFD_PKT_FIN:
+		if (out->method || out->flags || out->region || out->normal ||
+		    out->zero || out->payload_len)
+			BAD("control packet type %u with non-zero page fields",
+			    out->type);
+		return 0;
+	default:
+		BAD("unknown packet type %u", out->type);
+	}
+}
+
+void mfd__offsets_encode(const uint64_t *off, uint32_t n, uint8_t *buf)
+{
+	for (uint32_t i = 0; i < n; i++)
+		put64(buf + 8 * i, off[i]);
+}
+
+int mfd__offsets_decode(const uint8_t *buf, uint32_t n, uint32_t page_size,
+			uint64_t region_len, uint64_t *off, char *err,
+			size_t errlen)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t o = get64(buf + 8 * i);
+
+		if (o & (page_size - 1))
+			BAD("offset 0x%llx is not aligned to the page size %u",
+			    (unsigned long long)o, page_size);
+		if (o >= region_len || region_len - o < page_size)
+			BAD("offset 0x%llx outside the region (size 0x%llx)",
+			    (unsigned long long)o,
+			    (unsigned long long)region_len);
+		off[i] = o;
+	}
+	return 0;
+}

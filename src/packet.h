@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * packet.h - the wire format (docs/protocol.md is the reference): encoding
+ * and validation of the channel handshake and of page, SYNC and END
+ * packets. Pure functions: no I/O, no allocation, no session state, so
+ * that tests and fuzzers can call them on any buffer.
+ */
+#ifndef MFD_PACKET_H
+#define MFD_PACKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "multifd.h"
+
+#define MFD_PROTO_VERSION 1
+
+#define MFD_MAGIC_INIT 0x4d464449u /* "MFDI" */
+#define MFD_MAGIC_ACK 0x4d464441u  /* "MFDA" */
+#define MFD_MAGIC_PKT 0x4d464450u  /* "MFDP" */
+
+#define MFD_INIT_SIZE 48
+#define MFD_ACK_SIZE 16
+#define MFD_HDR_SIZE 48
+#define MFD_REGION_ENTRY_MAX (2 + MFD_MAX_REGION_NAME + 8)
+
+/* Packet types. */
+enum {
+	MFD_PKT_PAGES = 1,
+	MFD_PKT_SYNC = 2,
+	MFD_PKT_END = 3,
+	MFD_PKT_FIN = 4, /* receiver -> sender: all pages are in place */
+};
+
+/* Page packet flags. */
+#define MFD_FLAG_RAW 0x0001u /* compressed method, payload sent as is */
+#define MFD_FLAGS_KNOWN (MFD_FLAG_RAW)
+
+/* Feature bits of the init packet. None are defined in version 1. */
+#define MFD_FEATURES_KNOWN 0ull
+
+/* Channel handshake, sender -> receiver, MFD_INIT_SIZE bytes. */
+struct mfd_init {
+	uint16_t version;
+	uint64_t session_id;
+	uint16_t channel;
+	uint16_t channels;
+	uint8_t method;
+	uint32_t page_size;
+	uint32_t pages_per_packet;
+	uint64_t features;
+	uint32_t region_count; /* table follows on channel 0 only */
+};
+
+/* Handshake answer, receiver -> sender: MFD_ACK_SIZE bytes, then
+ * msg_len bytes of an error message when status is not 0. */
+struct mfd_ack {
+	int32_t status; /* 0 or a negative errno */
+	uint16_t msg_len;
+};
+
+/* A page, SYNC, END or FIN packet header: MFD_HDR_SIZE bytes, followed
+ * (page packets) by normal + zero offsets of 8 bytes, then the payload. */
+struct mfd_hdr {
+	uint8_t type;
+	uint8_t method;
+	uint16_t flags;
+	uint64_t packet_num;
+	uint32_t round;
+	uint32_t region;
+	uint32_t normal;
+	uint32_t zero;
+	uint32_t payload_len;
+};
+
+/* What the receiver negotiated, to validate page headers against. */
+struct mfd_limits {
+	uint8_t method;
+	uint32_t page_size;
+	uint32_t pages_per_packet;
+	uint32_t region_count;
+};
+
+void mfd__init_encode(const struct mfd_init *in, uint8_t buf[MFD_INIT_SIZE]);
+/* Validates magic, version, reserved bytes, counts and sizes. */
+int mfd__init_decode(const uint8_t buf[MFD_INIT_SIZE], struct mfd_init *out,
+		     char *err, size_t errlen);
+
+void mfd__ack_encode(const struct mfd_ack *a, uint8_t buf[MFD_ACK_SIZE]);
+int mfd__ack_decode(const uint8_t buf[MFD_ACK_SIZE], struct mfd_ack *out,
+		    char *err, size_t errlen);
+
+/* One region table entry: name length (u16), name, length (u64). Returns
+ * the encoded size, or -ENAMETOOLONG. */
+int mfd__region_encode(const char *name, uint64_t length, uint8_t *buf,
+		       size_t buflen);
+
+void mfd__hdr_encode(const struct mfd_hdr *h, uint8_t buf[MFD_HDR_SIZE]);
+/* Validates every field against *lim (page packets: counts, method,
+ * region index, payload length). Offsets are checked separately. */
+int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
+		    const struct mfd_limits *lim, struct mfd_hdr *out,
+		    char *err, size_t errlen);
+
+/* Offsets in wire order (big-endian u64) to and from host order. */
+void mfd__offsets_encode(const uint64_t *off, uint32_t n, uint8_t *buf);
+/* Decodes and checks each offset: page-aligned and the whole page inside
+ * region_len. Returns 0 or -EBADMSG with the bad offset named in err. */
+int mfd__offsets_decode(const uint8_t *buf, uint32_t n, uint32_t page_size,
+			uint64_t region_len, uint64_t *off, char *err,
+			size_t errlen);
+
+
+#endif

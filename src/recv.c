@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * recv.c - the receive engine. mfd_recv_wait() accepts the sender's
+ * channels (refusing strays and bad inits without disturbing the
+ * session), matches the announced regions, then runs one thread per
+ * channel that validates each header completely before it touches memory,
+ * reads the payload where the method says, applies zero pages, and at a
+ * SYNC waits until every channel has finished the same round.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+/* Regions larger than this are refused as hostile (16 TiB). */
+#define MAX_REGION_BYTES (1ull << 44)
+
+static int timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms)
+{
+	struct timespec ts;
+
+	if (!ms)
+		return pthread_cond_wait(c, m);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return pthread_cond_timedwait(c, m, &ts);
+}
+
+static const char *type_name(uint8_t t)
+{
+	return t == MFD_PKT_SYNC ? "SYNC" : t == MFD_PKT_END ? "END" : "?";
+}
+
+/* Wait until every channel has reached the same SYNC (or END). */
+static int barrier(struct mfd_session *s, struct mfd_channel *ch,
+		   uint8_t type, uint32_t round)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->barrier_count &&
+	    (s->barrier_type != type || s->barrier_round != round)) {
+		uint8_t ot = s->barrier_type;
+		uint32_t orr = s->barrier_round;
+
+		pthread_mutex_unlock(&s->lock);
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "%s of round %u while another channel waits "
+				  "at %s of round %u",
+				  type_name(type), round, type_name(ot), orr);
+		return -EPROTO;
+	}
+	s->barrier_type = type;
+	s->barrier_round = round;
+	if (++s->barrier_count == s->nchannels) {
+		s->barrier_count = 0;
+		s->barrier_gen++;
+		pthread_cond_broadcast(&s->barrier_cond);
+	} else {
+		uint64_t gen = s->barrier_gen;
+
+		while (gen == s->barrier_gen && !s->failed && !r)
+			r = timed_wait(&s->barrier_cond, &s->lock,
+				       s->cfg.timeout_ms);
+	}
+	if (s->failed)
+		r = s->err;
+	pthread_mutex_unlock(&s->lock);
+	if (r == ETIMEDOUT) {
+		mfd__session_fail(s, (int)ch->index, -ETIMEDOUT,
+				  "waited %u ms at %s of round %u for the "
+				  "other channels",
+				  s->cfg.timeout_ms, type_name(type), round);
+		r = -ETIMEDOUT;
+	}
+	return r;
+}
+
+static void apply_zero_pages(struct mfd_region *rg, const uint64_t *off,
+			     uint32_t n, uint32_t ps)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t pg = off[i] / ps;
+
+		/* Clear only what may hold old data: never-written pages of
+		 * zeroed memory stay untouched (and unfaulted). */
+		if (!rg->zeroed) {
+			memset(rg->mem + off[i], 0, ps);
+		} else if (__atomic_load_n(&rg->written[pg], __ATOMIC_RELAXED)) {
+			memset(rg->mem + off[i], 0, ps);
+			__atomic_store_n(&rg->written[pg], 0, __ATOMIC_RELAXED);
+		}
+	}
+}
+
+static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_packet *p = &ch->pkt;
+	uint32_t ps = s->cfg.page_size, n = p->hdr.normal + p->hdr.zero;
+	struct mfd_region *rg = &s->regions[p->hdr.region];
+	unsigned long long num = (unsigned long long)p->hdr.packet_num;
+	char err[160];
+	int r;
+
+	if (p->hdr.round != ch->round) {
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "packet %llu: round %u, but the channel is "
+				  "in round %u",
+				  num, p->hdr.round, ch->round);
+		return -EPROTO;
+	}
+	r = mfd__tp_recv_buf(ch->conn, p->wire + MFD_HDR_SIZE, 8 * (size_t)n);
+	if (r)
+		return r;
+	r = mfd__offsets_decode(p->wire + MFD_HDR_SIZE, n, ps, rg->length,
+				p->offsets, err, sizeof(err));
+	if (r) {
+		mfd__session_fail(s, (int)ch->index, r,
+				  "packet %llu: %s of region '%s'", num, err,
+				  rg->name);
+		return r;
+	}
+	p->region = rg;
+	p->niov = 0;
+	r = s->method->recv_prepare(&ch->mctx, p);
+	if (!r && p->hdr.payload_len)
+		r = mfd__tp_recv(ch->conn, p->iov, p->niov);
+	if (r == 0 && s->method->recv_finish) {
+		r = s->method->recv_finish(&ch->mctx, p);
+		if (r) {
+			mfd__session_fail(s, (int)ch->index, r,
+					  "packet %llu: %s", num,
+					  ch->mctx.err);
+			return r;
+		}
+	}
+	if (r)
+		return r;
+	if (rg->written)
+		for (uint32_t i = 0; i < p->hdr.normal; i++)
+			__atomic_store_n(&rg->written[p->offsets[i] / ps], 1,
+					 __ATOMIC_RELAXED);
+	apply_zero_pages(rg, p->offsets + p->hdr.normal, p->hdr.zero, ps);
+	mfd__stat_add(&ch->st.bytes,
+		      MFD_HDR_SIZE + 8 * (uint64_t)n + p->hdr.payload_len);
+	mfd__stat_add(&ch->st.payload_bytes, (uint64_t)p->hdr.normal * ps);
+	mfd__stat_add(&ch->st.packets, 1);
+	mfd__stat_add(&ch->st.normal_pages, p->hdr.normal);
+	mfd__stat_add(&ch->st.zero_pages, p->hdr.zero);
+	if (p->hdr.flags & MFD_FLAG_RAW)
+		mfd__stat_add(&ch->st.raw_packets, 1);
+	return 0;
+}
+
+/* One packet: 0 to go on, 1 at the end of the session, or -errno. */
+static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_limits lim = {
+		.method = (uint8_t)s->cfg.method,
+		.page_size = s->cfg.page_size,
+		.pages_per_packet = s->cfg.pages_per_packet,
+		.region_count = (uint32_t)s->nregions,
+	};
+	struct mfd_packet *p = &ch->pkt;
+	uint8_t fin[MFD_HDR_SIZE];
+	struct mfd_hdr h = { .type = MFD_PKT_FIN };
+	char err[200];
+	int r;
+
+	r = mfd__tp_recv_buf(ch->conn, p->wire, MFD_HDR_SIZE);
+	if (r)
+		return r;
+	r = mfd__hdr_decode(p->wire, &lim, &p->hdr, err, sizeof(err));
+	if (r) {
+		mfd__session_fail(s, (int)ch->index, r, "%s", err);
+		return r;
+	}
+	switch (p->hdr.type) {
+	case MFD_PKT_PAGES:
+		return recv_pages(s, ch);
+	case MFD_PKT_SYNC:
+	case MFD_PKT_END:
+		if (p->hdr.round != ch->round) {
+			mfd__session_fail(s, (int)ch->index, -EPROTO,
+					  "%s for round %u out of order "
+					  "(the channel is in round %u)",
+					  type_name(p->hdr.type), p->hdr.round,
+					  ch->round);
+			return -EPROTO;
+		}
+		r = barrier(s, ch, p->hdr.type, p->hdr.round);
+		if (r)
+			return r;
+		mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE);
+		if (p->hdr.type == MFD_PKT_SYNC) {
+			ch->round++;
+			mfd__stat_add(&ch->st.rounds, 1);
+			return 0;
+		}
+		/* every channel is past its last page: confirm */
+		h.round = ch->round;
+		mfd__hdr_encode(&h, fin);
+		r = mfd__tp_send_buf(ch->conn, fin, sizeof(fin));
+		return r ? r : 1;
+	default:
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "unexpected packet type %u from the sender",
+				  p->hdr.type);
+		return -EPROTO;
+	}
+}
+
+static void *recv_thread(void *arg)
+{
+	struct mfd_channel *ch = arg;
+	struct mfd_session *s = ch->s;
+	int r;
+
+	do {
+		r = recv_one(s, ch);
+		mfd__stat_cpu(ch);
+	} while (r == 0);
+	if (r < 0) /* a no-op when the failure is already recorded */
+		mfd__session_fail(s, (int)ch->index, r, "%s",
+				  ch->conn->err[0] ? ch->conn->err
+						   : strerror(-r));
+	return NULL;
+}
+
+/* Tell a connection why it is refused, then drop it. */
+static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
+		   const char *msg)
+{
+	size_t len = strlen(msg);
+	struct mfd_ack a = { .status = status ? status : -EPROTO,
+			     .msg_len = (uint16_t)len };
+	uint8_t buf[MFD_ACK_SIZE];
+
+	mfd__ack_encode(&a, buf);
+	if (!mfd__tp_send_buf(c, buf, sizeof(buf)))
+		mfd__tp_send_buf(c, msg, len);
+	mfd__tp_close(c);
+	pthread_mutex_lock(&s->lock);
+	s->rejected++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int read_region_entry(struct mfd_conn *c, char name[256],
+			     uint64_t *len, uint32_t ps, char *err,
+			     size_t errlen)
+{
+	uint8_t b[8];
+	uint16_t n;
+	int r;
+
+	r = mfd__tp_recv_buf(c, b, 2);
+	if (r)
+		goto io;
+	n = (uint16_t)(b[0] << 8 | b[1]);
+	if (n == 0 || n > MFD_MAX_REGION_NAME) {
+		snprintf(err, errlen, "region name length %u outside 1..%u", n,
+			 MFD_MAX_REGION_NAME);
+		return -EBADMSG;
+	}
+	r = mfd__tp_recv_buf(c, name, n);
+	if (r)
+		goto io;
+	name[n] = 0;
+	if (strlen(name) != n) {
+		snprintf(err, errlen, "region name with a NUL byte");
+		return -EBADMSG;
+	}
+	r = mfd__tp_recv_buf(c, b, 8);
+	if (r)
+		goto io;
+	*len = 0;
+	for (int i = 0; i < 8; i++)
+		*len = *len << 8 | b[i];
+	if (*len == 0 || *len % ps || *len > MAX_REGION_BYTES) {
+		snprintf(err, errlen,
+			 "region '%s': length %llu is not a multiple of the "
+			 "page size %u in 1..%llu",
+			 name, (unsigned long long)*len, ps, MAX_REGION_BYTES);
+		return -EBADMSG;
+	}
+	return 0;
+io:
+	snprintf(err, errlen, "reading the region table: %s", c->err);
+	return r;
+}
+
+/* Match the sender's region table with the receiver's regions, in the
+ * sender's order (packets name regions by the sender's index). */
+static int match_regions(struct mfd_session *s, struct mfd_conn *c,
+			 uint32_t count, char *err, size_t errlen)
+{
+	struct mfd_region *ordered = calloc(count, sizeof(*ordered));
+	bool used[MFD_MAX_REGIONS] = { false };
+	uint32_t ps = s->cfg.page_size;
+	int r = 0;
+
+	if (!ordered)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < count && !r; i++) {
+		struct mfd_region *o = &ordered[i];
+		uint64_t len;
+		int j;
+
+		r = read_region_entry(c, o->name, &len, ps, err, errlen);
+		if (r)
+			break;
+		for (uint32_t k = 0; k < i; k++)
+			if (!strcmp(ordered[k].name, o->name)) {
+				snprintf(err, errlen,
+					 "region '%s' announced twice",
+					 o->name);
+				r = -EBADMSG;
+			}
+		for (j = 0; j < s->nregions; j++)
+			if (!strcmp(s->regions[j].name, o->name))
+				break;
+		if (r) {
+			break;
+		} else if (j < s->nregions) {
+			if (s->regions[j].length != len) {
+				snprintf(err, errlen,
+					 "region '%s': the sender has %llu "
+					 "bytes, the receiver %llu",
+					 o->name, (unsigned long long)len,
+					 (unsigned long long)s->regions[j].length);
+				r = -EINVAL;
+				break;
+			}
+			*o = s->regions[j];
+			used[j] = true;
+		} else if (s->cfg.region_cb) {
+			void *mem = NULL;
+
+			r = s->cfg.region_cb(s->cfg.region_opaque, o->name,
+					     len, &mem, &o->zeroed);
+			if (!r && (!mem || (uintptr_t)mem % ps))
+				r = -EINVAL;
+			if (r)
+				snprintf(err, errlen,
+					 "cannot create region '%s' of %llu "
+					 "bytes: %s",
+					 o->name, (unsigned long long)len,
+					 strerror(-r));
+			o->mem = mem;
+		} else {
+			snprintf(err, errlen,
+				 "unknown region '%s' (%llu bytes)", o->name,
+				 (unsigned long long)len);
+			r = -ENOENT;
+		}
+		o->length = len;
+	}
+	for (int j = 0; !r && j < s->nregions; j++)
+		if (!used[j]) {
+			snprintf(err, errlen,
+				 "region '%s' was not sent by the sender",
+				 s->regions[j].name);
+			r = -ENOENT;
+		}
+	for (uint32_t i = 0; !r && i < count; i++) {
+		if (!ordered[i].zeroed || !s->cfg.zero_page_detection)
+			continue;
+		ordered[i].written = calloc(ordered[i].length / ps, 1);
+		if (!ordered[i].written)
+			r = -ENOMEM;
+	}
+	if (r) {
+		for (uint32_t i = 0; i < count; i++)
+			free(ordered[i].written);
+		free(ordered);
+		return r;
+	}
+	memcpy(s->regions, ordered, count * sizeof(*ordered));
+	s->nregions = (int)count;
+	free(ordered);
+	return 0;
+}
+
+/* Adopt the first valid init's parameters for the session. */
+static int adopt(struct mfd_session *s, const struct mfd_init *in)
+{
+	s->session_id = in->session_id;
+	s->cfg.method = in->method;
+	s->cfg.page_size = in->page_size;
+	s->cfg.pages_per_packet = in->pages_per_packet;
+	s->method = mfd__method_get(in->method);
+	return mfd__channels_alloc(s, in->channels);
+}
+
+static int same_session(const struct mfd_session *s, const struct mfd_init *in,
+			char *err, size_t errlen)
+{
+	if (in->session_id != s->session_id)
+		snprintf(err, errlen, "session id %016llx is not this "
+			 "session's (%016llx)",
+			 (unsigned long long)in->session_id,
+			 (unsigned long long)s->session_id);
+	else if (in->channels != s->nchannels ||
+		 in->method != s->cfg.method ||
+		 in->page_size != s->cfg.page_size ||
+		 in->pages_per_packet != s->cfg.pages_per_packet)
+		snprintf(err, errlen, "channel %u's parameters differ from "
+			 "the session's",
+			 in->channel);
+	else if (s->ch[in->channel].conn)
+		snprintf(err, errlen, "channel index %u twice", in->channel);
+	else
+		return 1;
+	return 0;
+}
+
+/* Accept until every channel of the session has passed the handshake. */
+static int accept_channels(struct mfd_session *s)
+{
+	unsigned have = 0;
+	bool regions_done = false;
+	char err[256];
+	int r;
+
+	while (!s->ch || have < s->nchannels || !regions_done) {
+		uint8_t buf[MFD_INIT_SIZE];
+		struct mfd_conn *c;
+		struct mfd_init in;
+
+		r = s->listener->ops->accept(s->listener, s->cfg.timeout_ms,
+					     &c, err, sizeof(err));
+		if (r) {
+			mfd__session_fail(s, -1, r,
+					  "waiting for the sender's channels "
+					  "(%u of %u arrived): %s",
+					  have, s->nchannels, err);
+			return r;
+		}
+		r = mfd__tp_set_timeout(c, s->cfg.timeout_ms);
+		if (!r)
+			r = mfd__tp_recv_buf(c, buf, sizeof(buf));
+		if (r) {
+			refuse(s, c, r, "no init packet");
+			continue;
+		}
+		r = mfd__init_decode(buf, &in, err, sizeof(err));
+		if (!r && !mfd__method_get(in.method)) {
+			snprintf(err, sizeof(err),
+				 "method %s is not built into this receiver",
+				 mfd_method_name(in.method));
+			r = -ENOTSUP;
+		}
+		if (r) {
+			refuse(s, c, r, err);
+			continue;
+		}
+		if (!s->ch) {
+			r = adopt(s, &in);
+			if (r) {
+				refuse(s, c, r, "out of memory");
+				mfd__session_fail(s, -1, r, "out of memory");
+				return r;
+			}
+		} else if (!same_session(s, &in, err, sizeof(err))) {
+			refuse(s, c, -EPROTO, err);
+			continue;
+		}
+		if (in.channel == 0) {
+			r = match_regions(s, c, in.region_count, err,
+					  sizeof(err));
+			if (r) {
+				refuse(s, c, r, err);
+				mfd__session_fail(s, 0, r, "%s", err);
+				return r;
+			}
+			regions_done = true;
+		}
+		s->ch[in.channel].conn = c;
+		have++;
+	}
+	return 0;
+}
+
+MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
+{
+	struct mfd_ack ok = { 0 };
+	uint8_t ack[MFD_ACK_SIZE];
+	int r;
+
+	if (!s->started || s->role != MFD_ROLE_RECV || s->finished)
+		return -EINVAL;
+	r = accept_channels(s);
+	if (r)
+		return r;
+	mfd__ack_encode(&ok, ack);
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		struct mfd_channel *ch = &s->ch[i];
+
+		r = mfd__channel_setup(s, ch);
+		if (r) {
+			mfd__session_fail(s, (int)i, r, "setup: %s",
+					  ch->mctx.err[0] ? ch->mctx.err
+							  : strerror(-r));
+			return r;
+		}
+		r = mfd__tp_send_buf(ch->conn, ack, sizeof(ack));
+		if (r) {
+			mfd__session_fail(s, (int)i, r, "handshake: %s",
+					  ch->conn->err);
+			return r;
+		}
+	}
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		r = pthread_create(&s->ch[i].thread, NULL, recv_thread,
+				   &s->ch[i]);
+		if (r) {
+			mfd__session_fail(s, (int)i, -r, "pthread_create: %s",
+					  strerror(r));
+			return -r;
+		}
+		s->ch[i].thread_started = true;
+	}
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		pthread_join(s->ch[i].thread, NULL);
+		s->ch[i].thread_started = false;
+	}
+	s->finished = true;
+	pthread_mutex_lock(&s->lock);
+	clock_gettime(CLOCK_MONOTONIC, &s->t_end);
+	r = s->failed ? s->err : 0;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void mfd__recv_stop(struct mfd_session *s)
+{
+	bool running = false;
+
+	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
+		running |= s->ch[i].thread_started;
+	if (running)
+		mfd__session_fail(s, -1, -ECANCELED,
+				  "session freed before it finished");
+	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
+		if (s->ch[i].thread_started)
+			pthread_join(s->ch[i].thread, NULL);
+}

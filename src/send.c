@@ -1,0 +1,562 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * send.c - the send engine. The owner thread fills a batch of offsets; a
+ * full batch is handed to the next idle channel by swapping buffers (no
+ * offset is copied). Each channel thread detects zero pages, asks the
+ * method for the packet's scatter-gather list and gives it to its
+ * transport. A sync ends a round on every channel; the end of session
+ * waits for the receiver's FIN on every channel.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "session.h"
+
+/* A page is zero when every byte is; unrolled so that the compiler
+ * vectorises it, with an early exit per 256 bytes for pages with data. */
+static bool page_is_zero(const uint8_t *p, uint32_t size)
+{
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (uint32_t i = 0; i < size / 8; i += 32) {
+		uint64_t acc = 0;
+
+		for (int j = 0; j < 32; j++)
+			acc |= w[i + j];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+static int send_hdr(struct mfd_channel *ch, uint8_t type, uint32_t round)
+{
+	struct mfd_hdr h = { .type = type, .round = round };
+	uint8_t buf[MFD_HDR_SIZE];
+	int r;
+
+	mfd__hdr_encode(&h, buf);
+	r = mfd__tp_send_buf(ch->conn, buf, sizeof(buf));
+	if (!r)
+		mfd__stat_add(&ch->st.bytes, sizeof(buf));
+	return r;
+}
+
+static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_packet *p = &ch->pkt;
+	const struct mfd_region *rg = &s->regions[ch->job_region];
+	uint32_t ps = s->cfg.page_size, n = ch->job_count;
+	uint32_t normal = 0, zero = 0;
+	int r;
+
+	/* normal pages from the front in their order (so that runs stay
+	 * adjacent), zero pages from the back */
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t off = ch->job_offsets[i];
+
+		if (s->cfg.zero_page_detection && page_is_zero(rg->mem + off, ps))
+			p->offsets[n - 1 - zero++] = off;
+		else
+			p->offsets[normal++] = off;
+	}
+	memset(&p->hdr, 0, sizeof(p->hdr));
+	p->hdr.type = MFD_PKT_PAGES;
+	p->hdr.method = s->cfg.method;
+	p->hdr.packet_num = ch->job_packet_num;
+	p->hdr.round = ch->job_round;
+	p->hdr.region = ch->job_region;
+	p->hdr.normal = normal;
+	p->hdr.zero = zero;
+	p->region = rg;
+	p->header_apart = s->cfg.zero_copy;
+	r = s->method->send_prepare(&ch->mctx, p);
+	if (r) {
+		mfd__session_fail(s, ch->index, r, "packet %llu: %s",
+				  (unsigned long long)p->hdr.packet_num,
+				  ch->mctx.err);
+		return r;
+	}
+	if (p->header_apart) {
+		/* the header buffer is reused for the next packet, so it
+		 * must be copied by the kernel now */
+		r = mfd__tp_send_buf(ch->conn, p->wire, p->wire_len);
+		if (!r)
+			r = mfd__tp_send(ch->conn, p->iov, p->niov,
+					 MFD_SEND_ZEROCOPY);
+	} else {
+		r = mfd__tp_send(ch->conn, p->iov, p->niov, 0);
+	}
+	if (r)
+		return r;
+	mfd__stat_add(&ch->st.bytes, p->next_packet_size);
+	mfd__stat_add(&ch->st.payload_bytes, (uint64_t)normal * ps);
+	mfd__stat_add(&ch->st.packets, 1);
+	mfd__stat_add(&ch->st.normal_pages, normal);
+	mfd__stat_add(&ch->st.zero_pages, zero);
+	if (p->hdr.flags & MFD_FLAG_RAW)
+		mfd__stat_add(&ch->st.raw_packets, 1);
+	return 0;
+}
+
+/* Wait for the receiver's FIN after our END. */
+static int recv_fin(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_limits lim = { 0 };
+	uint8_t buf[MFD_HDR_SIZE];
+	struct mfd_hdr h;
+	char err[160];
+	int r;
+
+	r = mfd__tp_recv_buf(ch->conn, buf, sizeof(buf));
+	if (r)
+		return r;
+	r = mfd__hdr_decode(buf, &lim, &h, err, sizeof(err));
+	if (!r && h.type != MFD_PKT_FIN) {
+		snprintf(err, sizeof(err), "packet type %u instead of FIN",
+			 h.type);
+		r = -EBADMSG;
+	}
+	if (r)
+		mfd__session_fail(s, ch->index, r,
+				  "bad end-of-session answer: %s", err);
+	return r;
+}
+
+static int run_job(struct mfd_session *s, struct mfd_channel *ch,
+		   enum mfd_job job)
+{
+	int r;
+
+	switch (job) {
+	case MFD_JOB_PAGES:
+		return send_pages(s, ch);
+	case MFD_JOB_SYNC:
+		if (s->cfg.zero_copy) {
+			r = mfd__tp_flush(ch->conn);
+			if (r)
+				return r;
+		}
+		return send_hdr(ch, MFD_PKT_SYNC, ch->job_round);
+	case MFD_JOB_END:
+		r = send_hdr(ch, MFD_PKT_END, ch->job_round);
+		return r ? r : recv_fin(s, ch);
+	case MFD_JOB_NONE:
+		break;
+	}
+	return -EINVAL;
+}
+
+static void update_zc_stats(struct mfd_channel *ch)
+{
+	struct mfd_conn *c = ch->conn;
+
+	__atomic_store_n(&ch->st.zerocopy_sends, c->zc_sends, __ATOMIC_RELAXED);
+	__atomic_store_n(&ch->st.zerocopy_copied, c->zc_copied,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&ch->st.zerocopy_fallbacks, c->zc_fallbacks,
+			 __ATOMIC_RELAXED);
+}
+
+static void *send_thread(void *arg)
+{
+	struct mfd_channel *ch = arg;
+	struct mfd_session *s = ch->s;
+
+	for (;;) {
+		enum mfd_job job;
+		int r;
+
+		pthread_mutex_lock(&s->lock);
+		while (ch->job == MFD_JOB_NONE && !s->failed)
+			pthread_cond_wait(&ch->job_cond, &s->lock);
+		job = s->failed ? MFD_JOB_NONE : ch->job;
+		pthread_mutex_unlock(&s->lock);
+		if (job == MFD_JOB_NONE)
+			break;
+
+		r = run_job(s, ch, job);
+		update_zc_stats(ch);
+		mfd__stat_cpu(ch);
+		if (r) /* a no-op when the failure is already recorded */
+			mfd__session_fail(s, ch->index, r, "%s",
+					  ch->conn->err[0] ? ch->conn->err
+							   : strerror(-r));
+
+		pthread_mutex_lock(&s->lock);
+		ch->job = MFD_JOB_NONE;
+		pthread_cond_broadcast(&s->idle_cond);
+		pthread_mutex_unlock(&s->lock);
+		if (r || job == MFD_JOB_END)
+			break;
+	}
+	return NULL;
+}
+
+/* Send the init packet (and on channel 0 the region table). */
+static int send_init(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_init in = {
+		.version = MFD_PROTO_VERSION,
+		.session_id = s->session_id,
+		.channel = (uint16_t)ch->index,
+		.channels = (uint16_t)s->nchannels,
+		.method = (uint8_t)s->cfg.method,
+		.page_size = s->cfg.page_size,
+		.pages_per_packet = s->cfg.pages_per_packet,
+		.region_count = ch->index == 0 ? (uint32_t)s->nregions : 0,
+	};
+	size_t cap = MFD_INIT_SIZE + in.region_count * MFD_REGION_ENTRY_MAX;
+	uint8_t *buf = malloc(cap);
+	size_t len = MFD_INIT_SIZE;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	mfd__init_encode(&in, buf);
+	for (uint32_t i = 0; i < in.region_count; i++) {
+		r = mfd__region_encode(s->regions[i].name,
+				       s->regions[i].length, buf + len,
+				       cap - len);
+		if (r < 0)
+			break;
+		len += (size_t)r;
+		r = 0;
+	}
+	if (!r)
+		r = mfd__tp_send_buf(ch->conn, buf, len);
+	free(buf);
+	return r;
+}
+
+/* Read the receiver's answer to our init. */
+static int recv_ack(struct mfd_session *s, struct mfd_channel *ch)
+{
+	uint8_t buf[MFD_ACK_SIZE];
+	struct mfd_ack a;
+	char err[160], msg[256];
+	int r;
+
+	r = mfd__tp_recv_buf(ch->conn, buf, sizeof(buf));
+	if (r) {
+		mfd__session_fail(s, ch->index, r,
+				  "no handshake answer from the receiver: %s",
+				  ch->conn->err);
+		return r;
+	}
+	r = mfd__ack_decode(buf, &a, err, sizeof(err));
+	if (r) {
+		mfd__session_fail(s, ch->index, r, "%s", err);
+		return r;
+	}
+	if (a.status == 0)
+		return 0;
+	if (a.msg_len >= sizeof(msg))
+		a.msg_len = sizeof(msg) - 1;
+	memset(msg, 0, sizeof(msg));
+	if (mfd__tp_recv_buf(ch->conn, msg, a.msg_len))
+		snprintf(msg, sizeof(msg), "%s", strerror(-a.status));
+	mfd__session_fail(s, ch->index, a.status, "receiver refused: %s", msg);
+	return a.status;
+}
+
+int mfd__send_start(struct mfd_session *s)
+{
+	char err[256];
+	unsigned n = s->cfg.channels;
+	int r;
+
+	if (s->nregions == 0) {
+		mfd__session_fail(s, -1, -EINVAL, "no region to send");
+		return -EINVAL;
+	}
+	if (getrandom(&s->session_id, sizeof(s->session_id), 0) !=
+	    sizeof(s->session_id)) {
+		mfd__session_fail(s, -1, -errno, "getrandom: %s",
+				  strerror(errno));
+		return -EIO;
+	}
+	s->batch = calloc(s->cfg.pages_per_packet, sizeof(uint64_t));
+	r = s->batch ? mfd__channels_alloc(s, n) : -ENOMEM;
+	if (r) {
+		mfd__session_fail(s, -1, r, "out of memory");
+		return r;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct mfd_channel *ch = &s->ch[i];
+
+		r = mfd__channel_setup(s, ch);
+		if (r) {
+			mfd__session_fail(s, (int)i, r, "setup: %s",
+					  ch->mctx.err[0] ? ch->mctx.err
+							  : strerror(-r));
+			return r;
+		}
+		r = s->tp->connect(&s->parsed_uri, s->cfg.timeout_ms,
+				   &ch->conn, err, sizeof(err));
+		if (r) {
+			mfd__session_fail(s, (int)i, r, "%s", err);
+			return r;
+		}
+		r = mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
+		if (!r && s->cfg.zero_copy)
+			r = mfd__tp_enable_zerocopy(ch->conn);
+		if (!r)
+			r = send_init(s, ch);
+		if (r) {
+			mfd__session_fail(s, (int)i, r, "handshake: %s",
+					  ch->conn->err[0] ? ch->conn->err
+							   : strerror(-r));
+			return r;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		r = recv_ack(s, &s->ch[i]);
+		if (r)
+			return r;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		r = pthread_create(&s->ch[i].thread, NULL, send_thread,
+				   &s->ch[i]);
+		if (r) {
+			mfd__session_fail(s, (int)i, -r, "pthread_create: %s",
+					  strerror(r));
+			return -r;
+		}
+		s->ch[i].thread_started = true;
+	}
+	return 0;
+}
+
+void mfd__send_stop(struct mfd_session *s)
+{
+	if (s->started && !s->finished)
+		mfd__session_fail(s, -1, -ECANCELED,
+				  "session freed before it finished");
+	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
+		if (s->ch[i].thread_started)
+			pthread_join(s->ch[i].thread, NULL);
+}
+
+/* Wait until channel c is idle (c < 0: any channel, which it returns). */
+static int wait_idle(struct mfd_session *s, int c)
+{
+	int r = -1;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->failed) {
+		if (c >= 0) {
+			if (s->ch[c].job == MFD_JOB_NONE) {
+				r = c;
+				break;
+			}
+		} else {
+			for (unsigned i = 0; i < s->nchannels; i++) {
+				unsigned k = (s->next_channel + i) % s->nchannels;
+
+				if (s->ch[k].job == MFD_JOB_NONE) {
+					s->next_channel = k + 1;
+					r = (int)k;
+					break;
+				}
+			}
+			if (r >= 0)
+				break;
+		}
+		pthread_cond_wait(&s->idle_cond, &s->lock);
+	}
+	if (s->failed)
+		r = s->err;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Give channel c (idle) a job. For pages, the batch buffer changes hands. */
+static void give_job(struct mfd_session *s, unsigned c, enum mfd_job job)
+{
+	struct mfd_channel *ch = &s->ch[c];
+
+	pthread_mutex_lock(&s->lock);
+	if (job == MFD_JOB_PAGES) {
+		uint64_t *t = ch->job_offsets;
+
+		ch->job_offsets = s->batch;
+		s->batch = t;
+		ch->job_count = s->batch_n;
+		ch->job_region = (uint32_t)s->batch_region;
+		ch->job_packet_num = s->next_packet_num++;
+		s->batch_n = 0;
+	}
+	ch->job_round = s->round;
+	ch->job = job;
+	pthread_cond_signal(&ch->job_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int flush_batch(struct mfd_session *s)
+{
+	int c;
+
+	if (s->batch_n == 0)
+		return 0;
+	c = wait_idle(s, -1);
+	if (c < 0)
+		return c;
+	give_job(s, (unsigned)c, MFD_JOB_PAGES);
+	return 0;
+}
+
+static int check_sending(struct mfd_session *s)
+{
+	if (!s->started || !s->ch || s->role != MFD_ROLE_SEND)
+		return -EINVAL;
+	if (s->finished)
+		return -EPIPE;
+	return mfd__session_err(s);
+}
+
+MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
+			      const uint64_t *offsets, size_t count)
+{
+	uint32_t ps = s->cfg.page_size;
+	int r = check_sending(s);
+
+	if (r)
+		return r;
+	if (region < 0 || region >= s->nregions)
+		return -EINVAL;
+	if (s->batch_region != region) {
+		r = flush_batch(s);
+		if (r)
+			return r;
+		s->batch_region = region;
+	}
+	for (size_t i = 0; i < count; i++) {
+		uint64_t off = offsets[i];
+
+		if ((off & (ps - 1)) || off >= s->regions[region].length)
+			return -EINVAL;
+		s->batch[s->batch_n++] = off;
+		if (s->batch_n == s->cfg.pages_per_packet) {
+			r = flush_batch(s);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+MFD_EXTERN int mfd_send_region(struct mfd_session *s, int region)
+{
+	uint64_t chunk[256];
+	uint64_t len, off = 0;
+	int r;
+
+	if (region < 0 || region >= s->nregions)
+		return -EINVAL;
+	len = s->regions[region].length;
+	while (off < len) {
+		size_t n = 0;
+
+		while (n < 256 && off < len) {
+			chunk[n++] = off;
+			off += s->cfg.page_size;
+		}
+		r = mfd_send_pages(s, region, chunk, n);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
+			      uint64_t *bitmap, uint64_t *queued)
+{
+	uint64_t pages, words, total = 0;
+	uint64_t chunk[64];
+	int r;
+
+	if (queued)
+		*queued = 0;
+	if (region < 0 || region >= s->nregions || !bitmap)
+		return -EINVAL;
+	pages = s->regions[region].length / s->cfg.page_size;
+	words = (pages + 63) / 64;
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t mask = ~0ull, bits;
+		size_t n = 0;
+
+		if (w == words - 1 && pages % 64)
+			mask = (1ull << (pages % 64)) - 1;
+		if (!__atomic_load_n(&bitmap[w], __ATOMIC_RELAXED))
+			continue;
+		bits = __atomic_fetch_and(&bitmap[w], ~mask, __ATOMIC_ACQ_REL) &
+		       mask;
+		while (bits) {
+			unsigned b = (unsigned)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			chunk[n++] = (w * 64 + b) * s->cfg.page_size;
+		}
+		r = mfd_send_pages(s, region, chunk, n);
+		if (r)
+			return r;
+		total += n;
+		if (queued)
+			*queued = total;
+	}
+	return 0;
+}
+
+/* Give every channel `job` once it is idle, then wait for all of them. */
+static int all_channels(struct mfd_session *s, enum mfd_job job)
+{
+	int r = flush_batch(s);
+
+	for (unsigned i = 0; !r && i < s->nchannels; i++) {
+		r = wait_idle(s, (int)i);
+		if (r >= 0) {
+			give_job(s, i, job);
+			r = 0;
+		}
+	}
+	for (unsigned i = 0; !r && i < s->nchannels; i++) {
+		r = wait_idle(s, (int)i);
+		if (r >= 0)
+			r = 0;
+	}
+	return r;
+}
+
+MFD_EXTERN int mfd_send_sync(struct mfd_session *s)
+{
+	int r = check_sending(s);
+
+	if (r)
+		return r;
+	r = all_channels(s, MFD_JOB_SYNC);
+	if (!r)
+		s->round++;
+	return r;
+}
+
+MFD_EXTERN int mfd_send_finish(struct mfd_session *s)
+{
+	int r = mfd_send_sync(s);
+
+	if (r)
+		return r;
+	r = all_channels(s, MFD_JOB_END);
+	if (r)
+		return r;
+	s->finished = true;
+	pthread_mutex_lock(&s->lock);
+	clock_gettime(CLOCK_MONOTONIC, &s->t_end);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}

@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.c - what senders and receivers share: configuration checks,
+ * regions, errors, statistics, channel buffers and teardown.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "session.h"
+
+MFD_EXTERN const char *mfd_version(void)
+{
+	return PACKAGE_VERSION;
+}
+
+MFD_EXTERN void mfd_config_init(struct mfd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->channels = 2;
+	cfg->method = MFD_METHOD_NONE;
+	cfg->page_size = 4096;
+	cfg->pages_per_packet = 128;
+	cfg->zero_page_detection = true;
+	cfg->timeout_ms = 30000;
+}
+
+static int check_config(const struct mfd_config *c, enum mfd_role role,
+			char *err, size_t errlen)
+{
+	int lmin, lmax, ldef;
+
+	if (role != MFD_ROLE_SEND && role != MFD_ROLE_RECV) {
+		snprintf(err, errlen, "unknown role %d", role);
+		return -EINVAL;
+	}
+	if (role == MFD_ROLE_SEND &&
+	    (c->channels < 1 || c->channels > MFD_MAX_CHANNELS)) {
+		snprintf(err, errlen, "channel count %u outside 1..%u",
+			 c->channels, MFD_MAX_CHANNELS);
+		return -EINVAL;
+	}
+	if (!mfd_method_name(c->method)) {
+		snprintf(err, errlen, "unknown method %d", c->method);
+		return -EINVAL;
+	}
+	if (!mfd__method_get(c->method)) {
+		snprintf(err, errlen, "method %s is not built in",
+			 mfd_method_name(c->method));
+		return -ENOTSUP;
+	}
+	mfd__method_levels(c->method, &lmin, &lmax, &ldef);
+	if (c->level && (c->level < lmin || c->level > lmax)) {
+		snprintf(err, errlen,
+			 "level %d out of range for method %s (%d..%d)",
+			 c->level, mfd_method_name(c->method), lmin, lmax);
+		return -EINVAL;
+	}
+	if (c->page_size < 512 || c->page_size > 65536 ||
+	    (c->page_size & (c->page_size - 1))) {
+		snprintf(err, errlen,
+			 "page size %u is not a power of two in 512..65536",
+			 c->page_size);
+		return -EINVAL;
+	}
+	if (c->pages_per_packet < 1 || c->pages_per_packet > 1024 ||
+	    (uint64_t)c->pages_per_packet * c->page_size > (4u << 20)) {
+		snprintf(err, errlen,
+			 "pages per packet %u outside 1..1024, or packets over "
+			 "4 MiB with %u-byte pages",
+			 c->pages_per_packet, c->page_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
+			       enum mfd_role role, struct mfd_session **out,
+			       char *errbuf, size_t errlen)
+{
+	char scratch[1];
+	struct mfd_session *s;
+	int r;
+
+	*out = NULL;
+	if (!errbuf) {
+		errbuf = scratch;
+		errlen = sizeof(scratch);
+	}
+	r = check_config(cfg, role, errbuf, errlen);
+	if (r)
+		return r;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->role = role;
+	s->cfg = *cfg;
+	r = mfd__uri_parse(cfg->uri, &s->parsed_uri, errbuf, errlen);
+	if (r)
+		goto fail;
+	s->tp = mfd__transport_get(s->parsed_uri.scheme);
+	if (!s->tp) {
+		snprintf(errbuf, errlen,
+			 "'%s': this build has no RDMA support (configure "
+			 "--enable-rdma with rdma-core installed)",
+			 cfg->uri);
+		r = -ENOTSUP;
+		goto fail;
+	}
+	if (cfg->zero_copy && role == MFD_ROLE_SEND &&
+	    (s->parsed_uri.scheme == MFD_SCHEME_UNIX ||
+	     cfg->method != MFD_METHOD_NONE)) {
+		snprintf(errbuf, errlen,
+			 "zero-copy needs method none over tcp: or rdma: "
+			 "(got method %s, %s)",
+			 mfd_method_name(cfg->method), cfg->uri);
+		r = -EINVAL;
+		goto fail;
+	}
+	snprintf(s->uri, sizeof(s->uri), "%s", cfg->uri);
+	s->cfg.uri = s->uri;
+	if (!s->cfg.level) {
+		int lmin, lmax;
+
+		mfd__method_levels(cfg->method, &lmin, &lmax, &s->cfg.level);
+	}
+	s->method = mfd__method_get(cfg->method);
+	s->batch_region = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle_cond, NULL);
+	pthread_cond_init(&s->barrier_cond, NULL);
+	*out = s;
+	return 0;
+fail:
+	free(s);
+	return r;
+}
+
+MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
+				      void *mem, uint64_t length, bool zeroed)
+{
+	struct mfd_region *r;
+	size_t n = name ? strlen(name) : 0;
+
+	if (s->started)
+		return -EBUSY;
+	if (n == 0 || n > MFD_MAX_REGION_NAME || !mem || length == 0 ||
+	    (length & (s->cfg.page_size - 1)) ||
+	    ((uintptr_t)mem & (s->cfg.page_size - 1)))
+		return -EINVAL;
+	if (s->nregions == MFD_MAX_REGIONS)
+		return -ENOSPC;
+	for (int i = 0; i < s->nregions; i++)
+		if (!strcmp(s->regions[i].name, name))
+			return -EEXIST;
+	r = &s->regions[s->nregions];
+	memcpy(r->name, name, n + 1);
+	r->mem = mem;
+	r->length = length;
+	r->zeroed = zeroed;
+	return s->nregions++;
+}
+
+MFD_EXTERN int mfd_session_start(struct mfd_session *s)
+{
+	char err[256];
+	int r;
+
+	if (s->started)
+		return -EBUSY;
+	s->started = true;
+	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
+	if (s->role == MFD_ROLE_SEND)
+		return mfd__send_start(s);
+	r = s->tp->listen(&s->parsed_uri, &s->listener, err, sizeof(err));
+	if (r) {
+		mfd__session_fail(s, -1, r, "%s", err);
+		return r;
+	}
+	snprintf(s->uri, sizeof(s->uri), "%s", s->listener->uri);
+	return 0;
+}
+
+MFD_EXTERN const char *mfd_session_uri(const struct mfd_session *s)
+{
+	return s->uri;
+}
+
+void mfd__session_fail(struct mfd_session *s, int channel, int err,
+		       const char *fmt, ...)
+{
+	va_list ap;
+	int n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->failed) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->failed = true;
+	s->err = err < 0 ? err : -EIO;
+	if (channel >= 0)
+		n = snprintf(s->errmsg, sizeof(s->errmsg), "channel %d: ",
+			     channel);
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg + n, sizeof(s->errmsg) - n, fmt, ap);
+	va_end(ap);
+	for (unsigned i = 0; s->ch && i < s->nchannels; i++) {
+		pthread_cond_broadcast(&s->ch[i].job_cond);
+		mfd__tp_shutdown(s->ch[i].conn);
+	}
+	pthread_cond_broadcast(&s->idle_cond);
+	pthread_cond_broadcast(&s->barrier_cond);
+	mfd__tp_listener_wake(s->listener);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int mfd__session_err(struct mfd_session *s)
+{
+	int e;
+
+	pthread_mutex_lock(&s->lock);
+	e = s->failed ? s->err : 0;
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+MFD_EXTERN void mfd_session_cancel(struct mfd_session *s)
+{
+	mfd__session_fail(s, -1, -ECANCELED, "cancelled");
+}
+
+MFD_EXTERN const char *mfd_session_error(const struct mfd_session *s)
+{
+	return s->errmsg;
+}
+
+int mfd__channels_alloc(struct mfd_session *s, unsigned n)
+{
+	struct mfd_channel *ch = calloc(n, sizeof(*ch));
+
+	if (!ch)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		ch[i].s = s;
+		ch[i].index = i;
+		pthread_cond_init(&ch[i].job_cond, NULL);
+	}
+	/* mfd__session_fail() may walk the channels from another thread */
+	pthread_mutex_lock(&s->lock);
+	s->ch = ch;
+	s->nchannels = n;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int mfd__channel_setup(struct mfd_session *s, struct mfd_channel *ch)
+{
+	uint32_t ppp = s->cfg.pages_per_packet;
+	struct mfd_packet *p = &ch->pkt;
+	int r;
+
+	ch->mctx.method = s->cfg.method;
+	ch->mctx.level = s->cfg.level;
+	ch->mctx.page_size = s->cfg.page_size;
+	ch->mctx.pages_per_packet = ppp;
+	ch->job_offsets = calloc(ppp, sizeof(uint64_t));
+	p->offsets = calloc(ppp, sizeof(uint64_t));
+	p->wire = malloc(MFD_HDR_SIZE + 8 * (size_t)ppp);
+	/* header, one entry per page at worst, and one spare */
+	p->iov = calloc(ppp + 2, sizeof(struct iovec));
+	if (!ch->job_offsets || !p->offsets || !p->wire || !p->iov)
+		return -ENOMEM;
+	if (s->role == MFD_ROLE_SEND)
+		r = s->method->send_setup ? s->method->send_setup(&ch->mctx)
+					  : 0;
+	else
+		r = s->method->recv_setup ? s->method->recv_setup(&ch->mctx)
+					  : 0;
+	return r;
+}
+
+void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
+{
+	if (s->role == MFD_ROLE_SEND) {
+		if (s->method->send_cleanup)
+			s->method->send_cleanup(&ch->mctx);
+	} else if (s->method->recv_cleanup) {
+		s->method->recv_cleanup(&ch->mctx);
+	}
+	free(ch->job_offsets);
+	free(ch->pkt.offsets);
+	free(ch->pkt.wire);
+	free(ch->pkt.iov);
+	mfd__tp_close(ch->conn);
+	pthread_cond_destroy(&ch->job_cond);
+}
+
+static double elapsed(const struct mfd_session *s)
+{
+	struct timespec now, end;
+
+	if (!s->started)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	end = s->t_end;
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	if (!end.tv_sec && !end.tv_nsec) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		end = now;
+	}
+	return (double)(end.tv_sec - s->t_start.tv_sec) +
+	       (double)(end.tv_nsec - s->t_start.tv_nsec) / 1e9;
+}
+
+static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
+{
+	const uint64_t *a = (const uint64_t *)src;
+	uint64_t *b = (uint64_t *)dst;
+
+	/* every field before `seconds` is a uint64_t counter */
+	for (size_t i = 0; i < offsetof(struct mfd_stats, seconds) / 8; i++)
+		b[i] += __atomic_load_n(&a[i], __ATOMIC_RELAXED);
+}
+
+MFD_EXTERN void mfd_session_stats(const struct mfd_session *s,
+				  struct mfd_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
+		stats_read(&s->ch[i].st, st);
+	if (s->role == MFD_ROLE_SEND)
+		st->rounds = s->round;
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	st->rejected_connections = s->rejected;
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	st->seconds = elapsed(s);
+}
+
+MFD_EXTERN int mfd_channel_stats(const struct mfd_session *s,
+				 unsigned channel, struct mfd_stats *st)
+{
+	if (!s->ch || channel >= s->nchannels)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	stats_read(&s->ch[channel].st, st);
+	st->seconds = elapsed(s);
+	return 0;
+}
+
+MFD_EXTERN unsigned mfd_session_channels(const struct mfd_session *s)
+{
+	return s->nchannels;
+}
+
+MFD_EXTERN enum mfd_method mfd_session_method(const struct mfd_session *s)
+{
+	return s->cfg.method;
+}
+
+MFD_EXTERN int mfd_session_region_count(const struct mfd_session *s)
+{
+	return s->nregions;
+}
+
+MFD_EXTERN int mfd_session_region_info(const struct mfd_session *s, int region,
+				       const char **name, void **mem,
+				       uint64_t *length)
+{
+	if (region < 0 || region >= s->nregions)
+		return -EINVAL;
+	if (name)
+		*name = s->regions[region].name;
+	if (mem)
+		*mem = s->regions[region].mem;
+	if (length)
+		*length = s->regions[region].length;
+	return 0;
+}
+
+MFD_EXTERN void mfd_session_free(struct mfd_session *s)
+{
+	if (!s)
+		return;
+	if (s->role == MFD_ROLE_SEND)
+		mfd__send_stop(s);
+	else
+		mfd__recv_stop(s);
+	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
+		mfd__channel_cleanup(s, &s->ch[i]);
+	free(s->ch);
+	mfd__tp_listener_close(s->listener);
+	for (int i = 0; i < s->nregions; i++)
+		free(s->regions[i].written);
+	free(s->batch);
+	pthread_cond_destroy(&s->barrier_cond);
+	pthread_cond_destroy(&s->idle_cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

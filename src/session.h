@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.h - the session and channel structures shared by the session
+ * core, the send engine and the receive engine.
+ */
+#ifndef MFD_SESSION_H
+#define MFD_SESSION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "multifd.h"
+#include "method.h"
+#include "transports/transport.h"
+
+/* What a sender channel thread is asked to do next. */
+enum mfd_job {
+	MFD_JOB_NONE = 0, /* idle */
+	MFD_JOB_PAGES,
+	MFD_JOB_SYNC,
+	MFD_JOB_END,
+};
+
+struct mfd_channel {
+	/* Immutable after setup. */
+	struct mfd_session *s;
+	unsigned index;
+	struct mfd_conn *conn;
+	pthread_t thread;
+	bool thread_started;
+
+	/* Sender: protected by s->lock. The owner fills a job (it swaps its
+	 * batch buffer with job_offsets, so no offset is copied) and the
+	 * channel thread sets job back to MFD_JOB_NONE when done. This is
+	 * also the record of the batch in flight on this channel. */
+	pthread_cond_t job_cond;
+	enum mfd_job job;
+	uint64_t *job_offsets;
+	uint32_t job_count;
+	uint32_t job_region;
+	uint32_t job_round;
+	uint64_t job_packet_num;
+
+	/* Only the channel thread touches these. */
+	struct mfd_mctx mctx;
+	struct mfd_packet pkt;
+	uint32_t round; /* receiver: the round this channel is in */
+
+	/* Written by the channel thread with relaxed atomics, read by
+	 * anyone (mfd_channel_stats). */
+	struct mfd_stats st;
+};
+
+struct mfd_session {
+	/* Immutable after mfd_session_start() (receiver: after the
+	 * handshake, before the channel threads start). */
+	enum mfd_role role;
+	struct mfd_config cfg;
+	char uri[300];
+	struct mfd_uri parsed_uri;
+	const struct mfd_transport_ops *tp;
+	const struct mfd_method_ops *method;
+	uint64_t session_id;
+	unsigned nchannels;
+	struct mfd_channel *ch;
+	struct mfd_region regions[MFD_MAX_REGIONS];
+	int nregions;
+	struct mfd_listener *listener;
+	struct timespec t_start;
+
+	/* Protected by lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t idle_cond; /* sender: a channel became idle */
+	pthread_cond_t barrier_cond;
+	bool failed;
+	int err;
+	char errmsg[400];
+	unsigned barrier_count; /* receiver: channels at the barrier */
+	uint64_t barrier_gen;
+	uint8_t barrier_type;
+	uint32_t barrier_round;
+	struct timespec t_end; /* zero until finished */
+	uint64_t rejected; /* connections refused at the handshake */
+
+	/* Only the owner thread touches these. */
+	bool started;
+	bool finished;
+	uint64_t *batch; /* offsets queued for the next packet */
+	uint32_t batch_n;
+	int batch_region;
+	uint32_t round;
+	uint64_t next_packet_num;
+	unsigned next_channel;
+};
+
+/* Record the session's first error (later ones are dropped), wake every
+ * waiter and shut every connection down so no thread stays blocked.
+ * `channel` < 0 for an error that belongs to no channel. Any thread. */
+void mfd__session_fail(struct mfd_session *s, int channel, int err,
+		       const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The session's error code, or 0. Takes the lock. */
+int mfd__session_err(struct mfd_session *s);
+
+/* Allocate s->ch with n channels, each with its condition variable, and
+ * set s->nchannels. */
+int mfd__channels_alloc(struct mfd_session *s, unsigned n);
+
+/* Set up and tear down a channel's method context and packet buffers. */
+int mfd__channel_setup(struct mfd_session *s, struct mfd_channel *ch);
+void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch);
+
+static inline void mfd__stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+/* Publish the calling channel thread's CPU time in its statistics. */
+static inline void mfd__stat_cpu(struct mfd_channel *ch)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	__atomic_store_n(&ch->st.cpu_ns,
+			 (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+			 __ATOMIC_RELAXED);
+}
+
+/* Sender and receiver engines, called by session.c. */
+int mfd__send_start(struct mfd_session *s);
+void mfd__send_stop(struct mfd_session *s);
+void mfd__recv_stop(struct mfd_session *s);
+
+#endif

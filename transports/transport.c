@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * transport.c - URI parsing, the scheme -> ops table map, and the one-line
+ * wrappers through which the core reaches every transport op.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport.h"
+
+static int split_host_port(const char *rest, struct mfd_uri *u, char *err,
+			   size_t errlen)
+{
+	const char *colon, *host = rest;
+	size_t hlen;
+
+	if (rest[0] == '[') {
+		const char *close = strchr(rest, ']');
+
+		if (!close || close[1] != ':') {
+			snprintf(err, errlen,
+				 "bad address '%s': expected [IPV6]:PORT",
+				 rest);
+			return -EINVAL;
+		}
+		host = rest + 1;
+		hlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(rest, ':');
+		if (!colon || strchr(rest, ':') != colon) {
+			snprintf(err, errlen,
+				 "bad address '%s': expected HOST:PORT "
+				 "(IPv6 addresses go in brackets)",
+				 rest);
+			return -EINVAL;
+		}
+		hlen = (size_t)(colon - rest);
+	}
+	if (hlen == 0 || hlen >= sizeof(u->host)) {
+		snprintf(err, errlen, "bad host in '%s'", rest);
+		return -EINVAL;
+	}
+	memcpy(u->host, host, hlen);
+	u->host[hlen] = 0;
+
+	const char *port = colon + 1;
+	size_t plen = strlen(port);
+	char *end;
+	long p = strtol(port, &end, 10);
+
+	if (plen == 0 || *end || p < 0 || p > 65535 ||
+	    plen >= sizeof(u->port)) {
+		snprintf(err, errlen,
+			 "bad port '%s' in '%s': expected a number 0..65535",
+			 port, rest);
+		return -EINVAL;
+	}
+	memcpy(u->port, port, plen + 1);
+	return 0;
+}
+
+int mfd__uri_parse(const char *s, struct mfd_uri *u, char *err,
+		   size_t errlen)
+{
+	memset(u, 0, sizeof(*u));
+	if (!s) {
+		snprintf(err, errlen, "no URI given");
+		return -EINVAL;
+	}
+	if (!strncmp(s, "tcp:", 4)) {
+		u->scheme = MFD_SCHEME_TCP;
+		return split_host_port(s + 4, u, err, errlen);
+	}
+	if (!strncmp(s, "rdma:", 5)) {
+		u->scheme = MFD_SCHEME_RDMA;
+		return split_host_port(s + 5, u, err, errlen);
+	}
+	if (!strncmp(s, "unix:", 5)) {
+		size_t n = strlen(s + 5);
+
+		u->scheme = MFD_SCHEME_UNIX;
+		if (n == 0 || n >= sizeof(u->path)) {
+			snprintf(err, errlen,
+				 "bad unix socket path in '%s': expected "
+				 "1..%zu characters",
+				 s, sizeof(u->path) - 1);
+			return -EINVAL;
+		}
+		memcpy(u->path, s + 5, n + 1);
+		return 0;
+	}
+	snprintf(err, errlen,
+		 "unknown URI '%s': expected tcp:HOST:PORT, unix:PATH or "
+		 "rdma:HOST:PORT",
+		 s);
+	return -EINVAL;
+}
+
+const struct mfd_transport_ops *mfd__transport_get(enum mfd_scheme s)
+{
+	switch (s) {
+	case MFD_SCHEME_TCP:
+		return &mfd__tcp_ops;
+	case MFD_SCHEME_UNIX:
+		return &mfd__unix_ops;
+	case MFD_SCHEME_RDMA:
+#ifdef HAVE_RDMA
+		return &mfd__rdma_ops;
+#else
+		return NULL;
+#endif
+	}
+	return NULL;
+}
+
+int mfd__tp_send(struct mfd_conn *c, const struct iovec *iov, int n,
+		 unsigned flags)
+{
+	return c->ops->send(c, iov, n, flags);
+}
+
+int mfd__tp_recv(struct mfd_conn *c, const struct iovec *iov, int n)
+{
+	return c->ops->recv(c, iov, n);
+}
+
+int mfd__tp_flush(struct mfd_conn *c)
+{
+	return c->ops->flush ? c->ops->flush(c) : -ENOTSUP;
+}
+
+int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
+{
+	return c->ops->set_timeout ? c->ops->set_timeout(c, timeout_ms)
+				   : -ENOTSUP;
+}
+
+int mfd__tp_enable_zerocopy(struct mfd_conn *c)
+{
+	return c->ops->enable_zerocopy ? c->ops->enable_zerocopy(c)
+				       : -ENOTSUP;
+}
+
+void mfd__tp_shutdown(struct mfd_conn *c)
+{
+	if (c && c->ops->shutdown)
+		c->ops->shutdown(c);
+}
+
+void mfd__tp_close(struct mfd_conn *c)
+{
+	if (c)
+		c->ops->close(c);
+}
+
+void mfd__tp_listener_wake(struct mfd_listener *l)
+{
+	if (l && l->ops->listener_wake)
+		l->ops->listener_wake(l);
+}
+
+void mfd__tp_listener_close(struct mfd_listener *l)
+{
+	if (l)
+		l->ops->listener_close(l);
+}
+
+int mfd__tp_send_buf(struct mfd_conn *c, const void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return mfd__tp_send(c, &iov, 1, 0);
+}
+
+int mfd__tp_recv_buf(struct mfd_conn *c, void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	return mfd__tp_recv(c, &iov, 1);
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * transport.h - the transport contract. A transport moves bytes or
+ * scatter-gather lists between the two ends of one channel; it never looks
+ * inside a packet. One ops table per transport (tcp, unix, rdma), chosen
+ * by the URI scheme. The core reaches every op through the mfd__tp_*
+ * wrappers below, which answer -ENOTSUP for an optional op left NULL.
+ *
+ * Threads: a connection is used by one channel thread at a time; the
+ * session may call mfd__tp_shutdown() from any thread to wake it.
+ */
+#ifndef MFD_TRANSPORT_H
+#define MFD_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum mfd_scheme {
+	MFD_SCHEME_TCP = 1,
+	MFD_SCHEME_UNIX,
+	MFD_SCHEME_RDMA,
+};
+
+/* A parsed URI. */
+struct mfd_uri {
+	enum mfd_scheme scheme;
+	char host[256]; /* tcp, rdma: without brackets */
+	char port[16];
+	char path[108]; /* unix: sun_path */
+};
+
+/* Parse tcp:HOST:PORT, tcp:[V6]:PORT, unix:PATH, rdma:HOST:PORT. */
+int mfd__uri_parse(const char *s, struct mfd_uri *u, char *err,
+		   size_t errlen);
+
+/* Send flags. */
+#define MFD_SEND_ZEROCOPY 0x1u /* the pages may be sent without a copy;
+				  flush() before they change */
+
+struct mfd_transport_ops;
+
+/* One end of a channel. Transports embed it first in their own struct. */
+struct mfd_conn {
+	const struct mfd_transport_ops *ops;
+	char err[160]; /* why the last op failed, for the session's error */
+	/* zero-copy counters, maintained by the transport */
+	uint64_t zc_sends, zc_copied, zc_fallbacks;
+};
+
+struct mfd_listener {
+	const struct mfd_transport_ops *ops;
+	char uri[300]; /* the bound address, real port included */
+};
+
+struct mfd_transport_ops {
+	const char *name;
+	/*
+	 * Open a connection to the listener at *u within timeout_ms (0:
+	 * forever). Fills *out. Called from the session's owner thread.
+	 */
+	int (*connect)(const struct mfd_uri *u, unsigned timeout_ms,
+		       struct mfd_conn **out, char *err, size_t errlen);
+	/* Bind and listen; fills *out and (*out)->uri. */
+	int (*listen)(const struct mfd_uri *u, struct mfd_listener **out,
+		      char *err, size_t errlen);
+	/* Wait up to timeout_ms for one connection; -ETIMEDOUT. */
+	int (*accept)(struct mfd_listener *l, unsigned timeout_ms,
+		      struct mfd_conn **out, char *err, size_t errlen);
+	/* Stop accept() from another thread; optional. */
+	void (*listener_wake)(struct mfd_listener *l);
+	void (*listener_close)(struct mfd_listener *l);
+	/*
+	 * Bound every later send and recv: one that makes no progress for
+	 * timeout_ms fails with -ETIMEDOUT. 0 waits forever.
+	 */
+	int (*set_timeout)(struct mfd_conn *c, unsigned timeout_ms);
+	/* Ask for zero-copy sends; optional (-ENOTSUP when not offered). */
+	int (*enable_zerocopy)(struct mfd_conn *c);
+	/*
+	 * Send the whole list, in order. Returns 0 or -errno; on error the
+	 * connection is unusable. With MFD_SEND_ZEROCOPY the memory must
+	 * stay unchanged until flush() returns.
+	 */
+	int (*send)(struct mfd_conn *c, const struct iovec *iov, int n,
+		    unsigned flags);
+	/* Fill the whole list; -EPIPE when the peer closed (c->err says
+	 * after how many bytes). */
+	int (*recv)(struct mfd_conn *c, const struct iovec *iov, int n);
+	/* Wait until every zero-copy send has completed; optional. */
+	int (*flush)(struct mfd_conn *c);
+	/* Make blocked send/recv on c return an error soon; any thread. */
+	void (*shutdown)(struct mfd_conn *c);
+	void (*close)(struct mfd_conn *c);
+};
+
+extern const struct mfd_transport_ops mfd__tcp_ops;
+extern const struct mfd_transport_ops mfd__unix_ops;
+
+/* The ops table for a scheme, or NULL when it is not built in. */
+const struct mfd_transport_ops *mfd__transport_get(enum mfd_scheme s);
+
+/* Wrappers: optional ops that are NULL answer -ENOTSUP (or do nothing). */
+int mfd__tp_send(struct mfd_conn *c, const struct iovec *iov, int n,
+		 unsigned flags);
+int mfd__tp_recv(struct mfd_conn *c, const struct iovec *iov, int n);
+int mfd__tp_flush(struct mfd_conn *c);
+int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms);
+int mfd__tp_enable_zerocopy(struct mfd_conn *c);
+void mfd__tp_shutdown(struct mfd_conn *c);
+void mfd__tp_close(struct mfd_conn *c);
+void mfd__tp_listener_wake(struct mfd_listener *l);
+void mfd__tp_listener_close(struct mfd_listener *l);
+
+/* Convenience: send or receive one plain buffer. */
+int mfd__tp_send_buf(struct mfd_conn *c, const void *buf, size_t len);
+int mfd__tp_recv_buf(struct mfd_conn *c, void *buf, size_t len);
+
+#endif
