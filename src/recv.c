@@ -519,6 +519,9 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
 			return r;
 		}
 	}
+	r = mfd__register_regions(s);
+	if (r)
+		return r;
 	for (unsigned i = 0; i < s->nchannels; i++) {
 		r = pthread_create(&s->ch[i].thread, NULL, recv_thread,
 				   &s->ch[i]);

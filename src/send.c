@@ -137,11 +137,10 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 	case MFD_JOB_PAGES:
 		return send_pages(s, ch);
 	case MFD_JOB_SYNC:
-		if (s->cfg.zero_copy) {
-			r = mfd__tp_flush(ch->conn);
-			if (r)
-				return r;
-		}
+		/* after this, no page of the round is referenced anymore */
+		r = mfd__tp_flush(ch->conn);
+		if (r && r != -ENOTSUP)
+			return r;
 		return send_hdr(ch, MFD_PKT_SYNC, ch->job_round);
 	case MFD_JOB_END:
 		r = send_hdr(ch, MFD_PKT_END, ch->job_round);
@@ -320,6 +319,9 @@ int mfd__send_start(struct mfd_session *s)
 		if (r)
 			return r;
 	}
+	r = mfd__register_regions(s);
+	if (r)
+		return r;
 	for (unsigned i = 0; i < n; i++) {
 		r = pthread_create(&s->ch[i].thread, NULL, send_thread,
 				   &s->ch[i]);

@@ -301,6 +301,29 @@ void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 	pthread_cond_destroy(&ch->job_cond);
 }
 
+int mfd__register_regions(struct mfd_session *s)
+{
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		struct mfd_conn *c = s->ch[i].conn;
+
+		for (int k = 0; k < s->nregions; k++) {
+			struct mfd_region *rg = &s->regions[k];
+			int r = mfd__tp_register_region(c, (unsigned)k, rg->mem,
+							rg->length);
+
+			if (r == -ENOTSUP)
+				return 0; /* the transport needs none */
+			if (r) {
+				mfd__session_fail(s, (int)i, r,
+						  "region '%s': %s", rg->name,
+						  c->err);
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
 static double elapsed(const struct mfd_session *s)
 {
 	struct timespec now, end;

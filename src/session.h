@@ -118,6 +118,10 @@ static inline void mfd__stat_add(uint64_t *counter, uint64_t n)
 	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
 }
 
+/* Tell every channel's transport about every region (both sides, after
+ * the handshake, before the channel threads start). */
+int mfd__register_regions(struct mfd_session *s);
+
 /* Publish the calling channel thread's CPU time in its statistics. */
 static inline void mfd__stat_cpu(struct mfd_channel *ch)
 {

@@ -134,6 +134,14 @@ int mfd__tp_flush(struct mfd_conn *c)
 	return c->ops->flush ? c->ops->flush(c) : -ENOTSUP;
 }
 
+int mfd__tp_register_region(struct mfd_conn *c, unsigned index, void *mem,
+			    uint64_t len)
+{
+	return c->ops->register_region
+		       ? c->ops->register_region(c, index, mem, len)
+		       : -ENOTSUP;
+}
+
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 {
 	return c->ops->set_timeout ? c->ops->set_timeout(c, timeout_ms)

@@ -79,9 +79,23 @@ struct mfd_transport_ops {
 	/* Ask for zero-copy sends; optional (-ENOTSUP when not offered). */
 	int (*enable_zerocopy)(struct mfd_conn *c);
 	/*
+	 * Make a region known to the transport, on both ends of every
+	 * channel, in the same order (index 0, 1, ...), after the handshake.
+	 * Optional. RDMA registers the memory once per session and tells the
+	 * sender where the receiver's copy is, so that list entries inside a
+	 * region can travel as one-sided writes at the same offset: then
+	 * recv() of entries inside a region costs nothing, while every byte
+	 * outside regions (headers, compressed payloads) goes in order on
+	 * the stream.
+	 */
+	int (*register_region)(struct mfd_conn *c, unsigned index, void *mem,
+			       uint64_t len);
+	/*
 	 * Send the whole list, in order. Returns 0 or -errno; on error the
-	 * connection is unusable. With MFD_SEND_ZEROCOPY the memory must
-	 * stay unchanged until flush() returns.
+	 * connection is unusable. Memory outside regions may be reused as
+	 * soon as send() returns. Region memory (and, with
+	 * MFD_SEND_ZEROCOPY, any memory) must stay unchanged until flush()
+	 * returns.
 	 */
 	int (*send)(struct mfd_conn *c, const struct iovec *iov, int n,
 		    unsigned flags);
@@ -97,6 +111,9 @@ struct mfd_transport_ops {
 
 extern const struct mfd_transport_ops mfd__tcp_ops;
 extern const struct mfd_transport_ops mfd__unix_ops;
+#ifdef HAVE_RDMA
+extern const struct mfd_transport_ops mfd__rdma_ops;
+#endif
 
 /* The ops table for a scheme, or NULL when it is not built in. */
 const struct mfd_transport_ops *mfd__transport_get(enum mfd_scheme s);
@@ -106,6 +123,8 @@ int mfd__tp_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		 unsigned flags);
 int mfd__tp_recv(struct mfd_conn *c, const struct iovec *iov, int n);
 int mfd__tp_flush(struct mfd_conn *c);
+int mfd__tp_register_region(struct mfd_conn *c, unsigned index, void *mem,
+			    uint64_t len);
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms);
 int mfd__tp_enable_zerocopy(struct mfd_conn *c);
 void mfd__tp_shutdown(struct mfd_conn *c);
