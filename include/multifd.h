@@ -122,7 +122,8 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
  * Declare a region before mfd_session_start(). On the sender it is sent
  * with the session; on the receiver it is where the sender's region of the
  * same name lands (the lengths must match). `mem` must be aligned to the
- * page size and `length` a multiple of it. `zeroed` as in mfd_region_cb.
+ * page size (or to 4 KiB for larger pages) and `length` a multiple of the
+ * page size. `zeroed` as in mfd_region_cb.
  * Returns the region's index (>= 0) or a negative errno.
  */
 MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,

@@ -347,7 +347,7 @@ static int match_regions(struct mfd_session *s, struct mfd_conn *c,
 
 			r = s->cfg.region_cb(s->cfg.region_opaque, o->name,
 					     len, &mem, &o->zeroed);
-			if (!r && (!mem || (uintptr_t)mem % ps))
+			if (!r && (!mem || (uintptr_t)mem % mfd__mem_align(ps)))
 				r = -EINVAL;
 			if (r)
 				snprintf(err, errlen,

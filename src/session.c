@@ -151,7 +151,7 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 		return -EBUSY;
 	if (n == 0 || n > MFD_MAX_REGION_NAME || !mem || length == 0 ||
 	    (length & (s->cfg.page_size - 1)) ||
-	    ((uintptr_t)mem & (s->cfg.page_size - 1)))
+	    ((uintptr_t)mem & (mfd__mem_align(s->cfg.page_size) - 1)))
 		return -EINVAL;
 	if (s->nregions == MFD_MAX_REGIONS)
 		return -ENOSPC;

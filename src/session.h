@@ -95,6 +95,13 @@ struct mfd_session {
 	unsigned next_channel;
 };
 
+/* Region memory must be aligned to the page size, or to 4 KiB (what mmap
+ * guarantees) when pages are larger. */
+static inline uint32_t mfd__mem_align(uint32_t page_size)
+{
+	return page_size < 4096 ? page_size : 4096;
+}
+
 /* Record the session's first error (later ones are dropped), wake every
  * waiter and shut every connection down so no thread stays blocked.
  * `channel` < 0 for an error that belongs to no channel. Any thread. */

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pair.h - a receiver session on a thread and a sender session in the
+ * calling thread, connected over a URI, each with one region "ram"; and a
+ * raw peer that speaks the wire protocol by hand for the fault tests.
+ */
+#ifndef MFD_TEST_PAIR_H
+#define MFD_TEST_PAIR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "multifd.h"
+#include "packet.h"
+#include "transports/transport.h"
+
+struct pair {
+	struct mfd_session *rx, *tx;
+	pthread_t rt;
+	bool rt_started;
+	int rx_result;
+	int region; /* the sender's index of "ram" */
+};
+
+/* Start a receiver listening on listen_uri with dst, then a sender with
+ * src connected to it. cfg's uri is ignored. 0 or -errno. */
+int pair_start(struct pair *p, const struct mfd_config *cfg,
+	       const char *listen_uri, uint8_t *src, uint8_t *dst,
+	       uint64_t len);
+/* Finish the sender, wait for the receiver; 0 when both succeeded. */
+int pair_finish(struct pair *p);
+/* Wait for the receiver thread; its result. */
+int pair_join_rx(struct pair *p);
+void pair_free(struct pair *p);
+
+/* A receiver session alone, on a thread. */
+int rx_start(struct pair *p, const struct mfd_config *cfg,
+	     const char *listen_uri, uint8_t *dst, uint64_t len);
+
+/* A hand-made sender: connect to uri and send the init for channel `ch`
+ * of `channels` (region "ram" of len bytes on channel 0). Returns the
+ * connection or NULL. */
+struct mfd_conn *raw_connect(const char *uri, uint16_t ch, uint16_t channels,
+			     uint8_t method, uint64_t len);
+/* Read the receiver's answer to the init; *status 0 when accepted. */
+int raw_ack(struct mfd_conn *c, int32_t *status);
+
+/* Send a page header and its offsets. */
+int raw_send_pages(struct mfd_conn *c, const struct mfd_hdr *h,
+		   const uint64_t *off);
+
+#endif
+
+/* Fill one page of test content. */
+typedef void (*page_fill_fn)(uint8_t *page, uint32_t ps, uint64_t *st);
+
+/*
+ * A whole transfer through a pair: len bytes filled page by page (an
+ * eighth of them zero), a first round of every page, then rounds-1 rounds
+ * that each rewrite a random tenth of the pages (a quarter of those to
+ * zero, zero pages back to data) and send that subset in random order.
+ * Then finish, and compare byte for byte. Fills *st with the sender's
+ * statistics when not NULL. Returns 0 when everything matched.
+ */
+int run_transfer(const struct mfd_config *cfg, const char *listen_uri,
+		 uint64_t len, unsigned rounds, page_fill_fn fill,
+		 struct mfd_stats *st);

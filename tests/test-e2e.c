@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test-e2e.c - whole transfers over TCP and Unix sockets with 1, 2 and 8
+ * channels: a 256 MiB region, five rounds that rewrite random pages (some
+ * to zero, zero pages back to data), compared byte for byte.
+ */
+#include "config.h"
+
+#include <errno.h>
+
+#include "common.h"
+#include "pair.h"
+
+#define SIZE (256ull << 20)
+
+static void fill_page(uint8_t *page, uint32_t ps, uint64_t *st)
+{
+	fill_random(page, ps, st);
+}
+
+static void transfer(const char *uri, unsigned channels)
+{
+	struct mfd_config cfg;
+	struct mfd_stats st;
+
+	mfd_config_init(&cfg);
+	cfg.channels = channels;
+	cfg.timeout_ms = 20000;
+	CU_ASSERT_EQUAL(run_transfer(&cfg, uri, SIZE, 5, fill_page, &st), 0);
+	CU_ASSERT(st.zero_pages > 0);
+	CU_ASSERT_EQUAL(st.rounds, 5 + 1); /* finish ends one more round */
+	CU_ASSERT(st.normal_pages >= SIZE / 4096 * 7 / 8);
+}
+
+static void test_tcp_1(void) { transfer("tcp:127.0.0.1:0", 1); }
+static void test_tcp_2(void) { transfer("tcp:127.0.0.1:0", 2); }
+static void test_tcp_8(void) { transfer("tcp:127.0.0.1:0", 8); }
+static void test_tcp6_2(void) { transfer("tcp:[::1]:0", 2); }
+static void test_unix_1(void) { transfer("unix:/tmp/mfd-e2e-1.sock", 1); }
+static void test_unix_2(void) { transfer("unix:/tmp/mfd-e2e-2.sock", 2); }
+static void test_unix_8(void) { transfer("unix:/tmp/mfd-e2e-8.sock", 8); }
+
+/* Without zero-page detection zero pages travel with their content. */
+static void test_no_zero_detect(void)
+{
+	struct mfd_config cfg;
+	struct mfd_stats st;
+
+	mfd_config_init(&cfg);
+	cfg.zero_page_detection = false;
+	CU_ASSERT_EQUAL(run_transfer(&cfg, "tcp:127.0.0.1:0", 16 << 20, 3,
+				     fill_page, &st), 0);
+	CU_ASSERT_EQUAL(st.zero_pages, 0);
+}
+
+/* Odd sizes: 64 KiB pages, one page per packet. */
+static void test_geometry(void)
+{
+	struct mfd_config cfg;
+
+	mfd_config_init(&cfg);
+	cfg.page_size = 65536;
+	cfg.pages_per_packet = 1;
+	cfg.channels = 3;
+	CU_ASSERT_EQUAL(run_transfer(&cfg, "tcp:127.0.0.1:0", 32 << 20, 3,
+				     fill_page, NULL), 0);
+	cfg.page_size = 512;
+	cfg.pages_per_packet = 1024;
+	CU_ASSERT_EQUAL(run_transfer(&cfg, "tcp:127.0.0.1:0", 8 << 20, 3,
+				     fill_page, NULL), 0);
+}
+
+static int rx_result = -1;
+
+static void *rx_wait(void *rx)
+{
+	rx_result = mfd_recv_wait(rx);
+	return NULL;
+}
+
+/* The pre-declared region on the receiver is not zeroed memory: zero
+ * pages must be cleared there, old content and all. */
+static void test_dirty_receiver_memory(void)
+{
+	enum { LEN = 1 << 20 };
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_config cfg;
+	struct mfd_session *rx, *tx;
+	char err[200];
+	pthread_t t;
+
+	memset(dst, 0xaa, LEN); /* old data the sender's zeros must clear */
+	memset(src, 0x55, LEN / 2);
+	mfd_config_init(&cfg);
+	cfg.uri = "tcp:127.0.0.1:0";
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_RECV, &rx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(rx, "ram", dst, LEN, false), 0);
+	CU_ASSERT_EQUAL_FATAL(mfd_session_start(rx), 0);
+	pthread_create(&t, NULL, rx_wait, rx);
+	cfg.uri = mfd_session_uri(rx);
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(tx, "ram", src, LEN, false), 0);
+	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
+	CU_ASSERT_EQUAL(mfd_send_finish(tx), 0);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(rx_result, 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	mfd_session_free(tx);
+	mfd_session_free(rx);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
+int main(void)
+{
+	static const struct test tests[] = {
+		{ "tcp, 1 channel", test_tcp_1 },
+		{ "tcp, 2 channels", test_tcp_2 },
+		{ "tcp, 8 channels", test_tcp_8 },
+		{ "tcp over IPv6, 2 channels", test_tcp6_2 },
+		{ "unix, 1 channel", test_unix_1 },
+		{ "unix, 2 channels", test_unix_2 },
+		{ "unix, 8 channels", test_unix_8 },
+		{ "no zero-page detection", test_no_zero_detect },
+		{ "page and packet geometry", test_geometry },
+		{ "receiver memory with old data", test_dirty_receiver_memory },
+		{ NULL, NULL },
+	};
+
+	return run_tests("e2e", tests, 500);
+}

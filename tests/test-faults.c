@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test-faults.c - broken and hostile peers: each case must end in an
+ * error on the side that sees it, within the timeout, naming the channel
+ * and the bad value, with nothing written outside the region (guard
+ * pages) and, where the packet was refused, nothing written at all.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include "common.h"
+#include "pair.h"
+
+#define LEN (1u << 20)
+#define TIMEOUT_MS 1500
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct rig {
+	struct pair p;
+	uint8_t *dst;
+	struct mfd_conn *c;
+	double t0;
+};
+
+/* A receiver with one 1 MiB region and a raw channel 0 (of 1) that has
+ * passed the handshake. */
+static int rig_up(struct rig *g, uint8_t method)
+{
+	struct mfd_config cfg;
+	int32_t status = -1;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	g->dst = guarded_alloc(LEN);
+	if (!g->dst || rx_start(&g->p, &cfg, "tcp:127.0.0.1:0", g->dst, LEN))
+		return -1;
+	g->c = raw_connect(mfd_session_uri(g->p.rx), 0, 1, method, LEN);
+	if (!g->c || raw_ack(g->c, &status) || status)
+		return -1;
+	g->t0 = now();
+	return 0;
+}
+
+/* The receiver must fail, soon, with an error naming channel 0 and
+ * `word`. */
+static void rig_expect(struct rig *g, const char *word)
+{
+	int r = pair_join_rx(&g->p);
+	const char *e = mfd_session_error(g->p.rx);
+
+	CU_ASSERT(r < 0);
+	CU_ASSERT(now() - g->t0 < 3.0 * TIMEOUT_MS / 1000);
+	if (!strstr(e, "channel 0") || !strstr(e, word)) {
+		fprintf(stderr, "error '%s' should name channel 0 and '%s'\n",
+			e, word);
+		CU_FAIL("error message");
+	}
+}
+
+static void rig_down(struct rig *g)
+{
+	mfd__tp_close(g->c);
+	pair_free(&g->p);
+	guarded_free(g->dst, LEN);
+}
+
+static struct mfd_hdr pages_hdr(uint32_t normal, uint32_t zero)
+{
+	return (struct mfd_hdr){ .type = MFD_PKT_PAGES,
+				 .normal = normal,
+				 .zero = zero,
+				 .payload_len = normal * 4096 };
+}
+
+static void test_bad_magic(void)
+{
+	struct rig g;
+	uint8_t junk[MFD_HDR_SIZE];
+
+	CU_ASSERT_FATAL(rig_up(&g, MFD_METHOD_NONE) == 0);
+	memset(junk, 0x41, sizeof(junk));
+	mfd__tp_send_buf(g.c, junk, sizeof(junk));
+	rig_expect(&g, "magic");
+	CU_ASSERT(all_zero(g.dst, LEN));
+	rig_down(&g);
+}
+
+static void test_offset_out_of_range(void)
+{
+	struct rig g;
+	struct mfd_hdr h = pages_hdr(2, 0);
+	uint64_t off[2] = { 0, LEN }; /* the second is one past the end */
+	static uint8_t payload[2 * 4096];
+
+	CU_ASSERT_FATAL(rig_up(&g, MFD_METHOD_NONE) == 0);
+	memset(payload, 0x77, sizeof(payload));
+	raw_send_pages(g.c, &h, off);
+	mfd__tp_send_buf(g.c, payload, sizeof(payload));
+	rig_expect(&g, "outside the region");
+	CU_ASSERT(all_zero(g.dst, LEN)); /* validated before any write */
+	rig_down(&g);
+}
+
+static void test_unaligned_offset(void)
+{
+	struct rig g;
+	struct mfd_hdr h = pages_hdr(1, 0);
+	uint64_t off[1] = { 4095 };
+
+	CU_ASSERT_FATAL(rig_up(&g, MFD_METHOD_NONE) == 0);
+	raw_send_pages(g.c, &h, off);
+	rig_expect(&g, "aligned");
+	CU_ASSERT(all_zero(g.dst, LEN));
+	rig_down(&g);
+}
+
+static void test_peer_gone_mid_packet(void)
+{
+	struct rig g;
+	struct mfd_hdr h = pages_hdr(4, 0);
+	uint64_t off[4] = { 8 * 4096, 9 * 4096, 10 * 4096, 11 * 4096 };
+	static uint8_t half[2 * 4096];
+
+	CU_ASSERT_FATAL(rig_up(&g, MFD_METHOD_NONE) == 0);
+	memset(half, 0x99, sizeof(half));
+	raw_send_pages(g.c, &h, off);
+	mfd__tp_send_buf(g.c, half, sizeof(half));
+	mfd__tp_close(g.c);
+	g.c = NULL;
+	rig_expect(&g, "closed");
+	/* only the declared pages may have been written */
+	CU_ASSERT(all_zero(g.dst, 8 * 4096));
+	CU_ASSERT(all_zero(g.dst + 12 * 4096, LEN - 12 * 4096));
+	rig_down(&g);
+}
+
+static void test_sync_out_of_order(void)
+{
+	struct rig g;
+	struct mfd_hdr h = { .type = MFD_PKT_SYNC, .round = 5 };
+	uint8_t buf[MFD_HDR_SIZE];
+
+	CU_ASSERT_FATAL(rig_up(&g, MFD_METHOD_NONE) == 0);
+	mfd__hdr_encode(&h, buf);
+	mfd__tp_send_buf(g.c, buf, sizeof(buf));
+	rig_expect(&g, "out of order");
+	rig_down(&g);
+}
+
+static void test_silent_peer_times_out(void)
+{
+	struct rig g;
+
+	CU_ASSERT_FATAL(rig_up(&g, MFD_METHOD_NONE) == 0);
+	rig_expect(&g, "no data for");
+	rig_down(&g);
+}
+
+static void test_wrong_method(void)
+{
+	struct rig g;
+	struct mfd_hdr h = pages_hdr(1, 0);
+	uint64_t off[1] = { 0 };
+
+	CU_ASSERT_FATAL(rig_up(&g, MFD_METHOD_NONE) == 0);
+	h.method = MFD_METHOD_ZLIB;
+	h.payload_len = 10;
+	raw_send_pages(g.c, &h, off);
+	rig_expect(&g, "method");
+	CU_ASSERT(all_zero(g.dst, LEN));
+	rig_down(&g);
+}
+
+/* A stray connection and a duplicate channel index are refused with a
+ * reason, and the session goes on with its real channels. */
+static void test_strays_do_not_disturb(void)
+{
+	struct mfd_config cfg;
+	struct pair p;
+	struct mfd_stats st;
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_conn *stray, *dup, *c0, *c1;
+	int32_t status = 0;
+	uint8_t junk[MFD_INIT_SIZE];
+	struct mfd_uri u;
+	char err[200];
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	memset(src, 0x3c, LEN);
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	mfd__uri_parse(mfd_session_uri(p.rx), &u, err, sizeof(err));
+
+	/* garbage instead of an init */
+	CU_ASSERT_FATAL(mfd__tcp_ops.connect(&u, 1000, &stray, err,
+					     sizeof(err)) == 0);
+	memset(junk, 0xee, sizeof(junk));
+	mfd__tp_set_timeout(stray, 5000);
+	mfd__tp_send_buf(stray, junk, sizeof(junk));
+	CU_ASSERT_EQUAL(raw_ack(stray, &status), 0);
+	CU_ASSERT(status < 0);
+
+	/* a real session of 2 channels with index 0 offered twice */
+	c0 = raw_connect(mfd_session_uri(p.rx), 0, 2, MFD_METHOD_NONE, LEN);
+	dup = raw_connect(mfd_session_uri(p.rx), 0, 2, MFD_METHOD_NONE, LEN);
+	CU_ASSERT_EQUAL(raw_ack(dup, &status), 0);
+	CU_ASSERT(status < 0);
+	c1 = raw_connect(mfd_session_uri(p.rx), 1, 2, MFD_METHOD_NONE, LEN);
+	CU_ASSERT_EQUAL(raw_ack(c0, &status), 0);
+	CU_ASSERT_EQUAL(status, 0);
+	CU_ASSERT_EQUAL(raw_ack(c1, &status), 0);
+	CU_ASSERT_EQUAL(status, 0);
+	mfd_session_stats(p.rx, &st);
+	CU_ASSERT_EQUAL(st.rejected_connections, 2);
+
+	/* one page on channel 1, then the end on both */
+	{
+		struct mfd_hdr h = pages_hdr(1, 0), e = { .type = MFD_PKT_END };
+		uint64_t off[1] = { 4096 };
+		uint8_t buf[MFD_HDR_SIZE];
+
+		CU_ASSERT_EQUAL(raw_send_pages(c1, &h, off), 0);
+		CU_ASSERT_EQUAL(mfd__tp_send_buf(c1, src, 4096), 0);
+		mfd__hdr_encode(&e, buf);
+		CU_ASSERT_EQUAL(mfd__tp_send_buf(c0, buf, sizeof(buf)), 0);
+		CU_ASSERT_EQUAL(mfd__tp_send_buf(c1, buf, sizeof(buf)), 0);
+		CU_ASSERT_EQUAL(mfd__tp_recv_buf(c0, buf, sizeof(buf)), 0);
+		CU_ASSERT_EQUAL(buf[4], MFD_PKT_FIN);
+	}
+	CU_ASSERT_EQUAL(pair_join_rx(&p), 0);
+	CU_ASSERT(memcmp(dst + 4096, src, 4096) == 0);
+	CU_ASSERT(all_zero(dst, 4096));
+	mfd__tp_close(stray);
+	mfd__tp_close(dup);
+	mfd__tp_close(c0);
+	mfd__tp_close(c1);
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
+/* The receiver's region is smaller: the sender is told why. */
+static void test_region_mismatch(void)
+{
+	struct mfd_config cfg;
+	struct pair p;
+	uint8_t *src = guarded_alloc(2 * LEN), *dst = guarded_alloc(LEN);
+	struct mfd_session *tx;
+	char err[200];
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	cfg.uri = mfd_session_uri(p.rx);
+	CU_ASSERT_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					sizeof(err)) == 0);
+	mfd_session_add_region(tx, "ram", src, 2 * LEN, false);
+	CU_ASSERT(mfd_session_start(tx) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(tx),
+				      "receiver refused"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(tx), "bytes"));
+	CU_ASSERT(pair_join_rx(&p) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.rx), "'ram'"));
+	mfd_session_free(tx);
+	pair_free(&p);
+	guarded_free(src, 2 * LEN);
+	guarded_free(dst, LEN);
+}
+
+struct killer {
+	struct mfd_session *victim;
+	unsigned delay_ms;
+};
+
+static void *kill_later(void *arg)
+{
+	struct killer *k = arg;
+
+	usleep(k->delay_ms * 1000);
+	mfd_session_cancel(k->victim);
+	return NULL;
+}
+
+/* Either side going away mid-round ends the other within the timeout. */
+static void one_side_dies(bool kill_receiver)
+{
+	enum { BIG = 64 << 20 };
+	struct mfd_config cfg;
+	struct pair p;
+	uint8_t *src = guarded_alloc(BIG), *dst = guarded_alloc(BIG);
+	uint64_t seed = 1;
+	struct killer k;
+	pthread_t kt;
+	double t0;
+	int r = 0;
+
+	fill_random(src, BIG, &seed);
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	cfg.channels = 4;
+	CU_ASSERT_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
+				   BIG) == 0);
+	k.victim = kill_receiver ? p.rx : p.tx;
+	k.delay_ms = 20;
+	pthread_create(&kt, NULL, kill_later, &k);
+	t0 = now();
+	for (int round = 0; !r && round < 200; round++) {
+		r = mfd_send_region(p.tx, p.region);
+		if (!r)
+			r = mfd_send_sync(p.tx);
+	}
+	CU_ASSERT(r < 0);
+	CU_ASSERT(pair_join_rx(&p) < 0);
+	CU_ASSERT(now() - t0 < 3.0 * TIMEOUT_MS / 1000 + 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(kill_receiver ? p.tx
+								      : p.rx),
+				      "channel"));
+	pthread_join(kt, NULL);
+	pair_free(&p);
+	guarded_free(src, BIG);
+	guarded_free(dst, BIG);
+}
+
+static void test_receiver_dies(void) { one_side_dies(true); }
+static void test_sender_dies(void) { one_side_dies(false); }
+
+int main(void)
+{
+	static const struct test tests[] = {
+		{ "bad magic", test_bad_magic },
+		{ "offset out of range", test_offset_out_of_range },
+		{ "unaligned offset", test_unaligned_offset },
+		{ "peer gone mid-packet", test_peer_gone_mid_packet },
+		{ "SYNC out of order", test_sync_out_of_order },
+		{ "silent peer times out", test_silent_peer_times_out },
+		{ "wrong method", test_wrong_method },
+		{ "strays do not disturb", test_strays_do_not_disturb },
+		{ "region size mismatch", test_region_mismatch },
+		{ "receiver dies mid-round", test_receiver_dies },
+		{ "sender dies mid-round", test_sender_dies },
+		{ NULL, NULL },
+	};
+
+	return run_tests("faults", tests, 200);
+}

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/* test-packet.c - the wire codec: round trips and each rejection. */
+#include "config.h"
+
+#include <errno.h>
+
+#include "common.h"
+#include "packet.h"
+
+static const struct mfd_limits lim = { .method = MFD_METHOD_NONE,
+				       .page_size = 4096,
+				       .pages_per_packet = 128,
+				       .region_count = 2 };
+
+static struct mfd_hdr good_pages(void)
+{
+	return (struct mfd_hdr){ .type = MFD_PKT_PAGES,
+				 .method = MFD_METHOD_NONE,
+				 .packet_num = 77,
+				 .round = 3,
+				 .region = 1,
+				 .normal = 5,
+				 .zero = 2,
+				 .payload_len = 5 * 4096 };
+}
+
+/* Encode h, then decode it under l: the error (0 when accepted). */
+static int decode(const struct mfd_hdr *h, const struct mfd_limits *l,
+		  char *err, size_t errlen)
+{
+	uint8_t buf[MFD_HDR_SIZE];
+	struct mfd_hdr out;
+
+	mfd__hdr_encode(h, buf);
+	return mfd__hdr_decode(buf, l, &out, err, errlen);
+}
+
+static void test_hdr_round_trip(void)
+{
+	struct mfd_hdr h = good_pages(), out;
+	uint8_t buf[MFD_HDR_SIZE];
+	char err[200] = "";
+
+	mfd__hdr_encode(&h, buf);
+	CU_ASSERT_EQUAL(buf[0], 'M'); /* big-endian magic */
+	CU_ASSERT_EQUAL_FATAL(mfd__hdr_decode(buf, &lim, &out, err,
+					      sizeof(err)), 0);
+	CU_ASSERT(out.type == h.type && out.packet_num == 77 &&
+		  out.round == 3 && out.region == 1 && out.normal == 5 &&
+		  out.zero == 2 && out.payload_len == 5 * 4096);
+}
+
+static void expect_bad(struct mfd_hdr h, const struct mfd_limits *l,
+		       const char *word)
+{
+	char err[200] = "";
+
+	CU_ASSERT_EQUAL(decode(&h, l, err, sizeof(err)), -EBADMSG);
+	if (!strstr(err, word)) {
+		fprintf(stderr, "error '%s' does not name '%s'\n", err, word);
+		CU_FAIL("error message does not name the field");
+	}
+}
+
+static void test_hdr_rejects(void)
+{
+	struct mfd_hdr h;
+	struct mfd_limits zl = lim;
+	uint8_t buf[MFD_HDR_SIZE];
+	struct mfd_hdr out;
+	char err[200];
+
+	h = good_pages();
+	h.method = MFD_METHOD_ZSTD;
+	expect_bad(h, &lim, "method");
+	h = good_pages();
+	h.flags = 0x8000;
+	expect_bad(h, &lim, "flag");
+	h = good_pages();
+	h.flags = MFD_FLAG_RAW; /* raw makes no sense with none */
+	expect_bad(h, &lim, "raw");
+	h = good_pages();
+	h.region = 2;
+	expect_bad(h, &lim, "region");
+	h = good_pages();
+	h.normal = 128;
+	h.zero = 1;
+	h.payload_len = 128 * 4096;
+	expect_bad(h, &lim, "pages");
+	h = good_pages();
+	h.normal = 0;
+	h.zero = 0;
+	h.payload_len = 0;
+	expect_bad(h, &lim, "pages");
+	h = good_pages(); /* counts whose sum overflows 32 bits */
+	h.normal = 0xffffffffu;
+	h.zero = 2;
+	expect_bad(h, &lim, "pages");
+	h = good_pages();
+	h.payload_len += 1;
+	expect_bad(h, &lim, "payload length");
+	h = good_pages();
+	h.type = 9;
+	expect_bad(h, &lim, "type");
+	h = (struct mfd_hdr){ .type = MFD_PKT_SYNC, .normal = 1 };
+	expect_bad(h, &lim, "control");
+
+	/* compressed: payload must be shorter than the pages, raw exact */
+	zl.method = MFD_METHOD_ZSTD;
+	h = good_pages();
+	h.method = MFD_METHOD_ZSTD;
+	h.payload_len = 5 * 4096;
+	expect_bad(h, &zl, "compressed payload");
+	h.payload_len = 0;
+	expect_bad(h, &zl, "compressed payload");
+	h.payload_len = 100;
+	CU_ASSERT_EQUAL(decode(&h, &zl, err, sizeof(err)), 0);
+	h.flags = MFD_FLAG_RAW;
+	expect_bad(h, &zl, "payload length");
+	h.payload_len = 5 * 4096;
+	CU_ASSERT_EQUAL(decode(&h, &zl, err, sizeof(err)), 0);
+
+	/* bad magic and reserved bytes */
+	h = good_pages();
+	mfd__hdr_encode(&h, buf);
+	buf[0] ^= 1;
+	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &lim, &out, err, sizeof(err)),
+			-EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "magic"));
+	buf[0] ^= 1;
+	buf[40] = 1;
+	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &lim, &out, err, sizeof(err)),
+			-EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "reserved"));
+}
+
+static void test_offsets(void)
+{
+	uint64_t in[3] = { 0, 4096, 8192 }, out[3];
+	uint8_t buf[24];
+	char err[200];
+
+	mfd__offsets_encode(in, 3, buf);
+	CU_ASSERT_EQUAL(mfd__offsets_decode(buf, 3, 4096, 3 * 4096, out, err,
+					    sizeof(err)), 0);
+	CU_ASSERT_EQUAL(out[2], 8192);
+	/* the last page must fit whole */
+	CU_ASSERT_EQUAL(mfd__offsets_decode(buf, 3, 4096, 3 * 4096 - 1, out,
+					    err, sizeof(err)), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "outside"));
+	in[1] = 4097;
+	mfd__offsets_encode(in, 3, buf);
+	CU_ASSERT_EQUAL(mfd__offsets_decode(buf, 3, 4096, 1 << 20, out, err,
+					    sizeof(err)), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "aligned"));
+	in[1] = ~0ull & ~4095ull; /* huge: must not wrap */
+	mfd__offsets_encode(in, 3, buf);
+	CU_ASSERT_EQUAL(mfd__offsets_decode(buf, 3, 4096, 1 << 20, out, err,
+					    sizeof(err)), -EBADMSG);
+}
+
+static struct mfd_init good_init(void)
+{
+	return (struct mfd_init){ .version = MFD_PROTO_VERSION,
+				  .session_id = 42,
+				  .channel = 0,
+				  .channels = 4,
+				  .method = MFD_METHOD_ZLIB,
+				  .page_size = 4096,
+				  .pages_per_packet = 128,
+				  .region_count = 1 };
+}
+
+static void expect_bad_init(struct mfd_init in, const char *word)
+{
+	uint8_t buf[MFD_INIT_SIZE];
+	struct mfd_init out;
+	char err[200] = "";
+
+	mfd__init_encode(&in, buf);
+	CU_ASSERT_EQUAL(mfd__init_decode(buf, &out, err, sizeof(err)),
+			-EBADMSG);
+	if (!strstr(err, word)) {
+		fprintf(stderr, "error '%s' does not name '%s'\n", err, word);
+		CU_FAIL("init error message does not name the field");
+	}
+}
+
+static void test_init(void)
+{
+	struct mfd_init in = good_init(), out;
+	uint8_t buf[MFD_INIT_SIZE];
+	char err[200];
+
+	mfd__init_encode(&in, buf);
+	CU_ASSERT_EQUAL_FATAL(mfd__init_decode(buf, &out, err, sizeof(err)),
+			      0);
+	CU_ASSERT(out.session_id == 42 && out.channels == 4 &&
+		  out.method == MFD_METHOD_ZLIB && out.region_count == 1);
+
+	in = good_init();
+	in.version = 2;
+	expect_bad_init(in, "version");
+	in = good_init();
+	in.channel = 4;
+	expect_bad_init(in, "channel index");
+	in = good_init();
+	in.channels = 65;
+	expect_bad_init(in, "channel count");
+	in = good_init();
+	in.method = 7;
+	expect_bad_init(in, "method");
+	in = good_init();
+	in.page_size = 3000;
+	expect_bad_init(in, "page size");
+	in = good_init();
+	in.pages_per_packet = 1025;
+	expect_bad_init(in, "pages per packet");
+	in = good_init();
+	in.features = 1;
+	expect_bad_init(in, "feature");
+	in = good_init();
+	in.region_count = 0;
+	expect_bad_init(in, "region");
+	in = good_init();
+	in.channel = 1;
+	expect_bad_init(in, "announces regions");
+	in = good_init();
+	mfd__init_encode(&in, buf);
+	buf[3] = 0;
+	CU_ASSERT_EQUAL(mfd__init_decode(buf, &out, err, sizeof(err)),
+			-EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "magic"));
+}
+
+static void test_ack_and_region(void)
+{
+	struct mfd_ack a = { .status = -EINVAL, .msg_len = 5 }, out;
+	uint8_t buf[MFD_ACK_SIZE], rb[300];
+	char err[200], name[300];
+
+	mfd__ack_encode(&a, buf);
+	CU_ASSERT_EQUAL(mfd__ack_decode(buf, &out, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(out.status, -EINVAL);
+	CU_ASSERT_EQUAL(out.msg_len, 5);
+	a.status = 3; /* positive statuses do not exist */
+	mfd__ack_encode(&a, buf);
+	CU_ASSERT_EQUAL(mfd__ack_decode(buf, &out, err, sizeof(err)),
+			-EBADMSG);
+
+	CU_ASSERT_EQUAL(mfd__region_encode("pc.ram", 1 << 20, rb, sizeof(rb)),
+			2 + 6 + 8);
+	CU_ASSERT(rb[0] == 0 && rb[1] == 6 && !memcmp(rb + 2, "pc.ram", 6));
+	memset(name, 'x', 256);
+	name[256] = 0;
+	CU_ASSERT_EQUAL(mfd__region_encode(name, 4096, rb, sizeof(rb)),
+			-ENAMETOOLONG);
+	CU_ASSERT_EQUAL(mfd__region_encode("", 4096, rb, sizeof(rb)),
+			-ENAMETOOLONG);
+}
+
+int main(void)
+{
+	static const struct test tests[] = {
+		{ "header round trip", test_hdr_round_trip },
+		{ "header rejects each bad field", test_hdr_rejects },
+		{ "offsets", test_offsets },
+		{ "init packet", test_init },
+		{ "ack and region entries", test_ack_and_region },
+		{ NULL, NULL },
+	};
+
+	return run_tests("packet", tests, 60);
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/* test-uri.c - URI parsing: each scheme, IPv6 brackets, the bad ones. */
+#include "config.h"
+
+#include <errno.h>
+
+#include "common.h"
+#include "transports/transport.h"
+
+static void test_good(void)
+{
+	struct mfd_uri u;
+	char err[200];
+
+	CU_ASSERT_EQUAL(mfd__uri_parse("tcp:127.0.0.1:4444", &u, err,
+				       sizeof(err)), 0);
+	CU_ASSERT(u.scheme == MFD_SCHEME_TCP && !strcmp(u.host, "127.0.0.1") &&
+		  !strcmp(u.port, "4444"));
+	CU_ASSERT_EQUAL(mfd__uri_parse("tcp:[::1]:0", &u, err, sizeof(err)),
+			0);
+	CU_ASSERT(!strcmp(u.host, "::1") && !strcmp(u.port, "0"));
+	CU_ASSERT_EQUAL(mfd__uri_parse("rdma:10.0.0.1:9", &u, err,
+				       sizeof(err)), 0);
+	CU_ASSERT_EQUAL(u.scheme, MFD_SCHEME_RDMA);
+	CU_ASSERT_EQUAL(mfd__uri_parse("unix:/tmp/x.sock", &u, err,
+				       sizeof(err)), 0);
+	CU_ASSERT(u.scheme == MFD_SCHEME_UNIX && !strcmp(u.path, "/tmp/x.sock"));
+}
+
+static void test_bad(void)
+{
+	static const char *bad[] = {
+		"tcp:", "tcp:host", "tcp:host:", "tcp::80", "tcp:h:99999",
+		"tcp:h:-1", "tcp:h:8x", "tcp:::1:80", "tcp:[::1]80",
+		"unix:", "udp:h:1", "", "tcp:[::1:80",
+	};
+	char err[200];
+	struct mfd_uri u;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		CU_ASSERT_EQUAL(mfd__uri_parse(bad[i], &u, err, sizeof(err)),
+				-EINVAL);
+		CU_ASSERT(err[0] != 0);
+	}
+	CU_ASSERT_EQUAL(mfd__uri_parse(NULL, &u, err, sizeof(err)), -EINVAL);
+}
+
+int main(void)
+{
+	static const struct test tests[] = {
+		{ "good URIs", test_good },
+		{ "bad URIs", test_bad },
+		{ NULL, NULL },
+	};
+
+	return run_tests("uri", tests, 30);
+}
