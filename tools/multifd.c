@@ -163,7 +163,7 @@ int cmd_recv(int argc, char **argv)
 		return 2;
 	}
 	r = mfd_session_start(s);
-	if (!r && !o.quiet && !o.json)
+	if (!r && !o.quiet)
 		fprintf(stderr, "multifd: listening on %s\n",
 			mfd_session_uri(s));
 	if (!r)
