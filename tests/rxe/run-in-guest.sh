@@ -64,23 +64,25 @@ exec 9>"$lock"
 # one guest at a time: the host is shared and TCG is slow enough
 flock 9
 
-# Copy a host file into root $1 at the canonical (merged-/usr) path, with
-# every library ldd finds for it.
+# Copy a host file into root $1 (at $3, or at its own path), with every
+# library ldd finds for it in the guest's library directory, wherever it
+# was found (a build tree's .libs included).
 put() {
 	local root=$1 src=$2 dst=${3:-}
-	local real dir
+	local lib to
 
 	[ -n "$dst" ] || dst=$(realpath -s "$src")
-	dir=$(dirname "$dst")
-	mkdir -p "$root/$dir"
+	mkdir -p "$root/$(dirname "$dst")" "$root/usr/lib64" \
+		"$root/usr/lib/x86_64-linux-gnu"
 	cp -L "$src" "$root/$dst"
 	ldd "$src" 2>/dev/null | awk '/=> \//{print $3} /^\t\//{print $1}' |
 	while read -r lib; do
-		real=$(realpath "$(dirname "$lib")")/$(basename "$lib")
-		real=${real#/usr}
-		[ -e "$root/usr$real" ] && continue
-		mkdir -p "$root/usr$(dirname "$real")"
-		cp -L "$lib" "$root/usr$real"
+		case $lib in
+		*/ld-linux*) to=/usr/lib64 ;;
+		*) to=/usr/lib/x86_64-linux-gnu ;;
+		esac
+		to=$to/$(basename "$lib")
+		[ -e "$root$to" ] || cp -L "$lib" "$root$to"
 	done
 }
 
