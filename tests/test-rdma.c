@@ -4,8 +4,8 @@
  * 64 MiB region, rounds that rewrite pages (some to zero, zero pages back
  * to data), methods none (pages as RDMA WRITEs) and zstd (compressed
  * packets on the stream, incompressible ones raw as WRITEs), compared
- * byte for byte; and a sender that dies mid-round, which the receiver
- * must report as an error within its timeout.
+ * byte for byte; and a sender or a receiver process that dies mid-round,
+ * which the other end must report as an error within its timeout.
  *
  * Needs an RDMA device and its IPv4 address in MFD_RDMA_ADDR (the
  * tests/rxe guest sets both up); exits 77 (skip) without them.
@@ -98,6 +98,28 @@ static int dying_sender(const char *uri)
 	_exit(0);
 }
 
+/* The child of test_receiver_dies: tell the parent where to connect,
+ * then vanish once some pages have arrived. */
+static int dying_receiver(const char *uri)
+{
+	uint8_t *dst = guarded_alloc(SIZE);
+	struct mfd_config cfg;
+	struct mfd_stats st;
+	struct pair p;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	if (!dst || rx_start(&p, &cfg, uri, dst, SIZE))
+		return 2;
+	printf("%s\n", mfd_session_uri(p.rx));
+	fflush(stdout);
+	do {
+		usleep(10000);
+		mfd_session_stats(p.rx, &st);
+	} while (st.normal_pages < 1000);
+	_exit(0);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -140,6 +162,60 @@ static void test_sender_dies(void)
 	guarded_free(dst, SIZE);
 }
 
+/* A receiver process that dies mid-round: the sender fails within its
+ * timeout, in whichever call it is. */
+static void test_receiver_dies(void)
+{
+	uint8_t *src = guarded_alloc(SIZE);
+	struct mfd_session *tx = NULL;
+	struct mfd_config cfg;
+	char uri[300] = "", err[256];
+	uint64_t seed = 7;
+	int fd[2], status = -1, r;
+	double t0;
+	FILE *f;
+	pid_t pid;
+
+	CU_ASSERT_FATAL(src != NULL && pipe(fd) == 0);
+	fill_random(src, SIZE, &seed);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		execl("/proc/self/exe", "test-rdma", "--dying-receiver",
+		      listen_uri, (char *)NULL);
+		_exit(127);
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	close(fd[1]);
+	f = fdopen(fd[0], "r");
+	CU_ASSERT_FATAL(f && fgets(uri, sizeof(uri), f));
+	fclose(f);
+	uri[strcspn(uri, "\n")] = 0;
+	mfd_config_init(&cfg);
+	cfg.uri = uri;
+	cfg.timeout_ms = TIMEOUT_MS;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT(mfd_session_add_region(tx, "ram", src, SIZE, false) == 0);
+	t0 = now_s();
+	r = mfd_session_start(tx);
+	for (int k = 0; !r && k < 8; k++) {
+		r = mfd_send_region(tx, 0);
+		if (!r)
+			r = mfd_send_sync(tx);
+	}
+	if (!r)
+		r = mfd_send_finish(tx);
+	CU_ASSERT(r < 0);
+	fprintf(stderr, "sender after %.1f s: %s\n", now_s() - t0,
+		mfd_session_error(tx));
+	CU_ASSERT(now_s() - t0 < TIMEOUT_MS / 1000.0);
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	mfd_session_free(tx);
+	guarded_free(src, SIZE);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test tests[] = {
@@ -152,6 +228,7 @@ int main(int argc, char **argv)
 		{ "zstd, 4 channels", test_zstd_4 },
 #endif
 		{ "sender dies mid-round", test_sender_dies },
+		{ "receiver dies mid-round", test_receiver_dies },
 		{ NULL, NULL },
 	};
 	const char *addr = getenv("MFD_RDMA_ADDR");
@@ -160,6 +237,8 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "--dying-sender"))
 		return dying_sender(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "--dying-receiver"))
+		return dying_receiver(argv[2]);
 	if (!addr || !*addr) {
 		printf("SKIP: MFD_RDMA_ADDR is not set (tests/rxe/"
 		       "run-in-guest.sh sets it)\n");
