@@ -417,7 +417,7 @@ static bool is_down(struct rd_conn *rc)
 static int handle_wc(struct rd_conn *rc, const struct ibv_wc *wc)
 {
 	uint64_t kind = WR_KIND(wc->wr_id), v = WR_VAL(wc->wr_id);
-	int r;
+	unsigned t;
 
 	if (wc->status != IBV_WC_SUCCESS) {
 		/* after a disconnect or shutdown, the QP flushes what was
@@ -445,9 +445,9 @@ static int handle_wc(struct rd_conn *rc, const struct ibv_wc *wc)
 		rc->owed++;
 		return post_recv(rc, (unsigned)v);
 	}
-	r = (int)((rc->rxq_head + rc->rxq_n) % RING_BUFS);
-	rc->rxq[r] = (unsigned)v;
-	rc->rxq_len[r] = wc->byte_len;
+	t = (rc->rxq_head + rc->rxq_n) % RING_BUFS;
+	rc->rxq[t] = (unsigned)v;
+	rc->rxq_len[t] = wc->byte_len;
 	rc->rxq_n++;
 	return 0;
 }
@@ -638,8 +638,9 @@ static int post_write(struct rd_conn *rc, struct region *g, uint8_t *p,
 			.opcode = IBV_WR_RDMA_WRITE,
 			.sg_list = &sge,
 			.num_sge = 1,
-			.wr.rdma = { .remote_addr = g->raddr + (uint64_t)(p - g->mem),
-				     .rkey = g->rkey },
+			.wr.rdma.remote_addr = g->raddr +
+					       (uint64_t)(p - g->mem),
+			.wr.rdma.rkey = g->rkey,
 		};
 		int r = post_wr(rc, &wr, WR_WRITE, last && n == len);
 
@@ -767,7 +768,7 @@ static int rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 				r = give_credits(rc, true);
 				if (!r)
 					r = progress(rc, true, "recv");
-				if (r == -EPIPE)
+				if (r == -EPIPE && !is_down(rc))
 					snprintf(c->err, sizeof(c->err),
 						 "peer closed the connection"
 						 "%s (%llu bytes of this read "
@@ -1014,8 +1015,9 @@ static int conn_setup(struct rd_conn *rc, char *err, size_t errlen)
 	if (r)
 		goto out;
 	rc->max_msg = pa.max_msg_sz ? pa.max_msg_sz : 1u << 30;
-	rc->sq_depth = SQ_DEPTH < (unsigned)da.max_qp_wr ? SQ_DEPTH
-							  : (unsigned)da.max_qp_wr;
+	rc->sq_depth = (unsigned)da.max_qp_wr;
+	if (rc->sq_depth > SQ_DEPTH)
+		rc->sq_depth = SQ_DEPTH;
 	if ((unsigned)da.max_qp_wr < RING_BUFS + 1 ||
 	    (unsigned)da.max_cqe < rc->sq_depth + RING_BUFS) {
 		snprintf(err, errlen, "device %s too small: max_qp_wr %d, "
@@ -1204,7 +1206,12 @@ static int rd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 		return -ENOMEM;
 	l->base.ops = &mfd__rdma_ops;
 	l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	r = l->wake_fd < 0 ? -errno : resolve(u, true, &ss, err, errlen);
+	if (l->wake_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	r = resolve(u, true, &ss, err, errlen);
 	if (r)
 		goto fail;
 	l->ech = rdma_create_event_channel();
