@@ -81,6 +81,8 @@ struct mfd_config {
 				   with MSG_ZEROCOPY. See mfd_send_sync(). */
 	unsigned timeout_ms;	/* connect, handshake and any stall of a
 				   channel; 0 waits forever; default 30000 */
+	uint64_t max_bandwidth;	/* sender: bytes per second on the wire over
+				   all channels together; 0 = no limit */
 	mfd_region_cb region_cb; /* receiver only, may be NULL */
 	void *region_opaque;
 };

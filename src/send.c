@@ -82,6 +82,7 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 				  ch->mctx.err);
 		return r;
 	}
+	mfd__ratelimit_take(&s->ratelimit, p->next_packet_size);
 	if (p->header_apart) {
 		/* the header buffer is reused for the next packet, so it
 		 * must be copied by the kernel now */

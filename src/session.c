@@ -131,6 +131,7 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
 	}
 	s->method = mfd__method_get(cfg->method);
 	s->batch_region = -1;
+	mfd__ratelimit_init(&s->ratelimit, cfg->max_bandwidth);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle_cond, NULL);
 	pthread_cond_init(&s->barrier_cond, NULL);
@@ -424,5 +425,6 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 	pthread_cond_destroy(&s->barrier_cond);
 	pthread_cond_destroy(&s->idle_cond);
 	pthread_mutex_destroy(&s->lock);
+	mfd__ratelimit_destroy(&s->ratelimit);
 	free(s);
 }

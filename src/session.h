@@ -13,6 +13,7 @@
 
 #include "multifd.h"
 #include "method.h"
+#include "ratelimit.h"
 #include "transports/transport.h"
 
 /* What a sender channel thread is asked to do next. */
@@ -69,6 +70,7 @@ struct mfd_session {
 	int nregions;
 	struct mfd_listener *listener;
 	struct timespec t_start;
+	struct mfd_ratelimit ratelimit; /* sender; locks itself */
 
 	/* Protected by lock. */
 	pthread_mutex_t lock;

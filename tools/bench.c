@@ -1,25 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench.c - multifd bench: a sender and a receiver in one process over
- * loopback (or any URI), several rounds that rewrite a share of the pages,
- * a byte-for-byte check of the result, and, in the same run, the raw
- * ceiling: the same bytes over the same number of plain sockets.
+ * bench.c - the multifd bench command: its options, its report (text or
+ * JSON), and --sweep, which repeats the run over channels, methods and
+ * contents and writes CSV for bench/plot. bench-run.c does each run.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "cli.h"
-#include "memory.h"
+#include "bench.h"
 
 static const char bench_usage[] =
 	"Usage: multifd bench [OPTIONS]\n"
@@ -36,6 +29,17 @@ static const char bench_usage[] =
 	"      --pretouch          receive into memory faulted in beforehand\n"
 	"                          (default: fresh memory, as a new host has)\n"
 	"      --no-ceiling        skip the raw-socket ceiling\n"
+	"      --live              precopy: a writer dirties pages while the\n"
+	"                          sender iterates rounds until the dirty set\n"
+	"                          fits the downtime, then stop and copy\n"
+	"      --dirty-rate MIBS   --live: MiB/s the writer dirties (default 64)\n"
+	"      --dirty-pattern P   --live: random or hot (9 in 10 writes to a\n"
+	"                          twentieth of the pages; default random)\n"
+	"      --downtime MS       --live: the stop-and-copy budget (default 300)\n"
+	"      --max-rounds N      --live: give up converging after N rounds\n"
+	"                          (default 30)\n"
+	"      --sweep             run over 1,2,4,8 channels x none,zlib,zstd x\n"
+	"                          random,text,mixed; print CSV (see bench/plot)\n"
 	"      --uri URI           where the pair meets (default\n"
 	"                          tcp:127.0.0.1:0; unix:PATH, rdma:HOST:0)\n"
 	"  -c, --channels N        parallel channels, 1..64 (default 2)\n"
@@ -52,7 +56,19 @@ static const char bench_usage[] =
 	"  -V, --version           the version\n"
 	"\nExit status: 0 when the receiver's memory equals the sender's.\n";
 
-enum { OPT_CONTENT = 512, OPT_REWRITE, OPT_PRETOUCH, OPT_NO_CEILING, OPT_URI };
+enum {
+	OPT_CONTENT = 512,
+	OPT_REWRITE,
+	OPT_PRETOUCH,
+	OPT_NO_CEILING,
+	OPT_URI,
+	OPT_LIVE,
+	OPT_DIRTY_RATE,
+	OPT_DIRTY_PATTERN,
+	OPT_DOWNTIME,
+	OPT_MAX_ROUNDS,
+	OPT_SWEEP,
+};
 
 static const struct option bench_opts[] = {
 	{ "size", required_argument, NULL, 's' },
@@ -62,12 +78,18 @@ static const struct option bench_opts[] = {
 	{ "pretouch", no_argument, NULL, OPT_PRETOUCH },
 	{ "no-ceiling", no_argument, NULL, OPT_NO_CEILING },
 	{ "uri", required_argument, NULL, OPT_URI },
+	{ "live", no_argument, NULL, OPT_LIVE },
+	{ "dirty-rate", required_argument, NULL, OPT_DIRTY_RATE },
+	{ "dirty-pattern", required_argument, NULL, OPT_DIRTY_PATTERN },
+	{ "downtime", required_argument, NULL, OPT_DOWNTIME },
+	{ "max-rounds", required_argument, NULL, OPT_MAX_ROUNDS },
+	{ "sweep", no_argument, NULL, OPT_SWEEP },
 	{ NULL, 0, NULL, 0 },
 };
 
 static int bench_opt(int c, const char *arg, struct opts *o)
 {
-	static const char *names[] = { "random", "text", "zero", "mixed" };
+	char *end;
 
 	switch (c) {
 	case 's':
@@ -80,7 +102,7 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 		return 0;
 	case OPT_CONTENT:
 		for (unsigned i = 0; i < 4; i++)
-			if (!strcmp(arg, names[i])) {
+			if (!strcmp(arg, content_names[i])) {
 				o->content = (enum content)i;
 				return 0;
 			}
@@ -102,264 +124,183 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 	case OPT_URI:
 		o->uri = arg;
 		return 0;
+	case OPT_LIVE:
+		o->live = true;
+		return 0;
+	case OPT_DIRTY_RATE:
+		o->dirty_rate = strtod(arg, &end);
+		if (end == arg || *end || o->dirty_rate < 0 ||
+		    o->dirty_rate > 1e6) {
+			die_msg("bad dirty rate '%s': expected MiB/s, 0..1e6",
+				arg);
+			return -1;
+		}
+		return 0;
+	case OPT_DIRTY_PATTERN:
+		if (strcmp(arg, "random") && strcmp(arg, "hot")) {
+			die_msg("bad dirty pattern '%s': expected random or hot",
+				arg);
+			return -1;
+		}
+		o->hot_set = !strcmp(arg, "hot");
+		return 0;
+	case OPT_DOWNTIME:
+		return parse_uint(arg, "downtime (ms)", 1, 3600000,
+				  &o->downtime_ms);
+	case OPT_MAX_ROUNDS:
+		return parse_uint(arg, "max rounds", 2, 100000,
+				  &o->max_rounds);
+	case OPT_SWEEP:
+		o->sweep = true;
+		return 0;
 	}
 	return -1;
 }
 
-static uint64_t rng(uint64_t *st)
+
+static void report_json(const struct opts *o, const struct bench_result *r)
 {
-	/* xorshift64*: fast, good enough for page content and choices */
-	*st ^= *st >> 12;
-	*st ^= *st << 25;
-	*st ^= *st >> 27;
-	return *st * 0x2545F4914F6CDD1Dull;
+	const struct mfd_stats *st = &r->st;
+
+	printf("{\"command\":\"bench\",\"ok\":%s,\"uri\":\"%s\","
+	       "\"size\":%llu,\"channels\":%u,\"method\":\"%s\","
+	       "\"level\":%d,\"content\":\"%s\",\"zero_copy\":%s,"
+	       "\"pretouch\":%s,\"live\":%s,\"seconds\":%.6f,"
+	       "\"payload_bytes\":%llu,\"wire_bytes\":%llu,"
+	       "\"gib_per_s\":%.4f,\"ceiling_gib_per_s\":%.4f,"
+	       "\"ratio_to_ceiling\":%.4f,\"compression_ratio\":%.4f,"
+	       "\"send_cpu_s_per_gib\":%.4f,\"recv_cpu_s_per_gib\":%.4f,"
+	       "\"zero_pages\":%llu,\"raw_packets\":%llu,"
+	       "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu,"
+	       "\"zerocopy_fallbacks\":%llu",
+	       r->identical ? "true" : "false", o->uri ? o->uri : "tcp",
+	       (unsigned long long)o->size, o->cfg.channels,
+	       mfd_method_name(o->cfg.method), o->cfg.level,
+	       content_names[o->content], o->cfg.zero_copy ? "true" : "false",
+	       o->pretouch ? "true" : "false", o->live ? "true" : "false",
+	       r->seconds, (unsigned long long)st->payload_bytes,
+	       (unsigned long long)st->bytes, r->gib_per_s, r->ceiling,
+	       r->ceiling > 0 ? r->gib_per_s / r->ceiling : 0,
+	       st->bytes ? (double)st->payload_bytes / (double)st->bytes : 0,
+	       r->send_cpu_per_gib, r->recv_cpu_per_gib,
+	       (unsigned long long)st->zero_pages,
+	       (unsigned long long)st->raw_packets,
+	       (unsigned long long)st->zerocopy_sends,
+	       (unsigned long long)st->zerocopy_copied,
+	       (unsigned long long)st->zerocopy_fallbacks);
+	if (o->live)
+		printf(",\"converged\":%s,\"downtime_s\":%.6f",
+		       r->converged ? "true" : "false", r->downtime);
+	printf(",\"round_log\":[");
+	for (unsigned k = 0; k < r->nrounds; k++)
+		printf("%s{\"pages\":%llu,\"seconds\":%.6f}", k ? "," : "",
+		       (unsigned long long)r->rounds[k].pages,
+		       r->rounds[k].seconds);
+	printf("]}\n");
 }
 
-static void fill_random(uint8_t *p, uint32_t n, uint64_t *st)
+static void report_text(const struct opts *o, const struct bench_result *r)
 {
-	for (uint32_t i = 0; i < n; i += 8) {
-		uint64_t v = rng(st);
+	const struct mfd_stats *st = &r->st;
 
-		memcpy(p + i, &v, 8);
-	}
+	printf("multifd bench: %s, %u channels, method %s, %s pages, %.0f MiB"
+	       "%s, %s memory\n",
+	       o->uri ? o->uri : "tcp loopback", o->cfg.channels,
+	       mfd_method_name(o->cfg.method), content_names[o->content],
+	       (double)o->size / (1 << 20), o->live ? ", live" : "",
+	       o->pretouch ? "pre-touched" : "fresh");
+	for (unsigned k = 0; r->nrounds > 1 && k < r->nrounds; k++)
+		printf("  round %u: %llu pages (%.1f MiB) in %.3f s%s\n", k + 1,
+		       (unsigned long long)r->rounds[k].pages,
+		       (double)r->rounds[k].pages * o->cfg.page_size /
+			       (1 << 20),
+		       r->rounds[k].seconds,
+		       o->live && k + 1 == r->nrounds ? " (stop and copy)" : "");
+	if (o->live)
+		printf("  %s; downtime %.1f ms (budget %u ms)\n",
+		       r->converged ? "converged"
+				    : "did not converge within --max-rounds",
+		       r->downtime * 1000, o->downtime_ms);
+	printf("  moved %.1f MiB (%.1f MiB on the wire, ratio %.2f) in %.3f "
+	       "s: %.3f GiB/s\n",
+	       (double)st->payload_bytes / (1 << 20),
+	       (double)st->bytes / (1 << 20),
+	       st->bytes ? (double)st->payload_bytes / (double)st->bytes : 0,
+	       r->seconds, r->gib_per_s);
+	printf("  CPU: sender %.3f s/GiB, receiver %.3f s/GiB\n",
+	       r->send_cpu_per_gib, r->recv_cpu_per_gib);
+	if (o->cfg.zero_copy)
+		printf("  zero-copy: %llu sends completed, %llu of them copied "
+		       "by the kernel, %llu fell back\n",
+		       (unsigned long long)st->zerocopy_sends,
+		       (unsigned long long)st->zerocopy_copied,
+		       (unsigned long long)st->zerocopy_fallbacks);
+	if (r->ceiling > 0)
+		printf("  raw ceiling (%u plain sockets): %.3f GiB/s; multifd "
+		       "at %.2f of it\n",
+		       o->cfg.channels, r->ceiling, r->gib_per_s / r->ceiling);
+	printf("  verified: %s\n", r->identical ? "identical" : "DIFFERENT");
 }
 
-static void fill_text(uint8_t *p, uint32_t n, uint64_t *st)
+/* Every combination, one CSV row each; the ceiling once per channel
+ * count (it does not depend on the method or content). */
+static int sweep(struct opts o)
 {
-	static const char *words[] = {
-		"the ",	    "page ",   "memory ", "of ",     "a ",
-		"virtual ", "machine ", "is ",	   "moved ",  "over ",
-		"many ",    "channels ", "and ",   "each ",   "packet ",
-		"carries ", "offsets ", "with ",   "data ",   "zero\n",
-		"region ",  "round ",  "sync ",	   "header ", "kernel ",
-	};
-	uint32_t i = 0;
+	static const unsigned channels[] = { 1, 2, 4, 8 };
+	static const enum mfd_method methods[] = { MFD_METHOD_NONE,
+						   MFD_METHOD_ZLIB,
+						   MFD_METHOD_ZSTD };
+	static const enum content contents[] = { CONTENT_RANDOM, CONTENT_TEXT,
+						 CONTENT_MIXED };
+	int status = 0;
 
-	while (i < n) {
-		const char *w = words[rng(st) % 25];
-		size_t l = strlen(w);
+	printf("channels,method,content,gib_per_s,ceiling_gib_per_s,"
+	       "send_cpu_s_per_gib,recv_cpu_s_per_gib,compression_ratio,"
+	       "identical\n");
+	for (size_t c = 0; c < 4; c++) {
+		double ceiling = 0;
 
-		if (l > n - i)
-			l = n - i;
-		memcpy(p + i, w, l);
-		i += (uint32_t)l;
+		for (size_t m = 0; m < 3; m++)
+			for (size_t k = 0; k < 3; k++) {
+				struct bench_result r;
+
+				o.cfg.channels = channels[c];
+				o.cfg.method = methods[m];
+				o.cfg.level = 0;
+				o.content = contents[k];
+				o.no_ceiling = ceiling > 0;
+				if (mfd_method_parse(mfd_method_name(methods[m]),
+						     &o.cfg.method))
+					continue; /* not built in */
+				if (bench_run(&o, &r) || !r.identical)
+					status = 1;
+				if (!o.no_ceiling)
+					ceiling = r.ceiling;
+				printf("%u,%s,%s,%.4f,%.4f,%.4f,%.4f,%.4f,%d\n",
+				       channels[c], mfd_method_name(methods[m]),
+				       content_names[contents[k]], r.gib_per_s,
+				       ceiling, r.send_cpu_per_gib,
+				       r.recv_cpu_per_gib,
+				       r.st.bytes ? (double)r.st.payload_bytes /
+							    (double)r.st.bytes
+						  : 0,
+				       r.identical);
+				fflush(stdout);
+				free(r.rounds);
+			}
 	}
-}
-
-/* Fill one page by content kind; mixed: a quarter each of zero, text,
- * random, and a short repeated pattern. */
-static void fill_page(uint8_t *p, uint32_t ps, enum content c, uint64_t *st)
-{
-	if (c == CONTENT_MIXED)
-		c = (enum content)(rng(st) % 4);
-	switch (c) {
-	case CONTENT_RANDOM:
-		fill_random(p, ps, st);
-		break;
-	case CONTENT_TEXT:
-		fill_text(p, ps, st);
-		break;
-	case CONTENT_ZERO:
-		memset(p, 0, ps);
-		break;
-	case CONTENT_MIXED: /* here: the repeated pattern */
-		memset(p, (int)(rng(st) | 1) & 0xff, ps);
-		break;
-	}
-}
-
-struct receiver {
-	struct opts *o;
-	struct mfd_session *s;
-	struct mapping dst;
-	int result;
-};
-
-/* The destination is mapped (and, with --pretouch, faulted in) before
- * the clock starts; here it is only handed over. */
-static int bench_region(void *opaque, const char *name, uint64_t length,
-			void **mem, bool *zeroed)
-{
-	struct receiver *rc = opaque;
-
-	if (length != rc->dst.len)
-		return -EINVAL;
-	*mem = rc->dst.mem;
-	*zeroed = true;
-	return 0;
-}
-
-static void *receiver_main(void *arg)
-{
-	struct receiver *rc = arg;
-
-	rc->result = mfd_recv_wait(rc->s);
-	return NULL;
-}
-
-/* ---- the raw ceiling: plain sockets, no multifd ---- */
-
-struct raw_end {
-	int fd;
-	uint8_t *buf;
-	uint64_t len;
-	int err;
-};
-
-static void *raw_writer(void *arg)
-{
-	struct raw_end *e = arg;
-
-	for (uint64_t done = 0; done < e->len;) {
-		size_t chunk = e->len - done < (1u << 20) ? e->len - done
-							  : (1u << 20);
-		ssize_t n = send(e->fd, e->buf + done, chunk, MSG_NOSIGNAL);
-
-		if (n <= 0) {
-			e->err = errno ? errno : EPIPE;
-			return NULL;
-		}
-		done += (uint64_t)n;
-	}
-	return NULL;
-}
-
-static void *raw_reader(void *arg)
-{
-	struct raw_end *e = arg;
-
-	for (uint64_t done = 0; done < e->len;) {
-		ssize_t n = recv(e->fd, e->buf + done, e->len - done,
-				 MSG_WAITALL);
-
-		if (n <= 0) {
-			e->err = n ? errno : EPIPE;
-			return NULL;
-		}
-		done += (uint64_t)n;
-	}
-	return NULL;
-}
-
-/* GiB/s of `len` bytes of src over n loopback TCP connections into fresh
- * (or pre-touched) memory; < 0 on error. */
-static double raw_ceiling(uint8_t *src, uint64_t len, unsigned n,
-			  bool pretouch)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sa);
-	struct raw_end w[MFD_MAX_CHANNELS], rd[MFD_MAX_CHANNELS];
-	pthread_t tw[MFD_MAX_CHANNELS], tr[MFD_MAX_CHANNELS];
-	struct mapping dst;
-	int lfd = socket(AF_INET, SOCK_STREAM, 0);
-	uint64_t share = len / n;
-	double t0, t1;
-	bool ok = true;
-
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sl) ||
-	    listen(lfd, 64) || getsockname(lfd, (struct sockaddr *)&sa, &sl) ||
-	    map_anon(len, &dst)) {
-		if (lfd >= 0)
-			close(lfd);
-		return -1;
-	}
-	if (pretouch)
-		memset(dst.mem, 0, len);
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t l = i == n - 1 ? len - share * i : share;
-
-		w[i] = (struct raw_end){ .buf = src + share * i, .len = l };
-		rd[i] = (struct raw_end){ .buf = (uint8_t *)dst.mem + share * i,
-					  .len = l };
-		w[i].fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (connect(w[i].fd, (struct sockaddr *)&sa, sizeof(sa)))
-			ok = false;
-		rd[i].fd = accept(lfd, NULL, NULL);
-	}
-	t0 = now_seconds();
-	for (unsigned i = 0; ok && i < n; i++) {
-		pthread_create(&tr[i], NULL, raw_reader, &rd[i]);
-		pthread_create(&tw[i], NULL, raw_writer, &w[i]);
-	}
-	for (unsigned i = 0; ok && i < n; i++) {
-		pthread_join(tw[i], NULL);
-		pthread_join(tr[i], NULL);
-		ok = !w[i].err && !rd[i].err;
-	}
-	t1 = now_seconds();
-	if (ok && memcmp(src, dst.mem, len))
-		ok = false;
-	for (unsigned i = 0; i < n; i++) {
-		close(w[i].fd);
-		close(rd[i].fd);
-	}
-	close(lfd);
-	unmap(&dst);
-	return ok ? (double)len / (1u << 30) / (t1 - t0) : -1;
-}
-
-/* ---- the run ---- */
-
-struct round_log {
-	uint64_t pages;
-	double seconds;
-};
-
-/* Rewrite pct% of the pages: a fifth become zero, the rest new data
- * (zero pages among them come back to data). Marks them in dirty. */
-static void rewrite_pages(uint8_t *mem, uint64_t pages, uint32_t ps,
-			  unsigned pct, enum content c, uint64_t *dirty,
-			  uint64_t *st)
-{
-	uint64_t n = pages * pct / 100;
-
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t pg = rng(st) % pages;
-		uint8_t *p = mem + pg * ps;
-
-		if (rng(st) % 5 == 0)
-			memset(p, 0, ps);
-		else
-			fill_page(p, ps, c == CONTENT_ZERO ? CONTENT_RANDOM : c,
-				  st);
-		dirty[pg / 64] |= 1ull << (pg % 64);
-	}
-}
-
-static double thread_cpu(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double channels_cpu(const struct mfd_session *s)
-{
-	struct mfd_stats st;
-
-	mfd_session_stats(s, &st);
-	return (double)st.cpu_ns / 1e9;
+	return status;
 }
 
 int cmd_bench(int argc, char **argv)
 {
-	static const char *content_names[] = { "random", "text", "zero",
-					       "mixed" };
-	struct opts o = { .size = 256u << 20, .rounds = 1, .rewrite_pct = 10 };
-	struct receiver rc = { .o = &o, .dst.fd = -1 };
-	struct mapping src = { .fd = -1 };
-	struct mfd_session *snd = NULL;
-	struct mfd_config rcfg;
-	struct round_log *log = NULL;
-	uint64_t *dirty = NULL, pages, seed = 0x9e3779b97f4a7c15ull;
-	struct mfd_stats sst;
-	pthread_t rt;
-	bool rt_started = false, identical = false;
-	double t0, t1, cpu0, send_cpu, recv_cpu, ceiling = 0, gib;
+	struct opts o = { .size = 256u << 20, .rounds = 1, .rewrite_pct = 10,
+			  .dirty_rate = 64, .downtime_ms = 300,
+			  .max_rounds = 30 };
+	struct mfd_session *check;
+	struct bench_result res;
 	char err[300];
-	int r, region, status = 1;
+	int r;
 
 	r = parse_opts(argc, argv, &o, bench_usage, bench_opts, bench_opt);
 	if (r)
@@ -375,183 +316,21 @@ int cmd_bench(int argc, char **argv)
 			(unsigned long long)o.size, o.cfg.page_size);
 		return 2;
 	}
-	pages = o.size / o.cfg.page_size;
-
-	/* the receiver: listens first, so that port 0 becomes a real one */
-	rcfg = o.cfg;
-	rcfg.uri = o.uri ? o.uri : "tcp:127.0.0.1:0";
-	rcfg.region_cb = bench_region;
-	rcfg.region_opaque = &rc;
-	r = mfd_session_new(&rcfg, MFD_ROLE_RECV, &rc.s, err, sizeof(err));
+	/* refuse a bad configuration before any memory is filled */
+	o.cfg.uri = o.uri ? o.uri : "tcp:127.0.0.1:0";
+	r = mfd_session_new(&o.cfg, MFD_ROLE_SEND, &check, err, sizeof(err));
+	mfd_session_free(check);
 	if (r) {
 		die_msg("bench: %s", err);
 		return 2;
 	}
-	/* check the sender's side of the configuration before any work */
-	o.cfg.uri = rcfg.uri;
-	r = mfd_session_new(&o.cfg, MFD_ROLE_SEND, &snd, err, sizeof(err));
-	mfd_session_free(snd);
-	snd = NULL;
-	if (r) {
-		die_msg("bench: %s", err);
-		mfd_session_free(rc.s);
-		return 2;
-	}
-	if (map_anon(o.size, &src) || map_anon(o.size, &rc.dst) ||
-	    !(dirty = calloc((pages + 63) / 64, 8)) ||
-	    !(log = calloc(o.rounds, sizeof(*log)))) {
-		die_msg("bench: out of memory for %llu bytes",
-			(unsigned long long)o.size);
-		goto out;
-	}
-	if (o.pretouch)
-		memset(rc.dst.mem, 0, o.size);
-	for (uint64_t pg = 0; pg < pages; pg++)
-		fill_page((uint8_t *)src.mem + pg * o.cfg.page_size,
-			  o.cfg.page_size, o.content, &seed);
-
-	r = mfd_session_start(rc.s);
-	if (r) {
-		die_msg("bench: receiver: %s", mfd_session_error(rc.s));
-		goto out;
-	}
-	pthread_create(&rt, NULL, receiver_main, &rc);
-	rt_started = true;
-	o.cfg.uri = mfd_session_uri(rc.s);
-	r = mfd_session_new(&o.cfg, MFD_ROLE_SEND, &snd, err, sizeof(err));
-	region = r ? r : mfd_session_add_region(snd, "bench", src.mem, o.size,
-						false);
-	if (region < 0) {
-		die_msg("bench: %s", err);
-		mfd_session_cancel(rc.s);
-		goto out;
-	}
-
-	t0 = now_seconds();
-	cpu0 = thread_cpu();
-	r = mfd_session_start(snd);
-	for (unsigned k = 0; !r && k < o.rounds; k++) {
-		double rs = now_seconds();
-		uint64_t queued = pages;
-
-		if (k == 0)
-			r = mfd_send_region(snd, region);
-		else
-			r = mfd_send_dirty(snd, region, dirty, &queued);
-		if (!r)
-			r = mfd_send_sync(snd);
-		log[k].pages = queued;
-		log[k].seconds = now_seconds() - rs;
-		if (k + 1 < o.rounds)
-			rewrite_pages(src.mem, pages, o.cfg.page_size,
-				      o.rewrite_pct, o.content, dirty, &seed);
-	}
-	if (!r)
-		r = mfd_send_finish(snd);
-	t1 = now_seconds();
-	send_cpu = thread_cpu() - cpu0 + channels_cpu(snd);
-	if (r) {
-		die_msg("bench: sender: %s", mfd_session_error(snd));
-		mfd_session_cancel(rc.s);
-	}
-	pthread_join(rt, NULL);
-	rt_started = false;
-	recv_cpu = channels_cpu(rc.s);
-	if (rc.result) {
-		die_msg("bench: receiver: %s", mfd_session_error(rc.s));
-		goto out;
-	}
-	if (r)
-		goto out;
-	identical = rc.dst.mem && !memcmp(src.mem, rc.dst.mem, o.size);
-	if (!identical)
-		die_msg("bench: the receiver's memory differs from the "
-			"sender's");
-
-	if (!o.no_ceiling)
-		ceiling = raw_ceiling(src.mem, o.size, o.cfg.channels,
-				      o.pretouch);
-
-	mfd_session_stats(snd, &sst);
-	gib = (double)sst.payload_bytes / (1u << 30);
-	if (o.json) {
-		printf("{\"command\":\"bench\",\"ok\":%s,\"uri\":\"%s\","
-		       "\"size\":%llu,\"channels\":%u,\"method\":\"%s\","
-		       "\"level\":%d,\"content\":\"%s\",\"zero_copy\":%s,"
-		       "\"pretouch\":%s,\"rounds\":%u,\"seconds\":%.6f,"
-		       "\"payload_bytes\":%llu,\"wire_bytes\":%llu,"
-		       "\"gib_per_s\":%.4f,\"ceiling_gib_per_s\":%.4f,"
-		       "\"ratio_to_ceiling\":%.4f,\"compression_ratio\":%.4f,"
-		       "\"send_cpu_s_per_gib\":%.4f,"
-		       "\"recv_cpu_s_per_gib\":%.4f,\"zero_pages\":%llu,"
-		       "\"raw_packets\":%llu,\"zerocopy_sends\":%llu,"
-		       "\"zerocopy_copied\":%llu,\"zerocopy_fallbacks\":%llu,"
-		       "\"round_log\":[",
-		       identical ? "true" : "false", o.cfg.uri,
-		       (unsigned long long)o.size, o.cfg.channels,
-		       mfd_method_name(o.cfg.method), o.cfg.level,
-		       content_names[o.content],
-		       o.cfg.zero_copy ? "true" : "false",
-		       o.pretouch ? "true" : "false", o.rounds, t1 - t0,
-		       (unsigned long long)sst.payload_bytes,
-		       (unsigned long long)sst.bytes, gib / (t1 - t0), ceiling,
-		       ceiling > 0 ? gib / (t1 - t0) / ceiling : 0,
-		       sst.bytes ? (double)sst.payload_bytes / sst.bytes : 0,
-		       gib > 0 ? send_cpu / gib : 0,
-		       gib > 0 ? recv_cpu / gib : 0,
-		       (unsigned long long)sst.zero_pages,
-		       (unsigned long long)sst.raw_packets,
-		       (unsigned long long)sst.zerocopy_sends,
-		       (unsigned long long)sst.zerocopy_copied,
-		       (unsigned long long)sst.zerocopy_fallbacks);
-		for (unsigned k = 0; k < o.rounds; k++)
-			printf("%s{\"pages\":%llu,\"seconds\":%.6f}",
-			       k ? "," : "", (unsigned long long)log[k].pages,
-			       log[k].seconds);
-		printf("]}\n");
-	} else if (!o.quiet) {
-		printf("multifd bench: %s, %u channels, method %s, %s pages, "
-		       "%.0f MiB x %u rounds, %s memory\n",
-		       o.cfg.uri, o.cfg.channels, mfd_method_name(o.cfg.method),
-		       content_names[o.content],
-		       (double)o.size / (1 << 20), o.rounds,
-		       o.pretouch ? "pre-touched" : "fresh");
-		for (unsigned k = 0; o.rounds > 1 && k < o.rounds; k++)
-			printf("  round %u: %llu pages in %.3f s\n", k + 1,
-			       (unsigned long long)log[k].pages,
-			       log[k].seconds);
-		printf("  moved %.1f MiB (%.1f MiB on the wire, ratio %.2f) "
-		       "in %.3f s: %.3f GiB/s\n",
-		       (double)sst.payload_bytes / (1 << 20),
-		       (double)sst.bytes / (1 << 20),
-		       sst.bytes ? (double)sst.payload_bytes / sst.bytes : 0,
-		       t1 - t0, gib / (t1 - t0));
-		printf("  CPU: sender %.3f s/GiB, receiver %.3f s/GiB\n",
-		       send_cpu / gib, recv_cpu / gib);
-		if (o.cfg.zero_copy)
-			printf("  zero-copy: %llu sends completed, %llu of "
-			       "them copied by the kernel, %llu fell back\n",
-			       (unsigned long long)sst.zerocopy_sends,
-			       (unsigned long long)sst.zerocopy_copied,
-			       (unsigned long long)sst.zerocopy_fallbacks);
-		if (ceiling > 0)
-			printf("  raw ceiling (%u plain sockets): %.3f GiB/s; "
-			       "multifd at %.2f of it\n",
-			       o.cfg.channels, ceiling,
-			       gib / (t1 - t0) / ceiling);
-		printf("  verified: %s\n", identical ? "identical" : "DIFFERENT");
-	}
-	status = identical ? 0 : 1;
-out:
-	if (rt_started) {
-		mfd_session_cancel(rc.s);
-		pthread_join(rt, NULL);
-	}
-	mfd_session_free(snd);
-	mfd_session_free(rc.s);
-	unmap(&src);
-	unmap(&rc.dst);
-	free(dirty);
-	free(log);
-	return status;
+	if (o.sweep)
+		return sweep(o);
+	r = bench_run(&o, &res);
+	if (!r && o.json)
+		report_json(&o, &res);
+	else if (!r && !o.quiet)
+		report_text(&o, &res);
+	free(res.rounds);
+	return !r && res.identical ? 0 : 1;
 }

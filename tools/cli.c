@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 
 enum {
 	OPT_ZERO_COPY = 256,
@@ -20,6 +22,8 @@ enum {
 	OPT_TIMEOUT,
 	OPT_JSON,
 	OPT_PROGRESS,
+	OPT_STATS_INTERVAL,
+	OPT_MAX_BANDWIDTH,
 };
 
 static const struct option common[] = {
@@ -34,6 +38,8 @@ static const struct option common[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+	{ "max-bandwidth", required_argument, NULL, OPT_MAX_BANDWIDTH },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 };
@@ -164,8 +170,34 @@ static int parse_common(int c, const char *arg, struct opts *o)
 	case OPT_PROGRESS:
 		o->progress = true;
 		return 0;
+	case OPT_STATS_INTERVAL:
+		errno = 0;
+		o->stats_interval = strtod(arg, &end);
+		if (errno || end == arg || *end || o->stats_interval <= 0 ||
+		    o->stats_interval > 86400) {
+			die_msg("bad stats interval '%s': expected seconds, "
+				"more than 0",
+				arg);
+			return -1;
+		}
+		return 0;
+	case OPT_MAX_BANDWIDTH:
+		if (parse_size(arg, "bandwidth (bytes per second)",
+			       &o->cfg.max_bandwidth))
+			return -1;
+		return 0;
 	}
 	return -1;
+}
+
+void progress_from_opts(struct progress *p, const struct opts *o,
+			const struct mfd_session *s, uint64_t total)
+{
+	p->s = s;
+	p->total = total;
+	p->line = !o->quiet && (o->progress || isatty(2));
+	p->stats_interval = o->stats_interval;
+	progress_start(p);
 }
 
 static bool is_common(int c)
@@ -226,26 +258,6 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	return 0;
 }
 
-static void stats_json(const struct mfd_stats *st)
-{
-	printf("{\"bytes\":%llu,\"payload_bytes\":%llu,\"packets\":%llu,"
-	       "\"normal_pages\":%llu,\"zero_pages\":%llu,\"raw_packets\":%llu,"
-	       "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu,"
-	       "\"zerocopy_fallbacks\":%llu,\"rounds\":%llu,"
-	       "\"cpu_seconds\":%.3f,\"seconds\":%.6f}",
-	       (unsigned long long)st->bytes,
-	       (unsigned long long)st->payload_bytes,
-	       (unsigned long long)st->packets,
-	       (unsigned long long)st->normal_pages,
-	       (unsigned long long)st->zero_pages,
-	       (unsigned long long)st->raw_packets,
-	       (unsigned long long)st->zerocopy_sends,
-	       (unsigned long long)st->zerocopy_copied,
-	       (unsigned long long)st->zerocopy_fallbacks,
-	       (unsigned long long)st->rounds, (double)st->cpu_ns / 1e9,
-	       st->seconds);
-}
-
 void print_result(const struct opts *o, const char *what,
 		  const struct mfd_session *s, bool ok)
 {
@@ -255,23 +267,13 @@ void print_result(const struct opts *o, const char *what,
 	mfd_session_stats(s, &st);
 	gib = (double)st.payload_bytes / (1u << 30);
 	if (o->json) {
-		unsigned n = mfd_session_channels(s);
-
 		printf("{\"command\":\"%s\",\"ok\":%s,\"channels\":%u,"
-		       "\"method\":\"%s\",\"gib_per_s\":%.4f,\"totals\":",
-		       what, ok ? "true" : "false", n,
+		       "\"method\":\"%s\",\"gib_per_s\":%.4f,\"stats\":",
+		       what, ok ? "true" : "false", mfd_session_channels(s),
 		       mfd_method_name(mfd_session_method(s)),
 		       st.seconds > 0 ? gib / st.seconds : 0);
-		stats_json(&st);
-		printf(",\"per_channel\":[");
-		for (unsigned i = 0; i < n; i++) {
-			struct mfd_stats cs;
-
-			mfd_channel_stats(s, i, &cs);
-			printf(i ? "," : "");
-			stats_json(&cs);
-		}
-		printf("]}\n");
+		print_stats_json(s);
+		printf("}\n");
 		return;
 	}
 	if (o->quiet)
@@ -282,5 +284,6 @@ void print_result(const struct opts *o, const char *what,
 	       (unsigned long long)(st.normal_pages + st.zero_pages),
 	       (unsigned long long)st.zero_pages, st.seconds,
 	       st.seconds > 0 ? gib / st.seconds : 0, mfd_session_channels(s),
-	       mfd_method_name(mfd_session_method(s)), (double)st.bytes / (1 << 20));
+	       mfd_method_name(mfd_session_method(s)),
+	       (double)st.bytes / (1 << 20));
 }

@@ -18,6 +18,13 @@ struct opts {
 	bool json;
 	bool quiet;
 	bool progress;
+	double stats_interval;
+	/* send, recv: --region NAME=PATH */
+	unsigned nregions;
+	struct {
+		const char *name;
+		const char *path;
+	} regions[MFD_MAX_REGIONS];
 	/* bench */
 	uint64_t size;
 	enum content content;
@@ -26,6 +33,12 @@ struct opts {
 	bool pretouch;
 	bool no_ceiling;
 	const char *uri; /* bench: where the in-process pair meets */
+	bool live;	 /* bench --live */
+	double dirty_rate; /* MiB/s */
+	bool hot_set;
+	unsigned downtime_ms;
+	unsigned max_rounds;
+	bool sweep;
 };
 
 /* Subcommands. argv[0] is the subcommand's name. Return the exit status. */
@@ -57,5 +70,10 @@ void print_result(const struct opts *o, const char *what,
 		  const struct mfd_session *s, bool ok);
 
 double now_seconds(void);
+
+/* Start the progress display and statistics lines the options ask for. */
+struct progress;
+void progress_from_opts(struct progress *p, const struct opts *o,
+			const struct mfd_session *s, uint64_t total);
 
 #endif

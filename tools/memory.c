@@ -35,11 +35,11 @@ int map_anon(uint64_t len, struct mapping *m)
 	return 0;
 }
 
-int map_file_read(const char *path, uint32_t page_size, struct mapping *m,
-		  char *err, size_t errlen)
+static int map_existing(const char *path, uint32_t page_size, bool write,
+			struct mapping *m, char *err, size_t errlen)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	int e;
 
 	if (fd < 0 || fstat(fd, &st)) {
@@ -56,7 +56,8 @@ int map_file_read(const char *path, uint32_t page_size, struct mapping *m,
 			 path, (long long)st.st_size, page_size);
 		goto fail;
 	}
-	m->mem = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	m->mem = mmap(NULL, (size_t)st.st_size,
+		      PROT_READ | (write ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
 	if (m->mem == MAP_FAILED) {
 		e = errno;
 		snprintf(err, errlen, "cannot map '%s': %s", path, strerror(e));
@@ -70,6 +71,18 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	return -e;
+}
+
+int map_file_read(const char *path, uint32_t page_size, struct mapping *m,
+		  char *err, size_t errlen)
+{
+	return map_existing(path, page_size, false, m, err, errlen);
+}
+
+int map_file_write(const char *path, uint32_t page_size, struct mapping *m,
+		   char *err, size_t errlen)
+{
+	return map_existing(path, page_size, true, m, err, errlen);
 }
 
 int map_file_create(const char *path, uint64_t len, struct mapping *m,

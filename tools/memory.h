@@ -22,6 +22,10 @@ int map_anon(uint64_t len, struct mapping *m);
 /* Map an existing file to send. Its size must be a page multiple. */
 int map_file_read(const char *path, uint32_t page_size, struct mapping *m,
 		  char *err, size_t errlen);
+/* Map an existing file to receive into; its size must be a page
+ * multiple. */
+int map_file_write(const char *path, uint32_t page_size, struct mapping *m,
+		   char *err, size_t errlen);
 /* Create (or truncate) a file of len bytes and map it for writing. */
 int map_file_create(const char *path, uint64_t len, struct mapping *m,
 		    char *err, size_t errlen);

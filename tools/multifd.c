@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 
 #include "cli.h"
 #include "memory.h"
+#include "progress.h"
 
 #define COMMON_HELP                                                          \
 	"  -c, --channels N        parallel channels, 1..64 (default 2)\n"      \
@@ -28,6 +30,12 @@
 	"      --no-zero-detect    send zero pages with their content\n"        \
 	"      --timeout SECONDS   longest stall of any channel, 0 = none\n"    \
 	"                          (default 30)\n"                              \
+	"      --max-bandwidth RATE  bytes per second over all channels,\n"   \
+	"                          K/M/G suffixes (sender; default none)\n"  \
+	"      --progress          show progress on stderr also when it is\n"  \
+	"                          not a terminal\n"                          \
+	"      --stats-interval S  print a JSON line of statistics every S\n"  \
+	"                          seconds\n"                                  \
 	"      --json              print one JSON object with the results\n"   \
 	"  -q, --quiet             print nothing but errors\n"                  \
 	"  -h, --help              this help\n"                                 \
@@ -35,18 +43,26 @@
 
 static const char send_usage[] =
 	"Usage: multifd send [OPTIONS] URI FILE\n"
-	"Send FILE (a multiple of the page size) as one region to a\n"
-	"receiver listening at URI: tcp:HOST:PORT, tcp:[V6ADDR]:PORT,\n"
-	"unix:PATH or rdma:HOST:PORT.\n\n" COMMON_HELP
+	"       multifd send [OPTIONS] URI --region NAME=PATH...\n"
+	"Send FILE (a multiple of the page size) as one region, or each\n"
+	"--region file as a region of that name, to a receiver listening at\n"
+	"URI: tcp:HOST:PORT, tcp:[V6ADDR]:PORT, unix:PATH or rdma:HOST:PORT.\n"
+	"Files may be regular files, /dev/shm objects or the memory-backend\n"
+	"files of a paused hypervisor.\n\n" COMMON_HELP
+	"  -R, --region NAME=PATH  send PATH as region NAME (repeatable)\n"
 	"\nExit status: 0 when the receiver confirmed every page, 1 on a\n"
 	"transfer error, 2 on a usage error.\n";
 
 static const char recv_usage[] =
 	"Usage: multifd recv [OPTIONS] URI FILE\n"
-	"Listen on URI, receive the sender's region into FILE (created or\n"
-	"truncated to the region's size), and exit once every page is in\n"
-	"place. The method, page size and channel count come from the\n"
-	"sender.\n\n" COMMON_HELP
+	"       multifd recv [OPTIONS] URI --region NAME=PATH...\n"
+	"Listen on URI, receive the sender's single region into FILE\n"
+	"(created or truncated to the region's size), or each region into\n"
+	"the PATH of its --region: an existing file must have the region's\n"
+	"size, a missing one is created. Exit once every page is in place.\n"
+	"The method, page size and channel count come from the sender.\n\n"
+	COMMON_HELP
+	"  -R, --region NAME=PATH  receive region NAME into PATH (repeatable)\n"
 	"\nExit status: 0 when every page arrived, 1 on a transfer error,\n"
 	"2 on a usage error.\n";
 
@@ -62,125 +78,256 @@ static const char main_usage[] =
 	"  -h, --help      this help\n"
 	"  -V, --version   the version\n";
 
+/* --region NAME=PATH, on send and recv */
+static const struct option region_opt[] = {
+	{ "region", required_argument, NULL, 'R' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int region_arg(int c, const char *arg, struct opts *o)
+{
+	const char *eq = strchr(arg, '=');
+	char *name;
+
+	if (c != 'R')
+		return -1;
+	if (!eq || eq == arg || !eq[1] || eq - arg > MFD_MAX_REGION_NAME) {
+		die_msg("bad region '%s': expected NAME=PATH (a name of 1..%d "
+			"characters)",
+			arg, MFD_MAX_REGION_NAME);
+		return -1;
+	}
+	if (o->nregions == MFD_MAX_REGIONS) {
+		die_msg("too many regions: at most %d", MFD_MAX_REGIONS);
+		return -1;
+	}
+	name = strndup(arg, (size_t)(eq - arg));
+	if (!name)
+		return -1;
+	o->regions[o->nregions].name = name;
+	o->regions[o->nregions++].path = eq + 1;
+	return 0;
+}
+
+static void free_region_names(struct opts *o)
+{
+	for (unsigned i = 0; i < o->nregions; i++)
+		free((char *)o->regions[i].name);
+}
+
+static const char *error_of(struct mfd_session *s, int r)
+{
+	return mfd_session_error(s)[0] ? mfd_session_error(s) : strerror(-r);
+}
+
 int cmd_send(int argc, char **argv)
 {
 	struct opts o = { 0 };
-	struct mapping m = { .fd = -1 };
+	struct mapping maps[MFD_MAX_REGIONS];
 	struct mfd_session *s = NULL;
-	char err[300], *copy = NULL;
-	int r, region;
+	struct progress pg = { 0 };
+	char err[300], *file_name = NULL;
+	uint64_t total = 0;
+	unsigned nmaps = 0;
+	int r, status = 1;
 
-	r = parse_opts(argc, argv, &o, send_usage, NULL, NULL);
-	if (r)
+	r = parse_opts(argc, argv, &o, send_usage, region_opt, region_arg);
+	if (r) {
+		free_region_names(&o);
 		return r == 1 ? 0 : 2;
-	if (argc - optind != 2) {
-		die_msg("send: expected URI and FILE (try --help)");
+	}
+	if (argc - optind < 1 || argc - optind > 2 ||
+	    (argc - optind == 1 && !o.nregions)) {
+		die_msg("send: expected URI and FILE, or URI and --region "
+			"options (try --help)");
+		free_region_names(&o);
 		return 2;
+	}
+	/* the FILE form is one more region, named after the file */
+	if (argc - optind == 2) {
+		file_name = strdup(argv[optind + 1]);
+		if (file_name && o.nregions < MFD_MAX_REGIONS) {
+			o.regions[o.nregions].name = strdup(basename(file_name));
+			o.regions[o.nregions++].path = argv[optind + 1];
+		}
 	}
 	o.cfg.uri = argv[optind];
 	r = mfd_session_new(&o.cfg, MFD_ROLE_SEND, &s, err, sizeof(err));
 	if (r) {
 		die_msg("send: %s", err);
-		return 2;
+		status = 2;
+		goto out;
 	}
-	r = map_file_read(argv[optind + 1], o.cfg.page_size, &m, err,
-			  sizeof(err));
-	if (r) {
-		die_msg("send: %s", err);
-		mfd_session_free(s);
-		return 1;
+	for (; nmaps < o.nregions; nmaps++) {
+		struct mapping *m = &maps[nmaps];
+
+		r = map_file_read(o.regions[nmaps].path, o.cfg.page_size, m,
+				  err, sizeof(err));
+		if (r) {
+			die_msg("send: %s", err);
+			goto out;
+		}
+		r = mfd_session_add_region(s, o.regions[nmaps].name, m->mem,
+					   m->len, false);
+		if (r < 0) {
+			die_msg("send: region '%s': %s", o.regions[nmaps].name,
+				r == -EEXIST ? "named twice" : strerror(-r));
+			nmaps++;
+			goto out;
+		}
+		total += m->len;
 	}
-	copy = strdup(argv[optind + 1]);
-	region = copy ? mfd_session_add_region(s, basename(copy), m.mem, m.len,
-					       false)
-		      : -ENOMEM;
-	r = region < 0 ? region : mfd_session_start(s);
-	if (!r)
-		r = mfd_send_region(s, region);
+	r = mfd_session_start(s);
+	progress_from_opts(&pg, &o, s, total);
+	for (unsigned i = 0; !r && i < nmaps; i++)
+		r = mfd_send_region(s, (int)i);
 	if (!r)
 		r = mfd_send_finish(s);
+	progress_stop(&pg);
 	if (r)
-		die_msg("send: %s",
-			mfd_session_error(s)[0] ? mfd_session_error(s)
-						: strerror(-r));
+		die_msg("send: %s", error_of(s, r));
 	print_result(&o, "sent", s, r == 0);
+	status = r ? 1 : 0;
+out:
 	mfd_session_free(s);
-	unmap(&m);
-	free(copy);
-	return r ? 1 : 0;
+	while (nmaps)
+		unmap(&maps[--nmaps]);
+	free(file_name);
+	free_region_names(&o);
+	return status;
 }
 
+/* Where the sender's regions land: the FILE of the single-file form, or
+ * the --region files that did not exist yet (created at the announced
+ * size). */
 struct recv_target {
-	const char *path;
-	struct mapping map;
+	const struct opts *o;
+	const char *file; /* the FILE form, or NULL */
+	struct mapping maps[MFD_MAX_REGIONS];
+	unsigned nmaps;
 	char err[300];
 };
 
-/* The sender's single region lands in the file named on the command line. */
 static int create_target(void *opaque, const char *name, uint64_t length,
 			 void **mem, bool *zeroed)
 {
 	struct recv_target *t = opaque;
+	const char *path = t->file;
 	int r;
 
-	if (t->map.mem) {
+	for (unsigned i = 0; !t->file && i < t->o->nregions; i++)
+		if (!strcmp(t->o->regions[i].name, name))
+			path = t->o->regions[i].path;
+	if (!path || (t->file && t->nmaps)) {
 		snprintf(t->err, sizeof(t->err),
-			 "the sender announced a second region '%s'; this "
-			 "form receives one",
+			 t->file ? "the sender announced a second region '%s';"
+				   " use --region NAME=PATH for each"
+				 : "the sender's region '%s' has no --region "
+				   "on the receiver",
 			 name);
-		return -EINVAL;
+		return -ENOENT;
 	}
-	r = map_file_create(t->path, length, &t->map, t->err, sizeof(t->err));
+	r = map_file_create(path, length, &t->maps[t->nmaps], t->err,
+			    sizeof(t->err));
 	if (r)
 		return r;
-	*mem = t->map.mem;
+	*mem = t->maps[t->nmaps++].mem;
 	*zeroed = true; /* a new or truncated file reads as zeros */
+	return 0;
+}
+
+/* --region files that exist already are the sender's regions' places:
+ * their sizes must match. The others are created when announced. */
+static int open_existing_regions(struct mfd_session *s, struct recv_target *t)
+{
+	const struct opts *o = t->o;
+
+	for (unsigned i = 0; i < o->nregions; i++) {
+		struct mapping *m = &t->maps[t->nmaps];
+		int r;
+
+		if (access(o->regions[i].path, F_OK))
+			continue;
+		r = map_file_write(o->regions[i].path, o->cfg.page_size, m,
+				   t->err, sizeof(t->err));
+		if (r)
+			return r;
+		t->nmaps++;
+		r = mfd_session_add_region(s, o->regions[i].name, m->mem,
+					   m->len, false);
+		if (r < 0) {
+			snprintf(t->err, sizeof(t->err), "region '%s': %s",
+				 o->regions[i].name,
+				 r == -EEXIST ? "named twice" : strerror(-r));
+			return r;
+		}
+	}
 	return 0;
 }
 
 int cmd_recv(int argc, char **argv)
 {
 	struct opts o = { 0 };
-	struct recv_target t = { .map.fd = -1 };
+	struct recv_target t = { .o = &o };
 	struct mfd_session *s = NULL;
+	struct progress pg = { 0 };
 	char err[300];
-	int r;
+	int r, status = 1;
 
-	r = parse_opts(argc, argv, &o, recv_usage, NULL, NULL);
-	if (r)
+	r = parse_opts(argc, argv, &o, recv_usage, region_opt, region_arg);
+	if (r) {
+		free_region_names(&o);
 		return r == 1 ? 0 : 2;
-	if (argc - optind != 2) {
-		die_msg("recv: expected URI and FILE (try --help)");
+	}
+	if (argc - optind < 1 || argc - optind > 2 ||
+	    (argc - optind == 2) == (o.nregions > 0)) {
+		die_msg("recv: expected URI and either FILE or --region "
+			"options (try --help)");
+		free_region_names(&o);
 		return 2;
 	}
-	t.path = argv[optind + 1];
+	t.file = argc - optind == 2 ? argv[optind + 1] : NULL;
 	o.cfg.uri = argv[optind];
 	o.cfg.region_cb = create_target;
 	o.cfg.region_opaque = &t;
 	r = mfd_session_new(&o.cfg, MFD_ROLE_RECV, &s, err, sizeof(err));
 	if (r) {
 		die_msg("recv: %s", err);
-		return 2;
+		status = 2;
+		goto out;
+	}
+	r = open_existing_regions(s, &t);
+	if (r) {
+		die_msg("recv: %s", t.err);
+		goto out;
 	}
 	r = mfd_session_start(s);
 	if (!r && !o.quiet)
 		fprintf(stderr, "multifd: listening on %s\n",
 			mfd_session_uri(s));
+	progress_from_opts(&pg, &o, s, 0);
 	if (!r)
 		r = mfd_recv_wait(s);
+	progress_stop(&pg);
 	if (r) {
-		die_msg("recv: %s", mfd_session_error(s));
+		die_msg("recv: %s", error_of(s, r));
 		if (t.err[0])
 			die_msg("recv: %s", t.err);
 	}
-	if (!r && t.map.mem && msync(t.map.mem, t.map.len, MS_SYNC)) {
-		r = -errno;
-		die_msg("recv: cannot write '%s': %s", t.path, strerror(errno));
-	}
+	for (unsigned i = 0; !r && i < t.nmaps; i++)
+		if (msync(t.maps[i].mem, t.maps[i].len, MS_SYNC)) {
+			r = -errno;
+			die_msg("recv: cannot write region %u: %s", i,
+				strerror(errno));
+		}
 	print_result(&o, "received", s, r == 0);
+	status = r ? 1 : 0;
+out:
 	mfd_session_free(s);
-	unmap(&t.map);
-	return r ? 1 : 0;
+	while (t.nmaps)
+		unmap(&t.maps[--t.nmaps]);
+	free_region_names(&o);
+	return status;
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,55 @@
+#!/bin/bash
+# test.sh - set everything up and run every test: make check, make
+# distcheck, make check under ASan+UBSan and under TSan, the fuzzers for a
+# bounded time, and the RDMA tests inside a soft-RoCE guest. Each part
+# prints its own summary; the script fails when any part fails.
+#   QUICK=1     make check only
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+scripts/deps.sh test || exit 1
+status=0
+part() { echo; echo "=== $* ==="; }
+fail() { echo "=== FAILED: $* ==="; status=1; }
+
+part "build and make check"
+scripts/build.sh || exit 1
+make -s -j"$(nproc)" check || fail "make check"
+[ "${QUICK:-0}" = 1 ] && exit $status
+
+part "make distcheck"
+make -s -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
+	>/tmp/multifd-distcheck.log 2>&1 && tail -4 /tmp/multifd-distcheck.log ||
+	{ tail -40 /tmp/multifd-distcheck.log; fail "make distcheck"; }
+
+# Sanitizer builds go in copies of the tree so the in-tree build stays.
+sanitized() {
+	local kind=$1 dir="$top/build-$1"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C "$dir"
+	(cd "$dir" && ./autogen.sh >/dev/null 2>&1 &&
+		./configure -q --enable-werror --enable-sanitizers="$kind" &&
+		make -s -j"$(nproc)" &&
+		make -s -j"$(nproc)" check "${@:2}")
+}
+part "make check under ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	sanitized address || fail "ASan + UBSan"
+part "make check under TSan"
+# TSan's shadow memory makes the 256 MiB transfers slow but they fit
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	sanitized thread || fail "TSan"
+
+if grep -q '^fuzz:' Makefile.am; then
+	part "fuzzing (bounded)"
+	make -s fuzz-run || fail "fuzzing"
+fi
+if grep -q '^check-rxe:' Makefile.am; then
+	part "RDMA tests in a soft-RoCE guest"
+	make -s check-rxe || fail "check-rxe"
+fi
+echo
+[ $status = 0 ] && echo "test.sh: every part passed" || echo "test.sh: some part failed"
+exit $status

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h - one benchmark run: a receiver and a sender in this process,
+ * rounds (fixed, or live with a writer dirtying pages until the dirty set
+ * fits the downtime), a byte-for-byte check and the raw ceiling.
+ */
+#ifndef MFD_BENCH_H
+#define MFD_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli.h"
+
+struct round_log {
+	uint64_t pages;
+	double seconds;
+};
+
+struct bench_result {
+	bool identical;
+	double seconds;	/* sender: start to finish */
+	double gib_per_s;  /* page bytes moved per second */
+	double ceiling;	   /* raw sockets, GiB/s; 0 when skipped */
+	double send_cpu_per_gib, recv_cpu_per_gib;
+	struct mfd_stats st; /* the sender's */
+	unsigned nrounds;
+	struct round_log *rounds; /* nrounds entries; free() it */
+	/* --live */
+	bool converged;	 /* the dirty set fitted the downtime */
+	double downtime; /* seconds of the final stop-and-copy round */
+};
+
+/* One run as the options say; errors are printed. 0 when the run
+ * completed (res->identical says whether the memory matched). */
+int bench_run(const struct opts *o, struct bench_result *res);
+
+extern const char *const content_names[4];
+
+#endif

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * progress.h - what a running transfer shows: a one-line display on
+ * stderr (bytes, total, rate, ETA, round), and for monitoring systems one
+ * JSON line of statistics per interval on stdout. Both read the session's
+ * statistics from a thread of their own.
+ */
+#ifndef MFD_PROGRESS_H
+#define MFD_PROGRESS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "multifd.h"
+
+struct progress {
+	const struct mfd_session *s;
+	uint64_t total;	       /* bytes expected, 0 when unknown */
+	bool line;	       /* draw the one-line display */
+	double stats_interval; /* seconds between JSON lines, 0: none */
+	/* the thread's */
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+
+/* Start the thread when there is anything to show. */
+void progress_start(struct progress *p);
+/* Stop it and clear the line. Takes a never-started progress. */
+void progress_stop(struct progress *p);
+
+/* One JSON object: totals and per channel. */
+void print_stats_json(const struct mfd_session *s);
+
+#endif
