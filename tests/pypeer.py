@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""pypeer.py - an independent multifd sender, written from docs/protocol.md
+alone (no code shared with the C library), to prove that document.
+
+It connects N channels to a receiver (`multifd recv`), sends FILE as one
+region over several rounds, ends the session and waits for FIN:
+
+  round 0: every page of FILE (zero pages as offsets only)
+  round 1: some pages get new content, one data page becomes zero, one
+           zero page gets data (random, so zlib sends it RAW)
+  round 2: a page of round 1 changes again, another goes back to zero,
+           one page is re-sent unchanged
+  round 3: empty (SYNC only)
+  round 4: one page, then END right after it (no SYNC before END)
+
+--final OUT writes what the receiver must end up with. Standard library
+only; zstd frames are built by hand (raw and RLE blocks, XXH64 checksum)
+unless the `zstandard` module is installed.
+
+Exit status: 0 after FIN on every channel, 77 when the receiver refuses
+the method as not built in, 1 on any other error.
+"""
+import argparse
+import os
+import socket
+import struct
+import sys
+import zlib
+
+VERSION = 1
+MAGIC_INIT = 0x4D464449  # "MFDI"
+MAGIC_ANSWER = 0x4D464441  # "MFDA"
+MAGIC_PKT = 0x4D464450  # "MFDP"
+PAGES, SYNC, END, FIN = 1, 2, 3, 4
+FLAG_RAW = 0x0001
+METHODS = {"none": 0, "zlib": 1, "zstd": 2}
+ENOTSUP = 95
+EBADMSG = 74
+
+# Big-endian layouts of docs/protocol.md, reserved fields written as zero.
+# init: magic version rsvd sid channel channels method rsvd3 page_size ppp
+#       features region_count rsvd
+INIT = struct.Struct(">IHHQHHB3xIIQII")
+# answer: magic version msg_len status rsvd
+ANSWER = struct.Struct(">IHHiI")
+# header: magic type method flags packet_num round region normal zero
+#         payload_len rsvd12
+HDR = struct.Struct(">IBBHQIIIII12x")
+assert INIT.size == 48 and ANSWER.size == 16 and HDR.size == 48
+
+
+class PeerError(Exception):
+    def __init__(self, msg, status=1):
+        super().__init__(msg)
+        self.status = status
+
+
+def recv_exact(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise PeerError("receiver closed the connection (%d of %d "
+                            "bytes read)" % (len(buf), n))
+        buf += chunk
+    return bytes(buf)
+
+
+def connect(uri, timeout):
+    if uri.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        addr = uri[5:]
+    elif uri.startswith("tcp:"):
+        host, _, port = uri[4:].rpartition(":")
+        host = host.strip("[]")  # tcp:[::1]:PORT
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        addr = (host, int(port))
+    else:
+        raise PeerError("unknown URI '%s' (tcp:HOST:PORT or unix:PATH)" % uri)
+    s.settimeout(timeout)
+    s.connect(addr)
+    return s
+
+
+def read_answer(sock):
+    """The receiver's answer to an init: (status, message)."""
+    magic, version, msg_len, status, rsvd = ANSWER.unpack(
+        recv_exact(sock, ANSWER.size))
+    if magic != MAGIC_ANSWER or version != VERSION or rsvd:
+        raise PeerError("bad answer: magic 0x%08x version %u reserved %u"
+                        % (magic, version, rsvd))
+    if status > 0 or (status == 0 and msg_len):
+        raise PeerError("bad answer: status %d with a %u-byte message"
+                        % (status, msg_len))
+    msg = recv_exact(sock, msg_len).decode(errors="replace") if status else ""
+    return status, msg
+
+
+# ---- zstd without a module: one frame of raw and RLE blocks ----
+
+M64 = (1 << 64) - 1
+P1, P2, P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
+P4, P5 = 9650029242287828579, 2870177450012600261
+
+
+def rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & M64
+
+
+def xxh64_round(acc, lane):
+    return (rotl((acc + lane * P2) & M64, 31) * P1) & M64
+
+
+def xxh64(data, seed=0):
+    """XXH64, for the zstd content checksum (its low 32 bits)."""
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + P1 + P2) & M64, (seed + P2) & M64, seed,
+             (seed - P1) & M64]
+        lanes = struct.unpack_from("<%dQ" % (n // 32 * 4), data)
+        for j in range(0, len(lanes), 4):
+            v = [xxh64_round(v[k], lanes[j + k]) for k in range(4)]
+        i = n // 32 * 32
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) +
+             rotl(v[3], 18)) & M64
+        for k in range(4):
+            h = ((h ^ xxh64_round(0, v[k])) * P1 + P4) & M64
+    else:
+        h = (seed + P5) & M64
+    h = (h + n) & M64
+    while i + 8 <= n:
+        (lane,) = struct.unpack_from("<Q", data, i)
+        h = (rotl(h ^ xxh64_round(0, lane), 27) * P1 + P4) & M64
+        i += 8
+    if i + 4 <= n:
+        (w,) = struct.unpack_from("<I", data, i)
+        h = (rotl(h ^ (w * P1 & M64), 23) * P2 + P3) & M64
+        i += 4
+    while i < n:
+        h = (rotl(h ^ (data[i] * P5 & M64), 11) * P1) & M64
+        i += 1
+    h = ((h ^ (h >> 33)) * P2) & M64
+    h = ((h ^ (h >> 29)) * P3) & M64
+    return h ^ (h >> 32)
+
+
+def zstd_frame(data, page_size):
+    """One zstd frame (RFC 8878): single segment with a 4-byte content
+    size, one block per page (RLE when the page repeats one byte, raw
+    otherwise), and the content checksum."""
+    out = bytearray(struct.pack("<IB", 0xFD2FB528, 0xA4))  # FCS 4, single, checksum
+    out += struct.pack("<I", len(data))
+    for pos in range(0, len(data), page_size):
+        blk = data[pos:pos + page_size]
+        last = 1 if pos + page_size >= len(data) else 0
+        if blk.count(blk[0]) == len(blk):
+            out += struct.pack("<I", last | 1 << 1 | len(blk) << 3)[:3]
+            out.append(blk[0])
+        else:
+            out += struct.pack("<I", last | len(blk) << 3)[:3] + blk
+    out += struct.pack("<I", xxh64(data) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def zstd_compressor(page_size):
+    try:
+        import zstandard
+        c = zstandard.ZstdCompressor(level=1, write_checksum=True)
+        return c.compress
+    except ImportError:
+        return lambda data: zstd_frame(data, page_size)
+
+
+# ---- the sender ----
+
+class Sender:
+    def __init__(self, args, image):
+        self.a = args
+        self.ps = args.page_size
+        self.image = image  # what the receiver must end with
+        self.method = METHODS[args.method]
+        self.socks = []
+        self.packet_num = 0
+        self.next_channel = 0
+        self.round = 0
+        self.stats = dict(packets=0, raw=0, compressed=0, normal=0, zero=0,
+                          rounds=0)
+        if args.method == "zlib":
+            self.compress = lambda d: zlib.compress(d, args.level or 1)
+        elif args.method == "zstd":
+            self.compress = zstd_compressor(self.ps)
+
+    def init_bytes(self, channel, sid, regions):
+        b = INIT.pack(MAGIC_INIT, VERSION, 0, sid, channel, self.a.channels,
+                      self.method, self.ps, self.a.pages_per_packet, 0,
+                      len(regions) if channel == 0 else 0, 0)
+        if channel == 0:  # the region table travels on channel 0 only
+            for name, length in regions:
+                b += struct.pack(">H", len(name)) + name
+                b += struct.pack(">Q", length)
+        return b
+
+    def handshake(self, name):
+        sid = struct.unpack(">Q", os.urandom(8))[0]
+        regions = [(name, len(self.image))]
+        # every init goes out before any answer is read: the receiver
+        # answers only once all channels are in
+        for ch in range(self.a.channels):
+            s = connect(self.a.uri, self.a.timeout)
+            self.socks.append(s)
+            s.sendall(self.init_bytes(ch, sid, regions))
+        for ch, s in enumerate(self.socks):
+            status, msg = read_answer(s)
+            if status:
+                raise PeerError("channel %d: receiver refused (%d): %s"
+                                % (ch, status, msg),
+                                77 if status == -ENOTSUP else 1)
+
+    def send_packet(self, offsets):
+        """One page packet of `offsets` on the next channel (round robin)."""
+        pages = [(o, self.image[o:o + self.ps]) for o in offsets]
+        normal = [(o, p) for o, p in pages if p.count(0) != self.ps]
+        zero = [o for o, p in pages if p.count(0) == self.ps]
+        plain = b"".join(p for _, p in normal)
+        flags, payload = 0, plain
+        if self.method and plain:
+            c = self.compress(plain)
+            if len(c) < len(plain):
+                payload = c
+                self.stats["compressed"] += 1
+            else:  # did not shrink: the pages go as they are
+                flags = FLAG_RAW
+                self.stats["raw"] += 1
+        hdr = HDR.pack(MAGIC_PKT, PAGES, self.method, flags, self.packet_num,
+                       self.round, 0, len(normal), len(zero), len(payload))
+        offs = struct.pack(">%dQ" % len(pages),
+                           *([o for o, _ in normal] + zero))
+        s = self.socks[self.next_channel]
+        self.next_channel = (self.next_channel + 1) % len(self.socks)
+        s.sendall(hdr + offs + payload)
+        self.packet_num += 1
+        self.stats["packets"] += 1
+        self.stats["normal"] += len(normal)
+        self.stats["zero"] += len(zero)
+
+    def send_pages(self, page_indexes):
+        offs = [i * self.ps for i in sorted(page_indexes)]
+        ppp = self.a.pages_per_packet
+        for k in range(0, len(offs), ppp):
+            self.send_packet(offs[k:k + ppp])
+
+    def control_all(self, ptype):
+        hdr = HDR.pack(MAGIC_PKT, ptype, 0, 0, 0, self.round, 0, 0, 0, 0)
+        for s in self.socks:
+            s.sendall(hdr)
+
+    def sync(self):
+        self.control_all(SYNC)
+        self.round += 1
+        self.stats["rounds"] += 1
+
+    def finish(self):
+        self.control_all(END)
+        for ch, s in enumerate(self.socks):
+            magic, ptype, method, flags, _num, _rnd, region, normal, zero, \
+                plen = HDR.unpack(recv_exact(s, HDR.size))
+            if (magic != MAGIC_PKT or ptype != FIN or method or flags or
+                    region or normal or zero or plen):
+                raise PeerError("channel %d: bad answer to END: magic 0x%08x"
+                                " type %u" % (ch, magic, ptype))
+        for s in self.socks:
+            s.close()
+
+    def set_page(self, i, content):
+        self.image[i * self.ps:(i + 1) * self.ps] = content
+
+    def text_page(self, rnd, i):
+        line = b"pypeer round %d page %d\n" % (rnd, i)
+        return (line * (self.ps // len(line) + 1))[:self.ps]
+
+    def run(self, name):
+        npages = len(self.image) // self.ps
+        self.handshake(name)
+        self.send_pages(range(npages))
+        self.sync()
+        # round 1: changed pages, a data page zeroed, a zero page filled
+        changed = {1: self.text_page(1, 1), 3: bytes(self.ps),
+                   npages - 1: os.urandom(self.ps), npages // 2: b"\x41" * self.ps}
+        zero_pages = [i for i in range(npages)
+                      if self.image[i * self.ps:(i + 1) * self.ps].count(0)
+                      == self.ps]
+        if zero_pages:
+            changed[zero_pages[0]] = os.urandom(self.ps)
+        for i, c in changed.items():
+            self.set_page(i, c)
+        self.send_pages(changed)
+        self.sync()
+        # round 2: page 1 again (the newest content must win), a page back
+        # to zero, one re-sent unchanged
+        self.set_page(1, self.text_page(2, 1))
+        self.set_page(npages - 1, bytes(self.ps))
+        self.send_pages([1, npages - 1, 2])
+        self.sync()
+        self.sync()  # round 3: empty
+        # round 4: END straight after its pages
+        self.set_page(5, self.text_page(4, 5))
+        self.send_pages([5])
+        self.finish()
+
+
+def stray(args):
+    """A connection with a bad init (version 2): the receiver must refuse
+    it with -EBADMSG and a message, and go on with the session."""
+    s = connect(args.uri, args.timeout)
+    s.sendall(INIT.pack(MAGIC_INIT, 2, 0, 1, 0, 1, 0, 4096, 1, 0, 1, 0))
+    status, msg = read_answer(s)
+    s.close()
+    if status != -EBADMSG or "version" not in msg:
+        raise PeerError("stray: wanted -EBADMSG naming the version, got "
+                        "%d '%s'" % (status, msg))
+    print("pypeer: stray refused as expected: %s" % msg)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("uri")
+    ap.add_argument("file")
+    ap.add_argument("-c", "--channels", type=int, default=2)
+    ap.add_argument("-m", "--method", choices=METHODS, default="none")
+    ap.add_argument("-l", "--level", type=int, default=0)
+    ap.add_argument("--page-size", type=int, default=4096)
+    ap.add_argument("--pages-per-packet", type=int, default=4)
+    ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--final", help="write the expected final image here")
+    ap.add_argument("--stray", action="store_true",
+                    help="first send a bad init on a connection of its own")
+    a = ap.parse_args()
+    with open(a.file, "rb") as f:
+        image = bytearray(f.read())
+    if len(image) % a.page_size or len(image) < 8 * a.page_size:
+        print("pypeer: %s must be at least 8 pages and a multiple of the "
+              "page size" % a.file, file=sys.stderr)
+        return 2
+    try:
+        if a.stray:
+            stray(a)
+        snd = Sender(a, image)
+        snd.run(os.path.basename(a.file).encode())
+    except (PeerError, OSError) as e:
+        print("pypeer: %s" % e, file=sys.stderr)
+        return getattr(e, "status", 1)
+    if a.final:
+        with open(a.final, "wb") as f:
+            f.write(snd.image)
+    st = snd.stats
+    print("pypeer: %s, %d channels: %d packets (%d compressed, %d raw), "
+          "%d normal + %d zero pages, %d rounds, FIN on every channel"
+          % (a.method, a.channels, st["packets"], st["compressed"],
+             st["raw"], st["normal"], st["zero"], st["rounds"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
