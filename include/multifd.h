@@ -61,6 +61,13 @@ typedef int (*mfd_region_cb)(void *opaque, const char *name, uint64_t length,
 			     void **mem, bool *zeroed);
 
 /*
+ * Called on the receiver, from the thread inside mfd_recv_wait(), with a
+ * sentence saying why a connection was refused at the handshake (a stray,
+ * a failed authentication); the session goes on.
+ */
+typedef void (*mfd_log_cb)(void *opaque, const char *msg);
+
+/*
  * Session configuration. Start from mfd_config_init(), which fills the
  * defaults noted beside each field, then change what you need.
  */
@@ -85,6 +92,19 @@ struct mfd_config {
 				   all channels together; 0 = no limit */
 	mfd_region_cb region_cb; /* receiver only, may be NULL */
 	void *region_opaque;
+	mfd_log_cb log_cb;	/* receiver only, may be NULL */
+	void *log_opaque;
+	/* A shared secret of at least 16 bytes (copied): every channel
+	   proves knowledge of it both ways at the handshake, HMAC-SHA256
+	   over fresh nonces. A receiver with a secret refuses channels
+	   without one. NULL: no authentication. */
+	const void *secret;
+	size_t secret_len;
+	bool checksum;		/* sender: an xxHash3-64 of every page packet,
+				   checked by the receiver; default false */
+	bool verify;		/* sender: at the end, compare a digest of
+				   every region on both sides; the session
+				   succeeds only when all are identical */
 };
 
 /* Per-channel and per-session counters. */

@@ -195,6 +195,12 @@ void mfd__hdr_encode(const struct mfd_hdr *h, uint8_t buf[MFD_HDR_SIZE])
 	put32(buf + 24, h->normal);
 	put32(buf + 28, h->zero);
 	put32(buf + 32, h->payload_len);
+	put64(buf + MFD_HDR_CHECKSUM_AT, h->checksum);
+}
+
+void mfd__hdr_set_checksum(uint8_t buf[MFD_HDR_SIZE], uint64_t sum)
+{
+	put64(buf + MFD_HDR_CHECKSUM_AT, sum);
 }
 
 static int check_pages(const struct mfd_hdr *h, const struct mfd_limits *lim,
@@ -248,7 +254,7 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	if (magic != MFD_MAGIC_PKT)
 		BAD("bad packet magic 0x%08x (expected 0x%08x)", magic,
 		    MFD_MAGIC_PKT);
-	if (!all_zero(buf + 36, 12))
+	if (!all_zero(buf + 36, 4))
 		BAD("reserved bytes of the packet header are not zero");
 	out->type = buf[4];
 	out->method = buf[5];
@@ -259,16 +265,38 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	out->normal = get32(buf + 24);
 	out->zero = get32(buf + 28);
 	out->payload_len = get32(buf + 32);
+	out->checksum = get64(buf + MFD_HDR_CHECKSUM_AT);
+	if (out->checksum &&
+	    (out->type != MFD_PKT_PAGES || !(lim->features & MFD_FEAT_CHECKSUM)))
+		BAD("checksum field set, but checksums were not negotiated "
+		    "for packet type %u",
+		    out->type);
+	if (out->type != MFD_PKT_PAGES &&
+	    (out->method || out->flags || out->region || out->normal ||
+	     out->zero))
+		BAD("control packet type %u with non-zero page fields",
+		    out->type);
 	switch (out->type) {
 	case MFD_PKT_PAGES:
 		return check_pages(out, lim, err, errlen);
 	case MFD_PKT_SYNC:
 	case MFD_PKT_END:
-	case MFD_PKT_FIN:
-		if (out->method || out->flags || out->region || out->normal ||
-		    out->zero || out->payload_len)
-			BAD("control packet type %u with non-zero page fields",
+		if (out->payload_len)
+			BAD("control packet type %u with a payload",
 			    out->type);
+		return 0;
+	case MFD_PKT_FIN:
+		if (out->payload_len > MFD_FIN_MSG_MAX)
+			BAD("FIN message of %u bytes (at most %u)",
+			    out->payload_len, MFD_FIN_MSG_MAX);
+		return 0;
+	case MFD_PKT_VERIFY:
+		if (!(lim->features & MFD_FEAT_VERIFY))
+			BAD("VERIFY packet, but verification was not "
+			    "negotiated");
+		if (out->payload_len != 8 * lim->region_count)
+			BAD("VERIFY payload of %u bytes for %u regions",
+			    out->payload_len, lim->region_count);
 		return 0;
 	default:
 		BAD("unknown packet type %u", out->type);

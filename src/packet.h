@@ -18,26 +18,45 @@
 #define MFD_MAGIC_INIT 0x4d464449u /* "MFDI" */
 #define MFD_MAGIC_ACK 0x4d464441u  /* "MFDA" */
 #define MFD_MAGIC_PKT 0x4d464450u  /* "MFDP" */
+#define MFD_MAGIC_CHAL 0x4d464443u /* "MFDC" */
+#define MFD_MAGIC_PROOF 0x4d464452u /* "MFDR" */
 
 #define MFD_INIT_SIZE 48
 #define MFD_ACK_SIZE 16
 #define MFD_HDR_SIZE 48
 #define MFD_REGION_ENTRY_MAX (2 + MFD_MAX_REGION_NAME + 8)
 
+/* Authentication (feature MFD_FEAT_AUTH): after the init, the sender's
+ * nonce; the receiver answers with a challenge (magic, reserved, its
+ * nonce, its proof), the sender with a proof (magic, reserved, proof). */
+#define MFD_NONCE_SIZE 32
+#define MFD_MAC_SIZE 32
+#define MFD_CHAL_SIZE (8 + MFD_NONCE_SIZE + MFD_MAC_SIZE)
+#define MFD_PROOF_SIZE (8 + MFD_MAC_SIZE)
+
+/* A FIN may carry the receiver's reason for failing the session. */
+#define MFD_FIN_MSG_MAX 1024
+
 /* Packet types. */
 enum {
 	MFD_PKT_PAGES = 1,
 	MFD_PKT_SYNC = 2,
 	MFD_PKT_END = 3,
-	MFD_PKT_FIN = 4, /* receiver -> sender: all pages are in place */
+	MFD_PKT_FIN = 4, /* receiver -> sender: all pages are in place, or
+			    (with a message as payload) why not */
+	MFD_PKT_VERIFY = 5, /* channel 0, before END: a digest per region */
 };
 
 /* Page packet flags. */
 #define MFD_FLAG_RAW 0x0001u /* compressed method, payload sent as is */
 #define MFD_FLAGS_KNOWN (MFD_FLAG_RAW)
 
-/* Feature bits of the init packet. None are defined in version 1. */
-#define MFD_FEATURES_KNOWN 0ull
+/* Feature bits of the init packet. */
+#define MFD_FEAT_AUTH 0x1ull	 /* HMAC-SHA256 challenge-response */
+#define MFD_FEAT_CHECKSUM 0x2ull /* xxHash3-64 of every page packet */
+#define MFD_FEAT_VERIFY 0x4ull	 /* region digests before END */
+#define MFD_FEATURES_KNOWN \
+	(MFD_FEAT_AUTH | MFD_FEAT_CHECKSUM | MFD_FEAT_VERIFY)
 
 /* Channel handshake, sender -> receiver, MFD_INIT_SIZE bytes. */
 struct mfd_init {
@@ -71,7 +90,11 @@ struct mfd_hdr {
 	uint32_t normal;
 	uint32_t zero;
 	uint32_t payload_len;
+	uint64_t checksum; /* feature MFD_FEAT_CHECKSUM, page packets */
 };
+
+/* Where the checksum sits in the header; it is hashed as zeros. */
+#define MFD_HDR_CHECKSUM_AT 40
 
 /* What the receiver negotiated, to validate page headers against. */
 struct mfd_limits {
@@ -79,6 +102,7 @@ struct mfd_limits {
 	uint32_t page_size;
 	uint32_t pages_per_packet;
 	uint32_t region_count;
+	uint64_t features;
 };
 
 void mfd__init_encode(const struct mfd_init *in, uint8_t buf[MFD_INIT_SIZE]);
@@ -96,6 +120,8 @@ int mfd__region_encode(const char *name, uint64_t length, uint8_t *buf,
 		       size_t buflen);
 
 void mfd__hdr_encode(const struct mfd_hdr *h, uint8_t buf[MFD_HDR_SIZE]);
+/* Store a checksum into an encoded header. */
+void mfd__hdr_set_checksum(uint8_t buf[MFD_HDR_SIZE], uint64_t sum);
 /* Validates every field against *lim (page packets: counts, method,
  * region index, payload length). Offsets are checked separately. */
 int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "integrity.h"
 #include "session.h"
 
 /* Regions larger than this are refused as hostile (16 TiB). */
@@ -134,6 +136,21 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	r = s->method->recv_prepare(&ch->mctx, p);
 	if (!r && p->hdr.payload_len)
 		r = mfd__tp_recv(ch->conn, p->iov, p->niov);
+	if (!r && (s->features & MFD_FEAT_CHECKSUM)) {
+		uint64_t sum = mfd__packet_checksum(p->wire,
+						    MFD_HDR_SIZE + 8 * (size_t)n,
+						    p->iov, p->niov);
+
+		if (sum != p->hdr.checksum) {
+			mfd__session_fail(s, (int)ch->index, -EBADMSG,
+					  "packet %llu: checksum mismatch "
+					  "(sent %016llx, computed %016llx)",
+					  num,
+					  (unsigned long long)p->hdr.checksum,
+					  (unsigned long long)sum);
+			return -EBADMSG;
+		}
+	}
 	if (r == 0 && s->method->recv_finish) {
 		r = s->method->recv_finish(&ch->mctx, p);
 		if (r) {
@@ -161,21 +178,91 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	return 0;
 }
 
+/* The sender's digests against ours, after every page of every round
+ * is in place (the VERIFY follows the last SYNC). A mismatch is reported
+ * in the FIN, so that the sender learns it. */
+static int check_verify(struct mfd_session *s, struct mfd_channel *ch)
+{
+	uint8_t buf[8 * MFD_MAX_REGIONS];
+	uint64_t sent[MFD_MAX_REGIONS];
+	char err[100];
+	int r;
+
+	r = mfd__tp_recv_buf(ch->conn, buf, ch->pkt.hdr.payload_len);
+	if (r)
+		return r;
+	mfd__offsets_decode(buf, (uint32_t)s->nregions, 1, ~0ull, sent, err,
+			    sizeof(err));
+	pthread_mutex_lock(&s->lock);
+	if (s->verified) {
+		pthread_mutex_unlock(&s->lock);
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "a second VERIFY packet");
+		return -EPROTO;
+	}
+	s->verified = true;
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < s->nregions; i++) {
+		uint64_t d = mfd__region_digest(s->regions[i].mem,
+						s->regions[i].length);
+
+		if (d == sent[i])
+			continue;
+		pthread_mutex_lock(&s->lock);
+		snprintf(s->verify_msg, sizeof(s->verify_msg),
+			 "region '%s' differs from the sender's (digest "
+			 "%016llx, the sender's %016llx)",
+			 s->regions[i].name, (unsigned long long)d,
+			 (unsigned long long)sent[i]);
+		pthread_mutex_unlock(&s->lock);
+		break;
+	}
+	mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE + ch->pkt.hdr.payload_len);
+	return 0;
+}
+
+/* Why the session fails although every packet was good (the regions
+ * differ, or the promised digests never came), or "". Call after the END
+ * barrier. */
+static void end_verdict(struct mfd_session *s, char *msg, size_t len)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->verified && (s->features & MFD_FEAT_VERIFY))
+		snprintf(msg, len,
+			 "the sender ended without the region digests it "
+			 "promised");
+	else
+		snprintf(msg, len, "%s", s->verify_msg);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Every channel is past its last page: confirm, or say why not. The
+ * session fails only once every channel has sent its FIN (in
+ * mfd_recv_wait), so that every FIN reaches the sender. */
+static int send_fin(struct mfd_session *s, struct mfd_channel *ch)
+{
+	uint8_t buf[MFD_HDR_SIZE + sizeof(s->verify_msg)];
+	struct mfd_hdr h = { .type = MFD_PKT_FIN, .round = ch->round };
+	char msg[sizeof(s->verify_msg)];
+	int r;
+
+	end_verdict(s, msg, sizeof(msg));
+	h.payload_len = (uint32_t)strlen(msg);
+	mfd__hdr_encode(&h, buf);
+	memcpy(buf + MFD_HDR_SIZE, msg, h.payload_len);
+	r = mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
+	return r ? r : 1;
+}
+
 /* One packet: 0 to go on, 1 at the end of the session, or -errno. */
 static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 {
-	struct mfd_limits lim = {
-		.method = (uint8_t)s->cfg.method,
-		.page_size = s->cfg.page_size,
-		.pages_per_packet = s->cfg.pages_per_packet,
-		.region_count = (uint32_t)s->nregions,
-	};
+	struct mfd_limits lim;
 	struct mfd_packet *p = &ch->pkt;
-	uint8_t fin[MFD_HDR_SIZE];
-	struct mfd_hdr h = { .type = MFD_PKT_FIN };
 	char err[200];
 	int r;
 
+	mfd__session_limits(s, &lim);
 	r = mfd__tp_recv_buf(ch->conn, p->wire, MFD_HDR_SIZE);
 	if (r)
 		return r;
@@ -206,11 +293,9 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 			mfd__stat_add(&ch->st.rounds, 1);
 			return 0;
 		}
-		/* every channel is past its last page: confirm */
-		h.round = ch->round;
-		mfd__hdr_encode(&h, fin);
-		r = mfd__tp_send_buf(ch->conn, fin, sizeof(fin));
-		return r ? r : 1;
+		return send_fin(s, ch);
+	case MFD_PKT_VERIFY:
+		return check_verify(s, ch);
 	default:
 		mfd__session_fail(s, (int)ch->index, -EPROTO,
 				  "unexpected packet type %u from the sender",
@@ -252,6 +337,54 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 	pthread_mutex_lock(&s->lock);
 	s->rejected++;
 	pthread_mutex_unlock(&s->lock);
+	if (s->cfg.log_cb) {
+		char line[300];
+
+		snprintf(line, sizeof(line), "refused a connection: %s", msg);
+		s->cfg.log_cb(s->cfg.log_opaque, line);
+	}
+}
+
+/*
+ * The receiver's half of the challenge-response (see integrity.h): read
+ * the sender's nonce, prove ourselves with a fresh nonce of ours, then
+ * check the sender's proof. 0, or -errno with the reason in err.
+ */
+static int authenticate(struct mfd_session *s, struct mfd_conn *c,
+			const uint8_t init[MFD_INIT_SIZE], char *err,
+			size_t errlen)
+{
+	uint8_t ns[MFD_NONCE_SIZE], chal[MFD_CHAL_SIZE] = { 0 };
+	uint8_t proof[MFD_PROOF_SIZE], want[MFD_MAC_SIZE];
+	uint8_t *nr = chal + 8;
+	int r;
+
+	r = mfd__tp_recv_buf(c, ns, sizeof(ns));
+	if (!r && getrandom(nr, MFD_NONCE_SIZE, 0) != MFD_NONCE_SIZE)
+		r = -EIO;
+	memcpy(chal, "MFDC", 4);
+	if (!r)
+		r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'R', init,
+				    ns, nr, chal + 8 + MFD_NONCE_SIZE);
+	if (!r)
+		r = mfd__tp_send_buf(c, chal, sizeof(chal));
+	if (!r)
+		r = mfd__tp_recv_buf(c, proof, sizeof(proof));
+	if (!r)
+		r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'S', init,
+				    ns, nr, want);
+	if (r) {
+		snprintf(err, errlen, "authentication: %s",
+			 c->err[0] ? c->err : strerror(-r));
+		return r;
+	}
+	if (memcmp(proof, "MFDR", 4) || !mfd__auth_equal(proof + 8, want)) {
+		snprintf(err, errlen,
+			 "authentication failed: the peer does not know the "
+			 "secret");
+		return -EACCES;
+	}
+	return 0;
 }
 
 static int read_region_entry(struct mfd_conn *c, char name[256],
@@ -371,8 +504,10 @@ static int match_regions(struct mfd_session *s, struct mfd_conn *c,
 				 s->regions[j].name);
 			r = -ENOENT;
 		}
+	/* the sender decides whether zero pages travel as offsets, so the
+	 * map is needed whatever this receiver's own setting is */
 	for (uint32_t i = 0; !r && i < count; i++) {
-		if (!ordered[i].zeroed || !s->cfg.zero_page_detection)
+		if (!ordered[i].zeroed)
 			continue;
 		ordered[i].written = calloc(ordered[i].length / ps, 1);
 		if (!ordered[i].written)
@@ -394,11 +529,27 @@ static int match_regions(struct mfd_session *s, struct mfd_conn *c,
 static int adopt(struct mfd_session *s, const struct mfd_init *in)
 {
 	s->session_id = in->session_id;
+	s->features = in->features;
 	s->cfg.method = in->method;
 	s->cfg.page_size = in->page_size;
 	s->cfg.pages_per_packet = in->pages_per_packet;
 	s->method = mfd__method_get(in->method);
 	return mfd__channels_alloc(s, in->channels);
+}
+
+/* A channel's authentication matches what this receiver demands. */
+static int auth_agrees(const struct mfd_session *s, const struct mfd_init *in,
+		       char *err, size_t errlen)
+{
+	bool want = s->secret != NULL, has = in->features & MFD_FEAT_AUTH;
+
+	if (want == has)
+		return 0;
+	snprintf(err, errlen,
+		 want ? "authentication required: this receiver has a secret"
+		      : "the sender asks for authentication, but this "
+			"receiver has no secret");
+	return -EACCES;
 }
 
 static int same_session(const struct mfd_session *s, const struct mfd_init *in,
@@ -412,7 +563,8 @@ static int same_session(const struct mfd_session *s, const struct mfd_init *in,
 	else if (in->channels != s->nchannels ||
 		 in->method != s->cfg.method ||
 		 in->page_size != s->cfg.page_size ||
-		 in->pages_per_packet != s->cfg.pages_per_packet)
+		 in->pages_per_packet != s->cfg.pages_per_packet ||
+		 in->features != s->features)
 		snprintf(err, errlen, "channel %u's parameters differ from "
 			 "the session's",
 			 in->channel);
@@ -459,6 +611,16 @@ static int accept_channels(struct mfd_session *s)
 				 mfd_method_name(in.method));
 			r = -ENOTSUP;
 		}
+		if (!r && mfd__integrity_missing(in.features)) {
+			snprintf(err, sizeof(err), "this receiver has no %s",
+				 mfd__integrity_missing(in.features));
+			r = -ENOTSUP;
+		}
+		if (!r)
+			r = auth_agrees(s, &in, err, sizeof(err));
+		/* nothing from an unproven peer shapes the session */
+		if (!r && s->secret)
+			r = authenticate(s, c, buf, err, sizeof(err));
 		if (r) {
 			refuse(s, c, r, err);
 			continue;
@@ -535,6 +697,13 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
 	for (unsigned i = 0; i < s->nchannels; i++) {
 		pthread_join(s->ch[i].thread, NULL);
 		s->ch[i].thread_started = false;
+	}
+	if (!mfd__session_err(s)) {
+		char msg[sizeof(s->verify_msg)];
+
+		end_verdict(s, msg, sizeof(msg));
+		if (msg[0])
+			mfd__session_fail(s, -1, -EIO, "%s", msg);
 	}
 	s->finished = true;
 	pthread_mutex_lock(&s->lock);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "integrity.h"
 #include "session.h"
 
 /* A page is zero when every byte is; unrolled so that the compiler
@@ -82,6 +83,14 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 				  ch->mctx.err);
 		return r;
 	}
+	if (s->features & MFD_FEAT_CHECKSUM) {
+		int first = p->header_apart ? 0 : 1;
+
+		mfd__hdr_set_checksum(p->wire,
+				      mfd__packet_checksum(p->wire, p->wire_len,
+							   p->iov + first,
+							   p->niov - first));
+	}
 	mfd__ratelimit_take(&s->ratelimit, p->next_packet_size);
 	if (p->header_apart) {
 		/* the header buffer is reused for the next packet, so it
@@ -105,13 +114,14 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	return 0;
 }
 
-/* Wait for the receiver's FIN after our END. */
+/* Wait for the receiver's FIN after our END; a FIN with a message says
+ * why the receiver failed the session (a region that differs). */
 static int recv_fin(struct mfd_session *s, struct mfd_channel *ch)
 {
-	struct mfd_limits lim = { 0 };
+	struct mfd_limits lim = { .features = s->features };
 	uint8_t buf[MFD_HDR_SIZE];
+	char err[160], msg[MFD_FIN_MSG_MAX + 1];
 	struct mfd_hdr h;
-	char err[160];
 	int r;
 
 	r = mfd__tp_recv_buf(ch->conn, buf, sizeof(buf));
@@ -123,9 +133,40 @@ static int recv_fin(struct mfd_session *s, struct mfd_channel *ch)
 			 h.type);
 		r = -EBADMSG;
 	}
-	if (r)
-		mfd__session_fail(s, ch->index, r,
+	if (r) {
+		mfd__session_fail(s, (int)ch->index, r,
 				  "bad end-of-session answer: %s", err);
+		return r;
+	}
+	if (!h.payload_len)
+		return 0;
+	r = mfd__tp_recv_buf(ch->conn, msg, h.payload_len);
+	msg[r ? 0 : h.payload_len] = 0;
+	for (char *c = msg; *c; c++) /* the peer's words: printable only */
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+	mfd__session_fail(s, (int)ch->index, -EIO, "the receiver failed: %s",
+			  msg);
+	return -EIO;
+}
+
+/* The digest of every region, after the last round, on channel 0. */
+static int send_verify(struct mfd_session *s, struct mfd_channel *ch)
+{
+	uint8_t buf[MFD_HDR_SIZE + 8 * MFD_MAX_REGIONS];
+	struct mfd_hdr h = { .type = MFD_PKT_VERIFY, .round = ch->job_round,
+			     .payload_len = 8 * (uint32_t)s->nregions };
+	uint64_t d[MFD_MAX_REGIONS];
+	int r;
+
+	for (int i = 0; i < s->nregions; i++)
+		d[i] = mfd__region_digest(s->regions[i].mem,
+					  s->regions[i].length);
+	mfd__hdr_encode(&h, buf);
+	mfd__offsets_encode(d, (uint32_t)s->nregions, buf + MFD_HDR_SIZE);
+	r = mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
+	if (!r)
+		mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE + h.payload_len);
 	return r;
 }
 
@@ -143,6 +184,8 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 		if (r && r != -ENOTSUP)
 			return r;
 		return send_hdr(ch, MFD_PKT_SYNC, ch->job_round);
+	case MFD_JOB_VERIFY:
+		return send_verify(s, ch);
 	case MFD_JOB_END:
 		r = send_hdr(ch, MFD_PKT_END, ch->job_round);
 		return r ? r : recv_fin(s, ch);
@@ -198,8 +241,84 @@ static void *send_thread(void *arg)
 	return NULL;
 }
 
-/* Send the init packet (and on channel 0 the region table). */
-static int send_init(struct mfd_session *s, struct mfd_channel *ch)
+/* The receiver refused at the handshake: its answer says why. */
+static int refused(struct mfd_session *s, struct mfd_channel *ch,
+		   const uint8_t ackbuf[MFD_ACK_SIZE])
+{
+	struct mfd_ack a;
+	char err[160], msg[256];
+	int r = mfd__ack_decode(ackbuf, &a, err, sizeof(err));
+
+	if (r) {
+		mfd__session_fail(s, (int)ch->index, r, "%s", err);
+		return r;
+	}
+	if (a.status == 0) {
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "the receiver accepted before the "
+				  "handshake was complete");
+		return -EPROTO;
+	}
+	if (a.msg_len >= sizeof(msg))
+		a.msg_len = sizeof(msg) - 1;
+	memset(msg, 0, sizeof(msg));
+	if (mfd__tp_recv_buf(ch->conn, msg, a.msg_len))
+		snprintf(msg, sizeof(msg), "%s", strerror(-a.status));
+	for (char *c = msg; *c; c++) /* the peer's words: printable only */
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+	mfd__session_fail(s, (int)ch->index, a.status, "receiver refused: %s",
+			  msg);
+	return a.status;
+}
+
+/*
+ * Challenge-response: our nonce went with the init; the receiver answers
+ * with its nonce and its proof, which we check before we prove ourselves,
+ * so that a receiver without the secret learns nothing it could replay.
+ */
+static int authenticate(struct mfd_session *s, struct mfd_channel *ch,
+			const uint8_t init[MFD_INIT_SIZE],
+			const uint8_t ns[MFD_NONCE_SIZE])
+{
+	uint8_t chal[MFD_CHAL_SIZE], out[MFD_PROOF_SIZE] = { 0 };
+	uint8_t want[MFD_MAC_SIZE];
+	const uint8_t *nr = chal + 8, *proof = chal + 8 + MFD_NONCE_SIZE;
+	int r;
+
+	r = mfd__tp_recv_buf(ch->conn, chal, MFD_ACK_SIZE);
+	if (r)
+		return r;
+	if (!memcmp(chal, "MFDA", 4))
+		return refused(s, ch, chal);
+	if (memcmp(chal, "MFDC", 4)) {
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "expected an authentication challenge");
+		return -EPROTO;
+	}
+	r = mfd__tp_recv_buf(ch->conn, chal + MFD_ACK_SIZE,
+			     MFD_CHAL_SIZE - MFD_ACK_SIZE);
+	if (r)
+		return r;
+	r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'R', init, ns, nr,
+			    want);
+	if (!r && !mfd__auth_equal(want, proof)) {
+		mfd__session_fail(s, (int)ch->index, -EACCES,
+				  "the receiver does not know the secret");
+		return -EACCES;
+	}
+	memcpy(out, "MFDR", 4);
+	if (!r)
+		r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'S', init,
+				    ns, nr, out + 8);
+	if (!r)
+		r = mfd__tp_send_buf(ch->conn, out, sizeof(out));
+	return r;
+}
+
+/* The init packet, authentication when configured, and on channel 0 the
+ * region table. */
+static int handshake(struct mfd_session *s, struct mfd_channel *ch)
 {
 	struct mfd_init in = {
 		.version = MFD_PROTO_VERSION,
@@ -209,17 +328,27 @@ static int send_init(struct mfd_session *s, struct mfd_channel *ch)
 		.method = (uint8_t)s->cfg.method,
 		.page_size = s->cfg.page_size,
 		.pages_per_packet = s->cfg.pages_per_packet,
+		.features = s->features,
 		.region_count = ch->index == 0 ? (uint32_t)s->nregions : 0,
 	};
-	size_t cap = MFD_INIT_SIZE + in.region_count * MFD_REGION_ENTRY_MAX;
-	uint8_t *buf = malloc(cap);
-	size_t len = MFD_INIT_SIZE;
+	size_t cap = MFD_NONCE_SIZE + in.region_count * MFD_REGION_ENTRY_MAX;
+	uint8_t init[MFD_INIT_SIZE], *buf = malloc(cap);
+	size_t len = 0;
 	int r = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	mfd__init_encode(&in, buf);
-	for (uint32_t i = 0; i < in.region_count; i++) {
+	mfd__init_encode(&in, init);
+	r = mfd__tp_send_buf(ch->conn, init, sizeof(init));
+	if (!r && (s->features & MFD_FEAT_AUTH)) {
+		if (getrandom(buf, MFD_NONCE_SIZE, 0) != MFD_NONCE_SIZE)
+			r = -EIO;
+		if (!r)
+			r = mfd__tp_send_buf(ch->conn, buf, MFD_NONCE_SIZE);
+		if (!r)
+			r = authenticate(s, ch, init, buf);
+	}
+	for (uint32_t i = 0; !r && i < in.region_count; i++) {
 		r = mfd__region_encode(s->regions[i].name,
 				       s->regions[i].length, buf + len,
 				       cap - len);
@@ -228,41 +357,29 @@ static int send_init(struct mfd_session *s, struct mfd_channel *ch)
 		len += (size_t)r;
 		r = 0;
 	}
-	if (!r)
+	if (!r && len)
 		r = mfd__tp_send_buf(ch->conn, buf, len);
 	free(buf);
 	return r;
 }
 
-/* Read the receiver's answer to our init. */
+/* Read the receiver's answer to our handshake. */
 static int recv_ack(struct mfd_session *s, struct mfd_channel *ch)
 {
 	uint8_t buf[MFD_ACK_SIZE];
 	struct mfd_ack a;
-	char err[160], msg[256];
 	int r;
 
 	r = mfd__tp_recv_buf(ch->conn, buf, sizeof(buf));
 	if (r) {
-		mfd__session_fail(s, ch->index, r,
+		mfd__session_fail(s, (int)ch->index, r,
 				  "no handshake answer from the receiver: %s",
 				  ch->conn->err);
 		return r;
 	}
-	r = mfd__ack_decode(buf, &a, err, sizeof(err));
-	if (r) {
-		mfd__session_fail(s, ch->index, r, "%s", err);
-		return r;
-	}
-	if (a.status == 0)
+	if (mfd__ack_decode(buf, &a, NULL, 0) == 0 && a.status == 0)
 		return 0;
-	if (a.msg_len >= sizeof(msg))
-		a.msg_len = sizeof(msg) - 1;
-	memset(msg, 0, sizeof(msg));
-	if (mfd__tp_recv_buf(ch->conn, msg, a.msg_len))
-		snprintf(msg, sizeof(msg), "%s", strerror(-a.status));
-	mfd__session_fail(s, ch->index, a.status, "receiver refused: %s", msg);
-	return a.status;
+	return refused(s, ch, buf);
 }
 
 int mfd__send_start(struct mfd_session *s)
@@ -307,7 +424,7 @@ int mfd__send_start(struct mfd_session *s)
 		if (!r && s->cfg.zero_copy)
 			r = mfd__tp_enable_zerocopy(ch->conn);
 		if (!r)
-			r = send_init(s, ch);
+			r = handshake(s, ch);
 		if (r) {
 			mfd__session_fail(s, (int)i, r, "handshake: %s",
 					  ch->conn->err[0] ? ch->conn->err
@@ -552,6 +669,13 @@ MFD_EXTERN int mfd_send_finish(struct mfd_session *s)
 {
 	int r = mfd_send_sync(s);
 
+	if (!r && (s->features & MFD_FEAT_VERIFY)) {
+		r = wait_idle(s, 0);
+		if (r >= 0) {
+			give_job(s, 0, MFD_JOB_VERIFY);
+			r = 0;
+		}
+	}
 	if (r)
 		return r;
 	r = all_channels(s, MFD_JOB_END);

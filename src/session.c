@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "integrity.h"
 #include "session.h"
 
 MFD_EXTERN const char *mfd_version(void)
@@ -121,6 +122,34 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
 			 mfd_method_name(cfg->method), cfg->uri);
 		r = -EINVAL;
 		goto fail;
+	}
+	if (cfg->secret && cfg->secret_len < 16) {
+		snprintf(errbuf, errlen,
+			 "a secret of %zu bytes is too short: at least 16",
+			 cfg->secret_len);
+		r = -EINVAL;
+		goto fail;
+	}
+	if (cfg->secret)
+		s->features |= MFD_FEAT_AUTH;
+	if (role == MFD_ROLE_SEND && cfg->checksum)
+		s->features |= MFD_FEAT_CHECKSUM;
+	if (role == MFD_ROLE_SEND && cfg->verify)
+		s->features |= MFD_FEAT_VERIFY;
+	if (mfd__integrity_missing(s->features)) {
+		snprintf(errbuf, errlen, "this build has no %s",
+			 mfd__integrity_missing(s->features));
+		r = -ENOTSUP;
+		goto fail;
+	}
+	if (cfg->secret) {
+		s->secret = malloc(cfg->secret_len);
+		if (!s->secret) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		memcpy(s->secret, cfg->secret, cfg->secret_len);
+		s->cfg.secret = s->secret;
 	}
 	snprintf(s->uri, sizeof(s->uri), "%s", cfg->uri);
 	s->cfg.uri = s->uri;
@@ -302,6 +331,15 @@ void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 	pthread_cond_destroy(&ch->job_cond);
 }
 
+void mfd__session_limits(const struct mfd_session *s, struct mfd_limits *l)
+{
+	l->method = (uint8_t)s->cfg.method;
+	l->page_size = s->cfg.page_size;
+	l->pages_per_packet = s->cfg.pages_per_packet;
+	l->region_count = (uint32_t)s->nregions;
+	l->features = s->features;
+}
+
 int mfd__register_regions(struct mfd_session *s)
 {
 	for (unsigned i = 0; i < s->nchannels; i++) {
@@ -422,6 +460,10 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 	for (int i = 0; i < s->nregions; i++)
 		free(s->regions[i].written);
 	free(s->batch);
+	if (s->secret) {
+		explicit_bzero(s->secret, s->cfg.secret_len);
+		free(s->secret);
+	}
 	pthread_cond_destroy(&s->barrier_cond);
 	pthread_cond_destroy(&s->idle_cond);
 	pthread_mutex_destroy(&s->lock);

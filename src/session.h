@@ -21,6 +21,7 @@ enum mfd_job {
 	MFD_JOB_NONE = 0, /* idle */
 	MFD_JOB_PAGES,
 	MFD_JOB_SYNC,
+	MFD_JOB_VERIFY,
 	MFD_JOB_END,
 };
 
@@ -64,6 +65,8 @@ struct mfd_session {
 	const struct mfd_transport_ops *tp;
 	const struct mfd_method_ops *method;
 	uint64_t session_id;
+	uint64_t features; /* MFD_FEAT_* of this session */
+	uint8_t *secret;   /* cfg.secret, copied; wiped at free */
 	unsigned nchannels;
 	struct mfd_channel *ch;
 	struct mfd_region regions[MFD_MAX_REGIONS];
@@ -85,6 +88,8 @@ struct mfd_session {
 	uint32_t barrier_round;
 	struct timespec t_end; /* zero until finished */
 	uint64_t rejected; /* connections refused at the handshake */
+	char verify_msg[300]; /* receiver: why the digests differ, or "" */
+	bool verified;	      /* receiver: the VERIFY packet was checked */
 
 	/* Only the owner thread touches these. */
 	bool started;
@@ -141,6 +146,9 @@ static inline void mfd__stat_cpu(struct mfd_channel *ch)
 			 (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
 			 __ATOMIC_RELAXED);
 }
+
+/* The limits page headers are validated against. */
+void mfd__session_limits(const struct mfd_session *s, struct mfd_limits *l);
 
 /* Sender and receiver engines, called by session.c. */
 int mfd__send_start(struct mfd_session *s);

@@ -128,10 +128,29 @@ static void test_hdr_rejects(void)
 			-EBADMSG);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "magic"));
 	buf[0] ^= 1;
-	buf[40] = 1;
+	buf[36] = 1;
 	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &lim, &out, err, sizeof(err)),
 			-EBADMSG);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "reserved"));
+	/* a checksum where none was negotiated */
+	buf[36] = 0;
+	buf[47] = 1;
+	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &lim, &out, err, sizeof(err)),
+			-EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "checksum"));
+	/* a VERIFY that was not negotiated, and one of the wrong size */
+	h = (struct mfd_hdr){ .type = MFD_PKT_VERIFY, .payload_len = 16 };
+	expect_bad(h, &lim, "not negotiated");
+	zl = lim;
+	zl.features = MFD_FEAT_VERIFY;
+	CU_ASSERT_EQUAL(decode(&h, &zl, err, sizeof(err)), 0);
+	h.payload_len = 8;
+	expect_bad(h, &zl, "VERIFY payload");
+	/* a FIN may carry a message, within bounds */
+	h = (struct mfd_hdr){ .type = MFD_PKT_FIN, .payload_len = 100 };
+	CU_ASSERT_EQUAL(decode(&h, &lim, err, sizeof(err)), 0);
+	h.payload_len = MFD_FIN_MSG_MAX + 1;
+	expect_bad(h, &lim, "FIN message");
 }
 
 static void test_offsets(void)
@@ -217,7 +236,7 @@ static void test_init(void)
 	in.pages_per_packet = 1025;
 	expect_bad_init(in, "pages per packet");
 	in = good_init();
-	in.features = 1;
+	in.features = 0x100;
 	expect_bad_init(in, "feature");
 	in = good_init();
 	in.region_count = 0;

@@ -103,6 +103,100 @@ transfer "unix:$dir/sock" -c 4
 transfer tcp:127.0.0.1:0 -c 2 --zero-copy
 transfer tcp:127.0.0.1:0 -c 1 --page-size 65536 --pages-per-packet 16
 
+# several regions: existing files must match, missing ones are created
+head -c $((2 << 20)) /dev/urandom >"$dir/vga"
+head -c $((2 << 20)) /dev/zero >"$dir/vga.dst"
+start_recv() {
+	rm -f "$dir/recv.err"
+	timeout 60 "$MULTIFD" recv "$@" 2>"$dir/recv.err" >/dev/null &
+	rpid=$!
+	for _ in $(seq 100); do
+		port_uri=$(sed -n 's/^multifd: listening on //p' "$dir/recv.err")
+		[ -n "$port_uri" ] && return
+		sleep 0.1
+	done
+}
+rm -f "$dir/ram.dst"
+start_recv -R "ram=$dir/ram.dst" -R "vga=$dir/vga.dst" tcp:127.0.0.1:0
+if timeout 60 "$MULTIFD" send -q -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri" &&
+	wait $rpid && cmp -s "$dir/src" "$dir/ram.dst" &&
+	cmp -s "$dir/vga" "$dir/vga.dst"; then
+	ok "two regions, one created, one existing"
+else
+	bad "two regions: $(cat "$dir/recv.err")"
+fi
+head -c $((1 << 20)) /dev/zero >"$dir/vga.small"
+start_recv -R "ram=$dir/ram.dst" -R "vga=$dir/vga.small" tcp:127.0.0.1:0
+expect 1 "region 'vga': the sender has 2097152 bytes, the receiver 1048576" \
+	"$MULTIFD" send -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri"
+wait $rpid
+start_recv -R "ram=$dir/ram.dst" tcp:127.0.0.1:0
+expect 1 "receiver refused: cannot create region 'vga'" \
+	"$MULTIFD" send -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri"
+wait $rpid
+grep -q "region 'vga' has no --region on the receiver" "$dir/recv.err" &&
+	ok "receiver says which region it lacks" ||
+	bad "receiver: $(cat "$dir/recv.err")"
+
+# a zero page into a new file, zero detection off on the receiver
+head -c 65536 /dev/zero >"$dir/zeros"
+start_recv --no-zero-detect tcp:127.0.0.1:0 "$dir/zeros.dst"
+timeout 60 "$MULTIFD" send -q "$port_uri" "$dir/zeros" && wait $rpid &&
+	cmp -s "$dir/zeros" "$dir/zeros.dst" &&
+	ok "zero pages with --no-zero-detect on the receiver" ||
+	bad "zero pages, receiver --no-zero-detect: $(cat "$dir/recv.err")"
+expect 2 "bad region 'novalue'" "$MULTIFD" send -R novalue tcp:127.0.0.1:1
+
+# authentication, checksums and the end-of-session digest
+head -c 32 /dev/urandom >"$dir/key"
+head -c 32 /dev/urandom >"$dir/other-key"
+start_recv --secret-file "$dir/key" tcp:127.0.0.1:0 "$dir/dst"
+expect 1 "does not know the secret" \
+	"$MULTIFD" send --secret-file "$dir/other-key" "$port_uri" "$dir/src"
+expect 0 "the receiver's 1 region is identical" \
+	"$MULTIFD" send --secret-file "$dir/key" --checksum --verify -c 3 \
+	"$port_uri" "$dir/src"
+wait $rpid && grep -q "refused a connection: authentication" "$dir/recv.err" &&
+	cmp -s "$dir/src" "$dir/dst" && ok "secret: stray refused, session done" ||
+	bad "secret: $(cat "$dir/recv.err")"
+head -c 5 /dev/urandom >"$dir/short-key"
+expect 2 "expected 16 to" "$MULTIFD" send --secret-file "$dir/short-key" tcp:127.0.0.1:1 x
+
+# rate limit: 40 MiB at 4 MiB/s must take 10 s, within 5 %
+head -c $((40 << 20)) /dev/urandom >"$dir/forty"
+start_recv tcp:127.0.0.1:0 "$dir/forty.dst"
+t0=$(date +%s.%N)
+timeout 60 "$MULTIFD" send -q --max-bandwidth 4M --stats-interval 2 \
+	"$port_uri" "$dir/forty" >"$dir/stats.jsonl"
+t1=$(date +%s.%N)
+wait $rpid
+secs=$(echo "$t1 - $t0" | bc -l 2>/dev/null || python3 -c "print($t1 - $t0)")
+if python3 -c "import sys; s=float('$secs'); sys.exit(0 if 9.5 <= s <= 10.6 else 1)"; then
+	ok "rate limit: 40 MiB at 4 MiB/s in $secs s"
+else
+	bad "rate limit: 40 MiB at 4 MiB/s took $secs s"
+fi
+lines=0
+while read -r line; do
+	json_ok "$line" "--stats-interval line" >/dev/null && lines=$((lines + 1))
+done <"$dir/stats.jsonl"
+[ "$lines" -ge 4 ] && ok "--stats-interval: $lines JSON lines" ||
+	bad "--stats-interval: $lines lines: $(cat "$dir/stats.jsonl")"
+
+# live migration: a writer dirtying a quarter of the link rate converges
+rate=$(timeout 120 "$MULTIFD" bench -s 64M -c 2 --no-ceiling --json |
+	python3 -c 'import json,sys; print(int(json.load(sys.stdin)["gib_per_s"] * 1024 / 4))')
+out=$(timeout 120 "$MULTIFD" bench -s 64M -c 2 --live --dirty-rate "$rate" \
+	--no-ceiling --json)
+json_ok "$out" "bench --live --json"
+if grep -q '"ok":true' <<<"$out" && grep -q '"converged":true' <<<"$out"; then
+	ok "live bench at $rate MiB/s dirty: converged, identical"
+else
+	bad "live bench at $rate MiB/s: $out"
+fi
+expect 0 "verified: identical" "$MULTIFD" bench -s 32M --live --dirty-rate 50 \
+	--dirty-pattern hot --max-rounds 3
+
 out=$(timeout 120 "$MULTIFD" bench --size 32M --channels 3 --rounds 3 --content mixed --json 2>&1)
 json_ok "$out" "bench --json"
 if grep -q '"ok":true' <<<"$out"; then ok "bench verified"; else bad "bench: $out"; fi

@@ -24,6 +24,9 @@ enum {
 	OPT_PROGRESS,
 	OPT_STATS_INTERVAL,
 	OPT_MAX_BANDWIDTH,
+	OPT_SECRET_FILE,
+	OPT_CHECKSUM,
+	OPT_VERIFY,
 };
 
 static const struct option common[] = {
@@ -40,6 +43,9 @@ static const struct option common[] = {
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
 	{ "max-bandwidth", required_argument, NULL, OPT_MAX_BANDWIDTH },
+	{ "secret-file", required_argument, NULL, OPT_SECRET_FILE },
+	{ "checksum", no_argument, NULL, OPT_CHECKSUM },
+	{ "verify", no_argument, NULL, OPT_VERIFY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 };
@@ -107,6 +113,29 @@ int parse_uint(const char *s, const char *what, unsigned min, unsigned max,
 		return -1;
 	}
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* The whole file is the secret, bytes as they are. */
+static int read_secret(const char *path, struct opts *o)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (!f) {
+		die_msg("cannot read the secret file '%s': %s", path,
+			strerror(errno));
+		return -1;
+	}
+	n = fread(o->secret, 1, sizeof(o->secret), f);
+	fclose(f);
+	if (n < 16 || n == sizeof(o->secret)) {
+		die_msg("secret file '%s' has %zu bytes: expected 16 to %zu",
+			path, n, sizeof(o->secret) - 1);
+		return -1;
+	}
+	o->cfg.secret = o->secret;
+	o->cfg.secret_len = n;
 	return 0;
 }
 
@@ -180,6 +209,14 @@ static int parse_common(int c, const char *arg, struct opts *o)
 				arg);
 			return -1;
 		}
+		return 0;
+	case OPT_SECRET_FILE:
+		return read_secret(arg, o);
+	case OPT_CHECKSUM:
+		o->cfg.checksum = true;
+		return 0;
+	case OPT_VERIFY:
+		o->cfg.verify = true;
 		return 0;
 	case OPT_MAX_BANDWIDTH:
 		if (parse_size(arg, "bandwidth (bytes per second)",

@@ -19,6 +19,7 @@ struct opts {
 	bool quiet;
 	bool progress;
 	double stats_interval;
+	uint8_t secret[4096]; /* --secret-file's bytes */
 	/* send, recv: --region NAME=PATH */
 	unsigned nregions;
 	struct {

@@ -36,6 +36,11 @@
 	"                          not a terminal\n"                          \
 	"      --stats-interval S  print a JSON line of statistics every S\n"  \
 	"                          seconds\n"                                  \
+	"      --secret-file PATH  both ends prove they hold the secret in PATH\n" \
+	"                          (16 bytes or more; HMAC-SHA256)\n"        \
+	"      --checksum          sender: an xxHash3-64 checksum per packet\n" \
+	"      --verify            sender: compare a digest of every region on\n" \
+	"                          both sides at the end\n"                  \
 	"      --json              print one JSON object with the results\n"   \
 	"  -q, --quiet             print nothing but errors\n"                  \
 	"  -h, --help              this help\n"                                 \
@@ -186,6 +191,9 @@ int cmd_send(int argc, char **argv)
 	progress_stop(&pg);
 	if (r)
 		die_msg("send: %s", error_of(s, r));
+	else if (o.cfg.verify && !o.quiet && !o.json)
+		printf("verified: the receiver's %u region%s identical\n",
+		       nmaps, nmaps == 1 ? " is" : "s are");
 	print_result(&o, "sent", s, r == 0);
 	status = r ? 1 : 0;
 out:
@@ -265,6 +273,12 @@ static int open_existing_regions(struct mfd_session *s, struct recv_target *t)
 	return 0;
 }
 
+/* Connections refused at the handshake: said, and the session goes on. */
+static void log_line(void *opaque, const char *msg)
+{
+	fprintf(stderr, "multifd: recv: %s\n", msg);
+}
+
 int cmd_recv(int argc, char **argv)
 {
 	struct opts o = { 0 };
@@ -290,6 +304,7 @@ int cmd_recv(int argc, char **argv)
 	o.cfg.uri = argv[optind];
 	o.cfg.region_cb = create_target;
 	o.cfg.region_opaque = &t;
+	o.cfg.log_cb = log_line;
 	r = mfd_session_new(&o.cfg, MFD_ROLE_RECV, &s, err, sizeof(err));
 	if (r) {
 		die_msg("recv: %s", err);
