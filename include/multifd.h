@@ -85,7 +85,8 @@ struct mfd_config {
 	bool zero_page_detection; /* default true: zero pages travel as
 				     offsets only */
 	bool zero_copy;		/* tcp: with method none only: pages are sent
-				   with MSG_ZEROCOPY. See mfd_send_sync(). */
+				   with MSG_ZEROCOPY. See mfd_send_sync().
+				   rdma: ignored, pages are never copied. */
 	unsigned timeout_ms;	/* connect, handshake and any stall of a
 				   channel; 0 waits forever; default 30000 */
 	uint64_t max_bandwidth;	/* sender: bytes per second on the wire over

@@ -18,6 +18,9 @@
 #include "integrity.h"
 #include "session.h"
 
+/* The longest a connection may take over its handshake. */
+#define HANDSHAKE_MS 5000
+
 /* Regions larger than this are refused as hostile (16 TiB). */
 #define MAX_REGION_BYTES (1ull << 44)
 
@@ -575,6 +578,14 @@ static int same_session(const struct mfd_session *s, const struct mfd_init *in,
 	return 0;
 }
 
+/* How long one connection may take over its handshake. */
+static unsigned handshake_ms(const struct mfd_session *s)
+{
+	unsigned t = s->cfg.timeout_ms;
+
+	return t && t < HANDSHAKE_MS ? t : HANDSHAKE_MS;
+}
+
 /* Accept until every channel of the session has passed the handshake. */
 static int accept_channels(struct mfd_session *s)
 {
@@ -597,7 +608,9 @@ static int accept_channels(struct mfd_session *s)
 					  have, s->nchannels, err);
 			return r;
 		}
-		r = mfd__tp_set_timeout(c, s->cfg.timeout_ms);
+		/* connections are taken one at a time: a silent one must not
+		 * hold the real channels back for long */
+		r = mfd__tp_set_timeout(c, handshake_ms(s));
 		if (!r)
 			r = mfd__tp_recv_buf(c, buf, sizeof(buf));
 		if (r) {
@@ -645,6 +658,11 @@ static int accept_channels(struct mfd_session *s)
 				return r;
 			}
 			regions_done = true;
+		}
+		r = mfd__tp_set_timeout(c, s->cfg.timeout_ms);
+		if (r) {
+			refuse(s, c, r, "cannot set the channel's timeout");
+			continue;
 		}
 		s->ch[in.channel].conn = c;
 		have++;

@@ -382,6 +382,22 @@ static int recv_ack(struct mfd_session *s, struct mfd_channel *ch)
 	return refused(s, ch, buf);
 }
 
+/*
+ * A receiver that refuses the session (the regions do not match) answers
+ * channel 0 and stops listening, so a later channel's connect fails: the
+ * answer waiting on channel 0 says why, and is the error to report.
+ */
+static void early_refusal(struct mfd_session *s)
+{
+	uint8_t buf[MFD_ACK_SIZE];
+	struct mfd_channel *ch = &s->ch[0];
+
+	if (!ch->conn || mfd__tp_set_timeout(ch->conn, 1000) ||
+	    mfd__tp_recv_buf(ch->conn, buf, sizeof(buf)))
+		return;
+	refused(s, ch, buf);
+}
+
 int mfd__send_start(struct mfd_session *s)
 {
 	char err[256];
@@ -417,6 +433,7 @@ int mfd__send_start(struct mfd_session *s)
 		r = s->tp->connect(&s->parsed_uri, s->cfg.timeout_ms,
 				   &ch->conn, err, sizeof(err));
 		if (r) {
+			early_refusal(s);
 			mfd__session_fail(s, (int)i, r, "%s", err);
 			return r;
 		}

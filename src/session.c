@@ -113,9 +113,13 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
 		r = -ENOTSUP;
 		goto fail;
 	}
-	if (cfg->zero_copy && role == MFD_ROLE_SEND &&
-	    (s->parsed_uri.scheme == MFD_SCHEME_UNIX ||
-	     cfg->method != MFD_METHOD_NONE)) {
+	/* RDMA never copies a page (one-sided writes), and its header must
+	 * follow the writes on the queue pair: nothing to switch on */
+	if (s->parsed_uri.scheme == MFD_SCHEME_RDMA)
+		s->cfg.zero_copy = false;
+	else if (cfg->zero_copy && role == MFD_ROLE_SEND &&
+		 (s->parsed_uri.scheme == MFD_SCHEME_UNIX ||
+		  cfg->method != MFD_METHOD_NONE)) {
 		snprintf(errbuf, errlen,
 			 "zero-copy needs method none over tcp: or rdma: "
 			 "(got method %s, %s)",

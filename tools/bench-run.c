@@ -60,9 +60,7 @@ static void fill_text(uint8_t *p, uint32_t n, uint64_t *st)
 	}
 }
 
-/* Fill one page by content kind; mixed: a quarter each of zero, text,
- * random, and a short repeated pattern. */
-static void fill_page(uint8_t *p, uint32_t ps, enum content c, uint64_t *st)
+void fill_page(uint8_t *p, uint32_t ps, enum content c, uint64_t *st)
 {
 	if (c == CONTENT_MIXED)
 		c = (enum content)(rng(st) % 4);

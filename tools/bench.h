@@ -37,4 +37,8 @@ int bench_run(const struct opts *o, struct bench_result *res);
 
 extern const char *const content_names[4];
 
+/* Fill one page by content kind; mixed: a quarter each of zero, text,
+ * random, and a short repeated pattern. */
+void fill_page(uint8_t *p, uint32_t ps, enum content c, uint64_t *st);
+
 #endif
