@@ -103,6 +103,27 @@ void pair_free(struct pair *p)
 	p->tx = p->rx = NULL;
 }
 
+struct mfd_conn *raw_connect_bytes(const char *uri, const void *buf,
+				   size_t len)
+{
+	const struct mfd_transport_ops *ops;
+	struct mfd_conn *c = NULL;
+	struct mfd_uri u;
+	char err[256];
+
+	if (mfd__uri_parse(uri, &u, err, sizeof(err)))
+		return NULL;
+	ops = mfd__transport_get(u.scheme);
+	if (ops->connect(&u, 5000, &c, err, sizeof(err)))
+		return NULL;
+	mfd__tp_set_timeout(c, 10000);
+	if (mfd__tp_send_buf(c, buf, len)) {
+		mfd__tp_close(c);
+		return NULL;
+	}
+	return c;
+}
+
 struct mfd_conn *raw_connect(const char *uri, uint16_t ch, uint16_t channels,
 			     uint8_t method, uint64_t len)
 {
@@ -115,27 +136,31 @@ struct mfd_conn *raw_connect(const char *uri, uint16_t ch, uint16_t channels,
 			       .pages_per_packet = 128,
 			       .region_count = ch == 0 };
 	uint8_t buf[MFD_INIT_SIZE + MFD_REGION_ENTRY_MAX];
-	const struct mfd_transport_ops *ops;
-	struct mfd_conn *c = NULL;
-	struct mfd_uri u;
-	char err[256];
 	size_t n = MFD_INIT_SIZE;
 
-	if (mfd__uri_parse(uri, &u, err, sizeof(err)))
-		return NULL;
-	ops = mfd__transport_get(u.scheme);
-	if (ops->connect(&u, 5000, &c, err, sizeof(err)))
-		return NULL;
-	mfd__tp_set_timeout(c, 10000);
 	mfd__init_encode(&in, buf);
 	if (ch == 0)
 		n += (size_t)mfd__region_encode("ram", len, buf + n,
 						sizeof(buf) - n);
-	if (mfd__tp_send_buf(c, buf, n)) {
-		mfd__tp_close(c);
-		return NULL;
-	}
-	return c;
+	return raw_connect_bytes(uri, buf, n);
+}
+
+int raw_ack_msg(struct mfd_conn *c, int32_t *status, char *msg, size_t len)
+{
+	uint8_t ack[MFD_ACK_SIZE];
+	struct mfd_ack a;
+	char err[256];
+	int r = mfd__tp_recv_buf(c, ack, sizeof(ack));
+
+	if (!r)
+		r = mfd__ack_decode(ack, &a, err, sizeof(err));
+	if (r)
+		return r;
+	*status = a.status;
+	if (a.msg_len >= len)
+		return -EMSGSIZE;
+	msg[a.msg_len] = 0;
+	return a.msg_len ? mfd__tp_recv_buf(c, msg, a.msg_len) : 0;
 }
 
 int raw_ack(struct mfd_conn *c, int32_t *status)

@@ -43,8 +43,15 @@ int rx_start(struct pair *p, const struct mfd_config *cfg,
  * connection or NULL. */
 struct mfd_conn *raw_connect(const char *uri, uint16_t ch, uint16_t channels,
 			     uint8_t method, uint64_t len);
+/* Connect to uri and send len bytes as they are: an init of one's own
+ * making, and a region table or none. The connection or NULL. */
+struct mfd_conn *raw_connect_bytes(const char *uri, const void *buf,
+				   size_t len);
 /* Read the receiver's answer to the init; *status 0 when accepted. */
 int raw_ack(struct mfd_conn *c, int32_t *status);
+/* The same, and the receiver's reason for a refusal into msg (len bytes,
+ * NUL-terminated; "" when accepted). */
+int raw_ack_msg(struct mfd_conn *c, int32_t *status, char *msg, size_t len);
 
 /* Send a page header and its offsets. */
 int raw_send_pages(struct mfd_conn *c, const struct mfd_hdr *h,
