@@ -103,6 +103,11 @@ struct mfd_config {
 	size_t secret_len;
 	bool checksum;		/* sender: an xxHash3-64 of every page packet,
 				   checked by the receiver; default false */
+	bool prefault;		/* receiver: fault zeroed regions in from a
+				   thread of their own, ahead of the data, so
+				   that channel threads do not stall on first
+				   touches; makes the whole region resident,
+				   zero pages included; default false */
 	bool verify;		/* sender: at the end, compare a digest of
 				   every region on both sides; the session
 				   succeeds only when all are identical */

@@ -74,6 +74,9 @@ struct mfd_session {
 	struct mfd_listener *listener;
 	struct timespec t_start;
 	struct mfd_ratelimit ratelimit; /* sender; locks itself */
+	pthread_t prefault_thread;	/* receiver, cfg.prefault */
+	bool prefault_started;
+	bool prefault_stop; /* atomic */
 
 	/* Protected by lock. */
 	pthread_mutex_t lock;

@@ -49,6 +49,8 @@ static const char bench_usage[] =
 	"      --page-size BYTES   power of two, 512..65536 (default 4096)\n"
 	"      --pages-per-packet N  1..1024 (default 128)\n"
 	"      --no-zero-detect    send zero pages with their content\n"
+	"      --prefault          receiver: fault fresh memory in ahead of the\n"
+	"                          data from a thread of its own\n"
 	"      --timeout SECONDS   longest stall of any channel (default 30)\n"
 	"      --json              print one JSON object with the results\n"
 	"  -q, --quiet             print nothing but errors\n"

@@ -27,6 +27,7 @@ enum {
 	OPT_SECRET_FILE,
 	OPT_CHECKSUM,
 	OPT_VERIFY,
+	OPT_PREFAULT,
 };
 
 static const struct option common[] = {
@@ -46,6 +47,7 @@ static const struct option common[] = {
 	{ "secret-file", required_argument, NULL, OPT_SECRET_FILE },
 	{ "checksum", no_argument, NULL, OPT_CHECKSUM },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
+	{ "prefault", no_argument, NULL, OPT_PREFAULT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 };
@@ -217,6 +219,9 @@ static int parse_common(int c, const char *arg, struct opts *o)
 		return 0;
 	case OPT_VERIFY:
 		o->cfg.verify = true;
+		return 0;
+	case OPT_PREFAULT:
+		o->cfg.prefault = true;
 		return 0;
 	case OPT_MAX_BANDWIDTH:
 		if (parse_size(arg, "bandwidth (bytes per second)",

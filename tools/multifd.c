@@ -41,6 +41,8 @@
 	"      --checksum          sender: an xxHash3-64 checksum per packet\n" \
 	"      --verify            sender: compare a digest of every region on\n" \
 	"                          both sides at the end\n"                  \
+	"      --prefault          receiver: fault new memory in ahead of the\n" \
+	"                          data from a thread of its own\n"          \
 	"      --json              print one JSON object with the results\n"   \
 	"  -q, --quiet             print nothing but errors\n"                  \
 	"  -h, --help              this help\n"                                 \
