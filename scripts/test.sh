@@ -46,6 +46,7 @@ if grep -q '^fuzz:' Makefile.am; then
 	part "fuzzing (bounded)"
 	make -s fuzz-run || fail "fuzzing"
 fi
+grep -q '^check-netem:' Makefile.am && { part "netem tests in a QEMU guest"; make -s check-netem || fail "check-netem"; }
 if grep -q '^check-rxe:' Makefile.am; then
 	part "RDMA tests in a soft-RoCE guest"
 	make -s check-rxe || fail "check-rxe"

@@ -100,7 +100,7 @@ if [ ! -f "$base" ] || [ "$base" -ot "$0" ]; then
 	for a in $("$root/usr/bin/busybox" --list); do
 		[ -e "$root/usr/bin/$a" ] || ln -s busybox "$root/usr/bin/$a"
 	done
-	for t in dash bash ip rdma ibv_devices ibv_devinfo ib_write_bw \
+	for t in dash bash ip tc rdma ibv_devices ibv_devinfo ib_write_bw \
 		ib_send_bw rping; do
 		p=$(command -v $t) || continue
 		rm -f "$root/usr/bin/$t"
@@ -115,7 +115,7 @@ if [ ! -f "$base" ] || [ "$base" -ot "$0" ]; then
 	# dependency order, see rxe-vm.md: crc32_generic is asked for by
 	# name when a device is created, modules.dep does not list it
 	for m in crc32_generic udp_tunnel ip6_udp_tunnel ib_core ib_uverbs \
-		rdma_rxe configfs ib_cm iw_cm rdma_cm rdma_ucm veth; do
+		rdma_rxe configfs ib_cm iw_cm rdma_cm rdma_ucm veth sch_netem; do
 		f=$(grep -E "(^|/)$m\.ko(\.xz|\.zst)?:" "$moddir/modules.dep" |
 			cut -d: -f1)
 		[ -n "$f" ] || skip "module $m not in $moddir"
