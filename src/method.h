@@ -25,9 +25,10 @@ struct mfd_region {
 	uint64_t length;
 	/* Receiver: the memory read as zeros before the session, so a zero
 	 * page needs clearing only where the session wrote data before;
-	 * `written` (one byte per page) records where. */
+	 * `written` (one bit per page, like QEMU's receivedmap: 32 KiB per
+	 * GiB of 4 KiB pages) records where. */
 	bool zeroed;
-	uint8_t *written;
+	uint64_t *written;
 };
 
 /* One channel's method context. */

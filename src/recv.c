@@ -101,9 +101,13 @@ static void apply_zero_pages(struct mfd_region *rg, const uint64_t *off,
 		 * zeroed memory stay untouched (and unfaulted). */
 		if (!rg->zeroed) {
 			memset(rg->mem + off[i], 0, ps);
-		} else if (__atomic_load_n(&rg->written[pg], __ATOMIC_RELAXED)) {
+		} else if (__atomic_load_n(&rg->written[pg / 64],
+					   __ATOMIC_RELAXED) &
+			   (1ull << (pg % 64))) {
 			memset(rg->mem + off[i], 0, ps);
-			__atomic_store_n(&rg->written[pg], 0, __ATOMIC_RELAXED);
+			__atomic_fetch_and(&rg->written[pg / 64],
+					   ~(1ull << (pg % 64)),
+					   __ATOMIC_RELAXED);
 		}
 	}
 }
@@ -167,9 +171,12 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	if (r)
 		return r;
 	if (rg->written)
-		for (uint32_t i = 0; i < p->hdr.normal; i++)
-			__atomic_store_n(&rg->written[p->offsets[i] / ps], 1,
-					 __ATOMIC_RELAXED);
+		for (uint32_t i = 0; i < p->hdr.normal; i++) {
+			uint64_t pg = p->offsets[i] / ps;
+
+			__atomic_fetch_or(&rg->written[pg / 64],
+					  1ull << (pg % 64), __ATOMIC_RELAXED);
+		}
 	apply_zero_pages(rg, p->offsets + p->hdr.normal, p->hdr.zero, ps);
 	mfd__stat_add(&ch->st.bytes,
 		      MFD_HDR_SIZE + 8 * (uint64_t)n + p->hdr.payload_len);
@@ -561,7 +568,8 @@ static int match_regions(struct mfd_session *s, struct mfd_conn *c,
 	for (uint32_t i = 0; !r && i < count; i++) {
 		if (!ordered[i].zeroed)
 			continue;
-		ordered[i].written = calloc(ordered[i].length / ps, 1);
+		ordered[i].written = calloc((ordered[i].length / ps + 63) / 64,
+					    sizeof(uint64_t));
 		if (!ordered[i].written)
 			r = -ENOMEM;
 	}
