@@ -14,14 +14,17 @@ region over several rounds, ends the session and waits for FIN:
   round 3: empty (SYNC only)
   round 4: one page, then END right after it (no SYNC before END)
 
---final OUT writes what the receiver must end up with. Standard library
-only; zstd frames are built by hand (raw and RLE blocks, XXH64 checksum)
+--final OUT writes what the receiver must end up with. --secret-file PATH
+sets feature AUTH and proves the secret in PATH on every channel
+(HMAC-SHA256, docs/protocol.md 4.6). Standard library only; zstd frames are built by hand (raw and RLE blocks, XXH64 checksum)
 unless the `zstandard` module is installed.
 
 Exit status: 0 after FIN on every channel, 77 when the receiver refuses
 the method as not built in, 1 on any other error.
 """
 import argparse
+import hashlib
+import hmac
 import os
 import socket
 import struct
@@ -32,6 +35,10 @@ VERSION = 1
 MAGIC_INIT = 0x4D464449  # "MFDI"
 MAGIC_ANSWER = 0x4D464441  # "MFDA"
 MAGIC_PKT = 0x4D464450  # "MFDP"
+MAGIC_CHAL = b"MFDC"
+MAGIC_PROOF = b"MFDR"
+FEAT_AUTH = 0x1
+NONCE = 32
 PAGES, SYNC, END, FIN = 1, 2, 3, 4
 FLAG_RAW = 0x0001
 METHODS = {"none": 0, "zlib": 1, "zstd": 2}
@@ -84,10 +91,11 @@ def connect(uri, timeout):
     return s
 
 
-def read_answer(sock):
-    """The receiver's answer to an init: (status, message)."""
+def read_answer(sock, head=None):
+    """The receiver's answer to an init: (status, message). `head`: its
+    first 16 bytes when they were read already."""
     magic, version, msg_len, status, rsvd = ANSWER.unpack(
-        recv_exact(sock, ANSWER.size))
+        head or recv_exact(sock, ANSWER.size))
     if magic != MAGIC_ANSWER or version != VERSION or rsvd:
         raise PeerError("bad answer: magic 0x%08x version %u reserved %u"
                         % (magic, version, rsvd))
@@ -182,6 +190,10 @@ class Sender:
         self.image = image  # what the receiver must end with
         self.method = METHODS[args.method]
         self.socks = []
+        self.secret = None
+        if args.secret_file:
+            with open(args.secret_file, "rb") as f:
+                self.secret = f.read()
         self.packet_num = 0
         self.next_channel = 0
         self.round = 0
@@ -194,7 +206,8 @@ class Sender:
 
     def init_bytes(self, channel, sid, regions):
         b = INIT.pack(MAGIC_INIT, VERSION, 0, sid, channel, self.a.channels,
-                      self.method, self.ps, self.a.pages_per_packet, 0,
+                      self.method, self.ps, self.a.pages_per_packet,
+                      FEAT_AUTH if self.secret else 0,
                       len(regions) if channel == 0 else 0, 0)
         if channel == 0:  # the region table travels on channel 0 only
             for name, length in regions:
@@ -202,15 +215,45 @@ class Sender:
                 b += struct.pack(">Q", length)
         return b
 
+    def proof(self, role, init, ns, nr):
+        return hmac.new(self.secret, role + init + ns + nr,
+                        hashlib.sha256).digest()
+
+    def authenticate(self, ch, s, init):
+        """Our nonce, the receiver's challenge (or a refusal in its
+        place), then our proof."""
+        ns = os.urandom(NONCE)
+        s.sendall(ns)
+        head = recv_exact(s, ANSWER.size)
+        if head[:4] == struct.pack(">I", MAGIC_ANSWER):
+            status, msg = read_answer(s, head)
+            raise PeerError("channel %d: receiver refused (%d): %s"
+                            % (ch, status, msg))
+        if head[:4] != MAGIC_CHAL:
+            raise PeerError("channel %d: expected a challenge, got %r"
+                            % (ch, head[:4]))
+        chal = head + recv_exact(s, 8 + 2 * NONCE - ANSWER.size)
+        nr, theirs = chal[8:8 + NONCE], chal[8 + NONCE:]
+        if not hmac.compare_digest(theirs, self.proof(b"R", init, ns, nr)):
+            raise PeerError("channel %d: the receiver does not know the "
+                            "secret" % ch)
+        s.sendall(MAGIC_PROOF + bytes(4) + self.proof(b"S", init, ns, nr))
+
     def handshake(self, name):
         sid = struct.unpack(">Q", os.urandom(8))[0]
         regions = [(name, len(self.image))]
         # every init goes out before any answer is read: the receiver
-        # answers only once all channels are in
+        # answers only once all channels are in (the challenge is not an
+        # answer: it comes at once)
         for ch in range(self.a.channels):
             s = connect(self.a.uri, self.a.timeout)
             self.socks.append(s)
-            s.sendall(self.init_bytes(ch, sid, regions))
+            b = self.init_bytes(ch, sid, regions)
+            if self.secret:
+                s.sendall(b[:INIT.size])
+                self.authenticate(ch, s, b[:INIT.size])
+                b = b[INIT.size:]
+            s.sendall(b)
         for ch, s in enumerate(self.socks):
             status, msg = read_answer(s)
             if status:
@@ -267,9 +310,12 @@ class Sender:
             magic, ptype, method, flags, _num, _rnd, region, normal, zero, \
                 plen = HDR.unpack(recv_exact(s, HDR.size))
             if (magic != MAGIC_PKT or ptype != FIN or method or flags or
-                    region or normal or zero or plen):
+                    region or normal or zero or plen > 1024):
                 raise PeerError("channel %d: bad answer to END: magic 0x%08x"
                                 " type %u" % (ch, magic, ptype))
+            if plen:  # why the receiver failed the session
+                raise PeerError("channel %d: the receiver failed: %s" % (
+                    ch, recv_exact(s, plen).decode(errors="replace")))
         for s in self.socks:
             s.close()
 
@@ -334,6 +380,8 @@ def main():
     ap.add_argument("--pages-per-packet", type=int, default=4)
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--final", help="write the expected final image here")
+    ap.add_argument("--secret-file",
+                    help="authenticate with the secret in this file")
     ap.add_argument("--stray", action="store_true",
                     help="first send a bad init on a connection of its own")
     a = ap.parse_args()
@@ -355,9 +403,10 @@ def main():
         with open(a.final, "wb") as f:
             f.write(snd.image)
     st = snd.stats
-    print("pypeer: %s, %d channels: %d packets (%d compressed, %d raw), "
+    print("pypeer: %s, %d channels%s: %d packets (%d compressed, %d raw), "
           "%d normal + %d zero pages, %d rounds, FIN on every channel"
-          % (a.method, a.channels, st["packets"], st["compressed"],
+          % (a.method, a.channels,
+             ", authenticated" if a.secret_file else "", st["packets"], st["compressed"],
              st["raw"], st["normal"], st["zero"], st["rounds"]))
     return 0
 

@@ -30,13 +30,15 @@ for g in 1 2 3 4 5 6 7 8; do
 	head -c 4096 /dev/zero | tr '\0' 'B'
 done >"$dir/src"
 
-# peer NAME URI PYPEER-ARGS...: recv into $dir/dst, send with pypeer,
-# compare with the image pypeer says it meant
+# peer NAME URI PYPEER-ARGS...: recv into $dir/dst (with the options in
+# recv_opts), send with pypeer, compare with the image pypeer says it meant
+recv_opts=()
 peer() {
 	local name=$1 uri=$2 listen out st rst
 	shift 2
 	rm -f "$dir/dst" "$dir/final" "$dir/recv.err"
-	timeout 120 "$MULTIFD" recv --timeout 20 "$uri" "$dir/dst" \
+	timeout 120 "$MULTIFD" recv --timeout 20 \
+		${recv_opts[@]+"${recv_opts[@]}"} "$uri" "$dir/dst" \
 		2>"$dir/recv.err" &
 	local rpid=$!
 	# the receiver says where it listens (port 0 becomes a real port)
@@ -85,6 +87,19 @@ peer "none, 2 channels, 1 page per packet, after a stray" \
 	tcp:127.0.0.1:0 -m none -c 2 --pages-per-packet 1 --stray
 peer "zlib, 4 channels, 64 KiB pages" tcp:127.0.0.1:0 -m zlib -c 4 \
 	--page-size 65536 --pages-per-packet 2
+
+# authentication (docs/protocol.md 4.6): both ends hold the secret
+head -c 32 /dev/urandom >"$dir/secret"
+# (nobody listens on port 1: this only asks whether the build has it)
+if timeout 20 "$MULTIFD" send --timeout 2 --secret-file "$dir/secret" \
+	tcp:127.0.0.1:1 "$dir/src" 2>&1 | grep -q "this build has no"; then
+	echo "skip: authenticated: multifd built without OpenSSL"
+else
+	recv_opts=(--secret-file "$dir/secret")
+	peer "zlib, 3 channels, authenticated" tcp:127.0.0.1:0 -m zlib -c 3 \
+		--secret-file "$dir/secret"
+	recv_opts=()
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
