@@ -180,7 +180,7 @@ int mfd__region_encode(const char *name, uint64_t length, uint8_t *buf,
 /*
  * Header: magic u32 | type u8 | method u8 | flags u16 | packet number u64
  * | round u32 | region u32 | normal u32 | zero u32 | payload length u32 |
- * reserved u32 | reserved u64
+ * reserved u32 | checksum u64 (page packets, when negotiated; else 0)
  */
 void mfd__hdr_encode(const struct mfd_hdr *h, uint8_t buf[MFD_HDR_SIZE])
 {

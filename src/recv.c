@@ -196,14 +196,21 @@ static int check_verify(struct mfd_session *s, struct mfd_channel *ch)
 {
 	uint8_t buf[8 * MFD_MAX_REGIONS];
 	uint64_t sent[MFD_MAX_REGIONS];
-	char err[100];
 	int r;
 
 	r = mfd__tp_recv_buf(ch->conn, buf, ch->pkt.hdr.payload_len);
 	if (r)
 		return r;
-	mfd__offsets_decode(buf, (uint32_t)s->nregions, 1, ~0ull, sent, err,
-			    sizeof(err));
+	for (int i = 0; i < s->nregions; i++) {
+		sent[i] = 0;
+		for (int b = 0; b < 8; b++)
+			sent[i] = sent[i] << 8 | buf[8 * i + b];
+	}
+	if (ch->index != 0) {
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "VERIFY on a channel other than 0");
+		return -EPROTO;
+	}
 	pthread_mutex_lock(&s->lock);
 	if (s->verified) {
 		pthread_mutex_unlock(&s->lock);
@@ -437,7 +444,8 @@ static int authenticate(struct mfd_session *s, struct mfd_conn *c,
 			 c->err[0] ? c->err : strerror(-r));
 		return r;
 	}
-	if (memcmp(proof, "MFDR", 4) || !mfd__auth_equal(proof + 8, want)) {
+	if (memcmp(proof, "MFDR\0\0\0\0", 8) ||
+	    !mfd__auth_equal(proof + 8, want)) {
 		snprintf(err, errlen,
 			 "authentication failed: the peer does not know the "
 			 "secret");
@@ -659,10 +667,16 @@ static int accept_channels(struct mfd_session *s)
 		r = s->listener->ops->accept(s->listener, s->cfg.timeout_ms,
 					     &c, err, sizeof(err));
 		if (r) {
-			mfd__session_fail(s, -1, r,
-					  "waiting for the sender's channels "
-					  "(%u of %u arrived): %s",
-					  have, s->nchannels, err);
+			if (s->ch)
+				mfd__session_fail(s, -1, r,
+						  "waiting for the sender's "
+						  "channels (%u of %u "
+						  "arrived): %s",
+						  have, s->nchannels, err);
+			else
+				mfd__session_fail(s, -1, r,
+						  "waiting for the sender: %s",
+						  err);
 			return r;
 		}
 		/* connections are taken one at a time: a silent one must not

@@ -291,7 +291,7 @@ static int authenticate(struct mfd_session *s, struct mfd_channel *ch,
 		return r;
 	if (!memcmp(chal, "MFDA", 4))
 		return refused(s, ch, chal);
-	if (memcmp(chal, "MFDC", 4)) {
+	if (memcmp(chal, "MFDC\0\0\0\0", 8)) {
 		mfd__session_fail(s, (int)ch->index, -EPROTO,
 				  "expected an authentication challenge");
 		return -EPROTO;

@@ -196,7 +196,8 @@ int cmd_send(int argc, char **argv)
 	else if (o.cfg.verify && !o.quiet && !o.json)
 		printf("verified: the receiver's %u region%s identical\n",
 		       nmaps, nmaps == 1 ? " is" : "s are");
-	print_result(&o, "sent", s, r == 0);
+	if (!r || o.json)
+		print_result(&o, "sent", s, r == 0);
 	status = r ? 1 : 0;
 out:
 	mfd_session_free(s);
@@ -337,7 +338,8 @@ int cmd_recv(int argc, char **argv)
 			die_msg("recv: cannot write region %u: %s", i,
 				strerror(errno));
 		}
-	print_result(&o, "received", s, r == 0);
+	if (!r || o.json)
+		print_result(&o, "received", s, r == 0);
 	status = r ? 1 : 0;
 out:
 	mfd_session_free(s);

@@ -198,10 +198,11 @@ int run_transfer(const struct mfd_config *cfg, const char *listen_uri,
 	uint64_t pages = len / ps, seed = 0x5eed ^ len ^ rounds, n;
 	uint8_t *src = guarded_alloc(len), *dst = guarded_alloc(len);
 	uint64_t *subset = calloc(pages / 10 + 1, sizeof(uint64_t));
+	uint8_t *picked = malloc((pages + 7) / 8);
 	struct pair p;
 	int r = -ENOMEM;
 
-	if (!src || !dst || !subset)
+	if (!src || !dst || !subset || !picked)
 		goto out;
 	for (uint64_t i = 0; i < pages; i++)
 		if (test_rng(&seed) % 8)
@@ -213,9 +214,17 @@ int run_transfer(const struct mfd_config *cfg, const char *listen_uri,
 		r = mfd_send_sync(p.tx);
 	for (unsigned k = 1; !r && k < rounds; k++) {
 		n = pages / 10 + 1;
+		/* distinct pages: a sender queues a page once per round, as a
+		 * dirty bitmap does (twice would race two channels' writes) */
+		memset(picked, 0, (pages + 7) / 8);
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t pg = test_rng(&seed) % pages;
-			uint8_t *page = src + pg * ps;
+			uint8_t *page;
+
+			while (picked[pg / 8] & (1u << (pg % 8)))
+				pg = (pg + 1) % pages;
+			picked[pg / 8] |= (uint8_t)(1u << (pg % 8));
+			page = src + pg * ps;
 
 			if (test_rng(&seed) % 4 == 0)
 				memset(page, 0, ps);
@@ -242,5 +251,6 @@ out:
 	guarded_free(src, len);
 	guarded_free(dst, len);
 	free(subset);
+	free(picked);
 	return r;
 }
