@@ -61,10 +61,10 @@ static void zlib_send_cleanup(struct mfd_mctx *m)
 
 /* Deflate the page runs iov[first..n) into out. Returns the compressed
  * size, 0 when it does not fit in plain - 1 bytes (send raw), or -errno. */
-static long deflate_runs(struct mfd_mctx *m, struct zlib_send *z,
-			 const struct iovec *iov, int first, int n,
-			 size_t plain)
+static long deflate_runs(struct mfd_mctx *m, const struct iovec *iov,
+			 int first, int n, size_t plain)
 {
+	struct zlib_send *z = m->state;
 	z_stream *zs = &z->zs;
 	int ret = Z_OK;
 
@@ -94,33 +94,8 @@ static long deflate_runs(struct mfd_mctx *m, struct zlib_send *z,
 static int zlib_send_prepare(struct mfd_mctx *m, struct mfd_packet *p)
 {
 	struct zlib_send *z = m->state;
-	size_t plain = (size_t)p->hdr.normal * m->page_size;
-	long clen = 0;
-	int runs;
 
-	/* the page runs go to iov[1..]; iov[0] is kept for the header */
-	p->niov = 1;
-	mfd__packet_page_iov(p, m->page_size);
-	runs = p->niov;
-	if (plain) {
-		clen = deflate_runs(m, z, p->iov, 1, runs, plain);
-		if (clen < 0)
-			return (int)clen;
-	}
-	if (plain && clen == 0) {
-		p->hdr.flags |= MFD_FLAG_RAW;
-		p->hdr.payload_len = (uint32_t)plain;
-		mfd__packet_seal(p);
-		p->niov = runs;
-	} else {
-		p->hdr.payload_len = (uint32_t)clen;
-		mfd__packet_seal(p);
-		p->iov[1].iov_base = z->out;
-		p->iov[1].iov_len = (size_t)clen;
-		p->niov = clen ? 2 : 1;
-	}
-	p->next_packet_size = p->wire_len + p->hdr.payload_len;
-	return 0;
+	return mfd__compressed_send_prepare(m, p, deflate_runs, z->out);
 }
 
 static int zlib_recv_setup(struct mfd_mctx *m)
@@ -154,14 +129,7 @@ static int zlib_recv_prepare(struct mfd_mctx *m, struct mfd_packet *p)
 {
 	struct zlib_recv *z = m->state;
 
-	p->niov = 0;
-	if (p->hdr.flags & MFD_FLAG_RAW) {
-		mfd__packet_page_iov(p, m->page_size);
-		return 0;
-	}
-	p->iov[0].iov_base = z->staging;
-	p->iov[0].iov_len = p->hdr.payload_len;
-	p->niov = 1;
+	mfd__compressed_recv_prepare(m, p, z->staging);
 	return 0;
 }
 

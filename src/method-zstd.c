@@ -67,10 +67,10 @@ static void zstd_send_cleanup(struct mfd_mctx *m)
 
 /* Compress the page runs iov[first..n) into out (cap bytes). Returns the
  * compressed size, 0 when it does not fit (send raw), or -errno. */
-static long compress_runs(struct mfd_mctx *m, struct zstd_send *z,
-			  const struct iovec *iov, int first, int n,
-			  size_t plain)
+static long compress_runs(struct mfd_mctx *m, const struct iovec *iov,
+			  int first, int n, size_t plain)
 {
+	struct zstd_send *z = m->state;
 	ZSTD_outBuffer out = { z->out, plain - 1, 0 };
 
 	ZSTD_CCtx_reset(z->cctx, ZSTD_reset_session_only);
@@ -100,33 +100,8 @@ static long compress_runs(struct mfd_mctx *m, struct zstd_send *z,
 static int zstd_send_prepare(struct mfd_mctx *m, struct mfd_packet *p)
 {
 	struct zstd_send *z = m->state;
-	size_t plain = (size_t)p->hdr.normal * m->page_size;
-	long clen = 0;
-	int runs;
 
-	/* the page runs go to iov[1..]; iov[0] is kept for the header */
-	p->niov = 1;
-	mfd__packet_page_iov(p, m->page_size);
-	runs = p->niov;
-	if (plain) {
-		clen = compress_runs(m, z, p->iov, 1, runs, plain);
-		if (clen < 0)
-			return (int)clen;
-	}
-	if (plain && clen == 0) {
-		p->hdr.flags |= MFD_FLAG_RAW;
-		p->hdr.payload_len = (uint32_t)plain;
-		mfd__packet_seal(p);
-		p->niov = runs;
-	} else {
-		p->hdr.payload_len = (uint32_t)clen;
-		mfd__packet_seal(p);
-		p->iov[1].iov_base = z->out;
-		p->iov[1].iov_len = (size_t)clen;
-		p->niov = clen ? 2 : 1;
-	}
-	p->next_packet_size = p->wire_len + p->hdr.payload_len;
-	return 0;
+	return mfd__compressed_send_prepare(m, p, compress_runs, z->out);
 }
 
 static int zstd_recv_setup(struct mfd_mctx *m)
@@ -160,14 +135,7 @@ static int zstd_recv_prepare(struct mfd_mctx *m, struct mfd_packet *p)
 {
 	struct zstd_recv *z = m->state;
 
-	p->niov = 0;
-	if (p->hdr.flags & MFD_FLAG_RAW) {
-		mfd__packet_page_iov(p, m->page_size);
-		return 0;
-	}
-	p->iov[0].iov_base = z->staging;
-	p->iov[0].iov_len = p->hdr.payload_len;
-	p->niov = 1;
+	mfd__compressed_recv_prepare(m, p, z->staging);
 	return 0;
 }
 

@@ -106,3 +106,48 @@ size_t mfd__packet_page_iov(struct mfd_packet *p, uint32_t page_size)
 	}
 	return total;
 }
+
+int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
+				 mfd_compress_fn compress, uint8_t *out)
+{
+	size_t plain = (size_t)p->hdr.normal * m->page_size;
+	long clen = 0;
+	int runs;
+
+	/* the page runs go to iov[1..]; iov[0] is kept for the header */
+	p->niov = 1;
+	mfd__packet_page_iov(p, m->page_size);
+	runs = p->niov;
+	if (plain) {
+		clen = compress(m, p->iov, 1, runs, plain);
+		if (clen < 0)
+			return (int)clen;
+	}
+	if (plain && clen == 0) {
+		p->hdr.flags |= MFD_FLAG_RAW;
+		p->hdr.payload_len = (uint32_t)plain;
+		mfd__packet_seal(p);
+		p->niov = runs;
+	} else {
+		p->hdr.payload_len = (uint32_t)clen;
+		mfd__packet_seal(p);
+		p->iov[1].iov_base = out;
+		p->iov[1].iov_len = (size_t)clen;
+		p->niov = clen ? 2 : 1;
+	}
+	p->next_packet_size = p->wire_len + p->hdr.payload_len;
+	return 0;
+}
+
+void mfd__compressed_recv_prepare(struct mfd_mctx *m, struct mfd_packet *p,
+				  uint8_t *staging)
+{
+	p->niov = 0;
+	if (p->hdr.flags & MFD_FLAG_RAW) {
+		mfd__packet_page_iov(p, m->page_size);
+		return;
+	}
+	p->iov[0].iov_base = staging;
+	p->iov[0].iov_len = p->hdr.payload_len;
+	p->niov = 1;
+}

@@ -757,12 +757,8 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
 		struct mfd_channel *ch = &s->ch[i];
 
 		r = mfd__channel_setup(s, ch);
-		if (r) {
-			mfd__session_fail(s, (int)i, r, "setup: %s",
-					  ch->mctx.err[0] ? ch->mctx.err
-							  : strerror(-r));
+		if (r)
 			return r;
-		}
 		r = mfd__tp_send_buf(ch->conn, ack, sizeof(ack));
 		if (r) {
 			mfd__session_fail(s, (int)i, r, "handshake: %s",
@@ -774,16 +770,9 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
 	if (r)
 		return r;
 	prefault_start(s);
-	for (unsigned i = 0; i < s->nchannels; i++) {
-		r = pthread_create(&s->ch[i].thread, NULL, recv_thread,
-				   &s->ch[i]);
-		if (r) {
-			mfd__session_fail(s, (int)i, -r, "pthread_create: %s",
-					  strerror(r));
-			return -r;
-		}
-		s->ch[i].thread_started = true;
-	}
+	r = mfd__channels_start(s, recv_thread);
+	if (r)
+		return r;
 	for (unsigned i = 0; i < s->nchannels; i++) {
 		pthread_join(s->ch[i].thread, NULL);
 		s->ch[i].thread_started = false;

@@ -424,12 +424,8 @@ int mfd__send_start(struct mfd_session *s)
 		struct mfd_channel *ch = &s->ch[i];
 
 		r = mfd__channel_setup(s, ch);
-		if (r) {
-			mfd__session_fail(s, (int)i, r, "setup: %s",
-					  ch->mctx.err[0] ? ch->mctx.err
-							  : strerror(-r));
+		if (r)
 			return r;
-		}
 		r = s->tp->connect(&s->parsed_uri, s->cfg.timeout_ms,
 				   &ch->conn, err, sizeof(err));
 		if (r) {
@@ -457,17 +453,7 @@ int mfd__send_start(struct mfd_session *s)
 	r = mfd__register_regions(s);
 	if (r)
 		return r;
-	for (unsigned i = 0; i < n; i++) {
-		r = pthread_create(&s->ch[i].thread, NULL, send_thread,
-				   &s->ch[i]);
-		if (r) {
-			mfd__session_fail(s, (int)i, -r, "pthread_create: %s",
-					  strerror(r));
-			return -r;
-		}
-		s->ch[i].thread_started = true;
-	}
-	return 0;
+	return mfd__channels_start(s, send_thread);
 }
 
 void mfd__send_stop(struct mfd_session *s)

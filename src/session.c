@@ -308,15 +308,36 @@ int mfd__channel_setup(struct mfd_session *s, struct mfd_channel *ch)
 	p->wire = malloc(MFD_HDR_SIZE + 8 * (size_t)ppp);
 	/* header, one entry per page at worst, and one spare */
 	p->iov = calloc(ppp + 2, sizeof(struct iovec));
-	if (!ch->job_offsets || !p->offsets || !p->wire || !p->iov)
+	if (!ch->job_offsets || !p->offsets || !p->wire || !p->iov) {
+		mfd__session_fail(s, (int)ch->index, -ENOMEM,
+				  "setup: out of memory");
 		return -ENOMEM;
+	}
 	if (s->role == MFD_ROLE_SEND)
 		r = s->method->send_setup ? s->method->send_setup(&ch->mctx)
 					  : 0;
 	else
 		r = s->method->recv_setup ? s->method->recv_setup(&ch->mctx)
 					  : 0;
+	if (r)
+		mfd__session_fail(s, (int)ch->index, r, "setup: %s",
+				  ch->mctx.err[0] ? ch->mctx.err : strerror(-r));
 	return r;
+}
+
+int mfd__channels_start(struct mfd_session *s, void *(*fn)(void *))
+{
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		int r = pthread_create(&s->ch[i].thread, NULL, fn, &s->ch[i]);
+
+		if (r) {
+			mfd__session_fail(s, (int)i, -r, "pthread_create: %s",
+					  strerror(r));
+			return -r;
+		}
+		s->ch[i].thread_started = true;
+	}
+	return 0;
 }
 
 void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)

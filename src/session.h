@@ -126,7 +126,11 @@ int mfd__session_err(struct mfd_session *s);
  * set s->nchannels. */
 int mfd__channels_alloc(struct mfd_session *s, unsigned n);
 
-/* Set up and tear down a channel's method context and packet buffers. */
+/* Start one thread per channel running fn(channel); records a failure. */
+int mfd__channels_start(struct mfd_session *s, void *(*fn)(void *));
+
+/* Set up (recording any failure) and tear down a channel's method context
+ * and packet buffers. */
 int mfd__channel_setup(struct mfd_session *s, struct mfd_channel *ch);
 void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch);
 
