@@ -39,6 +39,9 @@
 #define MSG_ZEROCOPY 0x4000000
 #endif
 
+/* Zero-copy sends in flight before the error queue is read again. */
+#define ZC_REAP_BATCH 8
+
 struct sock_conn {
 	struct mfd_conn base;
 	int fd;
@@ -252,7 +255,8 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		}
 		advance(iov, n, &i, &skip, (size_t)r);
 	}
-	if (sc->zerocopy && sc->zc_done != sc->zc_next)
+	/* reap as completions come, but not a syscall for every send */
+	if (sc->zerocopy && sc->zc_next - sc->zc_done >= ZC_REAP_BATCH)
 		return zc_reap(sc);
 	return 0;
 }
