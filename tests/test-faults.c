@@ -165,6 +165,48 @@ static void test_silent_peer_times_out(void)
 	rig_down(&g);
 }
 
+/* Two channels; one goes on (a page, then the round's SYNC), the other
+ * falls silent, as when every packet of one connection is dropped: a
+ * timeout error, never a hang. */
+static void test_one_channel_silent(void)
+{
+	struct mfd_config cfg;
+	struct mfd_conn *c0, *c1;
+	struct mfd_hdr h = pages_hdr(1, 0), sync = { .type = MFD_PKT_SYNC };
+	uint8_t *dst = guarded_alloc(LEN), buf[MFD_HDR_SIZE];
+	static uint8_t page[4096];
+	uint64_t off[1] = { 0 };
+	int32_t status = -1;
+	struct pair p;
+	double t0;
+	int r;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	c0 = raw_connect(mfd_session_uri(p.rx), 0, 2, MFD_METHOD_NONE, LEN);
+	c1 = raw_connect(mfd_session_uri(p.rx), 1, 2, MFD_METHOD_NONE, LEN);
+	CU_ASSERT_FATAL(c0 && c1 && !raw_ack(c0, &status) && !status &&
+			!raw_ack(c1, &status) && !status);
+	t0 = now();
+	raw_send_pages(c0, &h, off);
+	mfd__tp_send_buf(c0, page, sizeof(page));
+	mfd__hdr_encode(&sync, buf);
+	mfd__tp_send_buf(c0, buf, sizeof(buf));
+	r = pair_join_rx(&p);
+	CU_ASSERT(r == -ETIMEDOUT);
+	CU_ASSERT(now() - t0 < 3.0 * TIMEOUT_MS / 1000);
+	if (!strstr(mfd_session_error(p.rx), "channel 1: no data for") &&
+	    !strstr(mfd_session_error(p.rx), "channel 0: waited")) {
+		fprintf(stderr, "error: %s\n", mfd_session_error(p.rx));
+		CU_FAIL("the error should name the silent channel's timeout");
+	}
+	mfd__tp_close(c0);
+	mfd__tp_close(c1);
+	pair_free(&p);
+	guarded_free(dst, LEN);
+}
+
 static void test_wrong_method(void)
 {
 	struct rig g;
@@ -342,6 +384,7 @@ int main(void)
 		{ "peer gone mid-packet", test_peer_gone_mid_packet },
 		{ "SYNC out of order", test_sync_out_of_order },
 		{ "silent peer times out", test_silent_peer_times_out },
+		{ "one channel of two falls silent", test_one_channel_silent },
 		{ "wrong method", test_wrong_method },
 		{ "strays do not disturb", test_strays_do_not_disturb },
 		{ "region size mismatch", test_region_mismatch },
