@@ -290,6 +290,41 @@ static void test_strays_do_not_disturb(void)
 	guarded_free(dst, LEN);
 }
 
+/* A connection that never sends its init holds the handshake for 5 s at
+ * most; then it is dropped and the real sender's channels get through. */
+static void test_silent_connection_dropped(void)
+{
+	struct mfd_config cfg;
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_conn *silent;
+	struct mfd_stats st;
+	struct mfd_uri u;
+	struct pair p;
+	char err[200];
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 20000; /* the handshake limit is shorter */
+	memset(src, 0x5a, LEN);
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	mfd__uri_parse(mfd_session_uri(p.rx), &u, err, sizeof(err));
+	CU_ASSERT_FATAL(mfd__tcp_ops.connect(&u, 1000, &silent, err,
+					     sizeof(err)) == 0);
+	cfg.uri = mfd_session_uri(p.rx);
+	CU_ASSERT_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &p.tx, err,
+					sizeof(err)) == 0);
+	p.region = mfd_session_add_region(p.tx, "ram", src, LEN, false);
+	CU_ASSERT_EQUAL(mfd_session_start(p.tx), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	mfd_session_stats(p.rx, &st);
+	CU_ASSERT_EQUAL(st.rejected_connections, 1);
+	mfd__tp_close(silent);
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
 /* The receiver's region is smaller: the sender is told why. */
 static void test_region_mismatch(void)
 {
@@ -388,6 +423,8 @@ int main(void)
 		{ "wrong method", test_wrong_method },
 		{ "strays do not disturb", test_strays_do_not_disturb },
 		{ "region size mismatch", test_region_mismatch },
+		{ "silent connection dropped at the handshake",
+		  test_silent_connection_dropped },
 		{ "receiver dies mid-round", test_receiver_dies },
 		{ "sender dies mid-round", test_sender_dies },
 		{ NULL, NULL },
