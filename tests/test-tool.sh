@@ -125,6 +125,20 @@ if timeout 60 "$MULTIFD" send -q -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri"
 else
 	bad "two regions: $(cat "$dir/recv.err")"
 fi
+# a /dev/shm object, as a hypervisor's memory backend would be
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	shm=/dev/shm/multifd-test-$$
+	head -c $((4 << 20)) /dev/urandom >"$shm"
+	rm -f "$shm.dst"
+	start_recv -R "pc.ram=$shm.dst" tcp:127.0.0.1:0
+	if timeout 60 "$MULTIFD" send -q -R "pc.ram=$shm" "$port_uri" &&
+		wait $rpid && cmp -s "$shm" "$shm.dst"; then
+		ok "a /dev/shm region, both ends"
+	else
+		bad "/dev/shm region: $(cat "$dir/recv.err")"
+	fi
+	rm -f "$shm" "$shm.dst"
+fi
 head -c $((1 << 20)) /dev/zero >"$dir/vga.small"
 start_recv -R "ram=$dir/ram.dst" -R "vga=$dir/vga.small" tcp:127.0.0.1:0
 expect 1 "region 'vga': the sender has 2097152 bytes, the receiver 1048576" \
