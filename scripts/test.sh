@@ -9,13 +9,21 @@ cd "$(dirname "$0")/.."
 top=$PWD
 scripts/deps.sh test || exit 1
 status=0
-part() { echo; echo "=== $* ==="; }
-fail() { echo "=== FAILED: $* ==="; status=1; }
+parts=0
+failed=0
+part() { parts=$((parts + 1)); echo; echo "=== $* ==="; }
+fail() { echo "=== FAILED: $* ==="; status=1; failed=$((failed + 1)); }
+# one line for whoever reads only the end: parts, not single tests
+finish() {
+	echo
+	echo "test.sh: $((parts - failed)) passed, $failed failed"
+	exit $status
+}
 
 part "build and make check"
 scripts/build.sh || exit 1
 make -s -j"$(nproc)" check || fail "make check"
-[ "${QUICK:-0}" = 1 ] && exit $status
+[ "${QUICK:-0}" = 1 ] && finish
 
 part "make distcheck"
 make -s -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
@@ -51,6 +59,4 @@ if grep -q '^check-rxe:' Makefile.am; then
 	part "RDMA tests in a soft-RoCE guest"
 	make -s check-rxe || fail "check-rxe"
 fi
-echo
-[ $status = 0 ] && echo "test.sh: every part passed" || echo "test.sh: some part failed"
-exit $status
+finish
