@@ -118,6 +118,16 @@ int main(int argc, char **argv)
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
 	enum content c = CONTENT_TEXT;
 
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+			 !strcmp(argv[1], "--version"))) {
+		printf("compress-speed (multifd %s): the raw compressors on "
+		       "multifd bench's pages
+usage: compress-speed "
+		       "[SIZE_MIB [random|text|zero|mixed]]
+",
+		       PACKAGE_VERSION);
+		return 0;
+	}
 	for (int i = 0; i < 4; i++)
 		if (!strcmp(content, content_names[i]))
 			c = (enum content)i;
