@@ -121,10 +121,8 @@ int main(int argc, char **argv)
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 			 !strcmp(argv[1], "--version"))) {
 		printf("compress-speed (multifd %s): the raw compressors on "
-		       "multifd bench's pages
-usage: compress-speed "
-		       "[SIZE_MIB [random|text|zero|mixed]]
-",
+		       "multifd bench's pages\nusage: compress-speed "
+		       "[SIZE_MIB [random|text|zero|mixed]]\n",
 		       PACKAGE_VERSION);
 		return 0;
 	}
