@@ -101,41 +101,9 @@ extern const struct mfd_method_ops mfd__method_none;
 #ifdef HAVE_ZLIB
 extern const struct mfd_method_ops mfd__method_zlib;
 
-/*
- * For compressed methods: `compress` turns the page runs iov[1..n) (plain
- * bytes in all) into out, returning the compressed size, 0 when it did not
- * fit in plain - 1 bytes, or -errno. The helper builds the list: header
- * and compressed bytes, or header and the pages themselves, flagged raw,
- * when compression did not shrink them.
- */
-typedef long (*mfd_compress_fn)(struct mfd_mctx *m, const struct iovec *iov,
-				int first, int n, size_t plain);
-int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
-				 mfd_compress_fn compress, uint8_t *out);
-/* For compressed methods: a raw payload lands in the pages, a compressed
- * one in the channel's staging buffer. */
-void mfd__compressed_recv_prepare(struct mfd_mctx *m, struct mfd_packet *p,
-				  uint8_t *staging);
-
 #endif
 #ifdef HAVE_ZSTD
 extern const struct mfd_method_ops mfd__method_zstd;
-
-/*
- * For compressed methods: `compress` turns the page runs iov[1..n) (plain
- * bytes in all) into out, returning the compressed size, 0 when it did not
- * fit in plain - 1 bytes, or -errno. The helper builds the list: header
- * and compressed bytes, or header and the pages themselves, flagged raw,
- * when compression did not shrink them.
- */
-typedef long (*mfd_compress_fn)(struct mfd_mctx *m, const struct iovec *iov,
-				int first, int n, size_t plain);
-int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
-				 mfd_compress_fn compress, uint8_t *out);
-/* For compressed methods: a raw payload lands in the pages, a compressed
- * one in the channel's staging buffer. */
-void mfd__compressed_recv_prepare(struct mfd_mctx *m, struct mfd_packet *p,
-				  uint8_t *staging);
 
 #endif
 
@@ -155,7 +123,6 @@ void mfd__packet_seal(struct mfd_packet *p);
  * `none` method (and raw packets) share it.
  */
 size_t mfd__packet_page_iov(struct mfd_packet *p, uint32_t page_size);
-
 
 /*
  * For compressed methods: `compress` turns the page runs iov[1..n) (plain
