@@ -100,11 +100,9 @@ struct mfd_method_ops {
 extern const struct mfd_method_ops mfd__method_none;
 #ifdef HAVE_ZLIB
 extern const struct mfd_method_ops mfd__method_zlib;
-
 #endif
 #ifdef HAVE_ZSTD
 extern const struct mfd_method_ops mfd__method_zstd;
-
 #endif
 
 /* The ops of a method, or NULL when it is unknown or not built in. */
