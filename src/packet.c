@@ -281,6 +281,7 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 		return check_pages(out, lim, err, errlen);
 	case MFD_PKT_SYNC:
 	case MFD_PKT_END:
+	case MFD_PKT_SYNC_ACK:
 		if (out->payload_len)
 			BAD("control packet type %u with a payload",
 			    out->type);

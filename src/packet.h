@@ -45,6 +45,8 @@ enum {
 	MFD_PKT_FIN = 4, /* receiver -> sender: all pages are in place, or
 			    (with a message as payload) why not */
 	MFD_PKT_VERIFY = 5, /* channel 0, before END: a digest per region */
+	MFD_PKT_SYNC_ACK = 6, /* receiver -> sender on one-sided transports:
+				 every page of the round is applied */
 };
 
 /* Page packet flags. */

@@ -12,6 +12,8 @@
 
 #include "ratelimit.h"
 
+#define SLICE_NS 100000000ull /* 100 ms */
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -35,7 +37,8 @@ void mfd__ratelimit_destroy(struct mfd_ratelimit *rl)
 	pthread_mutex_destroy(&rl->lock);
 }
 
-void mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes)
+void mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes,
+			 const bool *stop)
 {
 	uint64_t now, due, cost;
 	struct timespec ts;
@@ -54,9 +57,14 @@ void mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes)
 	if (due <= now + rl->burst_ns)
 		return;
 	due -= rl->burst_ns;
-	ts.tv_sec = (time_t)(due / 1000000000u);
-	ts.tv_nsec = (long)(due % 1000000000u);
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-	       EINTR)
-		;
+	/* in slices, so that a failed or cancelled session is not kept
+	 * waiting for a slow schedule */
+	while (!__atomic_load_n(stop, __ATOMIC_RELAXED) &&
+	       (now = now_ns()) < due) {
+		uint64_t until = due - now > SLICE_NS ? now + SLICE_NS : due;
+
+		ts.tv_sec = (time_t)(until / 1000000000u);
+		ts.tv_nsec = (long)(until % 1000000000u);
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	}
 }

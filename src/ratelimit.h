@@ -7,6 +7,7 @@
 #define MFD_RATELIMIT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct mfd_ratelimit {
@@ -21,7 +22,8 @@ struct mfd_ratelimit {
 void mfd__ratelimit_init(struct mfd_ratelimit *rl, uint64_t rate);
 void mfd__ratelimit_destroy(struct mfd_ratelimit *rl);
 /* Account for `bytes` about to be sent, sleeping as long as the rate
- * requires. Any thread. */
-void mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes);
+ * requires, or until *stop turns true. Any thread. */
+void mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes,
+			 const bool *stop);
 
 #endif

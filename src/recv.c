@@ -74,7 +74,9 @@ static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 	} else {
 		uint64_t gen = s->barrier_gen;
 
-		while (gen == s->barrier_gen && !s->failed && !r)
+		/* hashing the regions for VERIFY is work, not a stall */
+		while (gen == s->barrier_gen && !s->failed &&
+		       (!r || (r == ETIMEDOUT && s->verifying)))
 			r = timed_wait(&s->barrier_cond, &s->lock,
 				       s->cfg.timeout_ms);
 	}
@@ -110,6 +112,28 @@ static void apply_zero_pages(struct mfd_region *rg, const uint64_t *off,
 					   __ATOMIC_RELAXED);
 		}
 	}
+}
+
+/* Set the pages' bits, one atomic per word of the map rather than per
+ * page (a packet's pages are mostly adjacent). */
+static void mark_written(struct mfd_region *rg, const uint64_t *off,
+			 uint32_t n, uint32_t ps)
+{
+	uint64_t word = 0, mask = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t pg = off[i] / ps;
+
+		if (mask && pg / 64 != word) {
+			__atomic_fetch_or(&rg->written[word], mask,
+					  __ATOMIC_RELAXED);
+			mask = 0;
+		}
+		word = pg / 64;
+		mask |= 1ull << (pg % 64);
+	}
+	if (mask)
+		__atomic_fetch_or(&rg->written[word], mask, __ATOMIC_RELAXED);
 }
 
 static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
@@ -171,12 +195,7 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	if (r)
 		return r;
 	if (rg->written)
-		for (uint32_t i = 0; i < p->hdr.normal; i++) {
-			uint64_t pg = p->offsets[i] / ps;
-
-			__atomic_fetch_or(&rg->written[pg / 64],
-					  1ull << (pg % 64), __ATOMIC_RELAXED);
-		}
+		mark_written(rg, p->offsets, p->hdr.normal, ps);
 	apply_zero_pages(rg, p->offsets + p->hdr.normal, p->hdr.zero, ps);
 	mfd__stat_add(&ch->st.bytes,
 		      MFD_HDR_SIZE + 8 * (uint64_t)n + p->hdr.payload_len);
@@ -219,6 +238,7 @@ static int check_verify(struct mfd_session *s, struct mfd_channel *ch)
 		return -EPROTO;
 	}
 	s->verified = true;
+	s->verifying = true;
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 0; i < s->nregions; i++) {
 		uint64_t d = mfd__region_digest(s->regions[i].mem,
@@ -235,6 +255,9 @@ static int check_verify(struct mfd_session *s, struct mfd_channel *ch)
 		pthread_mutex_unlock(&s->lock);
 		break;
 	}
+	pthread_mutex_lock(&s->lock);
+	s->verifying = false;
+	pthread_mutex_unlock(&s->lock);
 	mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE + ch->pkt.hdr.payload_len);
 	return 0;
 }
@@ -270,6 +293,17 @@ static int send_fin(struct mfd_session *s, struct mfd_channel *ch)
 	memcpy(buf + MFD_HDR_SIZE, msg, h.payload_len);
 	r = mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
 	return r ? r : 1;
+}
+
+/* On one-sided transports the sender may write the next round only once
+ * every channel has applied this one (the barrier is behind us). */
+static int send_sync_ack(struct mfd_channel *ch, uint32_t round)
+{
+	struct mfd_hdr h = { .type = MFD_PKT_SYNC_ACK, .round = round };
+	uint8_t buf[MFD_HDR_SIZE];
+
+	mfd__hdr_encode(&h, buf);
+	return mfd__tp_send_buf(ch->conn, buf, sizeof(buf));
 }
 
 /* One packet: 0 to go on, 1 at the end of the session, or -errno. */
@@ -309,7 +343,8 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 		if (p->hdr.type == MFD_PKT_SYNC) {
 			ch->round++;
 			mfd__stat_add(&ch->st.rounds, 1);
-			return 0;
+			return s->tp->one_sided ? send_sync_ack(ch, p->hdr.round)
+						: 0;
 		}
 		return send_fin(s, ch);
 	case MFD_PKT_VERIFY:
@@ -454,6 +489,14 @@ static int authenticate(struct mfd_session *s, struct mfd_conn *c,
 	return 0;
 }
 
+/* How long one connection may take over its handshake. */
+static unsigned handshake_ms(const struct mfd_session *s)
+{
+	unsigned t = s->cfg.timeout_ms;
+
+	return t && t < HANDSHAKE_MS ? t : HANDSHAKE_MS;
+}
+
 static int read_region_entry(struct mfd_conn *c, char name[256],
 			     uint64_t *len, uint32_t ps, char *err,
 			     size_t errlen)
@@ -510,10 +553,24 @@ static int match_regions(struct mfd_session *s, struct mfd_conn *c,
 
 	if (!ordered)
 		return -ENOMEM;
+	struct timespec t0, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint32_t i = 0; i < count && !r; i++) {
 		struct mfd_region *o = &ordered[i];
 		uint64_t len;
 		int j;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 +
+			    (now.tv_nsec - t0.tv_nsec) / 1000000 >
+		    handshake_ms(s)) {
+			snprintf(err, errlen,
+				 "the region table took over %u ms",
+				 handshake_ms(s));
+			r = -ETIMEDOUT;
+			break;
+		}
 
 		r = read_region_entry(c, o->name, &len, ps, err, errlen);
 		if (r)
@@ -643,24 +700,80 @@ static int same_session(const struct mfd_session *s, const struct mfd_init *in,
 	return 0;
 }
 
-/* How long one connection may take over its handshake. */
-static unsigned handshake_ms(const struct mfd_session *s)
-{
-	unsigned t = s->cfg.timeout_ms;
 
-	return t && t < HANDSHAKE_MS ? t : HANDSHAKE_MS;
+/* Make c the session's channel `index`. */
+static int place(struct mfd_session *s, struct mfd_conn *c, uint16_t index)
+{
+	int r = mfd__tp_set_timeout(c, s->cfg.timeout_ms);
+
+	if (r) {
+		refuse(s, c, r, "cannot set the channel's timeout");
+		return r;
+	}
+	/* mfd__session_fail() walks the connections under the lock */
+	pthread_mutex_lock(&s->lock);
+	s->ch[index].conn = c;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
-/* Accept until every channel of the session has passed the handshake. */
-static int accept_channels(struct mfd_session *s)
+/* Read and check one connection's init (and prove each other when there
+ * is a secret). 0, or -errno after the connection was refused. */
+static int greet(struct mfd_session *s, struct mfd_conn *c,
+		 struct mfd_init *in)
 {
-	unsigned have = 0;
-	bool regions_done = false;
+	uint8_t buf[MFD_INIT_SIZE];
 	char err[256];
 	int r;
 
-	while (!s->ch || have < s->nchannels || !regions_done) {
-		uint8_t buf[MFD_INIT_SIZE];
+	/* connections are taken one at a time: a silent or trickling one
+	 * must not hold the real channels back for long */
+	r = mfd__tp_set_timeout(c, handshake_ms(s));
+	if (!r)
+		r = mfd__tp_recv_buf(c, buf, sizeof(buf));
+	if (r) {
+		refuse(s, c, r, "no init packet");
+		return r;
+	}
+	r = mfd__init_decode(buf, in, err, sizeof(err));
+	if (!r && !mfd__method_get(in->method)) {
+		snprintf(err, sizeof(err),
+			 "method %s is not built into this receiver",
+			 mfd_method_name(in->method));
+		r = -ENOTSUP;
+	}
+	if (!r && mfd__integrity_missing(in->features)) {
+		snprintf(err, sizeof(err), "this receiver has no %s",
+			 mfd__integrity_missing(in->features));
+		r = -ENOTSUP;
+	}
+	if (!r)
+		r = auth_agrees(s, in, err, sizeof(err));
+	/* nothing from an unproven peer shapes the session */
+	if (!r && s->secret)
+		r = authenticate(s, c, buf, err, sizeof(err));
+	if (r)
+		refuse(s, c, r, err);
+	return r;
+}
+
+/*
+ * Accept until every channel of the session has passed the handshake.
+ * Only channel 0's init (the one with the region table) defines the
+ * session: other channels that come first wait for it, so that a stray
+ * claiming some channel cannot make the real channels look like strays.
+ */
+static int accept_channels(struct mfd_session *s)
+{
+	struct {
+		struct mfd_conn *c;
+		struct mfd_init in;
+	} early[MFD_MAX_CHANNELS];
+	unsigned have = 0, nearly = 0;
+	char err[256];
+	int r = 0;
+
+	while (!s->ch || have < s->nchannels) {
 		struct mfd_conn *c;
 		struct mfd_init in;
 
@@ -677,68 +790,54 @@ static int accept_channels(struct mfd_session *s)
 				mfd__session_fail(s, -1, r,
 						  "waiting for the sender: %s",
 						  err);
-			return r;
+			break;
 		}
-		/* connections are taken one at a time: a silent one must not
-		 * hold the real channels back for long */
-		r = mfd__tp_set_timeout(c, handshake_ms(s));
+		if (greet(s, c, &in))
+			continue;
+		if (!s->ch && in.channel != 0) {
+			if (nearly == MFD_MAX_CHANNELS)
+				refuse(s, c, -EBUSY,
+				       "too many channels before channel 0");
+			else
+				early[nearly++] = (typeof(early[0])){ c, in };
+			continue;
+		}
+		if (s->ch) {
+			if (!same_session(s, &in, err, sizeof(err)))
+				refuse(s, c, -EPROTO, err);
+			else if (!place(s, c, in.channel))
+				have++;
+			continue;
+		}
+		r = adopt(s, &in);
 		if (!r)
-			r = mfd__tp_recv_buf(c, buf, sizeof(buf));
-		if (r) {
-			refuse(s, c, r, "no init packet");
-			continue;
-		}
-		r = mfd__init_decode(buf, &in, err, sizeof(err));
-		if (!r && !mfd__method_get(in.method)) {
-			snprintf(err, sizeof(err),
-				 "method %s is not built into this receiver",
-				 mfd_method_name(in.method));
-			r = -ENOTSUP;
-		}
-		if (!r && mfd__integrity_missing(in.features)) {
-			snprintf(err, sizeof(err), "this receiver has no %s",
-				 mfd__integrity_missing(in.features));
-			r = -ENOTSUP;
-		}
-		if (!r)
-			r = auth_agrees(s, &in, err, sizeof(err));
-		/* nothing from an unproven peer shapes the session */
-		if (!r && s->secret)
-			r = authenticate(s, c, buf, err, sizeof(err));
-		if (r) {
-			refuse(s, c, r, err);
-			continue;
-		}
-		if (!s->ch) {
-			r = adopt(s, &in);
-			if (r) {
-				refuse(s, c, r, "out of memory");
-				mfd__session_fail(s, -1, r, "out of memory");
-				return r;
-			}
-		} else if (!same_session(s, &in, err, sizeof(err))) {
-			refuse(s, c, -EPROTO, err);
-			continue;
-		}
-		if (in.channel == 0) {
 			r = match_regions(s, c, in.region_count, err,
 					  sizeof(err));
-			if (r) {
-				refuse(s, c, r, err);
-				mfd__session_fail(s, 0, r, "%s", err);
-				return r;
-			}
-			regions_done = true;
-		}
-		r = mfd__tp_set_timeout(c, s->cfg.timeout_ms);
 		if (r) {
-			refuse(s, c, r, "cannot set the channel's timeout");
-			continue;
+			if (r == -ENOMEM)
+				snprintf(err, sizeof(err), "out of memory");
+			refuse(s, c, r, err);
+			mfd__session_fail(s, 0, r, "%s", err);
+			break;
 		}
-		s->ch[in.channel].conn = c;
+		if (place(s, c, 0)) {
+			r = -EIO;
+			mfd__session_fail(s, 0, r, "cannot set up channel 0");
+			break;
+		}
 		have++;
+		/* the channels that came before channel 0 */
+		for (unsigned i = 0; i < nearly; i++) {
+			if (!same_session(s, &early[i].in, err, sizeof(err)))
+				refuse(s, early[i].c, -EPROTO, err);
+			else if (!place(s, early[i].c, early[i].in.channel))
+				have++;
+		}
+		nearly = 0;
 	}
-	return 0;
+	for (unsigned i = 0; i < nearly; i++)
+		mfd__tp_close(early[i].c);
+	return r;
 }
 
 MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
@@ -750,6 +849,8 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
 	if (!s->started || s->role != MFD_ROLE_RECV || s->finished)
 		return -EINVAL;
 	r = accept_channels(s);
+	if (!r)
+		r = mfd__session_err(s); /* cancelled meanwhile */
 	if (r)
 		return r;
 	mfd__ack_encode(&ok, ack);

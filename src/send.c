@@ -91,7 +91,7 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 							   p->iov + first,
 							   p->niov - first));
 	}
-	mfd__ratelimit_take(&s->ratelimit, p->next_packet_size);
+	mfd__ratelimit_take(&s->ratelimit, p->next_packet_size, &s->failed);
 	if (p->header_apart) {
 		/* the header buffer is reused for the next packet, so it
 		 * must be copied by the kernel now */
@@ -114,9 +114,13 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	return 0;
 }
 
-/* Wait for the receiver's FIN after our END; a FIN with a message says
- * why the receiver failed the session (a region that differs). */
-static int recv_fin(struct mfd_session *s, struct mfd_channel *ch)
+/*
+ * Wait for the receiver's answer: FIN after our END (a FIN with a message
+ * says why the receiver failed the session, a region that differs), or
+ * SYNC_ACK after a SYNC on one-sided transports (the round is applied).
+ */
+static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
+		       uint8_t want)
 {
 	struct mfd_limits lim = { .features = s->features };
 	uint8_t buf[MFD_HDR_SIZE];
@@ -128,14 +132,16 @@ static int recv_fin(struct mfd_session *s, struct mfd_channel *ch)
 	if (r)
 		return r;
 	r = mfd__hdr_decode(buf, &lim, &h, err, sizeof(err));
-	if (!r && h.type != MFD_PKT_FIN) {
-		snprintf(err, sizeof(err), "packet type %u instead of FIN",
-			 h.type);
+	if (!r && (h.type != want || (want == MFD_PKT_SYNC_ACK &&
+				      h.round != ch->job_round))) {
+		snprintf(err, sizeof(err),
+			 "packet type %u round %u instead of type %u round %u",
+			 h.type, h.round, want, ch->job_round);
 		r = -EBADMSG;
 	}
 	if (r) {
 		mfd__session_fail(s, (int)ch->index, r,
-				  "bad end-of-session answer: %s", err);
+				  "bad answer from the receiver: %s", err);
 		return r;
 	}
 	if (!h.payload_len)
@@ -183,12 +189,15 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 		r = mfd__tp_flush(ch->conn);
 		if (r && r != -ENOTSUP)
 			return r;
-		return send_hdr(ch, MFD_PKT_SYNC, ch->job_round);
+		r = send_hdr(ch, MFD_PKT_SYNC, ch->job_round);
+		if (!r && ch->conn->ops->one_sided)
+			r = recv_answer(s, ch, MFD_PKT_SYNC_ACK);
+		return r;
 	case MFD_JOB_VERIFY:
 		return send_verify(s, ch);
 	case MFD_JOB_END:
 		r = send_hdr(ch, MFD_PKT_END, ch->job_round);
-		return r ? r : recv_fin(s, ch);
+		return r ? r : recv_answer(s, ch, MFD_PKT_FIN);
 	case MFD_JOB_NONE:
 		break;
 	}
@@ -663,8 +672,8 @@ MFD_EXTERN int mfd_send_sync(struct mfd_session *s)
 	if (r)
 		return r;
 	r = all_channels(s, MFD_JOB_SYNC);
-	if (!r)
-		s->round++;
+	if (!r) /* atomic: mfd_session_stats() reads it from any thread */
+		__atomic_store_n(&s->round, s->round + 1, __ATOMIC_RELAXED);
 	return r;
 }
 

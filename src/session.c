@@ -236,7 +236,8 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
-	s->failed = true;
+	/* atomic: the rate limiter reads it without the lock */
+	__atomic_store_n(&s->failed, true, __ATOMIC_RELAXED);
 	s->err = err < 0 ? err : -EIO;
 	if (channel >= 0)
 		n = snprintf(s->errmsg, sizeof(s->errmsg), "channel %d: ",
@@ -418,24 +419,37 @@ static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
 MFD_EXTERN void mfd_session_stats(const struct mfd_session *s,
 				  struct mfd_stats *st)
 {
+	struct mfd_channel *ch;
+	unsigned n;
+
 	memset(st, 0, sizeof(*st));
-	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
-		stats_read(&s->ch[i].st, st);
-	if (s->role == MFD_ROLE_SEND)
-		st->rounds = s->round;
+	/* the receiver's channels appear during the handshake */
 	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	ch = s->ch;
+	n = s->nchannels;
 	st->rejected_connections = s->rejected;
 	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	for (unsigned i = 0; ch && i < n; i++)
+		stats_read(&ch[i].st, st);
+	if (s->role == MFD_ROLE_SEND)
+		st->rounds = __atomic_load_n(&s->round, __ATOMIC_RELAXED);
 	st->seconds = elapsed(s);
 }
 
 MFD_EXTERN int mfd_channel_stats(const struct mfd_session *s,
 				 unsigned channel, struct mfd_stats *st)
 {
-	if (!s->ch || channel >= s->nchannels)
+	struct mfd_channel *ch;
+	unsigned n;
+
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	ch = s->ch;
+	n = s->nchannels;
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	if (!ch || channel >= n)
 		return -EINVAL;
 	memset(st, 0, sizeof(*st));
-	stats_read(&s->ch[channel].st, st);
+	stats_read(&ch[channel].st, st);
 	st->seconds = elapsed(s);
 	return 0;
 }

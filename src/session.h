@@ -93,6 +93,7 @@ struct mfd_session {
 	uint64_t rejected; /* connections refused at the handshake */
 	char verify_msg[300]; /* receiver: why the digests differ, or "" */
 	bool verified;	      /* receiver: the VERIFY packet was checked */
+	bool verifying;	      /* receiver: its digests are being computed */
 
 	/* Only the owner thread touches these. */
 	bool started;

@@ -325,6 +325,145 @@ static void test_silent_connection_dropped(void)
 	guarded_free(dst, LEN);
 }
 
+struct killer {
+	struct mfd_session *victim;
+	unsigned delay_ms;
+};
+
+static void *kill_later(void *arg)
+{
+	struct killer *k = arg;
+
+	usleep(k->delay_ms * 1000);
+	mfd_session_cancel(k->victim);
+	return NULL;
+}
+
+/* A stray that claims channel 1 before the real sender arrives does not
+ * define the session: only channel 0's init does. */
+static void test_stray_before_channel_0(void)
+{
+	struct mfd_config cfg;
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_conn *stray;
+	struct mfd_stats st;
+	int32_t status = 0;
+	struct pair p;
+	char err[200];
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 5000;
+	memset(src, 0x6b, LEN);
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	stray = raw_connect(mfd_session_uri(p.rx), 1, 2, MFD_METHOD_NONE, LEN);
+	CU_ASSERT_FATAL(stray != NULL);
+	cfg.uri = mfd_session_uri(p.rx);
+	CU_ASSERT_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &p.tx, err,
+					sizeof(err)) == 0);
+	p.region = mfd_session_add_region(p.tx, "ram", src, LEN, false);
+	CU_ASSERT_EQUAL(mfd_session_start(p.tx), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	CU_ASSERT_EQUAL(raw_ack(stray, &status), 0);
+	CU_ASSERT(status < 0); /* refused: not this session's id */
+	mfd_session_stats(p.rx, &st);
+	CU_ASSERT_EQUAL(st.rejected_connections, 1);
+	mfd__tp_close(stray);
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
+struct trickler {
+	struct mfd_conn *c;
+	bool stop;
+};
+
+static void *trickle(void *arg)
+{
+	struct trickler *t = arg;
+	uint8_t junk = 'M';
+
+	while (!__atomic_load_n(&t->stop, __ATOMIC_RELAXED) &&
+	       !mfd__tp_send_buf(t->c, &junk, 1))
+		usleep(1500 * 1000);
+	return NULL;
+}
+
+/* A connection that sends its init a byte every 1.5 s is dropped once
+ * its handshake passes the limit; the real sender then gets through. */
+static void test_trickling_connection_dropped(void)
+{
+	struct mfd_config cfg;
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct trickler t = { 0 };
+	struct mfd_uri u;
+	struct pair p;
+	pthread_t tt;
+	char err[200];
+	double t0;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 20000;
+	memset(src, 0x2d, LEN);
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	mfd__uri_parse(mfd_session_uri(p.rx), &u, err, sizeof(err));
+	CU_ASSERT_FATAL(mfd__tcp_ops.connect(&u, 1000, &t.c, err,
+					     sizeof(err)) == 0);
+	pthread_create(&tt, NULL, trickle, &t);
+	t0 = now();
+	cfg.uri = mfd_session_uri(p.rx);
+	CU_ASSERT_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &p.tx, err,
+					sizeof(err)) == 0);
+	p.region = mfd_session_add_region(p.tx, "ram", src, LEN, false);
+	CU_ASSERT_EQUAL(mfd_session_start(p.tx), 0);
+	CU_ASSERT(now() - t0 < 12); /* two 5 s limits at the very most */
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	__atomic_store_n(&t.stop, true, __ATOMIC_RELAXED);
+	mfd__tp_shutdown(t.c);
+	pthread_join(tt, NULL);
+	mfd__tp_close(t.c);
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
+/* A rate-limited sender that is cancelled stops sleeping at once. */
+static void test_cancel_rate_limited(void)
+{
+	enum { BIG = 16 << 20 };
+	uint8_t *src = guarded_alloc(BIG), *dst = guarded_alloc(BIG);
+	struct mfd_config cfg;
+	struct killer k;
+	struct pair p;
+	pthread_t kt;
+	double t0;
+	int r;
+
+	uint64_t seed = 4;
+
+	fill_random(src, BIG, &seed); /* zero pages would cost nothing */
+	mfd_config_init(&cfg);
+	cfg.channels = 8;
+	cfg.max_bandwidth = 100000; /* 512 KiB packets: 5 s each */
+	CU_ASSERT_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
+				   BIG) == 0);
+	k.victim = p.tx;
+	k.delay_ms = 300;
+	pthread_create(&kt, NULL, kill_later, &k);
+	t0 = now();
+	r = mfd_send_region(p.tx, p.region);
+	CU_ASSERT(r == -ECANCELED);
+	pthread_join(kt, NULL);
+	pair_free(&p); /* joins the channel threads */
+	CU_ASSERT(now() - t0 < 2.0);
+	guarded_free(src, BIG);
+	guarded_free(dst, BIG);
+}
+
 /* The receiver's region is smaller: the sender is told why. */
 static void test_region_mismatch(void)
 {
@@ -353,19 +492,6 @@ static void test_region_mismatch(void)
 	guarded_free(dst, LEN);
 }
 
-struct killer {
-	struct mfd_session *victim;
-	unsigned delay_ms;
-};
-
-static void *kill_later(void *arg)
-{
-	struct killer *k = arg;
-
-	usleep(k->delay_ms * 1000);
-	mfd_session_cancel(k->victim);
-	return NULL;
-}
 
 /* Either side going away mid-round ends the other within the timeout. */
 static void one_side_dies(bool kill_receiver)
@@ -425,6 +551,11 @@ int main(void)
 		{ "region size mismatch", test_region_mismatch },
 		{ "silent connection dropped at the handshake",
 		  test_silent_connection_dropped },
+		{ "stray before channel 0 does not take over",
+		  test_stray_before_channel_0 },
+		{ "trickling connection dropped at the handshake",
+		  test_trickling_connection_dropped },
+		{ "cancel a rate-limited sender", test_cancel_rate_limited },
 		{ "receiver dies mid-round", test_receiver_dies },
 		{ "sender dies mid-round", test_sender_dies },
 		{ NULL, NULL },

@@ -1319,6 +1319,7 @@ fail:
 
 const struct mfd_transport_ops mfd__rdma_ops = {
 	.name = "rdma",
+	.one_sided = true,
 	.connect = rd_connect,
 	.listen = rd_listen,
 	.accept = rd_accept,

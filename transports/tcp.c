@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "transport.h"
@@ -261,10 +262,19 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	return 0;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
 	size_t skip = 0, got = 0;
+	uint64_t t0 = 0;
 	int i = 0;
 
 	advance(iov, n, &i, &skip, 0);
@@ -297,6 +307,17 @@ static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 		}
 		got += (size_t)r;
 		advance(iov, n, &i, &skip, (size_t)r);
+		/* each recvmsg() is bounded by the timeout, but a peer that
+		 * trickles a byte at a time must not stretch the whole read */
+		if (i < n && sc->timeout_ms && !t0)
+			t0 = now_ms();
+		else if (i < n && sc->timeout_ms &&
+			 now_ms() - t0 > sc->timeout_ms) {
+			snprintf(c->err, sizeof(c->err),
+				 "only %zu bytes in %u ms: the peer trickles",
+				 got, sc->timeout_ms);
+			return -ETIMEDOUT;
+		}
 	}
 	return 0;
 }

@@ -57,6 +57,13 @@ struct mfd_listener {
 struct mfd_transport_ops {
 	const char *name;
 	/*
+	 * Region bytes land in the peer's memory by one-sided writes, as
+	 * soon as they are sent, not when the receiver's channel thread
+	 * reads them. A sync must then wait for the receiver to finish the
+	 * round (zero pages, decompression) before the next round's writes.
+	 */
+	bool one_sided;
+	/*
 	 * Open a connection to the listener at *u within timeout_ms (0:
 	 * forever). Fills *out. Called from the session's owner thread.
 	 */
