@@ -88,7 +88,10 @@ struct mfd_config {
 				   with MSG_ZEROCOPY. See mfd_send_sync().
 				   rdma: ignored, pages are never copied. */
 	unsigned timeout_ms;	/* connect, handshake and any stall of a
-				   channel; 0 waits forever; default 30000 */
+				   channel; 0 waits forever; default 30000.
+				   An idle sender's channels send keep-alives
+				   every third of it, so pauses between
+				   rounds are not stalls */
 	uint64_t max_bandwidth;	/* sender: bytes per second on the wire over
 				   all channels together; 0 = no limit */
 	mfd_region_cb region_cb; /* receiver only, may be NULL */

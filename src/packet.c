@@ -282,6 +282,7 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	case MFD_PKT_SYNC:
 	case MFD_PKT_END:
 	case MFD_PKT_SYNC_ACK:
+	case MFD_PKT_KEEPALIVE:
 		if (out->payload_len)
 			BAD("control packet type %u with a payload",
 			    out->type);

@@ -47,6 +47,8 @@ enum {
 	MFD_PKT_VERIFY = 5, /* channel 0, before END: a digest per region */
 	MFD_PKT_SYNC_ACK = 6, /* receiver -> sender on one-sided transports:
 				 every page of the round is applied */
+	MFD_PKT_KEEPALIVE = 7, /* sender -> receiver: an idle channel is
+				  alive; nothing to do */
 };
 
 /* Page packet flags. */

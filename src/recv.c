@@ -25,21 +25,6 @@
 /* Regions larger than this are refused as hostile (16 TiB). */
 #define MAX_REGION_BYTES (1ull << 44)
 
-static int timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms)
-{
-	struct timespec ts;
-
-	if (!ms)
-		return pthread_cond_wait(c, m);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return pthread_cond_timedwait(c, m, &ts);
-}
 
 static const char *type_name(uint8_t t)
 {
@@ -77,7 +62,7 @@ static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 		/* hashing the regions for VERIFY is work, not a stall */
 		while (gen == s->barrier_gen && !s->failed &&
 		       (!r || (r == ETIMEDOUT && s->verifying)))
-			r = timed_wait(&s->barrier_cond, &s->lock,
+			r = mfd__timed_wait(&s->barrier_cond, &s->lock,
 				       s->cfg.timeout_ms);
 	}
 	if (s->failed)
@@ -349,6 +334,9 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 		return send_fin(s, ch);
 	case MFD_PKT_VERIFY:
 		return check_verify(s, ch);
+	case MFD_PKT_KEEPALIVE:
+		mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE);
+		return 0;
 	default:
 		mfd__session_fail(s, (int)ch->index, -EPROTO,
 				  "unexpected packet type %u from the sender",

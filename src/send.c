@@ -215,6 +215,14 @@ static void update_zc_stats(struct mfd_channel *ch)
 			 __ATOMIC_RELAXED);
 }
 
+/* How long a channel may stay idle before it sends a keep-alive. */
+static unsigned keepalive_ms(const struct mfd_session *s)
+{
+	unsigned t = s->cfg.timeout_ms / 3;
+
+	return s->cfg.timeout_ms == 0 ? 0 : t < 100 ? 100 : t;
+}
+
 static void *send_thread(void *arg)
 {
 	struct mfd_channel *ch = arg;
@@ -225,10 +233,25 @@ static void *send_thread(void *arg)
 		int r;
 
 		pthread_mutex_lock(&s->lock);
-		while (ch->job == MFD_JOB_NONE && !s->failed)
-			pthread_cond_wait(&ch->job_cond, &s->lock);
+		while (ch->job == MFD_JOB_NONE && !s->failed) {
+			/* the receiver times a silent channel out: an idle
+			 * one says it is alive a few times per timeout */
+			if (mfd__timed_wait(&ch->job_cond, &s->lock,
+					    keepalive_ms(s)) == ETIMEDOUT &&
+			    ch->job == MFD_JOB_NONE && !s->failed)
+				break;
+		}
 		job = s->failed ? MFD_JOB_NONE : ch->job;
 		pthread_mutex_unlock(&s->lock);
+		if (job == MFD_JOB_NONE && !mfd__session_err(s)) {
+			r = send_hdr(ch, MFD_PKT_KEEPALIVE, 0);
+			if (r) {
+				mfd__session_fail(s, (int)ch->index, r,
+						  "keep-alive: %s", ch->conn->err);
+				break;
+			}
+			continue;
+		}
 		if (job == MFD_JOB_NONE)
 			break;
 

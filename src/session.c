@@ -255,6 +255,22 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 	pthread_mutex_unlock(&s->lock);
 }
 
+int mfd__timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms)
+{
+	struct timespec ts;
+
+	if (!ms)
+		return pthread_cond_wait(c, m);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return pthread_cond_timedwait(c, m, &ts);
+}
+
 int mfd__session_err(struct mfd_session *s)
 {
 	int e;

@@ -120,6 +120,10 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 		       const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* pthread_cond_wait for at most ms milliseconds (0: no limit); returns
+ * ETIMEDOUT when the time ran out. */
+int mfd__timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms);
+
 /* The session's error code, or 0. Takes the lock. */
 int mfd__session_err(struct mfd_session *s);
 

@@ -464,6 +464,31 @@ static void test_cancel_rate_limited(void)
 	guarded_free(dst, BIG);
 }
 
+/* A sender that pauses longer than the timeout between rounds (a caller
+ * busy elsewhere) keeps its session: idle channels send keep-alives. */
+static void test_idle_sender_kept_alive(void)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_config cfg;
+	struct pair p;
+
+	memset(src, 0x4e, LEN);
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 600;
+	CU_ASSERT_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
+				   LEN) == 0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), 0);
+	usleep(2000 * 1000); /* more than three timeouts */
+	memset(src, 0x4f, LEN);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
 /* The receiver's region is smaller: the sender is told why. */
 static void test_region_mismatch(void)
 {
@@ -556,6 +581,7 @@ int main(void)
 		{ "trickling connection dropped at the handshake",
 		  test_trickling_connection_dropped },
 		{ "cancel a rate-limited sender", test_cancel_rate_limited },
+		{ "an idle sender is kept alive", test_idle_sender_kept_alive },
 		{ "receiver dies mid-round", test_receiver_dies },
 		{ "sender dies mid-round", test_sender_dies },
 		{ NULL, NULL },
