@@ -309,11 +309,7 @@ static void test_silent_connection_dropped(void)
 	mfd__uri_parse(mfd_session_uri(p.rx), &u, err, sizeof(err));
 	CU_ASSERT_FATAL(mfd__tcp_ops.connect(&u, 1000, &silent, err,
 					     sizeof(err)) == 0);
-	cfg.uri = mfd_session_uri(p.rx);
-	CU_ASSERT_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &p.tx, err,
-					sizeof(err)) == 0);
-	p.region = mfd_session_add_region(p.tx, "ram", src, LEN, false);
-	CU_ASSERT_EQUAL(mfd_session_start(p.tx), 0);
+	CU_ASSERT_EQUAL(tx_start(&p, &cfg, src, LEN), 0);
 	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
 	CU_ASSERT(memcmp(src, dst, LEN) == 0);
@@ -349,7 +345,6 @@ static void test_stray_before_channel_0(void)
 	struct mfd_stats st;
 	int32_t status = 0;
 	struct pair p;
-	char err[200];
 
 	mfd_config_init(&cfg);
 	cfg.timeout_ms = 5000;
@@ -357,11 +352,7 @@ static void test_stray_before_channel_0(void)
 	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
 	stray = raw_connect(mfd_session_uri(p.rx), 1, 2, MFD_METHOD_NONE, LEN);
 	CU_ASSERT_FATAL(stray != NULL);
-	cfg.uri = mfd_session_uri(p.rx);
-	CU_ASSERT_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &p.tx, err,
-					sizeof(err)) == 0);
-	p.region = mfd_session_add_region(p.tx, "ram", src, LEN, false);
-	CU_ASSERT_EQUAL(mfd_session_start(p.tx), 0);
+	CU_ASSERT_EQUAL(tx_start(&p, &cfg, src, LEN), 0);
 	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
 	CU_ASSERT(memcmp(src, dst, LEN) == 0);
@@ -413,11 +404,7 @@ static void test_trickling_connection_dropped(void)
 					     sizeof(err)) == 0);
 	pthread_create(&tt, NULL, trickle, &t);
 	t0 = now();
-	cfg.uri = mfd_session_uri(p.rx);
-	CU_ASSERT_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &p.tx, err,
-					sizeof(err)) == 0);
-	p.region = mfd_session_add_region(p.tx, "ram", src, LEN, false);
-	CU_ASSERT_EQUAL(mfd_session_start(p.tx), 0);
+	CU_ASSERT_EQUAL(tx_start(&p, &cfg, src, LEN), 0);
 	CU_ASSERT(now() - t0 < 12); /* two 5 s limits at the very most */
 	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
@@ -495,23 +482,16 @@ static void test_region_mismatch(void)
 	struct mfd_config cfg;
 	struct pair p;
 	uint8_t *src = guarded_alloc(2 * LEN), *dst = guarded_alloc(LEN);
-	struct mfd_session *tx;
-	char err[200];
 
 	mfd_config_init(&cfg);
 	cfg.timeout_ms = TIMEOUT_MS;
 	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
-	cfg.uri = mfd_session_uri(p.rx);
-	CU_ASSERT_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					sizeof(err)) == 0);
-	mfd_session_add_region(tx, "ram", src, 2 * LEN, false);
-	CU_ASSERT(mfd_session_start(tx) < 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(tx),
+	CU_ASSERT(tx_start(&p, &cfg, src, 2 * LEN) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
 				      "receiver refused"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(tx), "bytes"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx), "bytes"));
 	CU_ASSERT(pair_join_rx(&p) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.rx), "'ram'"));
-	mfd_session_free(tx);
 	pair_free(&p);
 	guarded_free(src, 2 * LEN);
 	guarded_free(dst, LEN);

@@ -40,33 +40,21 @@ static void refused_then_good(const struct mfd_config *rcfg,
 			      const struct mfd_config *bad, const char *word)
 {
 	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
-	struct mfd_config c = *bad, good = *rcfg;
-	struct mfd_session *tx;
 	struct mfd_stats st;
 	struct pair p;
 	uint64_t seed = 5;
-	char err[200];
 
 	fill_random(src, LEN, &seed);
 	CU_ASSERT_FATAL(rx_start(&p, rcfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
-	c.uri = mfd_session_uri(p.rx);
-	CU_ASSERT_FATAL(mfd_session_new(&c, MFD_ROLE_SEND, &tx, err,
-					sizeof(err)) == 0);
-	mfd_session_add_region(tx, "ram", src, LEN, false);
-	CU_ASSERT(mfd_session_start(tx) < 0);
-	if (!strstr(mfd_session_error(tx), word)) {
+	CU_ASSERT(tx_start(&p, bad, src, LEN) < 0);
+	if (!strstr(mfd_session_error(p.tx), word)) {
 		fprintf(stderr, "'%s' should say '%s'\n",
-			mfd_session_error(tx), word);
+			mfd_session_error(p.tx), word);
 		CU_FAIL("refusal message");
 	}
-	mfd_session_free(tx);
 
 	/* the session goes on with a sender that has it right */
-	good.uri = mfd_session_uri(p.rx);
-	CU_ASSERT_FATAL(mfd_session_new(&good, MFD_ROLE_SEND, &p.tx, err,
-					sizeof(err)) == 0);
-	p.region = mfd_session_add_region(p.tx, "ram", src, LEN, false);
-	CU_ASSERT_EQUAL(mfd_session_start(p.tx), 0);
+	CU_ASSERT_EQUAL(tx_start(&p, rcfg, src, LEN), 0);
 	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
 	CU_ASSERT(memcmp(src, dst, LEN) == 0);

@@ -49,12 +49,19 @@ int pair_start(struct pair *p, const struct mfd_config *cfg,
 	       const char *listen_uri, uint8_t *src, uint8_t *dst,
 	       uint64_t len)
 {
-	struct mfd_config c = *cfg;
-	char err[256];
 	int r = rx_start(p, cfg, listen_uri, dst, len);
 
-	if (r)
-		return r;
+	return r ? r : tx_start(p, cfg, src, len);
+}
+
+int tx_start(struct pair *p, const struct mfd_config *cfg, uint8_t *src,
+	     uint64_t len)
+{
+	struct mfd_config c = *cfg;
+	char err[256];
+	int r;
+
+	mfd_session_free(p->tx); /* a refused sender before this one */
 	c.uri = mfd_session_uri(p->rx);
 	r = mfd_session_new(&c, MFD_ROLE_SEND, &p->tx, err, sizeof(err));
 	if (r) {
@@ -64,10 +71,7 @@ int pair_start(struct pair *p, const struct mfd_config *cfg,
 	p->region = mfd_session_add_region(p->tx, "ram", src, len, false);
 	if (p->region < 0)
 		return p->region;
-	r = mfd_session_start(p->tx);
-	if (r)
-		fprintf(stderr, "sender: %s\n", mfd_session_error(p->tx));
-	return r;
+	return mfd_session_start(p->tx);
 }
 
 int pair_join_rx(struct pair *p)
@@ -237,7 +241,8 @@ int run_transfer(const struct mfd_config *cfg, const char *listen_uri,
 			r = mfd_send_sync(p.tx);
 	}
 	if (r)
-		fprintf(stderr, "sender: %s\n", mfd_session_error(p.tx));
+		fprintf(stderr, "sender: %s\n",
+			p.tx ? mfd_session_error(p.tx) : "not started");
 	else
 		r = pair_finish(&p);
 	if (!r && memcmp(src, dst, len)) {

@@ -28,6 +28,11 @@ struct pair {
 int pair_start(struct pair *p, const struct mfd_config *cfg,
 	       const char *listen_uri, uint8_t *src, uint8_t *dst,
 	       uint64_t len);
+/* A sender with src as region "ram", connected to p->rx and started;
+ * mfd_session_start()'s result (p->tx stays for its error message). A
+ * sender p already had is freed first. */
+int tx_start(struct pair *p, const struct mfd_config *cfg, uint8_t *src,
+	     uint64_t len);
 /* Finish the sender, wait for the receiver; 0 when both succeeded. */
 int pair_finish(struct pair *p);
 /* Wait for the receiver thread; its result. */
