@@ -7,6 +7,7 @@ set -u
 MULTIFD=${MULTIFD:-./multifd}
 srcdir=$(dirname "$0")
 PYPEER="$srcdir/pypeer.py"
+. "$srcdir/lib/listening.sh"
 command -v python3 >/dev/null 2>&1 || { echo "no python3: skip"; exit 77; }
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
@@ -41,13 +42,7 @@ peer() {
 		${recv_opts[@]+"${recv_opts[@]}"} "$uri" "$dir/dst" \
 		2>"$dir/recv.err" &
 	local rpid=$!
-	# the receiver says where it listens (port 0 becomes a real port)
-	for _ in $(seq 100); do
-		listen=$(sed -n 's/^multifd: listening on //p' "$dir/recv.err")
-		[ -n "$listen" ] && break
-		sleep 0.1
-	done
-	if [ -z "$listen" ]; then
+	if ! listen=$(wait_listening "$dir/recv.err"); then
 		bad "$name: receiver did not start: $(cat "$dir/recv.err")"
 		return
 	fi

@@ -4,6 +4,7 @@
 # and unix sockets checked with cmp, JSON that parses, and bench.
 set -u
 MULTIFD=${MULTIFD:-./multifd}
+. "$(dirname "$0")/lib/listening.sh"
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
 pass=0
@@ -73,13 +74,7 @@ transfer() {
 	timeout 60 "$MULTIFD" recv --json "$@" "$uri" "$dir/dst" \
 		>"$dir/recv.json" 2>"$dir/recv.err" &
 	local rpid=$!
-	# the receiver says where it listens (port 0 becomes a real port)
-	for _ in $(seq 100); do
-		port_uri=$(sed -n 's/^multifd: listening on //p' "$dir/recv.err")
-		[ -n "$port_uri" ] && break
-		sleep 0.1
-	done
-	if [ -z "$port_uri" ]; then
+	if ! port_uri=$(wait_listening "$dir/recv.err"); then
 		bad "receiver on $uri did not start: $(cat "$dir/recv.err")"
 		return
 	fi
@@ -110,11 +105,7 @@ start_recv() {
 	rm -f "$dir/recv.err"
 	timeout 60 "$MULTIFD" recv "$@" 2>"$dir/recv.err" >/dev/null &
 	rpid=$!
-	for _ in $(seq 100); do
-		port_uri=$(sed -n 's/^multifd: listening on //p' "$dir/recv.err")
-		[ -n "$port_uri" ] && return
-		sleep 0.1
-	done
+	port_uri=$(wait_listening "$dir/recv.err")
 }
 rm -f "$dir/ram.dst"
 start_recv -R "ram=$dir/ram.dst" -R "vga=$dir/vga.dst" tcp:127.0.0.1:0
