@@ -55,7 +55,10 @@ struct mfd_session;
  * is freed, and set *zeroed when that memory is known to read as zeros
  * (fresh anonymous memory, a new file), which lets the receiver skip
  * clearing zero pages it never wrote. Return 0, or a negative errno to
- * refuse the region (the session then fails with that error).
+ * refuse the region (the session then fails with that error, and the
+ * sender is told; call mfd_session_set_error() first to say why in words).
+ * `name` is 1..255 printable ASCII characters (0x20..0x7e): the receiver
+ * refuses any other name at the handshake.
  */
 typedef int (*mfd_region_cb)(void *opaque, const char *name, uint64_t length,
 			     void **mem, bool *zeroed);
@@ -81,7 +84,9 @@ struct mfd_config {
 				   default (zlib 1..9, zstd -7..19) */
 	uint32_t page_size;	/* power of two 512..65536; default 4096 */
 	uint32_t pages_per_packet; /* 1..1024, and page_size times this at
-				      most 4 MiB; default 128 */
+				      most 4 MiB; default 0: 128, or as
+				      many as make 4 MiB for pages over
+				      32 KiB */
 	bool zero_page_detection; /* default true: zero pages travel as
 				     offsets only */
 	bool zero_copy;		/* tcp: with method none only: pages are sent
@@ -89,9 +94,17 @@ struct mfd_config {
 				   rdma: ignored, pages are never copied. */
 	unsigned timeout_ms;	/* connect, handshake and any stall of a
 				   channel; 0 waits forever; default 30000.
-				   An idle sender's channels send keep-alives
-				   every third of it, so pauses between
-				   rounds are not stalls */
+				   Every send and receive completes within
+				   it from its start, however the bytes
+				   trickle. Both ends tell each other theirs
+				   at the handshake, and the sender's idle
+				   channels (also those waiting for their
+				   share of max_bandwidth) send keep-alives
+				   every third of the stricter one, so
+				   pauses between rounds are not stalls.
+				   A receiver's handshake with one
+				   connection takes at most 5 s (or this,
+				   when shorter), also with 0 */
 	uint64_t max_bandwidth;	/* sender: bytes per second on the wire over
 				   all channels together; 0 = no limit */
 	mfd_region_cb region_cb; /* receiver only, may be NULL */
@@ -105,7 +118,13 @@ struct mfd_config {
 	const void *secret;
 	size_t secret_len;
 	bool checksum;		/* sender: an xxHash3-64 of every page packet,
-				   checked by the receiver; default false */
+				   checked by the receiver; default false.
+				   Over tcp: and unix: the pages are copied
+				   first and the copy is hashed and sent, so
+				   pages rewritten meanwhile never fail it.
+				   Over rdma: pages go from region memory by
+				   one-sided writes: the caller must not
+				   rewrite a page before mfd_send_sync() */
 	bool prefault;		/* receiver: fault zeroed regions in from a
 				   thread of their own, ahead of the data, so
 				   that channel threads do not stall on first
@@ -174,6 +193,22 @@ MFD_EXTERN int mfd_session_start(struct mfd_session *s);
 MFD_EXTERN const char *mfd_session_uri(const struct mfd_session *s);
 
 /*
+ * Memory that faults. A region may be a file mapping that faults when the
+ * file shrinks or its file system is full. mfd_session_start() installs a
+ * SIGBUS handler (once per process, chained to the one installed before
+ * it) so that such a fault in a channel thread fails that session with
+ * -EFAULT and a sentence naming the region and the offset, instead of
+ * killing the process. A SIGBUS anywhere else goes to the previous
+ * handler. An application that installs its own SIGBUS handler after
+ * mfd_session_start() should chain to the one it replaces.
+ *
+ * Pages that change while they are sent (live precopy) arrive as either
+ * content, or a mix of both with method none; the next round's copy of
+ * a dirtied page mends it, and no change of a page makes a session fail.
+ * Compressed methods and checksums read a per-channel copy of the pages.
+ */
+
+/*
  * Sender: queue pages of region `region` (an index from
  * mfd_session_add_region()) by byte offset. Offsets must be page-aligned
  * and inside the region. Pages are grouped into packets of
@@ -186,6 +221,15 @@ MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
 
 /* Sender: queue every page of a region (a first, full round). */
 MFD_EXTERN int mfd_send_region(struct mfd_session *s, int region);
+
+/*
+ * Sender: queue the pages of [offset, offset + length) of a region as zero
+ * pages without reading them: the holes of a sparse file, which reading
+ * would allocate. Both must be multiples of the page size. The receiver
+ * clears each such page only where it may hold other data.
+ */
+MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
+				   uint64_t offset, uint64_t length);
 
 /*
  * Sender: send the pages whose bit is set in `bitmap` (bit i of word
@@ -250,6 +294,14 @@ MFD_EXTERN int mfd_session_region_count(const struct mfd_session *s);
 MFD_EXTERN int mfd_session_region_info(const struct mfd_session *s, int region,
 				       const char **name, void **mem,
 				       uint64_t *length);
+
+/*
+ * From inside a callback (mfd_region_cb), before it returns an error: the
+ * sentence that says why, in place of the errno's text, in the session's
+ * error and in the refusal the sender gets.
+ */
+MFD_EXTERN void mfd_session_set_error(struct mfd_session *s, const char *fmt,
+				      ...) __attribute__((format(printf, 2, 3)));
 
 /* The last error as a sentence, or "" when none. Valid until free. */
 MFD_EXTERN const char *mfd_session_error(const struct mfd_session *s);

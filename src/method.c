@@ -92,6 +92,13 @@ size_t mfd__packet_page_iov(struct mfd_packet *p, uint32_t page_size)
 	struct iovec *last = NULL;
 	size_t total = 0;
 
+	if (p->copy && p->hdr.normal) {
+		last = &p->iov[p->niov++];
+		last->iov_base = (void *)p->copy;
+		last->iov_len = (size_t)p->hdr.normal * page_size;
+		return last->iov_len;
+	}
+
 	for (uint32_t i = 0; i < p->hdr.normal; i++) {
 		uint8_t *page = base + p->offsets[i];
 
@@ -127,7 +134,12 @@ int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
 		p->hdr.flags |= MFD_FLAG_RAW;
 		p->hdr.payload_len = (uint32_t)plain;
 		mfd__packet_seal(p);
-		p->niov = runs;
+		if (p->copy && p->raw_from_region) {
+			p->copy = NULL;
+			mfd__packet_page_iov(p, m->page_size);
+		} else {
+			p->niov = runs;
+		}
 	} else {
 		p->hdr.payload_len = (uint32_t)clen;
 		mfd__packet_seal(p);

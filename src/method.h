@@ -66,6 +66,15 @@ struct mfd_packet {
 	int niov;
 	bool header_apart;
 	size_t next_packet_size; /* bytes on the wire, header included */
+	/*
+	 * Sender: when not NULL, the normal pages' content copied side by
+	 * side (page i at copy + i * page_size), so that a page rewritten
+	 * meanwhile cannot change what is compressed, checksummed and sent.
+	 * raw_from_region: a packet sent raw still points at the region
+	 * (one-sided transports place region bytes by their address).
+	 */
+	const uint8_t *copy;
+	bool raw_from_region;
 };
 
 struct mfd_method_ops {
@@ -117,7 +126,7 @@ void mfd__packet_seal(struct mfd_packet *p);
 
 /*
  * Append the normal pages of p as iov entries, one per run of adjacent
- * pages. Returns the byte count. The receiver and the sender of the
+ * pages (or one entry for p->copy). Returns the byte count. The receiver and the sender of the
  * `none` method (and raw packets) share it.
  */
 size_t mfd__packet_page_iov(struct mfd_packet *p, uint32_t page_size);

@@ -63,7 +63,7 @@ static int all_zero(const uint8_t *p, size_t n)
 /*
  * Init: magic u32 | version u16 | reserved u16 | session id u64 |
  * channel u16 | channels u16 | method u8 | reserved 3 | page size u32 |
- * pages per packet u32 | features u64 | region count u32 | reserved u32
+ * pages per packet u32 | features u64 | region count u32 | timeout u32
  */
 void mfd__init_encode(const struct mfd_init *in, uint8_t buf[MFD_INIT_SIZE])
 {
@@ -78,6 +78,7 @@ void mfd__init_encode(const struct mfd_init *in, uint8_t buf[MFD_INIT_SIZE])
 	put32(buf + 28, in->pages_per_packet);
 	put64(buf + 32, in->features);
 	put32(buf + 40, in->region_count);
+	put32(buf + 44, in->timeout_ms);
 }
 
 int mfd__init_decode(const uint8_t buf[MFD_INIT_SIZE], struct mfd_init *out,
@@ -92,8 +93,7 @@ int mfd__init_decode(const uint8_t buf[MFD_INIT_SIZE], struct mfd_init *out,
 	if (out->version != MFD_PROTO_VERSION)
 		BAD("unsupported protocol version %u (expected %u)",
 		    out->version, MFD_PROTO_VERSION);
-	if (!all_zero(buf + 6, 2) || !all_zero(buf + 21, 3) ||
-	    !all_zero(buf + 44, 4))
+	if (!all_zero(buf + 6, 2) || !all_zero(buf + 21, 3))
 		BAD("reserved bytes of the init packet are not zero");
 	out->session_id = get64(buf + 8);
 	out->channel = get16(buf + 16);
@@ -103,6 +103,7 @@ int mfd__init_decode(const uint8_t buf[MFD_INIT_SIZE], struct mfd_init *out,
 	out->pages_per_packet = get32(buf + 28);
 	out->features = get64(buf + 32);
 	out->region_count = get32(buf + 40);
+	out->timeout_ms = get32(buf + 44);
 	if (out->channels < 1 || out->channels > MFD_MAX_CHANNELS)
 		BAD("channel count %u outside 1..%u", out->channels,
 		    MFD_MAX_CHANNELS);
@@ -134,7 +135,7 @@ int mfd__init_decode(const uint8_t buf[MFD_INIT_SIZE], struct mfd_init *out,
 }
 
 /* Ack: magic u32 | version u16 | message length u16 | status i32 |
- * reserved u32 */
+ * timeout u32 */
 void mfd__ack_encode(const struct mfd_ack *a, uint8_t buf[MFD_ACK_SIZE])
 {
 	memset(buf, 0, MFD_ACK_SIZE);
@@ -142,6 +143,7 @@ void mfd__ack_encode(const struct mfd_ack *a, uint8_t buf[MFD_ACK_SIZE])
 	put16(buf + 4, MFD_PROTO_VERSION);
 	put16(buf + 6, a->msg_len);
 	put32(buf + 8, (uint32_t)a->status);
+	put32(buf + 12, a->timeout_ms);
 }
 
 int mfd__ack_decode(const uint8_t buf[MFD_ACK_SIZE], struct mfd_ack *out,
@@ -152,8 +154,7 @@ int mfd__ack_decode(const uint8_t buf[MFD_ACK_SIZE], struct mfd_ack *out,
 	if (get16(buf + 4) != MFD_PROTO_VERSION)
 		BAD("receiver speaks protocol version %u (expected %u)",
 		    get16(buf + 4), MFD_PROTO_VERSION);
-	if (!all_zero(buf + 12, 4))
-		BAD("reserved bytes of the handshake answer are not zero");
+	out->timeout_ms = get32(buf + 12);
 	out->msg_len = get16(buf + 6);
 	out->status = (int32_t)get32(buf + 8);
 	if (out->status > 0 || (out->status == 0 && out->msg_len))

@@ -73,6 +73,7 @@ struct mfd_init {
 	uint32_t pages_per_packet;
 	uint64_t features;
 	uint32_t region_count; /* table follows on channel 0 only */
+	uint32_t timeout_ms;   /* the sender's stall limit, 0 = none */
 };
 
 /* Handshake answer, receiver -> sender: MFD_ACK_SIZE bytes, then
@@ -80,6 +81,7 @@ struct mfd_init {
 struct mfd_ack {
 	int32_t status; /* 0 or a negative errno */
 	uint16_t msg_len;
+	uint32_t timeout_ms; /* the receiver's stall limit, 0 = none */
 };
 
 /* A page, SYNC, END or FIN packet header: MFD_HDR_SIZE bytes, followed

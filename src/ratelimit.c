@@ -37,14 +37,16 @@ void mfd__ratelimit_destroy(struct mfd_ratelimit *rl)
 	pthread_mutex_destroy(&rl->lock);
 }
 
-void mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes,
-			 const bool *stop)
+int mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes,
+			const bool *stop, unsigned tick_ms,
+			int (*tick)(void *arg), void *arg)
 {
-	uint64_t now, due, cost;
+	uint64_t now, due, cost, next_tick, tick_ns = tick_ms * 1000000ull;
 	struct timespec ts;
+	int r;
 
 	if (!rl->rate)
-		return;
+		return 0;
 	cost = (uint64_t)((double)bytes * 1e9 / (double)rl->rate);
 	pthread_mutex_lock(&rl->lock);
 	now = now_ns();
@@ -55,16 +57,26 @@ void mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes,
 	due = rl->next_ns;
 	pthread_mutex_unlock(&rl->lock);
 	if (due <= now + rl->burst_ns)
-		return;
+		return 0;
 	due -= rl->burst_ns;
+	next_tick = now + tick_ns;
 	/* in slices, so that a failed or cancelled session is not kept
 	 * waiting for a slow schedule */
 	while (!__atomic_load_n(stop, __ATOMIC_RELAXED) &&
 	       (now = now_ns()) < due) {
 		uint64_t until = due - now > SLICE_NS ? now + SLICE_NS : due;
 
+		if (tick && tick_ns && now >= next_tick) {
+			r = tick(arg);
+			if (r)
+				return r;
+			next_tick = now + tick_ns;
+		}
+		if (tick && tick_ns && until > next_tick)
+			until = next_tick;
 		ts.tv_sec = (time_t)(until / 1000000000u);
 		ts.tv_nsec = (long)(until % 1000000000u);
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 	}
+	return 0;
 }

@@ -21,9 +21,15 @@ struct mfd_ratelimit {
 
 void mfd__ratelimit_init(struct mfd_ratelimit *rl, uint64_t rate);
 void mfd__ratelimit_destroy(struct mfd_ratelimit *rl);
-/* Account for `bytes` about to be sent, sleeping as long as the rate
- * requires, or until *stop turns true. Any thread. */
-void mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes,
-			 const bool *stop);
+/*
+ * Account for `bytes` about to be sent, sleeping as long as the rate
+ * requires, or until *stop turns true. A wait longer than tick_ms (when
+ * not 0) calls tick(arg) every tick_ms: a channel waiting for its share
+ * of a low rate says it is alive meanwhile. Returns 0, or the first
+ * non-zero value of tick(), which ends the wait. Any thread.
+ */
+int mfd__ratelimit_take(struct mfd_ratelimit *rl, uint64_t bytes,
+			const bool *stop, unsigned tick_ms,
+			int (*tick)(void *arg), void *arg);
 
 #endif

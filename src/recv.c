@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 
+#include "escape.h"
+#include "guard.h"
 #include "integrity.h"
 #include "session.h"
 
@@ -31,7 +33,13 @@ static const char *type_name(uint8_t t)
 	return t == MFD_PKT_SYNC ? "SYNC" : t == MFD_PKT_END ? "END" : "?";
 }
 
-/* Wait until every channel has reached the same SYNC (or END). */
+/*
+ * Wait until every channel has reached the same SYNC (or END). The wait
+ * itself has no time limit: every channel not here yet is reading, and
+ * its reads are bounded by the timeout (keep-alives show a live sender
+ * channel that waits for its share of a low rate), so a dead channel
+ * fails the session and wakes this one.
+ */
 static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 		   uint8_t type, uint32_t round)
 {
@@ -55,26 +63,19 @@ static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 	if (++s->barrier_count == s->nchannels) {
 		s->barrier_count = 0;
 		s->barrier_gen++;
+		if (type == MFD_PKT_SYNC) /* atomic: stats read it */
+			__atomic_store_n(&s->rounds, s->rounds + 1,
+					 __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&s->barrier_cond);
 	} else {
 		uint64_t gen = s->barrier_gen;
 
-		/* hashing the regions for VERIFY is work, not a stall */
-		while (gen == s->barrier_gen && !s->failed &&
-		       (!r || (r == ETIMEDOUT && s->verifying)))
-			r = mfd__timed_wait(&s->barrier_cond, &s->lock,
-				       s->cfg.timeout_ms);
+		while (gen == s->barrier_gen && !s->failed)
+			pthread_cond_wait(&s->barrier_cond, &s->lock);
 	}
 	if (s->failed)
 		r = s->err;
 	pthread_mutex_unlock(&s->lock);
-	if (r == ETIMEDOUT) {
-		mfd__session_fail(s, (int)ch->index, -ETIMEDOUT,
-				  "waited %u ms at %s of round %u for the "
-				  "other channels",
-				  s->cfg.timeout_ms, type_name(type), round);
-		r = -ETIMEDOUT;
-	}
 	return r;
 }
 
@@ -345,20 +346,64 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 	}
 }
 
+struct recv_call {
+	struct mfd_session *s;
+	struct mfd_channel *ch;
+};
+
+static int recv_call(void *arg)
+{
+	struct recv_call *rc = arg;
+
+	return recv_one(rc->s, rc->ch);
+}
+
+/* Tell the sender why the session failed (a FIN with the reason), so
+ * that it can report more than a broken pipe; best effort. */
+static void send_abort(struct mfd_session *s, struct mfd_channel *ch)
+{
+	uint8_t buf[MFD_HDR_SIZE + sizeof(s->errmsg)];
+	struct mfd_hdr h = { .type = MFD_PKT_FIN, .round = ch->round };
+
+	pthread_mutex_lock(&s->lock);
+	h.payload_len = (uint32_t)strlen(s->errmsg);
+	memcpy(buf + MFD_HDR_SIZE, s->errmsg, h.payload_len);
+	pthread_mutex_unlock(&s->lock);
+	if (!h.payload_len)
+		return;
+	mfd__hdr_encode(&h, buf);
+	if (!mfd__tp_set_timeout(ch->conn, 1000))
+		mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
+}
+
 static void *recv_thread(void *arg)
 {
 	struct mfd_channel *ch = arg;
 	struct mfd_session *s = ch->s;
+	struct recv_call rc = { s, ch };
+	uintptr_t addr = 0;
+	char text[300];
 	int r;
 
 	do {
-		r = recv_one(s, ch);
+		addr = 0;
+		r = mfd__guarded(recv_call, &rc, &addr);
 		mfd__stat_cpu(ch);
 	} while (r == 0);
-	if (r < 0) /* a no-op when the failure is already recorded */
+	if (r == -EFAULT) {
+		/* a system call that met the fault says EFAULT by itself */
+		if (!addr && ch->pkt.region)
+			addr = (uintptr_t)(ch->pkt.region->mem +
+					   ch->pkt.offsets[0]);
+		mfd__fault_text(s, addr, true, text, sizeof(text));
+		mfd__session_fail(s, (int)ch->index, -EFAULT, "%s", text);
+	}
+	if (r < 0) { /* a no-op when the failure is already recorded */
 		mfd__session_fail(s, (int)ch->index, r, "%s",
 				  ch->conn->err[0] ? ch->conn->err
 						   : strerror(-r));
+		send_abort(s, ch);
+	}
 	return NULL;
 }
 
@@ -410,9 +455,12 @@ static void prefault_stop(struct mfd_session *s)
 	s->prefault_started = false;
 }
 
-/* Tell a connection why it is refused, then drop it. */
+/*
+ * Tell a connection why it is refused, then drop it. The local log says
+ * `why` (NULL: the same as msg; "": nothing, the session's error will).
+ */
 static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
-		   const char *msg)
+		   const char *msg, const char *why)
 {
 	size_t len = strlen(msg);
 	struct mfd_ack a = { .status = status ? status : -EPROTO,
@@ -426,56 +474,25 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 	pthread_mutex_lock(&s->lock);
 	s->rejected++;
 	pthread_mutex_unlock(&s->lock);
-	if (s->cfg.log_cb) {
-		char line[300];
+	if (!why)
+		why = msg;
+	if (s->cfg.log_cb && why[0]) {
+		char line[400];
 
-		snprintf(line, sizeof(line), "refused a connection: %s", msg);
+		snprintf(line, sizeof(line), "refused a connection: %s", why);
 		s->cfg.log_cb(s->cfg.log_opaque, line);
 	}
 }
 
 /*
- * The receiver's half of the challenge-response (see integrity.h): read
- * the sender's nonce, prove ourselves with a fresh nonce of ours, then
- * check the sender's proof. 0, or -errno with the reason in err.
+ * One connection's handshake: all of its reads (init, nonce, proof,
+ * region table) end by one deadline, however the bytes trickle in.
  */
-static int authenticate(struct mfd_session *s, struct mfd_conn *c,
-			const uint8_t init[MFD_INIT_SIZE], char *err,
-			size_t errlen)
-{
-	uint8_t ns[MFD_NONCE_SIZE], chal[MFD_CHAL_SIZE] = { 0 };
-	uint8_t proof[MFD_PROOF_SIZE], want[MFD_MAC_SIZE];
-	uint8_t *nr = chal + 8;
-	int r;
-
-	r = mfd__tp_recv_buf(c, ns, sizeof(ns));
-	if (!r && getrandom(nr, MFD_NONCE_SIZE, 0) != MFD_NONCE_SIZE)
-		r = -EIO;
-	memcpy(chal, "MFDC", 4);
-	if (!r)
-		r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'R', init,
-				    ns, nr, chal + 8 + MFD_NONCE_SIZE);
-	if (!r)
-		r = mfd__tp_send_buf(c, chal, sizeof(chal));
-	if (!r)
-		r = mfd__tp_recv_buf(c, proof, sizeof(proof));
-	if (!r)
-		r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'S', init,
-				    ns, nr, want);
-	if (r) {
-		snprintf(err, errlen, "authentication: %s",
-			 c->err[0] ? c->err : strerror(-r));
-		return r;
-	}
-	if (memcmp(proof, "MFDR\0\0\0\0", 8) ||
-	    !mfd__auth_equal(proof + 8, want)) {
-		snprintf(err, errlen,
-			 "authentication failed: the peer does not know the "
-			 "secret");
-		return -EACCES;
-	}
-	return 0;
-}
+struct handshake {
+	struct mfd_conn *c;
+	unsigned limit_ms;
+	struct timespec deadline;
+};
 
 /* How long one connection may take over its handshake. */
 static unsigned handshake_ms(const struct mfd_session *s)
@@ -485,15 +502,129 @@ static unsigned handshake_ms(const struct mfd_session *s)
 	return t && t < HANDSHAKE_MS ? t : HANDSHAKE_MS;
 }
 
-static int read_region_entry(struct mfd_conn *c, char name[256],
+/* Milliseconds from now to *t (0 when past). */
+static unsigned ms_until(const struct timespec *t)
+{
+	struct timespec now;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (int64_t)(t->tv_sec - now.tv_sec) * 1000 +
+	     (t->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? (unsigned)ms : 0;
+}
+
+static void deadline_in(struct timespec *t, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (t->tv_nsec >= 1000000000) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000;
+	}
+}
+
+/* Read len bytes of the handshake within what is left of its time. */
+static int hs_recv(struct handshake *h, void *buf, size_t len)
+{
+	unsigned left = ms_until(&h->deadline);
+	int r = left ? mfd__tp_set_timeout(h->c, left) : -ETIMEDOUT;
+
+	if (!r)
+		r = mfd__tp_recv_buf(h->c, buf, len);
+	if (r == -ETIMEDOUT)
+		snprintf(h->c->err, sizeof(h->c->err),
+			 "the handshake did not complete within %u ms",
+			 h->limit_ms);
+	return r;
+}
+
+/*
+ * The receiver's half of the challenge-response (see integrity.h): read
+ * the sender's nonce, prove ourselves with a fresh nonce of ours, then
+ * check the sender's proof. A sender that finds our proof wrong answers
+ * with a refusal instead of its proof. 0, or -errno with the reason in
+ * err.
+ */
+static int authenticate(struct mfd_session *s, struct handshake *h,
+			const uint8_t init[MFD_INIT_SIZE], char *err,
+			size_t errlen)
+{
+	uint8_t ns[MFD_NONCE_SIZE], chal[MFD_CHAL_SIZE] = { 0 };
+	uint8_t proof[MFD_PROOF_SIZE], want[MFD_MAC_SIZE];
+	uint8_t *nr = chal + 8;
+	struct mfd_ack no;
+	char msg[256], text[300];
+	int r;
+
+	r = hs_recv(h, ns, sizeof(ns));
+	if (!r && getrandom(nr, MFD_NONCE_SIZE, 0) != MFD_NONCE_SIZE)
+		r = -EIO;
+	memcpy(chal, "MFDC", 4);
+	if (!r)
+		r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'R', init,
+				    ns, nr, chal + 8 + MFD_NONCE_SIZE);
+	if (!r)
+		r = mfd__tp_send_buf(h->c, chal, sizeof(chal));
+	if (!r)
+		r = hs_recv(h, proof, MFD_ACK_SIZE);
+	if (!r && !memcmp(proof, "MFDA", 4) &&
+	    !mfd__ack_decode(proof, &no, NULL, 0) && no.status) {
+		size_t n = no.msg_len < sizeof(msg) ? no.msg_len : sizeof(msg);
+
+		if (hs_recv(h, msg, n))
+			n = 0;
+		snprintf(err, errlen,
+			 "authentication failed: the sender refused our "
+			 "proof (%s): the two ends hold different secrets",
+			 n ? mfd__escape(text, sizeof(text), msg, n)
+			   : strerror(-no.status));
+		return -EACCES;
+	}
+	if (!r)
+		r = hs_recv(h, proof + MFD_ACK_SIZE,
+			    sizeof(proof) - MFD_ACK_SIZE);
+	if (!r)
+		r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'S', init,
+				    ns, nr, want);
+	if (r) {
+		snprintf(err, errlen, "authentication: %s",
+			 h->c->err[0] ? h->c->err : strerror(-r));
+		return r;
+	}
+	if (memcmp(proof, "MFDR", 4)) {
+		snprintf(err, errlen,
+			 "authentication failed: expected a proof (magic "
+			 "MFDR), got magic 0x%02x%02x%02x%02x",
+			 proof[0], proof[1], proof[2], proof[3]);
+		return -EPROTO;
+	}
+	if (memcmp(proof + 4, "\0\0\0\0", 4)) {
+		snprintf(err, errlen,
+			 "authentication failed: reserved bytes of the proof "
+			 "are not zero");
+		return -EPROTO;
+	}
+	if (!mfd__auth_equal(proof + 8, want)) {
+		snprintf(err, errlen,
+			 "authentication failed: the peer does not know the "
+			 "secret");
+		return -EACCES;
+	}
+	return 0;
+}
+
+static int read_region_entry(struct handshake *h, char name[256],
 			     uint64_t *len, uint32_t ps, char *err,
 			     size_t errlen)
 {
+	char text[MFD_MAX_REGION_NAME * 4 + 8];
 	uint8_t b[8];
 	uint16_t n;
 	int r;
 
-	r = mfd__tp_recv_buf(c, b, 2);
+	r = hs_recv(h, b, 2);
 	if (r)
 		goto io;
 	n = (uint16_t)(b[0] << 8 | b[1]);
@@ -502,7 +633,7 @@ static int read_region_entry(struct mfd_conn *c, char name[256],
 			 MFD_MAX_REGION_NAME);
 		return -EBADMSG;
 	}
-	r = mfd__tp_recv_buf(c, name, n);
+	r = hs_recv(h, name, n);
 	if (r)
 		goto io;
 	name[n] = 0;
@@ -510,7 +641,13 @@ static int read_region_entry(struct mfd_conn *c, char name[256],
 		snprintf(err, errlen, "region name with a NUL byte");
 		return -EBADMSG;
 	}
-	r = mfd__tp_recv_buf(c, b, 8);
+	if (!mfd__region_name_ok(name, n)) {
+		snprintf(err, errlen,
+			 "region name '%s' has a byte outside printable ASCII",
+			 mfd__escape(text, sizeof(text), name, n));
+		return -EBADMSG;
+	}
+	r = hs_recv(h, b, 8);
 	if (r)
 		goto io;
 	*len = 0;
@@ -525,13 +662,39 @@ static int read_region_entry(struct mfd_conn *c, char name[256],
 	}
 	return 0;
 io:
-	snprintf(err, errlen, "reading the region table: %s", c->err);
+	snprintf(err, errlen, "reading the region table: %s", h->c->err);
+	return r;
+}
+
+/* Ask the application for a region the receiver has not declared. */
+static int create_region(struct mfd_session *s, struct mfd_region *o,
+			 uint64_t len, char *err, size_t errlen)
+{
+	uint32_t ps = s->cfg.page_size;
+	void *mem = NULL;
+	int r;
+
+	s->cb_err[0] = 0;
+	r = s->cfg.region_cb(s->cfg.region_opaque, o->name, len, &mem,
+			     &o->zeroed);
+	if (!r && (!mem || (uintptr_t)mem % mfd__mem_align(ps))) {
+		snprintf(s->cb_err, sizeof(s->cb_err),
+			 "the application gave %s memory",
+			 mem ? "misaligned" : "no");
+		r = -EINVAL;
+	}
+	if (r)
+		snprintf(err, errlen,
+			 "cannot create region '%s' of %llu bytes: %.200s",
+			 o->name, (unsigned long long)len,
+			 s->cb_err[0] ? s->cb_err : strerror(-r));
+	o->mem = mem;
 	return r;
 }
 
 /* Match the sender's region table with the receiver's regions, in the
  * sender's order (packets name regions by the sender's index). */
-static int match_regions(struct mfd_session *s, struct mfd_conn *c,
+static int match_regions(struct mfd_session *s, struct handshake *h,
 			 uint32_t count, char *err, size_t errlen)
 {
 	struct mfd_region *ordered = calloc(count, sizeof(*ordered));
@@ -541,26 +704,12 @@ static int match_regions(struct mfd_session *s, struct mfd_conn *c,
 
 	if (!ordered)
 		return -ENOMEM;
-	struct timespec t0, now;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint32_t i = 0; i < count && !r; i++) {
 		struct mfd_region *o = &ordered[i];
 		uint64_t len;
 		int j;
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000 +
-			    (now.tv_nsec - t0.tv_nsec) / 1000000 >
-		    handshake_ms(s)) {
-			snprintf(err, errlen,
-				 "the region table took over %u ms",
-				 handshake_ms(s));
-			r = -ETIMEDOUT;
-			break;
-		}
-
-		r = read_region_entry(c, o->name, &len, ps, err, errlen);
+		r = read_region_entry(h, o->name, &len, ps, err, errlen);
 		if (r)
 			break;
 		for (uint32_t k = 0; k < i; k++)
@@ -588,19 +737,7 @@ static int match_regions(struct mfd_session *s, struct mfd_conn *c,
 			*o = s->regions[j];
 			used[j] = true;
 		} else if (s->cfg.region_cb) {
-			void *mem = NULL;
-
-			r = s->cfg.region_cb(s->cfg.region_opaque, o->name,
-					     len, &mem, &o->zeroed);
-			if (!r && (!mem || (uintptr_t)mem % mfd__mem_align(ps)))
-				r = -EINVAL;
-			if (r)
-				snprintf(err, errlen,
-					 "cannot create region '%s' of %llu "
-					 "bytes: %s",
-					 o->name, (unsigned long long)len,
-					 strerror(-r));
-			o->mem = mem;
+			r = create_region(s, o, len, err, errlen);
 		} else {
 			snprintf(err, errlen,
 				 "unknown region '%s' (%llu bytes)", o->name,
@@ -665,29 +802,50 @@ static int auth_agrees(const struct mfd_session *s, const struct mfd_init *in,
 	return -EACCES;
 }
 
+/*
+ * 1 when a later channel's init matches the session. Else 0, with what
+ * the peer is told in `tell` and what the local log says in `why`: a
+ * stray is not told the session id it would need to claim a channel.
+ */
 static int same_session(const struct mfd_session *s, const struct mfd_init *in,
-			char *err, size_t errlen)
+			char *tell, size_t tell_len, char *why, size_t why_len)
 {
-	if (in->session_id != s->session_id)
-		snprintf(err, errlen, "session id %016llx is not this "
+	if (in->session_id != s->session_id) {
+		snprintf(tell, tell_len, "not this receiver's session");
+		snprintf(why, why_len,
+			 "channel %u: session id %016llx is not this "
 			 "session's (%016llx)",
-			 (unsigned long long)in->session_id,
+			 in->channel, (unsigned long long)in->session_id,
 			 (unsigned long long)s->session_id);
-	else if (in->channels != s->nchannels ||
-		 in->method != s->cfg.method ||
-		 in->page_size != s->cfg.page_size ||
-		 in->pages_per_packet != s->cfg.pages_per_packet ||
-		 in->features != s->features)
-		snprintf(err, errlen, "channel %u's parameters differ from "
-			 "the session's",
+		return 0;
+	}
+	if (in->channels != s->nchannels || in->method != s->cfg.method ||
+	    in->page_size != s->cfg.page_size ||
+	    in->pages_per_packet != s->cfg.pages_per_packet ||
+	    in->features != s->features)
+		snprintf(tell, tell_len,
+			 "channel %u's parameters differ from the session's",
 			 in->channel);
 	else if (s->ch[in->channel].conn)
-		snprintf(err, errlen, "channel index %u twice", in->channel);
+		snprintf(tell, tell_len, "channel index %u twice", in->channel);
 	else
 		return 1;
+	snprintf(why, why_len, "%s", tell);
 	return 0;
 }
 
+/* Refuse a later channel that does not belong to the session; true
+ * when it was refused. */
+static bool refused_stray(struct mfd_session *s, struct mfd_conn *c,
+			  const struct mfd_init *in)
+{
+	char tell[128], why[256];
+
+	if (same_session(s, in, tell, sizeof(tell), why, sizeof(why)))
+		return false;
+	refuse(s, c, -EPROTO, tell, why);
+	return true;
+}
 
 /* Make c the session's channel `index`. */
 static int place(struct mfd_session *s, struct mfd_conn *c, uint16_t index)
@@ -695,7 +853,7 @@ static int place(struct mfd_session *s, struct mfd_conn *c, uint16_t index)
 	int r = mfd__tp_set_timeout(c, s->cfg.timeout_ms);
 
 	if (r) {
-		refuse(s, c, r, "cannot set the channel's timeout");
+		refuse(s, c, r, "cannot set the channel's timeout", NULL);
 		return r;
 	}
 	/* mfd__session_fail() walks the connections under the lock */
@@ -706,9 +864,10 @@ static int place(struct mfd_session *s, struct mfd_conn *c, uint16_t index)
 }
 
 /* Read and check one connection's init (and prove each other when there
- * is a secret). 0, or -errno after the connection was refused. */
+ * is a secret), starting its handshake's clock in *h. 0, or -errno after
+ * the connection was refused. */
 static int greet(struct mfd_session *s, struct mfd_conn *c,
-		 struct mfd_init *in)
+		 struct mfd_init *in, struct handshake *h)
 {
 	uint8_t buf[MFD_INIT_SIZE];
 	char err[256];
@@ -716,11 +875,13 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 
 	/* connections are taken one at a time: a silent or trickling one
 	 * must not hold the real channels back for long */
-	r = mfd__tp_set_timeout(c, handshake_ms(s));
-	if (!r)
-		r = mfd__tp_recv_buf(c, buf, sizeof(buf));
+	h->c = c;
+	h->limit_ms = handshake_ms(s);
+	deadline_in(&h->deadline, h->limit_ms);
+	r = hs_recv(h, buf, sizeof(buf));
 	if (r) {
-		refuse(s, c, r, "no init packet");
+		snprintf(err, sizeof(err), "no init packet: %s", c->err);
+		refuse(s, c, r, err, NULL);
 		return r;
 	}
 	r = mfd__init_decode(buf, in, err, sizeof(err));
@@ -739,9 +900,9 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 		r = auth_agrees(s, in, err, sizeof(err));
 	/* nothing from an unproven peer shapes the session */
 	if (!r && s->secret)
-		r = authenticate(s, c, buf, err, sizeof(err));
+		r = authenticate(s, h, buf, err, sizeof(err));
 	if (r)
-		refuse(s, c, r, err);
+		refuse(s, c, r, err, NULL);
 	return r;
 }
 
@@ -750,6 +911,8 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
  * Only channel 0's init (the one with the region table) defines the
  * session: other channels that come first wait for it, so that a stray
  * claiming some channel cannot make the real channels look like strays.
+ * The sender must come within the timeout, and its other channels within
+ * the timeout after channel 0, however many strays come meanwhile.
  */
 static int accept_channels(struct mfd_session *s)
 {
@@ -757,16 +920,24 @@ static int accept_channels(struct mfd_session *s)
 		struct mfd_conn *c;
 		struct mfd_init in;
 	} early[MFD_MAX_CHANNELS];
-	unsigned have = 0, nearly = 0;
+	unsigned have = 0, nearly = 0, t = s->cfg.timeout_ms;
+	struct timespec until;
 	char err[256];
 	int r = 0;
 
+	deadline_in(&until, t);
 	while (!s->ch || have < s->nchannels) {
+		struct handshake h;
 		struct mfd_conn *c;
 		struct mfd_init in;
+		unsigned left = t ? ms_until(&until) : 0;
 
-		r = s->listener->ops->accept(s->listener, s->cfg.timeout_ms,
-					     &c, err, sizeof(err));
+		r = t && !left ? -ETIMEDOUT
+			       : s->listener->ops->accept(s->listener, left,
+							  &c, err, sizeof(err));
+		if (r == -ETIMEDOUT)
+			snprintf(err, sizeof(err), "no connection within %u ms",
+				 t);
 		if (r) {
 			if (s->ch)
 				mfd__session_fail(s, -1, r,
@@ -780,31 +951,32 @@ static int accept_channels(struct mfd_session *s)
 						  err);
 			break;
 		}
-		if (greet(s, c, &in))
+		if (greet(s, c, &in, &h))
 			continue;
 		if (!s->ch && in.channel != 0) {
 			if (nearly == MFD_MAX_CHANNELS)
 				refuse(s, c, -EBUSY,
-				       "too many channels before channel 0");
+				       "too many channels before channel 0",
+				       NULL);
 			else
 				early[nearly++] = (typeof(early[0])){ c, in };
 			continue;
 		}
 		if (s->ch) {
-			if (!same_session(s, &in, err, sizeof(err)))
-				refuse(s, c, -EPROTO, err);
-			else if (!place(s, c, in.channel))
+			if (!refused_stray(s, c, &in) &&
+			    !place(s, c, in.channel))
 				have++;
 			continue;
 		}
 		r = adopt(s, &in);
 		if (!r)
-			r = match_regions(s, c, in.region_count, err,
+			r = match_regions(s, &h, in.region_count, err,
 					  sizeof(err));
 		if (r) {
 			if (r == -ENOMEM)
 				snprintf(err, sizeof(err), "out of memory");
-			refuse(s, c, r, err);
+			/* the session's error says it: no log line too */
+			refuse(s, c, r, err, "");
 			mfd__session_fail(s, 0, r, "%s", err);
 			break;
 		}
@@ -814,11 +986,11 @@ static int accept_channels(struct mfd_session *s)
 			break;
 		}
 		have++;
+		deadline_in(&until, t);
 		/* the channels that came before channel 0 */
 		for (unsigned i = 0; i < nearly; i++) {
-			if (!same_session(s, &early[i].in, err, sizeof(err)))
-				refuse(s, early[i].c, -EPROTO, err);
-			else if (!place(s, early[i].c, early[i].in.channel))
+			if (!refused_stray(s, early[i].c, &early[i].in) &&
+			    !place(s, early[i].c, early[i].in.channel))
 				have++;
 		}
 		nearly = 0;
@@ -830,7 +1002,7 @@ static int accept_channels(struct mfd_session *s)
 
 MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
 {
-	struct mfd_ack ok = { 0 };
+	struct mfd_ack ok = { .timeout_ms = s->cfg.timeout_ms };
 	uint8_t ack[MFD_ACK_SIZE];
 	int r;
 

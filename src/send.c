@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "escape.h"
+#include "guard.h"
 #include "integrity.h"
 #include "session.h"
 
@@ -48,24 +50,56 @@ static int send_hdr(struct mfd_channel *ch, uint8_t type, uint32_t round)
 	return r;
 }
 
-static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
+/* A channel waiting for its share of a low rate is not a stall. */
+static int rate_tick(void *arg)
+{
+	struct mfd_channel *ch = arg;
+
+	return send_hdr(ch, MFD_PKT_KEEPALIVE, 0);
+}
+
+/*
+ * Sort the job's pages into normal (from the front, in their order, so
+ * that runs stay adjacent) and zero ones (from the back). With a stable
+ * copy, each page is copied first and judged on the copy, so that what is
+ * judged, compressed, checksummed and sent is the same content even when
+ * the page is rewritten meanwhile.
+ */
+static void sort_pages(struct mfd_session *s, struct mfd_channel *ch,
+		       uint8_t *copy, uint32_t *normal, uint32_t *zero)
 {
 	struct mfd_packet *p = &ch->pkt;
 	const struct mfd_region *rg = &s->regions[ch->job_region];
 	uint32_t ps = s->cfg.page_size, n = ch->job_count;
-	uint32_t normal = 0, zero = 0;
-	int r;
 
-	/* normal pages from the front in their order (so that runs stay
-	 * adjacent), zero pages from the back */
+	*normal = *zero = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t off = ch->job_offsets[i];
+		const uint8_t *page = rg->mem + off;
 
-		if (s->cfg.zero_page_detection && page_is_zero(rg->mem + off, ps))
-			p->offsets[n - 1 - zero++] = off;
+		if (off & MFD_OFF_KNOWN_ZERO) { /* a hole: never read */
+			p->offsets[n - 1 - (*zero)++] = off & ~MFD_OFF_KNOWN_ZERO;
+			continue;
+		}
+		if (copy) {
+			memcpy(copy + (size_t)*normal * ps, page, ps);
+			page = copy + (size_t)*normal * ps;
+		}
+		if (s->cfg.zero_page_detection && page_is_zero(page, ps))
+			p->offsets[n - 1 - (*zero)++] = off;
 		else
-			p->offsets[normal++] = off;
+			p->offsets[(*normal)++] = off;
 	}
+}
+
+static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_packet *p = &ch->pkt;
+	const struct mfd_region *rg = &s->regions[ch->job_region];
+	uint32_t ps = s->cfg.page_size, normal, zero;
+	int r;
+
+	sort_pages(s, ch, ch->stable, &normal, &zero);
 	memset(&p->hdr, 0, sizeof(p->hdr));
 	p->hdr.type = MFD_PKT_PAGES;
 	p->hdr.method = s->cfg.method;
@@ -76,6 +110,8 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	p->hdr.zero = zero;
 	p->region = rg;
 	p->header_apart = s->cfg.zero_copy;
+	p->copy = ch->stable;
+	p->raw_from_region = s->tp->one_sided;
 	r = s->method->send_prepare(&ch->mctx, p);
 	if (r) {
 		mfd__session_fail(s, ch->index, r, "packet %llu: %s",
@@ -91,7 +127,10 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 							   p->iov + first,
 							   p->niov - first));
 	}
-	mfd__ratelimit_take(&s->ratelimit, p->next_packet_size, &s->failed);
+	r = mfd__ratelimit_take(&s->ratelimit, p->next_packet_size, &s->failed,
+				s->keepalive_ms, rate_tick, ch);
+	if (r)
+		return r;
 	if (p->header_apart) {
 		/* the header buffer is reused for the next packet, so it
 		 * must be copied by the kernel now */
@@ -114,6 +153,45 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	return 0;
 }
 
+/* A FIN with a message: the receiver failed the session and says why. */
+static int receiver_failed(struct mfd_session *s, struct mfd_channel *ch,
+			   uint32_t len)
+{
+	char msg[MFD_FIN_MSG_MAX], text[MFD_FIN_MSG_MAX];
+	int r = mfd__tp_recv_buf(ch->conn, msg, len);
+
+	if (r) {
+		mfd__session_fail(s, (int)ch->index, -EIO,
+				  "the receiver failed, but its %u-byte reason "
+				  "did not arrive: %s",
+				  len, ch->conn->err);
+		return -EIO;
+	}
+	mfd__session_fail(s, (int)ch->index, -EIO, "the receiver failed: %s",
+			  mfd__escape(text, sizeof(text), msg, len));
+	return -EIO;
+}
+
+/*
+ * A send or receive failed: a receiver that failed the session sends its
+ * reason (a FIN with a message) on every channel before it stops reading,
+ * so look for it before reporting our own, poorer, error (a broken pipe).
+ */
+static bool receiver_said_why(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_limits lim = { .features = s->features };
+	uint8_t buf[MFD_HDR_SIZE];
+	struct mfd_hdr h;
+
+	if (mfd__tp_set_timeout(ch->conn, 500) ||
+	    mfd__tp_recv_buf(ch->conn, buf, sizeof(buf)) ||
+	    mfd__hdr_decode(buf, &lim, &h, NULL, 0) ||
+	    h.type != MFD_PKT_FIN || !h.payload_len)
+		return false;
+	receiver_failed(s, ch, h.payload_len);
+	return true;
+}
+
 /*
  * Wait for the receiver's answer: FIN after our END (a FIN with a message
  * says why the receiver failed the session, a region that differs), or
@@ -124,7 +202,7 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 {
 	struct mfd_limits lim = { .features = s->features };
 	uint8_t buf[MFD_HDR_SIZE];
-	char err[160], msg[MFD_FIN_MSG_MAX + 1];
+	char err[160];
 	struct mfd_hdr h;
 	int r;
 
@@ -146,14 +224,7 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 	}
 	if (!h.payload_len)
 		return 0;
-	r = mfd__tp_recv_buf(ch->conn, msg, h.payload_len);
-	msg[r ? 0 : h.payload_len] = 0;
-	for (char *c = msg; *c; c++) /* the peer's words: printable only */
-		if (*c < 0x20 || *c > 0x7e)
-			*c = '?';
-	mfd__session_fail(s, (int)ch->index, -EIO, "the receiver failed: %s",
-			  msg);
-	return -EIO;
+	return receiver_failed(s, ch, h.payload_len);
 }
 
 /* The digest of every region, after the last round, on channel 0. */
@@ -215,12 +286,48 @@ static void update_zc_stats(struct mfd_channel *ch)
 			 __ATOMIC_RELAXED);
 }
 
-/* How long a channel may stay idle before it sends a keep-alive. */
-static unsigned keepalive_ms(const struct mfd_session *s)
+/* How long a channel may stay idle before it sends a keep-alive: a third
+ * of the stricter of both ends' timeouts (0 when neither has one). */
+static unsigned keepalive_ms(unsigned ours, unsigned theirs)
 {
-	unsigned t = s->cfg.timeout_ms / 3;
+	unsigned t = !ours ? theirs : !theirs ? ours
+				      : ours < theirs ? ours : theirs;
 
-	return s->cfg.timeout_ms == 0 ? 0 : t < 100 ? 100 : t;
+	return t == 0 ? 0 : t / 3 < 100 ? 100 : t / 3;
+}
+
+struct job_call {
+	struct mfd_session *s;
+	struct mfd_channel *ch;
+	enum mfd_job job;
+};
+
+static int job_call(void *arg)
+{
+	struct job_call *jc = arg;
+
+	return run_job(jc->s, jc->ch, jc->job);
+}
+
+/* Run a job; a fault on region memory (its file shrank) ends the session
+ * with a sentence that says where, not the process. */
+static int run_guarded(struct mfd_session *s, struct mfd_channel *ch,
+		       enum mfd_job job)
+{
+	struct job_call jc = { s, ch, job };
+	uintptr_t addr = 0;
+	char text[300];
+	int r = mfd__guarded(job_call, &jc, &addr);
+
+	if (r == -EFAULT) {
+		/* a system call that met the fault says EFAULT by itself */
+		if (!addr && ch->pkt.region)
+			addr = (uintptr_t)(ch->pkt.region->mem +
+					   ch->pkt.offsets[0]);
+		mfd__fault_text(s, addr, false, text, sizeof(text));
+		mfd__session_fail(s, (int)ch->index, -EFAULT, "%s", text);
+	}
+	return r;
 }
 
 static void *send_thread(void *arg)
@@ -237,7 +344,7 @@ static void *send_thread(void *arg)
 			/* the receiver times a silent channel out: an idle
 			 * one says it is alive a few times per timeout */
 			if (mfd__timed_wait(&ch->job_cond, &s->lock,
-					    keepalive_ms(s)) == ETIMEDOUT &&
+					    s->keepalive_ms) == ETIMEDOUT &&
 			    ch->job == MFD_JOB_NONE && !s->failed)
 				break;
 		}
@@ -255,9 +362,12 @@ static void *send_thread(void *arg)
 		if (job == MFD_JOB_NONE)
 			break;
 
-		r = run_job(s, ch, job);
+		r = run_guarded(s, ch, job);
 		update_zc_stats(ch);
 		mfd__stat_cpu(ch);
+		if (r && (r == -EPIPE || r == -ECONNRESET) &&
+		    !mfd__session_err(s))
+			receiver_said_why(s, ch);
 		if (r) /* a no-op when the failure is already recorded */
 			mfd__session_fail(s, ch->index, r, "%s",
 					  ch->conn->err[0] ? ch->conn->err
@@ -278,7 +388,7 @@ static int refused(struct mfd_session *s, struct mfd_channel *ch,
 		   const uint8_t ackbuf[MFD_ACK_SIZE])
 {
 	struct mfd_ack a;
-	char err[160], msg[256];
+	char err[160], msg[256], text[300];
 	int r = mfd__ack_decode(ackbuf, &a, err, sizeof(err));
 
 	if (r) {
@@ -291,16 +401,14 @@ static int refused(struct mfd_session *s, struct mfd_channel *ch,
 				  "handshake was complete");
 		return -EPROTO;
 	}
-	if (a.msg_len >= sizeof(msg))
-		a.msg_len = sizeof(msg) - 1;
-	memset(msg, 0, sizeof(msg));
+	if (a.msg_len > sizeof(msg))
+		a.msg_len = sizeof(msg);
 	if (mfd__tp_recv_buf(ch->conn, msg, a.msg_len))
-		snprintf(msg, sizeof(msg), "%s", strerror(-a.status));
-	for (char *c = msg; *c; c++) /* the peer's words: printable only */
-		if (*c < 0x20 || *c > 0x7e)
-			*c = '?';
+		snprintf(text, sizeof(text), "%s", strerror(-a.status));
+	else
+		mfd__escape(text, sizeof(text), msg, a.msg_len);
 	mfd__session_fail(s, (int)ch->index, a.status, "receiver refused: %s",
-			  msg);
+			  text);
 	return a.status;
 }
 
@@ -323,9 +431,15 @@ static int authenticate(struct mfd_session *s, struct mfd_channel *ch,
 		return r;
 	if (!memcmp(chal, "MFDA", 4))
 		return refused(s, ch, chal);
-	if (memcmp(chal, "MFDC\0\0\0\0", 8)) {
+	if (memcmp(chal, "MFDC", 4)) {
 		mfd__session_fail(s, (int)ch->index, -EPROTO,
 				  "expected an authentication challenge");
+		return -EPROTO;
+	}
+	if (memcmp(chal + 4, "\0\0\0\0", 4)) {
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "reserved bytes of the authentication "
+				  "challenge are not zero");
 		return -EPROTO;
 	}
 	r = mfd__tp_recv_buf(ch->conn, chal + MFD_ACK_SIZE,
@@ -335,8 +449,20 @@ static int authenticate(struct mfd_session *s, struct mfd_channel *ch,
 	r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'R', init, ns, nr,
 			    want);
 	if (!r && !mfd__auth_equal(want, proof)) {
+		/* say so, so that the receiver's operator learns it too,
+		 * but prove nothing */
+		static const char why[] = "the sender's secret differs: the "
+					  "receiver's proof does not match it";
+		struct mfd_ack no = { .status = -EACCES,
+				      .msg_len = sizeof(why) - 1 };
+		uint8_t ack[MFD_ACK_SIZE];
+
+		mfd__ack_encode(&no, ack);
+		if (!mfd__tp_send_buf(ch->conn, ack, sizeof(ack)))
+			mfd__tp_send_buf(ch->conn, why, sizeof(why) - 1);
 		mfd__session_fail(s, (int)ch->index, -EACCES,
-				  "the receiver does not know the secret");
+				  "the receiver does not know the secret "
+				  "(the two ends hold different secrets)");
 		return -EACCES;
 	}
 	memcpy(out, "MFDR", 4);
@@ -362,6 +488,7 @@ static int handshake(struct mfd_session *s, struct mfd_channel *ch)
 		.pages_per_packet = s->cfg.pages_per_packet,
 		.features = s->features,
 		.region_count = ch->index == 0 ? (uint32_t)s->nregions : 0,
+		.timeout_ms = s->cfg.timeout_ms,
 	};
 	size_t cap = MFD_NONCE_SIZE + in.region_count * MFD_REGION_ENTRY_MAX;
 	uint8_t init[MFD_INIT_SIZE], *buf = malloc(cap);
@@ -409,8 +536,11 @@ static int recv_ack(struct mfd_session *s, struct mfd_channel *ch)
 				  ch->conn->err);
 		return r;
 	}
-	if (mfd__ack_decode(buf, &a, NULL, 0) == 0 && a.status == 0)
+	if (mfd__ack_decode(buf, &a, NULL, 0) == 0 && a.status == 0) {
+		/* idle channels must satisfy the stricter timeout */
+		s->keepalive_ms = keepalive_ms(s->cfg.timeout_ms, a.timeout_ms);
 		return 0;
+	}
 	return refused(s, ch, buf);
 }
 
@@ -428,6 +558,23 @@ static void early_refusal(struct mfd_session *s)
 	    mfd__tp_recv_buf(ch->conn, buf, sizeof(buf)))
 		return;
 	refused(s, ch, buf);
+}
+
+/*
+ * Pages may change while they are sent (live precopy). What reads a page
+ * more than once must read a copy: a compressor (zlib and zstd read their
+ * input more than once) and the checksum, which must cover the bytes that
+ * are sent. The plain `none` method sends pages as they are, each byte
+ * read once: a page rewritten meanwhile arrives as either content or a
+ * mix, and the next round's copy mends it. One-sided transports place
+ * pages from region memory by address, so there only compression reads a
+ * copy (see mfd_config.checksum).
+ */
+static bool wants_stable_copy(const struct mfd_session *s)
+{
+	if (s->cfg.method != MFD_METHOD_NONE)
+		return true;
+	return (s->features & MFD_FEAT_CHECKSUM) && !s->tp->one_sided;
 }
 
 int mfd__send_start(struct mfd_session *s)
@@ -458,6 +605,15 @@ int mfd__send_start(struct mfd_session *s)
 		r = mfd__channel_setup(s, ch);
 		if (r)
 			return r;
+		if (wants_stable_copy(s)) {
+			ch->stable = malloc((size_t)s->cfg.pages_per_packet *
+					    s->cfg.page_size);
+			if (!ch->stable) {
+				mfd__session_fail(s, (int)i, -ENOMEM,
+						  "setup: out of memory");
+				return -ENOMEM;
+			}
+		}
 		r = s->tp->connect(&s->parsed_uri, s->cfg.timeout_ms,
 				   &ch->conn, err, sizeof(err));
 		if (r) {
@@ -575,6 +731,29 @@ static int check_sending(struct mfd_session *s)
 	return mfd__session_err(s);
 }
 
+/* Queue checked offsets (MFD_OFF_KNOWN_ZERO allowed) into the batch. */
+static int queue_pages(struct mfd_session *s, int region,
+		       const uint64_t *offsets, size_t count)
+{
+	int r;
+
+	if (s->batch_region != region) {
+		r = flush_batch(s);
+		if (r)
+			return r;
+		s->batch_region = region;
+	}
+	for (size_t i = 0; i < count; i++) {
+		s->batch[s->batch_n++] = offsets[i];
+		if (s->batch_n == s->cfg.pages_per_packet) {
+			r = flush_batch(s);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
 MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
 			      const uint64_t *offsets, size_t count)
 {
@@ -585,23 +764,34 @@ MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
 		return r;
 	if (region < 0 || region >= s->nregions)
 		return -EINVAL;
-	if (s->batch_region != region) {
-		r = flush_batch(s);
+	for (size_t i = 0; i < count; i++)
+		if ((offsets[i] & (ps - 1)) ||
+		    offsets[i] >= s->regions[region].length)
+			return -EINVAL;
+	return queue_pages(s, region, offsets, count);
+}
+
+MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
+				   uint64_t offset, uint64_t length)
+{
+	uint32_t ps = s->cfg.page_size;
+	uint64_t chunk[256];
+	int r = check_sending(s);
+
+	if (r)
+		return r;
+	if (region < 0 || region >= s->nregions || (offset | length) & (ps - 1) ||
+	    offset > s->regions[region].length ||
+	    length > s->regions[region].length - offset)
+		return -EINVAL;
+	while (length) {
+		size_t n = 0;
+
+		for (; n < 256 && length; n++, offset += ps, length -= ps)
+			chunk[n] = offset | MFD_OFF_KNOWN_ZERO;
+		r = queue_pages(s, region, chunk, n);
 		if (r)
 			return r;
-		s->batch_region = region;
-	}
-	for (size_t i = 0; i < count; i++) {
-		uint64_t off = offsets[i];
-
-		if ((off & (ps - 1)) || off >= s->regions[region].length)
-			return -EINVAL;
-		s->batch[s->batch_n++] = off;
-		if (s->batch_n == s->cfg.pages_per_packet) {
-			r = flush_batch(s);
-			if (r)
-				return r;
-		}
 	}
 	return 0;
 }

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "escape.h"
+#include "guard.h"
 #include "integrity.h"
 #include "session.h"
 
@@ -26,7 +28,7 @@ MFD_EXTERN void mfd_config_init(struct mfd_config *cfg)
 	cfg->channels = 2;
 	cfg->method = MFD_METHOD_NONE;
 	cfg->page_size = 4096;
-	cfg->pages_per_packet = 128;
+	cfg->pages_per_packet = 0; /* 128, fewer for pages over 32 KiB */
 	cfg->zero_page_detection = true;
 	cfg->timeout_ms = 30000;
 }
@@ -69,12 +71,14 @@ static int check_config(const struct mfd_config *c, enum mfd_role role,
 			 c->page_size);
 		return -EINVAL;
 	}
-	if (c->pages_per_packet < 1 || c->pages_per_packet > 1024 ||
+	if (c->pages_per_packet > 1024 ||
 	    (uint64_t)c->pages_per_packet * c->page_size > (4u << 20)) {
 		snprintf(err, errlen,
 			 "pages per packet %u outside 1..1024, or packets over "
-			 "4 MiB with %u-byte pages",
-			 c->pages_per_packet, c->page_size);
+			 "4 MiB with %u-byte pages (at most %u)",
+			 c->pages_per_packet, c->page_size,
+			 (4u << 20) / c->page_size < 1024
+				 ? (4u << 20) / c->page_size : 1024);
 		return -EINVAL;
 	}
 	return 0;
@@ -163,11 +167,14 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
 		mfd__method_levels(cfg->method, &lmin, &lmax, &s->cfg.level);
 	}
 	s->method = mfd__method_get(cfg->method);
+	if (!s->cfg.pages_per_packet) /* 512 KiB packets of 4 KiB pages */
+		s->cfg.pages_per_packet = s->cfg.page_size <= 32768
+						  ? 128 : (4u << 20) / s->cfg.page_size;
 	s->batch_region = -1;
 	mfd__ratelimit_init(&s->ratelimit, cfg->max_bandwidth);
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->idle_cond, NULL);
-	pthread_cond_init(&s->barrier_cond, NULL);
+	mfd__cond_init(&s->idle_cond);
+	mfd__cond_init(&s->barrier_cond);
 	*out = s;
 	return 0;
 fail:
@@ -183,7 +190,7 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 
 	if (s->started)
 		return -EBUSY;
-	if (n == 0 || n > MFD_MAX_REGION_NAME || !mem || length == 0 ||
+	if (!mfd__region_name_ok(name, n) || !mem || length == 0 ||
 	    (length & (s->cfg.page_size - 1)) ||
 	    ((uintptr_t)mem & (mfd__mem_align(s->cfg.page_size) - 1)))
 		return -EINVAL;
@@ -209,6 +216,12 @@ MFD_EXTERN int mfd_session_start(struct mfd_session *s)
 		return -EBUSY;
 	s->started = true;
 	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
+	r = mfd__guard_install();
+	if (r) {
+		mfd__session_fail(s, -1, r, "cannot install the SIGBUS handler: %s",
+				  strerror(-r));
+		return r;
+	}
 	if (s->role == MFD_ROLE_SEND)
 		return mfd__send_start(s);
 	r = s->tp->listen(&s->parsed_uri, &s->listener, err, sizeof(err));
@@ -247,12 +260,26 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 	va_end(ap);
 	for (unsigned i = 0; s->ch && i < s->nchannels; i++) {
 		pthread_cond_broadcast(&s->ch[i].job_cond);
-		mfd__tp_shutdown(s->ch[i].conn);
+		/* a receiver's channel threads still tell the sender why */
+		if (s->role == MFD_ROLE_RECV)
+			mfd__tp_shutdown_read(s->ch[i].conn);
+		else
+			mfd__tp_shutdown(s->ch[i].conn);
 	}
 	pthread_cond_broadcast(&s->idle_cond);
 	pthread_cond_broadcast(&s->barrier_cond);
 	mfd__tp_listener_wake(s->listener);
 	pthread_mutex_unlock(&s->lock);
+}
+
+void mfd__cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
 }
 
 int mfd__timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms)
@@ -261,7 +288,7 @@ int mfd__timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms)
 
 	if (!ms)
 		return pthread_cond_wait(c, m);
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += ms / 1000;
 	ts.tv_nsec += (long)(ms % 1000) * 1000000;
 	if (ts.tv_nsec >= 1000000000) {
@@ -286,6 +313,43 @@ MFD_EXTERN void mfd_session_cancel(struct mfd_session *s)
 	mfd__session_fail(s, -1, -ECANCELED, "cancelled");
 }
 
+MFD_EXTERN void mfd_session_set_error(struct mfd_session *s, const char *fmt,
+				      ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->cb_err, sizeof(s->cb_err), fmt, ap);
+	va_end(ap);
+}
+
+void mfd__fault_text(const struct mfd_session *s, uintptr_t addr, bool write,
+		     char *buf, size_t len)
+{
+	const char *how = write ? "written" : "read";
+
+	for (int i = 0; i < s->nregions; i++) {
+		const struct mfd_region *rg = &s->regions[i];
+		uintptr_t base = (uintptr_t)rg->mem;
+
+		if (addr < base || addr - base >= rg->length)
+			continue;
+		snprintf(buf, len,
+			 "region '%s': the page at offset 0x%llx cannot be %s "
+			 "(SIGBUS or EFAULT): the file behind the region "
+			 "shrank, or its file system is full",
+			 rg->name,
+			 (unsigned long long)((addr - base) &
+					      ~(uintptr_t)(s->cfg.page_size - 1)),
+			 how);
+		return;
+	}
+	snprintf(buf, len,
+		 "region memory cannot be %s (SIGBUS or EFAULT at %#llx): "
+		 "the file behind a region shrank, or its file system is full",
+		 how, (unsigned long long)addr);
+}
+
 MFD_EXTERN const char *mfd_session_error(const struct mfd_session *s)
 {
 	return s->errmsg;
@@ -300,7 +364,7 @@ int mfd__channels_alloc(struct mfd_session *s, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		ch[i].s = s;
 		ch[i].index = i;
-		pthread_cond_init(&ch[i].job_cond, NULL);
+		mfd__cond_init(&ch[i].job_cond);
 	}
 	/* mfd__session_fail() may walk the channels from another thread */
 	pthread_mutex_lock(&s->lock);
@@ -366,6 +430,7 @@ void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 		s->method->recv_cleanup(&ch->mctx);
 	}
 	free(ch->job_offsets);
+	free(ch->stable);
 	free(ch->pkt.offsets);
 	free(ch->pkt.wire);
 	free(ch->pkt.iov);
@@ -447,8 +512,11 @@ MFD_EXTERN void mfd_session_stats(const struct mfd_session *s,
 	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
 	for (unsigned i = 0; ch && i < n; i++)
 		stats_read(&ch[i].st, st);
+	/* a round is the session's, not a channel's */
 	if (s->role == MFD_ROLE_SEND)
 		st->rounds = __atomic_load_n(&s->round, __ATOMIC_RELAXED);
+	else
+		st->rounds = __atomic_load_n(&s->rounds, __ATOMIC_RELAXED);
 	st->seconds = elapsed(s);
 }
 

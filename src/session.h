@@ -25,6 +25,11 @@ enum mfd_job {
 	MFD_JOB_END,
 };
 
+/* In a sender's batch, an offset with this bit set is a page known to be
+ * zero (a hole of the file behind it): it travels as a zero page and is
+ * never read. Offsets are page-aligned, so the bit is free. */
+#define MFD_OFF_KNOWN_ZERO 1ull
+
 struct mfd_channel {
 	/* Immutable after setup. */
 	struct mfd_session *s;
@@ -49,6 +54,9 @@ struct mfd_channel {
 	struct mfd_mctx mctx;
 	struct mfd_packet pkt;
 	uint32_t round; /* receiver: the round this channel is in */
+	/* sender: a copy of the packet's pages, read by the method and the
+	 * checksum instead of pages that may change meanwhile (or NULL) */
+	uint8_t *stable;
 
 	/* Written by the channel thread with relaxed atomics, read by
 	 * anyone (mfd_channel_stats). */
@@ -74,6 +82,8 @@ struct mfd_session {
 	struct mfd_listener *listener;
 	struct timespec t_start;
 	struct mfd_ratelimit ratelimit; /* sender; locks itself */
+	unsigned keepalive_ms; /* sender: after the handshake, a third of
+				  the stricter of both ends' timeouts */
 	pthread_t prefault_thread;	/* receiver, cfg.prefault */
 	bool prefault_started;
 	bool prefault_stop; /* atomic */
@@ -94,6 +104,8 @@ struct mfd_session {
 	char verify_msg[300]; /* receiver: why the digests differ, or "" */
 	bool verified;	      /* receiver: the VERIFY packet was checked */
 	bool verifying;	      /* receiver: its digests are being computed */
+	uint64_t rounds;      /* receiver: rounds every channel completed */
+	char cb_err[300];     /* mfd_session_set_error() from a callback */
 
 	/* Only the owner thread touches these. */
 	bool started;
@@ -120,9 +132,20 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 		       const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* pthread_cond_wait for at most ms milliseconds (0: no limit); returns
- * ETIMEDOUT when the time ran out. */
+/* A condition variable whose timed waits use CLOCK_MONOTONIC, so that a
+ * step of the wall clock cannot end or stretch a wait. */
+void mfd__cond_init(pthread_cond_t *c);
+
+/* pthread_cond_wait for at most ms milliseconds (0: no limit) on a
+ * condition variable from mfd__cond_init(); returns ETIMEDOUT when the
+ * time ran out. */
 int mfd__timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms);
+
+/* The message for a fault at addr while a channel thread read (write:
+ * false) or wrote region memory: the region, the offset and the likely
+ * cause, into buf. */
+void mfd__fault_text(const struct mfd_session *s, uintptr_t addr, bool write,
+		     char *buf, size_t len);
 
 /* The session's error code, or 0. Takes the lock. */
 int mfd__session_err(struct mfd_session *s);

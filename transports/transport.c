@@ -160,6 +160,14 @@ void mfd__tp_shutdown(struct mfd_conn *c)
 		c->ops->shutdown(c);
 }
 
+void mfd__tp_shutdown_read(struct mfd_conn *c)
+{
+	if (c && c->ops->shutdown_read)
+		c->ops->shutdown_read(c);
+	else
+		mfd__tp_shutdown(c);
+}
+
 void mfd__tp_close(struct mfd_conn *c)
 {
 	if (c)

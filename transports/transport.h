@@ -113,6 +113,12 @@ struct mfd_transport_ops {
 	int (*flush)(struct mfd_conn *c);
 	/* Make blocked send/recv on c return an error soon; any thread. */
 	void (*shutdown)(struct mfd_conn *c);
+	/*
+	 * Make a blocked recv on c return soon but leave c able to send, so
+	 * that the reason for a failure can still reach the peer; any
+	 * thread. Optional: the wrapper falls back to shutdown().
+	 */
+	void (*shutdown_read)(struct mfd_conn *c);
 	void (*close)(struct mfd_conn *c);
 };
 
@@ -135,6 +141,7 @@ int mfd__tp_register_region(struct mfd_conn *c, unsigned index, void *mem,
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms);
 int mfd__tp_enable_zerocopy(struct mfd_conn *c);
 void mfd__tp_shutdown(struct mfd_conn *c);
+void mfd__tp_shutdown_read(struct mfd_conn *c);
 void mfd__tp_close(struct mfd_conn *c);
 void mfd__tp_listener_wake(struct mfd_listener *l);
 void mfd__tp_listener_close(struct mfd_listener *l);
