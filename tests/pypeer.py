@@ -94,11 +94,13 @@ def connect(uri, timeout):
 def read_answer(sock, head=None):
     """The receiver's answer to an init: (status, message). `head`: its
     first 16 bytes when they were read already."""
-    magic, version, msg_len, status, rsvd = ANSWER.unpack(
+    # the last field is the receiver's timeout (ms), which this sender,
+    # sending no keep-alives, does not need
+    magic, version, msg_len, status, _timeout = ANSWER.unpack(
         head or recv_exact(sock, ANSWER.size))
-    if magic != MAGIC_ANSWER or version != VERSION or rsvd:
-        raise PeerError("bad answer: magic 0x%08x version %u reserved %u"
-                        % (magic, version, rsvd))
+    if magic != MAGIC_ANSWER or version != VERSION:
+        raise PeerError("bad answer: magic 0x%08x version %u"
+                        % (magic, version))
     if status > 0 or (status == 0 and msg_len):
         raise PeerError("bad answer: status %d with a %u-byte message"
                         % (status, msg_len))

@@ -3,13 +3,18 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "progress.h"
@@ -65,6 +70,111 @@ void die_msg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int cli_init(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int null;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* the lowest free number: fd itself, as those below are open */
+		null = open("/dev/null", O_RDWR);
+		if (null < 0) {
+			die_msg("fd %d is closed and /dev/null cannot be opened "
+				"to take its place: %s",
+				fd, strerror(errno));
+			return -1;
+		}
+		if (null != fd) {
+			dup2(null, fd);
+			close(null);
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* What finish_output() needs to know of the command's options. */
+static struct {
+	bool json;  /* stdout's result is a --json object */
+	bool stats; /* stdout carries --stats-interval lines */
+	bool lost[3]; /* stdout, stderr: failed and said so */
+	pthread_mutex_t lock;
+} output = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+void output_failed(FILE *f, const char *what, int err)
+{
+	int i = f == stdout ? 1 : f == stderr ? 2 : 0;
+	bool said;
+
+	pthread_mutex_lock(&output.lock);
+	said = output.lost[i];
+	output.lost[i] = true;
+	pthread_mutex_unlock(&output.lock);
+	if (!said)
+		die_msg("warning: cannot write the %s to %s: %s (stopped; "
+			"the transfer is not affected)",
+			what, i == 1 ? "stdout" : i == 2 ? "stderr" : "its file",
+			strerror(err ? err : EIO));
+}
+
+int finish_output(int status)
+{
+	bool failed;
+	int e;
+
+	errno = 0;
+	failed = fflush(stdout) == EOF;
+	e = errno;
+	failed |= ferror(stdout) != 0;
+	if (!failed)
+		return status;
+	if (!e)
+		e = EIO; /* stdio lost the errno of an earlier failed write */
+	if (!output.json && output.stats) {
+		output_failed(stdout, "statistics", e);
+		return status;
+	}
+	die_msg("cannot write %s to stdout: %s",
+		output.json ? "the JSON results" : "its output", strerror(e));
+	return status ? status : 1;
+}
+
+void file_identity(const char *path, struct file_id *id)
+{
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	memset(id, 0, sizeof(*id));
+	if (!stat(path, &st)) {
+		id->known = true;
+	} else if (errno == ENOENT) {
+		/* a file to be created: its directory and its name there */
+		char *dir = slash ? strndup(path, (size_t)(slash - path) + 1)
+				  : strdup(".");
+
+		id->known = dir && !stat(dir, &st);
+		id->base = slash ? slash + 1 : path;
+		free(dir);
+	}
+	if (id->known) {
+		id->dev = (unsigned long long)st.st_dev;
+		id->ino = (unsigned long long)st.st_ino;
+	}
+}
+
+bool same_file(const struct file_id *a, const char *pa,
+	       const struct file_id *b, const char *pb)
+{
+	if (!strcmp(pa, pb))
+		return true;
+	if (!a->known || !b->known || a->dev != b->dev || a->ino != b->ino)
+		return false;
+	if (!a->base || !b->base)
+		return !a->base && !b->base;
+	return !strcmp(a->base, b->base);
+}
+
 double now_seconds(void)
 {
 	struct timespec ts;
@@ -118,27 +228,105 @@ int parse_uint(const char *s, const char *what, unsigned min, unsigned max,
 	return 0;
 }
 
-/* The whole file is the secret, bytes as they are. */
+static const char *file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return "a directory";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFSOCK:
+		return "a socket";
+	}
+	return "not a regular file";
+}
+
+/* The whole file is the secret, bytes as they are. Only a regular file:
+ * a FIFO or a device would block or never end, and it is opened with
+ * O_NONBLOCK so that nothing blocks before fstat() has said what it is. */
 static int read_secret(const char *path, struct opts *o)
 {
-	FILE *f = fopen(path, "rb");
-	size_t n;
+	static bool warned;
+	struct stat st;
+	size_t n = 0;
+	ssize_t k = 0;
+	int fd;
 
-	if (!f) {
+	if (!stat(path, &st) && !S_ISREG(st.st_mode))
+		goto not_regular;
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
 		die_msg("cannot read the secret file '%s': %s", path,
 			strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
-	n = fread(o->secret, 1, sizeof(o->secret), f);
-	fclose(f);
-	if (n < 16 || n == sizeof(o->secret)) {
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		goto not_regular;
+	}
+	while (n < sizeof(o->secret) &&
+	       ((k = read(fd, o->secret + n, sizeof(o->secret) - n)) > 0 ||
+		(k < 0 && errno == EINTR)))
+		n += k > 0 ? (size_t)k : 0;
+	if (k < 0 && n < sizeof(o->secret)) {
+		die_msg("cannot read the secret file '%s': %s", path,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (n == sizeof(o->secret)) {
+		if ((unsigned long long)st.st_size >= n)
+			die_msg("secret file '%s' has %llu bytes: expected 16 "
+				"to %zu",
+				path, (unsigned long long)st.st_size, n - 1);
+		else
+			die_msg("secret file '%s' has more than %zu bytes: "
+				"expected 16 to %zu",
+				path, n - 1, n - 1);
+		return -1;
+	}
+	if (n < 16) {
 		die_msg("secret file '%s' has %zu bytes: expected 16 to %zu",
 			path, n, sizeof(o->secret) - 1);
 		return -1;
 	}
+	if ((st.st_mode & 077) && !warned) {
+		warned = true;
+		die_msg("warning: secret file '%s' is %s by others (mode %04o): "
+			"chmod 600 it",
+			path, st.st_mode & 044 ? "readable" : "writable",
+			(unsigned)(st.st_mode & 07777));
+	}
 	o->cfg.secret = o->secret;
 	o->cfg.secret_len = n;
 	return 0;
+not_regular:
+	die_msg("secret file '%s' is %s: expected a regular file of 16 to %zu "
+		"bytes",
+		path, file_kind(st.st_mode), sizeof(o->secret) - 1);
+	return -1;
+}
+
+/* " none, zlib" and so on: the methods this build has */
+static const char *built_in_methods(void)
+{
+	static const char *const names[] = { "none", "zlib", "zstd" };
+	static char list[64];
+	enum mfd_method m;
+
+	list[0] = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!mfd_method_parse(names[i], &m))
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+				 "%s %s", list[0] ? "," : "", names[i]);
+	return list;
 }
 
 static int parse_common(int c, const char *arg, struct opts *o)
@@ -155,8 +343,9 @@ static int parse_common(int c, const char *arg, struct opts *o)
 	case 'm':
 		r = mfd_method_parse(arg, &o->cfg.method);
 		if (r == -ENOTSUP)
-			die_msg("method '%s' is not built into this multifd",
-				arg);
+			die_msg("method '%s' is not built into this multifd: "
+				"expected one of%s",
+				arg, built_in_methods());
 		else if (r)
 			die_msg("bad method '%s': expected none, zlib or zstd",
 				arg);
@@ -204,10 +393,11 @@ static int parse_common(int c, const char *arg, struct opts *o)
 	case OPT_STATS_INTERVAL:
 		errno = 0;
 		o->stats_interval = strtod(arg, &end);
-		if (errno || end == arg || *end || o->stats_interval <= 0 ||
+		if (errno || end == arg || *end ||
+		    !isfinite(o->stats_interval) || o->stats_interval <= 0 ||
 		    o->stats_interval > 86400) {
-			die_msg("bad stats interval '%s': expected seconds, "
-				"more than 0",
+			die_msg("bad stats interval '%s': expected a number of "
+				"seconds, more than 0 and at most 86400",
 				arg);
 			return -1;
 		}
@@ -276,6 +466,7 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	shorts[k] = 0;
 
 	optind = 1;
+	output.json = output.stats = false;
 	while ((c = getopt_long(argc, argv, shorts, table, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage, stdout);
@@ -297,6 +488,8 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 			return 2;
 		}
 	}
+	output.json = o->json;
+	output.stats = o->stats_interval > 0;
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "multifd.h"
 
@@ -26,6 +27,12 @@ struct opts {
 		const char *name;
 		const char *path;
 	} regions[MFD_MAX_REGIONS];
+	struct file_id {
+		unsigned long long dev, ino; /* the file's, or its directory's */
+		const char *base; /* NULL: the file exists; else its last name */
+		bool known;	   /* false: compare the paths as strings */
+	} region_ids[MFD_MAX_REGIONS]; /* --region PATHs, to refuse one twice */
+	bool inplace; /* recv --inplace: write into existing files */
 	/* bench */
 	uint64_t size;
 	enum content content;
@@ -41,6 +48,41 @@ struct opts {
 	unsigned max_rounds;
 	bool sweep;
 };
+
+/*
+ * The first thing main() does, before anything is opened: each of fds 0, 1
+ * and 2 that is closed becomes /dev/null, so that no file or socket the
+ * command opens later is taken for stdin, stdout or stderr (the statistics
+ * would land in a received image), and SIGPIPE is ignored, so that a closed
+ * pipe is a write error the command handles, not a death. Returns 0, or
+ * -1 after a message when /dev/null cannot be opened.
+ */
+int cli_init(void);
+
+/*
+ * A running output could not be written (the statistics on stdout, the
+ * progress display on stderr): says so once per stream on stderr, naming
+ * err, and that the transfer is not affected. The caller stops that
+ * output; the exit status does not change.
+ */
+void output_failed(FILE *f, const char *what, int err);
+
+/*
+ * The last thing before a command's exit status is returned: flushes
+ * stdout and returns the status to exit with. What the command was asked
+ * to print and could not is an error: "cannot write ... to stdout: ERR"
+ * and 1 instead of 0. A --json result is always such an output. Without
+ * --json, a stdout that carries --stats-interval lines is a statistics
+ * stream that a consumer may close (`| head -1`): losing it draws one
+ * warning and leaves the status as the transfer made it.
+ */
+int finish_output(int status);
+
+/* Where PATH is, to tell two spellings of one file apart from two files
+ * (a missing file is its directory plus its last name). */
+void file_identity(const char *path, struct file_id *id);
+bool same_file(const struct file_id *a, const char *pa,
+	       const struct file_id *b, const char *pb);
 
 /* Subcommands. argv[0] is the subcommand's name. Return the exit status. */
 int cmd_send(int argc, char **argv);

@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "memory.h"
@@ -32,20 +34,63 @@ int map_anon(uint64_t len, struct mapping *m)
 	m->mem = (void *)start;
 	m->len = len;
 	m->fd = -1;
+	m->path = NULL;
+	m->temp = NULL;
+	m->unnamed = false;
 	return 0;
+}
+
+static const char *file_kind(mode_t mode)
+{
+	return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO"
+	       : S_ISSOCK(mode) ? "a socket" : S_ISCHR(mode) ? "a character device"
+	       : S_ISBLK(mode) ? "a block device" : "not a regular file";
+}
+
+/*
+ * An open file description lock over the whole file: read while sending,
+ * write while receiving in place. A file system without locks is no
+ * reason to fail.
+ */
+static int lock_file(int fd, const char *path, bool write, char *err,
+		     size_t errlen)
+{
+	struct flock fl = { .l_type = write ? F_WRLCK : F_RDLCK,
+			    .l_whence = SEEK_SET };
+
+	if (!fcntl(fd, F_OFD_SETLK, &fl) ||
+	    (errno != EAGAIN && errno != EACCES))
+		return 0;
+	snprintf(err, errlen,
+		 write ? "'%s' is being sent by another multifd process: "
+			 "receiving onto it would destroy what it sends"
+		       : "'%s' is being received into by another multifd "
+			 "process: expected a file nobody writes",
+		 path);
+	return -EBUSY;
 }
 
 static int map_existing(const char *path, uint32_t page_size, bool write,
 			struct mapping *m, char *err, size_t errlen)
 {
 	struct stat st;
-	int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
+	int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+				    O_NONBLOCK | O_NOCTTY);
 	int e;
 
 	if (fd < 0 || fstat(fd, &st)) {
 		e = errno;
 		snprintf(err, errlen, "cannot open '%s': %s", path,
 			 strerror(e));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		e = EINVAL;
+		snprintf(err, errlen,
+			 "'%s' is %s: expected a regular file (or a /dev/shm "
+			 "object)",
+			 path, file_kind(st.st_mode));
 		goto fail;
 	}
 	if (st.st_size == 0 || st.st_size % page_size) {
@@ -56,6 +101,9 @@ static int map_existing(const char *path, uint32_t page_size, bool write,
 			 path, (long long)st.st_size, page_size);
 		goto fail;
 	}
+	e = -lock_file(fd, path, write, err, errlen);
+	if (e)
+		goto fail;
 	m->mem = mmap(NULL, (size_t)st.st_size,
 		      PROT_READ | (write ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
 	if (m->mem == MAP_FAILED) {
@@ -66,6 +114,9 @@ static int map_existing(const char *path, uint32_t page_size, bool write,
 	madvise(m->mem, (size_t)st.st_size, MADV_SEQUENTIAL);
 	m->len = (uint64_t)st.st_size;
 	m->fd = fd;
+	m->path = path;
+	m->temp = NULL;
+	m->unnamed = false;
 	return 0;
 fail:
 	if (fd >= 0)
@@ -79,37 +130,240 @@ int map_file_read(const char *path, uint32_t page_size, struct mapping *m,
 	return map_existing(path, page_size, false, m, err, errlen);
 }
 
-int map_file_write(const char *path, uint32_t page_size, struct mapping *m,
-		   char *err, size_t errlen)
+int map_file_inplace(const char *path, uint32_t page_size, struct mapping *m,
+		     char *err, size_t errlen)
 {
 	return map_existing(path, page_size, true, m, err, errlen);
 }
 
-int map_file_create(const char *path, uint64_t len, struct mapping *m,
-		    char *err, size_t errlen)
+/* path's directory and last component, into dir and base. */
+static void split_path(const char *path, char *dir, size_t dirlen,
+		       const char **base)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	int e;
+	const char *slash = strrchr(path, '/');
 
-	if (fd < 0 || ftruncate(fd, (off_t)len)) {
+	if (!slash) {
+		snprintf(dir, dirlen, ".");
+		*base = path;
+	} else if (slash == path) {
+		snprintf(dir, dirlen, "/");
+		*base = slash + 1;
+	} else {
+		snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
+		*base = slash + 1;
+	}
+}
+
+/*
+ * What is at path now must be a regular file nobody is sending (or
+ * nothing). Fills *mode with the mode the new file should have.
+ */
+static int check_replaced(const char *path, mode_t *mode, char *err,
+			  size_t errlen)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+	*mode = 0644;
+	if (fd < 0)
+		return 0; /* nothing there (or nothing we may read) */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen,
+			 "'%s' is %s: expected a regular file to replace, or "
+			 "a new name",
+			 path, file_kind(st.st_mode));
+		close(fd);
+		return -EINVAL;
+	}
+	*mode = st.st_mode & 07777;
+	if (!fcntl(fd, F_OFD_GETLK, &fl) && fl.l_type != F_UNLCK) {
+		snprintf(err, errlen,
+			 "'%s' is being sent by another multifd process: "
+			 "receiving onto it would destroy what it sends",
+			 path);
+		close(fd);
+		return -EBUSY;
+	}
+	close(fd);
+	return 0;
+}
+
+static int open_temp(const char *path, mode_t mode, struct mapping *m,
+		     char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *base;
+	int fd = -1;
+
+	split_path(path, dir, sizeof(dir), &base);
+	/* unnamed until it is complete: nothing is left behind by a
+	 * failure, a signal or a crash (the name comes from /proc) */
+	if (!access("/proc/self/fd", X_OK))
+		fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (fd >= 0) {
+		m->unnamed = true;
+		return fd;
+	}
+	if (asprintf(&m->temp, "%s/.%s.multifd-XXXXXX", dir, base) < 0) {
+		m->temp = NULL;
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	fd = mkostemp(m->temp, O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, mode)) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot create a file in '%s': %s", dir,
+			 strerror(e));
+		if (fd >= 0) {
+			unlink(m->temp);
+			close(fd);
+		}
+		free(m->temp);
+		m->temp = NULL;
+		return -e;
+	}
+	return fd;
+}
+
+int map_file_new(const char *path, uint64_t len, struct mapping *m,
+		 char *err, size_t errlen)
+{
+	mode_t mode;
+	int fd, e;
+
+	m->temp = NULL;
+	m->unnamed = false;
+	m->path = path;
+	e = check_replaced(path, &mode, err, errlen);
+	if (e)
+		return e;
+	fd = open_temp(path, mode, m, err, errlen);
+	if (fd < 0)
+		return fd;
+	m->fd = fd;
+	m->mem = NULL;
+	m->len = len;
+	if (ftruncate(fd, (off_t)len)) {
 		e = errno;
-		snprintf(err, errlen, "cannot create '%s' of %llu bytes: %s",
-			 path, (unsigned long long)len, strerror(e));
+		snprintf(err, errlen, "cannot make '%s' %llu bytes: %s", path,
+			 (unsigned long long)len, strerror(e));
+		goto fail;
+	}
+	/* Reserve the space, so that a full disk is found now, not by a
+	 * fault half-way. Where it does not fit, the sender's data still
+	 * may (a sparse image): give the space back and go on; a full disk
+	 * then fails the session with a sentence that says so. */
+	if (fallocate(fd, 0, 0, (off_t)len) && errno == ENOSPC &&
+	    (ftruncate(fd, 0) || ftruncate(fd, (off_t)len))) {
+		e = errno;
+		snprintf(err, errlen, "cannot make '%s' %llu bytes: %s", path,
+			 (unsigned long long)len, strerror(e));
 		goto fail;
 	}
 	m->mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m->mem == MAP_FAILED) {
 		e = errno;
+		m->mem = NULL;
 		snprintf(err, errlen, "cannot map '%s': %s", path, strerror(e));
 		goto fail;
 	}
-	m->len = len;
-	m->fd = fd;
 	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
+	unmap(m);
 	return -e;
+}
+
+int commit_file(struct mapping *m, char *err, size_t errlen)
+{
+	char dir[4096], proc[64], *name = NULL;
+	const char *base;
+	struct stat st;
+	int e = 0;
+
+	if (msync(m->mem, m->len, MS_SYNC) || fstat(m->fd, &st)) {
+		e = errno;
+		snprintf(err, errlen, "cannot write '%s': %s", m->path,
+			 strerror(e));
+		return -e;
+	}
+	if ((uint64_t)st.st_size != m->len) {
+		snprintf(err, errlen,
+			 "'%s' was truncated by another process to %lld bytes "
+			 "(expected %llu)",
+			 m->path, (long long)st.st_size,
+			 (unsigned long long)m->len);
+		return -EIO;
+	}
+	if (!m->unnamed && !m->temp)
+		return 0; /* received in place */
+	if (m->unnamed) {
+		split_path(m->path, dir, sizeof(dir), &base);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
+		for (int i = 0; !name && i < 100; i++) {
+			if (asprintf(&name, "%s/.%s.multifd-%d-%d", dir, base,
+				     (int)getpid(), i) < 0)
+				return -ENOMEM;
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, name,
+				   AT_SYMLINK_FOLLOW)) {
+				e = errno;
+				free(name);
+				name = NULL;
+				if (e != EEXIST)
+					break;
+			}
+		}
+		if (!name) {
+			snprintf(err, errlen, "cannot name the file received "
+				 "for '%s': %s", m->path, strerror(e));
+			return -e;
+		}
+		m->unnamed = false;
+		m->temp = name;
+	}
+	if (rename(m->temp, m->path)) {
+		e = errno;
+		snprintf(err, errlen, "cannot rename '%s' to '%s': %s",
+			 m->temp, m->path, strerror(e));
+		return -e; /* unmap() removes the temporary file */
+	}
+	free(m->temp);
+	m->temp = NULL;
+	return 0;
+}
+
+void explain_fault(const struct mapping *m, bool sending, char *buf,
+		   size_t len)
+{
+	char dir[4096];
+	const char *base;
+	struct statvfs vfs;
+	struct stat st;
+
+	buf[0] = 0;
+	if (m->fd < 0 || fstat(m->fd, &st))
+		return;
+	if ((uint64_t)st.st_size < m->len) {
+		snprintf(buf, len,
+			 sending ? "'%s' shrank from %llu to %lld bytes while "
+				   "it was being sent"
+				 : "'%s' was truncated by another process to "
+				   "%llu bytes (from %lld)",
+			 m->path,
+			 sending ? (unsigned long long)m->len
+				 : (unsigned long long)st.st_size,
+			 sending ? (long long)st.st_size : (long long)m->len);
+		return;
+	}
+	if (sending || fstatvfs(m->fd, &vfs))
+		return;
+	split_path(m->path, dir, sizeof(dir), &base);
+	snprintf(buf, len,
+		 "no space left on %s: '%s' needs %llu bytes, %llu are "
+		 "available",
+		 dir, m->path, (unsigned long long)m->len,
+		 (unsigned long long)vfs.f_bavail * vfs.f_frsize);
 }
 
 void unmap(struct mapping *m)
@@ -118,6 +372,11 @@ void unmap(struct mapping *m)
 		munmap(m->mem, m->len);
 	if (m->fd >= 0)
 		close(m->fd);
+	if (m->temp) { /* a received file that did not make it */
+		unlink(m->temp);
+		free(m->temp);
+	}
+	m->temp = NULL;
 	m->mem = NULL;
 	m->fd = -1;
 }

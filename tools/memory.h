@@ -3,6 +3,14 @@
  * memory.h - the memory the tool moves: files mapped whole, and fresh
  * anonymous memory that asks for transparent huge pages, since on these
  * machines the first touch of 4 KiB pages costs more than the copy.
+ *
+ * Files received are written into a temporary file beside the target
+ * and renamed over it only when the session succeeded, so that a refused
+ * or failed session never touches an existing file nor leaves one that
+ * looks complete (--inplace writes into the existing file on purpose).
+ * A file being sent holds a read lock and a file received into in place
+ * a write lock (open file description locks), so that no multifd process
+ * receives onto a file another one is sending.
  */
 #ifndef MFD_MEMORY_H
 #define MFD_MEMORY_H
@@ -14,21 +22,33 @@
 struct mapping {
 	void *mem;
 	uint64_t len;
-	int fd; /* -1 for anonymous memory */
+	int fd;		  /* -1 for anonymous memory */
+	const char *path; /* the file as the user named it, or NULL */
+	char *temp;	  /* receiver: the temporary file's name, or NULL */
+	bool unnamed;	  /* receiver: an O_TMPFILE, given a name at commit */
 };
 
 /* Anonymous, zero, huge-page-advised memory of len bytes, 2 MiB aligned. */
 int map_anon(uint64_t len, struct mapping *m);
-/* Map an existing file to send. Its size must be a page multiple. */
+/* Map an existing regular file to send; its size must be a page
+ * multiple. */
 int map_file_read(const char *path, uint32_t page_size, struct mapping *m,
 		  char *err, size_t errlen);
-/* Map an existing file to receive into; its size must be a page
- * multiple. */
-int map_file_write(const char *path, uint32_t page_size, struct mapping *m,
-		   char *err, size_t errlen);
-/* Create (or truncate) a file of len bytes and map it for writing. */
-int map_file_create(const char *path, uint64_t len, struct mapping *m,
-		    char *err, size_t errlen);
+/* Map an existing regular file to receive into in place; its size must
+ * be a page multiple. */
+int map_file_inplace(const char *path, uint32_t page_size, struct mapping *m,
+		     char *err, size_t errlen);
+/* A new file of len bytes that replaces path at commit_file(); its space
+ * is reserved where the file system can. */
+int map_file_new(const char *path, uint64_t len, struct mapping *m,
+		 char *err, size_t errlen);
+/* Write a received file out and put it in place of its path. */
+int commit_file(struct mapping *m, char *err, size_t errlen);
+/* Why touching the file's pages failed (it shrank, its file system is
+ * full), as a sentence; "" when neither is the case. */
+void explain_fault(const struct mapping *m, bool sending, char *buf,
+		   size_t len);
+/* Unmap and close; a temporary file not committed is removed. */
 void unmap(struct mapping *m);
 
 #endif

@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "memory.h"
 #include "progress.h"
+#include "signals.h"
 
 #define COMMON_HELP                                                          \
 	"  -c, --channels N        parallel channels, 1..64 (default 2)\n"      \
@@ -105,12 +106,36 @@ static int region_arg(int c, const char *arg, struct opts *o)
 		return -1;
 	}
 	if (o->nregions == MFD_MAX_REGIONS) {
-		die_msg("too many regions: at most %d", MFD_MAX_REGIONS);
+		die_msg("too many regions at '--region %s': expected at most %d",
+			arg, MFD_MAX_REGIONS);
 		return -1;
 	}
+	/* a name or a file given twice: the last would silently win, or two
+	 * regions would land in one file */
+	file_identity(eq + 1, &o->region_ids[o->nregions]);
+	for (unsigned i = 0; i < o->nregions; i++) {
+		if (strlen(o->regions[i].name) == (size_t)(eq - arg) &&
+		    !memcmp(o->regions[i].name, arg, (size_t)(eq - arg))) {
+			die_msg("region '%s' given twice ('%s=%s' and '%s'): "
+				"expected each NAME once",
+				o->regions[i].name, o->regions[i].name,
+				o->regions[i].path, arg);
+			return -1;
+		}
+		if (same_file(&o->region_ids[i], o->regions[i].path,
+			      &o->region_ids[o->nregions], eq + 1)) {
+			die_msg("file '%s' given for two regions ('%s=%s' and "
+				"'%s'): expected a file of its own for each",
+				eq + 1, o->regions[i].name, o->regions[i].path,
+				arg);
+			return -1;
+		}
+	}
 	name = strndup(arg, (size_t)(eq - arg));
-	if (!name)
+	if (!name) {
+		die_msg("out of memory for region '%s'", arg);
 		return -1;
+	}
 	o->regions[o->nregions].name = name;
 	o->regions[o->nregions++].path = eq + 1;
 	return 0;
@@ -127,13 +152,110 @@ static const char *error_of(struct mfd_session *s, int r)
 	return mfd_session_error(s)[0] ? mfd_session_error(s) : strerror(-r);
 }
 
+/* The FILE form's region is named after the file, in the printable ASCII
+ * that region names are made of. */
+static char *region_name_of(const char *path)
+{
+	char *copy = strdup(path), *name;
+
+	if (!copy)
+		return NULL;
+	name = strdup(basename(copy));
+	free(copy);
+	for (char *c = name; c && *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+			*c = '_';
+	if (name && strlen(name) > MFD_MAX_REGION_NAME)
+		name[MFD_MAX_REGION_NAME] = 0;
+	return name;
+}
+
+/*
+ * Queue every page of a file's region: the data as pages, the holes of a
+ * sparse file as zero pages without reading them (reading a hole of a
+ * tmpfs file allocates a page for it).
+ */
+static int send_file(struct mfd_session *s, int region, const struct mapping *m,
+		     uint32_t ps)
+{
+	uint64_t off = 0, chunk[256];
+
+	while (off < m->len) {
+		off_t data = lseek(m->fd, (off_t)off, SEEK_DATA);
+		off_t hole;
+		uint64_t end;
+		int r;
+
+		if (data < 0 && errno == ENXIO) /* only a hole is left */
+			data = (off_t)m->len;
+		else if (data < 0) /* no SEEK_DATA here: all of it is data */
+			data = (off_t)off;
+		data = (off_t)((uint64_t)data & ~(uint64_t)(ps - 1));
+		if ((uint64_t)data > m->len)
+			data = (off_t)m->len;
+		if ((uint64_t)data > off) {
+			r = mfd_send_zero_range(s, region, off,
+						(uint64_t)data - off);
+			if (r)
+				return r;
+			off = (uint64_t)data;
+		}
+		if (off == m->len)
+			break;
+		hole = lseek(m->fd, (off_t)off, SEEK_HOLE);
+		end = hole < 0 ? m->len
+			       : ((uint64_t)hole + ps - 1) & ~(uint64_t)(ps - 1);
+		if (end > m->len || end <= off)
+			end = m->len;
+		while (off < end) {
+			size_t n = 0;
+
+			for (; n < 256 && off < end; n++, off += ps)
+				chunk[n] = off;
+			r = mfd_send_pages(s, region, chunk, n);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* What the session's error comes down to for the operator: a file that
+ * shrank or a full disk where region memory faulted, else its sentence. */
+static void report(const char *cmd, struct mfd_session *s, int r,
+		   const struct mapping *maps, unsigned n, bool sending)
+{
+	char why[600];
+
+	if (signals_caught()) {
+		die_msg("%s: interrupted by %s", cmd,
+			strsignal(signals_caught()));
+		return;
+	}
+	for (unsigned i = 0; r == -EFAULT && i < n; i++) {
+		explain_fault(&maps[i], sending, why, sizeof(why));
+		if (why[0]) {
+			die_msg("%s: %s", cmd, why);
+			return;
+		}
+	}
+	die_msg("%s: %s", cmd, error_of(s, r));
+}
+
+/* The exit status of a command that failed: 128 + the signal that ended
+ * it, as a shell reports a process killed by one, else 1. */
+static int failed_status(void)
+{
+	return signals_caught() ? 128 + signals_caught() : 1;
+}
+
 int cmd_send(int argc, char **argv)
 {
 	struct opts o = { 0 };
 	struct mapping maps[MFD_MAX_REGIONS];
 	struct mfd_session *s = NULL;
 	struct progress pg = { 0 };
-	char err[300], *file_name = NULL;
+	char err[300];
 	uint64_t total = 0;
 	unsigned nmaps = 0;
 	int r, status = 1;
@@ -151,12 +273,9 @@ int cmd_send(int argc, char **argv)
 		return 2;
 	}
 	/* the FILE form is one more region, named after the file */
-	if (argc - optind == 2) {
-		file_name = strdup(argv[optind + 1]);
-		if (file_name && o.nregions < MFD_MAX_REGIONS) {
-			o.regions[o.nregions].name = strdup(basename(file_name));
-			o.regions[o.nregions++].path = argv[optind + 1];
-		}
+	if (argc - optind == 2 && o.nregions < MFD_MAX_REGIONS) {
+		o.regions[o.nregions].name = region_name_of(argv[optind + 1]);
+		o.regions[o.nregions++].path = argv[optind + 1];
 	}
 	o.cfg.uri = argv[optind];
 	r = mfd_session_new(&o.cfg, MFD_ROLE_SEND, &s, err, sizeof(err));
@@ -184,95 +303,97 @@ int cmd_send(int argc, char **argv)
 		}
 		total += m->len;
 	}
+	signals_watch(s);
 	r = mfd_session_start(s);
 	progress_from_opts(&pg, &o, s, total);
 	for (unsigned i = 0; !r && i < nmaps; i++)
-		r = mfd_send_region(s, (int)i);
+		r = send_file(s, (int)i, &maps[i], o.cfg.page_size);
 	if (!r)
 		r = mfd_send_finish(s);
 	progress_stop(&pg);
 	if (r)
-		die_msg("send: %s", error_of(s, r));
-	else if (o.cfg.verify && !o.quiet && !o.json)
+		report("send", s, r, maps, nmaps, true);
+	/* a file that shrank was not sent as it is, fault or not */
+	for (unsigned i = 0; !r && i < nmaps; i++) {
+		explain_fault(&maps[i], true, err, sizeof(err));
+		if (err[0]) {
+			die_msg("send: %s", err);
+			r = -EIO;
+		}
+	}
+	if (!r && o.cfg.verify && !o.quiet && !o.json)
 		printf("verified: the receiver's %u region%s identical\n",
 		       nmaps, nmaps == 1 ? " is" : "s are");
 	if (!r || o.json)
 		print_result(&o, "sent", s, r == 0);
-	status = r ? 1 : 0;
+	status = r ? failed_status() : 0;
 out:
+	signals_watch(NULL);
 	mfd_session_free(s);
 	while (nmaps)
 		unmap(&maps[--nmaps]);
-	free(file_name);
 	free_region_names(&o);
 	return status;
 }
 
 /* Where the sender's regions land: the FILE of the single-file form, or
- * the --region files that did not exist yet (created at the announced
- * size). */
+ * the --region files. Each becomes a new file that replaces its path
+ * once the session succeeded; with --inplace an existing one is written
+ * as it is. */
 struct recv_target {
 	const struct opts *o;
+	struct mfd_session *s;
 	const char *file; /* the FILE form, or NULL */
 	struct mapping maps[MFD_MAX_REGIONS];
 	unsigned nmaps;
-	char err[300];
+	bool inplace_used; /* an existing file was written in place */
 };
 
 static int create_target(void *opaque, const char *name, uint64_t length,
 			 void **mem, bool *zeroed)
 {
 	struct recv_target *t = opaque;
+	struct mapping *m = &t->maps[t->nmaps];
 	const char *path = t->file;
+	char err[600];
 	int r;
 
 	for (unsigned i = 0; !t->file && i < t->o->nregions; i++)
 		if (!strcmp(t->o->regions[i].name, name))
 			path = t->o->regions[i].path;
 	if (!path || (t->file && t->nmaps)) {
-		snprintf(t->err, sizeof(t->err),
-			 t->file ? "the sender announced a second region '%s';"
-				   " use --region NAME=PATH for each"
-				 : "the sender's region '%s' has no --region "
-				   "on the receiver",
-			 name);
+		mfd_session_set_error(t->s,
+			t->file ? "the sender announced a second region '%s';"
+				  " use --region NAME=PATH for each"
+				: "the sender's region '%s' has no --region "
+				  "NAME=PATH on the receiver",
+			name);
 		return -ENOENT;
 	}
-	r = map_file_create(path, length, &t->maps[t->nmaps], t->err,
-			    sizeof(t->err));
-	if (r)
-		return r;
-	*mem = t->maps[t->nmaps++].mem;
-	*zeroed = true; /* a new or truncated file reads as zeros */
-	return 0;
-}
-
-/* --region files that exist already are the sender's regions' places:
- * their sizes must match. The others are created when announced. */
-static int open_existing_regions(struct mfd_session *s, struct recv_target *t)
-{
-	const struct opts *o = t->o;
-
-	for (unsigned i = 0; i < o->nregions; i++) {
-		struct mapping *m = &t->maps[t->nmaps];
-		int r;
-
-		if (access(o->regions[i].path, F_OK))
-			continue;
-		r = map_file_write(o->regions[i].path, o->cfg.page_size, m,
-				   t->err, sizeof(t->err));
-		if (r)
-			return r;
-		t->nmaps++;
-		r = mfd_session_add_region(s, o->regions[i].name, m->mem,
-					   m->len, false);
-		if (r < 0) {
-			snprintf(t->err, sizeof(t->err), "region '%s': %s",
-				 o->regions[i].name,
-				 r == -EEXIST ? "named twice" : strerror(-r));
-			return r;
+	m->fd = -1;
+	if (t->o->inplace && !access(path, F_OK)) {
+		r = map_file_inplace(path, t->o->cfg.page_size, m, err,
+				     sizeof(err));
+		if (!r && m->len != length) {
+			snprintf(err, sizeof(err),
+				 "'%s' has %llu bytes, the sender's region "
+				 "'%s' %llu: --inplace needs the same size",
+				 path, (unsigned long long)m->len, name,
+				 (unsigned long long)length);
+			unmap(m);
+			r = -EINVAL;
 		}
+		*zeroed = false;
+		t->inplace_used |= !r;
+	} else {
+		r = map_file_new(path, length, m, err, sizeof(err));
+		*zeroed = true; /* a new file reads as zeros */
 	}
+	if (r) {
+		mfd_session_set_error(t->s, "%s", err);
+		return r;
+	}
+	*mem = t->maps[t->nmaps++].mem;
 	return 0;
 }
 
@@ -282,16 +403,32 @@ static void log_line(void *opaque, const char *msg)
 	fprintf(stderr, "multifd: recv: %s\n", msg);
 }
 
+enum { OPT_INPLACE = 300 };
+
+static const struct option recv_opt[] = {
+	{ "region", required_argument, NULL, 'R' },
+	{ "inplace", no_argument, NULL, OPT_INPLACE },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int recv_arg(int c, const char *arg, struct opts *o)
+{
+	if (c != OPT_INPLACE)
+		return region_arg(c, arg, o);
+	o->inplace = true;
+	return 0;
+}
+
 int cmd_recv(int argc, char **argv)
 {
 	struct opts o = { 0 };
 	struct recv_target t = { .o = &o };
 	struct mfd_session *s = NULL;
 	struct progress pg = { 0 };
-	char err[300];
+	char err[600] = "";
 	int r, status = 1;
 
-	r = parse_opts(argc, argv, &o, recv_usage, region_opt, region_arg);
+	r = parse_opts(argc, argv, &o, recv_usage, recv_opt, recv_arg);
 	if (r) {
 		free_region_names(&o);
 		return r == 1 ? 0 : 2;
@@ -314,11 +451,8 @@ int cmd_recv(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	r = open_existing_regions(s, &t);
-	if (r) {
-		die_msg("recv: %s", t.err);
-		goto out;
-	}
+	t.s = s;
+	signals_watch(s);
 	r = mfd_session_start(s);
 	if (!r && !o.quiet)
 		fprintf(stderr, "multifd: listening on %s\n",
@@ -327,21 +461,21 @@ int cmd_recv(int argc, char **argv)
 	if (!r)
 		r = mfd_recv_wait(s);
 	progress_stop(&pg);
-	if (r) {
-		die_msg("recv: %s", error_of(s, r));
-		if (t.err[0])
-			die_msg("recv: %s", t.err);
+	for (unsigned i = 0; !r && i < t.nmaps; i++) {
+		r = commit_file(&t.maps[i], err, sizeof(err));
+		if (r)
+			die_msg("recv: %s", err);
 	}
-	for (unsigned i = 0; !r && i < t.nmaps; i++)
-		if (msync(t.maps[i].mem, t.maps[i].len, MS_SYNC)) {
-			r = -errno;
-			die_msg("recv: cannot write region %u: %s", i,
-				strerror(errno));
-		}
+	if (r && !err[0])
+		report("recv", s, r, t.maps, t.nmaps, false);
+	if (r && t.inplace_used)
+		die_msg("recv: the files received in place now hold a mix of "
+			"the sender's pages and what they held before");
 	if (!r || o.json)
 		print_result(&o, "received", s, r == 0);
-	status = r ? 1 : 0;
+	status = r ? failed_status() : 0;
 out:
+	signals_watch(NULL);
 	mfd_session_free(s);
 	while (t.nmaps)
 		unmap(&t.maps[--t.nmaps]);
@@ -351,24 +485,35 @@ out:
 
 int main(int argc, char **argv)
 {
+	/* fds 0-2 and SIGPIPE first: nothing may be opened before */
+	if (cli_init())
+		return 1;
+	/* before any thread: the library's threads inherit the blocked mask */
+	if (signals_start()) {
+		die_msg("cannot start the signal thread");
+		return 1;
+	}
 	if (argc < 2) {
+		die_msg("expected a command: send, recv or bench");
 		fputs(main_usage, stderr);
 		return 2;
 	}
+	/* each path ends in finish_output(): what it printed reached stdout,
+	 * or the exit status says it did not */
 	if (!strcmp(argv[1], "send"))
-		return cmd_send(argc - 1, argv + 1);
+		return finish_output(cmd_send(argc - 1, argv + 1));
 	if (!strcmp(argv[1], "recv"))
-		return cmd_recv(argc - 1, argv + 1);
+		return finish_output(cmd_recv(argc - 1, argv + 1));
 	if (!strcmp(argv[1], "bench"))
-		return cmd_bench(argc - 1, argv + 1);
+		return finish_output(cmd_bench(argc - 1, argv + 1));
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(main_usage, stdout);
-		return 0;
+		return finish_output(0);
 	}
 	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
 		printf("multifd %s (libmultifd %s)\n", PACKAGE_VERSION,
 		       mfd_version());
-		return 0;
+		return finish_output(0);
 	}
 	die_msg("unknown command '%s': expected send, recv or bench (try "
 		"--help)",

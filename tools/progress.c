@@ -4,15 +4,16 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
 #include "progress.h"
 
-static void stats_object(const struct mfd_stats *st)
+static void stats_object(FILE *f, const struct mfd_stats *st)
 {
-	printf("{\"bytes\":%llu,\"payload_bytes\":%llu,\"packets\":%llu,"
+	fprintf(f, "{\"bytes\":%llu,\"payload_bytes\":%llu,\"packets\":%llu,"
 	       "\"normal_pages\":%llu,\"zero_pages\":%llu,\"raw_packets\":%llu,"
 	       "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu,"
 	       "\"zerocopy_fallbacks\":%llu,\"rounds\":%llu,"
@@ -32,23 +33,53 @@ static void stats_object(const struct mfd_stats *st)
 	       (double)st->cpu_ns / 1e9, st->seconds);
 }
 
-void print_stats_json(const struct mfd_session *s)
+void fprint_stats_json(FILE *f, const struct mfd_session *s)
 {
 	unsigned n = mfd_session_channels(s);
 	struct mfd_stats st;
 
 	mfd_session_stats(s, &st);
-	printf("{\"totals\":");
-	stats_object(&st);
-	printf(",\"per_channel\":[");
+	fputs("{\"totals\":", f);
+	stats_object(f, &st);
+	fputs(",\"per_channel\":[", f);
 	for (unsigned i = 0; i < n; i++) {
 		struct mfd_stats cs;
 
 		mfd_channel_stats(s, i, &cs);
-		printf(i ? "," : "");
-		stats_object(&cs);
+		fputs(i ? "," : "", f);
+		stats_object(f, &cs);
 	}
-	printf("]}");
+	fputs("]}", f);
+}
+
+void print_stats_json(const struct mfd_session *s)
+{
+	fprint_stats_json(stdout, s);
+}
+
+/* One statistics line, written whole so that its errno is its own.
+ * Returns 0 or the errno of the failed write. */
+static int stats_line(const struct mfd_session *s)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int e = 0;
+
+	if (!m)
+		return errno;
+	fprint_stats_json(m, s);
+	fputc('\n', m);
+	if (fclose(m)) {
+		free(buf);
+		return errno ? errno : ENOMEM;
+	}
+	errno = 0;
+	if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) == EOF ||
+	    ferror(stdout))
+		e = errno ? errno : EIO;
+	free(buf);
+	return e;
 }
 
 static void human(double bytes, char *buf, size_t len)
@@ -63,7 +94,8 @@ static void human(double bytes, char *buf, size_t len)
 	snprintf(buf, len, "%.1f %s", bytes, unit[u]);
 }
 
-static void draw(const struct progress *p)
+/* Returns 0 or the errno of the failed write. */
+static int draw(const struct progress *p)
 {
 	struct mfd_stats st;
 	char done[32], total[32] = "?", eta[32] = "", speed[32];
@@ -84,41 +116,74 @@ static void draw(const struct progress *p)
 				 left / 3600, left / 60 % 60, left % 60);
 		}
 	}
-	fprintf(stderr, "\r%s / %s  %s/s  round %llu%s\033[K", done, total,
-		speed, (unsigned long long)st.rounds + 1, eta);
-	fflush(stderr);
+	errno = 0;
+	if (fprintf(stderr, "\r%s / %s  %s/s  round %llu%s\033[K", done,
+		    total, speed, (unsigned long long)st.rounds + 1, eta) < 0 ||
+	    fflush(stderr) == EOF)
+		return errno ? errno : EIO;
+	return 0;
 }
 
+static void add_seconds(struct timespec *ts, double s)
+{
+	long long ns = ts->tv_nsec + (long long)(s * 1e9);
+
+	ts->tv_sec += ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)(ts.tv_sec - t0->tv_sec) +
+	       (double)(ts.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * Draws the line every 0.25 s and writes a statistics line every
+ * stats_interval. An output that cannot be written (a closed pipe, a full
+ * disk) stops, with one warning: the transfer is none of its business.
+ */
 static void *progress_main(void *arg)
 {
 	struct progress *p = arg;
-	double next_stats = p->stats_interval;
-	struct timespec t0, ts;
+	const double tick = 0.25;
+	double next_draw = tick, next_stats = p->stats_interval;
+	struct timespec t0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&p->lock);
-	while (!p->stop) {
-		double t;
+	while (!p->stop && (p->line || p->stats_interval > 0)) {
+		struct timespec ts = t0;
+		double t, wake = p->line ? next_draw : 1e300;
+		int e;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 250000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		if (p->stats_interval > 0 && next_stats < wake)
+			wake = next_stats;
+		add_seconds(&ts, wake);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 		if (p->stop)
 			break;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		t = (double)(ts.tv_sec - t0.tv_sec) +
-		    (double)(ts.tv_nsec - t0.tv_nsec) / 1e9;
-		if (p->line)
-			draw(p);
+		t = since(&t0);
+		if (p->line && t >= next_draw) {
+			if ((e = draw(p))) {
+				p->line = false;
+				output_failed(stderr, "progress display", e);
+			}
+			while (next_draw <= t)
+				next_draw += tick;
+		}
 		if (p->stats_interval > 0 && t >= next_stats) {
-			print_stats_json(p->s);
-			printf("\n");
-			fflush(stdout);
+			if ((e = stats_line(p->s))) {
+				p->stats_interval = 0;
+				output_failed(stdout, "statistics", e);
+			}
+			/* a late wake-up writes one line, not a burst */
 			next_stats += p->stats_interval;
+			if (next_stats <= t)
+				next_stats = t + p->stats_interval;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -129,8 +194,15 @@ void progress_start(struct progress *p)
 {
 	if (!p->line && p->stats_interval <= 0)
 		return;
+	pthread_condattr_t ca;
+
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
+	/* deadlines on the monotonic clock: a step of the wall clock must
+	 * not stop the display or flood the statistics */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	p->stop = false;
 	p->running = !pthread_create(&p->thread, NULL, progress_main, p);
 }
@@ -146,8 +218,12 @@ void progress_stop(struct progress *p)
 	pthread_join(p->thread, NULL);
 	p->running = false;
 	if (p->line) {
-		draw(p);
-		fputc('\n', stderr);
+		int e = draw(p);
+
+		if (!e && fputc('\n', stderr) == EOF)
+			e = errno ? errno : EIO;
+		if (e)
+			output_failed(stderr, "progress display", e);
 	}
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "multifd.h"
 
@@ -32,7 +33,8 @@ void progress_start(struct progress *p);
 /* Stop it and clear the line. Takes a never-started progress. */
 void progress_stop(struct progress *p);
 
-/* One JSON object: totals and per channel. */
+/* One JSON object: totals and per channel, to stdout or f. */
 void print_stats_json(const struct mfd_session *s);
+void fprint_stats_json(FILE *f, const struct mfd_session *s);
 
 #endif

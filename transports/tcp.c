@@ -5,6 +5,13 @@
  * the kernel takes it whole, and comes in with MSG_WAITALL; short
  * transfers, EINTR and lists longer than IOV_MAX are continued in place.
  *
+ * Timeouts: each send, recv and flush has one deadline on CLOCK_MONOTONIC,
+ * timeout_ms after it started. The first syscall is a plain blocking one,
+ * bounded by SO_SNDTIMEO/SO_RCVTIMEO, which the kernel counts over the
+ * whole call; a continuation after a short transfer is MSG_DONTWAIT, and
+ * the waits between them are poll()s on what is left of the deadline, so
+ * that bytes trickling in or out never start the timeout again.
+ *
  * Zero-copy (tcp only): pages go with MSG_ZEROCOPY, completions are reaped
  * from the socket's error queue after every send and counted, and flush()
  * waits for the rest. ENOBUFS (optmem or locked-memory limit) is answered
@@ -48,10 +55,11 @@ struct sock_conn {
 	int fd;
 	unsigned timeout_ms;
 	bool zerocopy;
-	/* MSG_ZEROCOPY sends are numbered from 0 by the kernel; those below
-	 * zc_done have completed. Only the channel thread touches these. */
-	uint32_t zc_next;
-	uint32_t zc_done;
+	/* MSG_ZEROCOPY sends made, and how many of them have completed (the
+	 * sum of the lengths of the ranges the kernel reported, which may
+	 * come in any order). Only the channel thread touches these. */
+	uint64_t zc_next;
+	uint64_t zc_done;
 	struct iovec scratch[IOV_MAX]; /* the rest of a list after a short
 					  transfer */
 };
@@ -60,7 +68,9 @@ struct sock_listener {
 	struct mfd_listener base;
 	int fd;
 	int wake_fd;
-	char unlink_path[108]; /* unix: removed on close */
+	char unlink_path[108]; /* unix: removed on close, if still ours */
+	dev_t dev;
+	ino_t ino;
 };
 
 static int fail(struct mfd_conn *c, int e, const char *what)
@@ -83,6 +93,52 @@ static struct sock_conn *conn_new(const struct mfd_transport_ops *ops, int fd)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	return sc;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The deadline timeout_ms from now (0: none). */
+static int64_t deadline_in(unsigned timeout_ms)
+{
+	return timeout_ms ? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+}
+
+/* poll() timeout until deadline, rounded up (-1: none); 0 once it passed. */
+static int poll_ms(int64_t deadline)
+{
+	int64_t left;
+
+	if (!deadline)
+		return -1;
+	left = deadline - now_ns();
+	if (left <= 0)
+		return 0;
+	left = (left + 999999) / 1000000;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* poll() one fd until it is ready for `events` or deadline (0: none)
+ * passes, EINTR included: >0 ready, 0 timed out, -errno. */
+static int poll_until(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		int ms = poll_ms(deadline), r;
+
+		if (ms == 0)
+			return 0;
+		r = poll(&p, 1, ms);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
 }
 
 static int sock_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
@@ -131,6 +187,15 @@ static void advance(const struct iovec *iov, int n, int *i, size_t *skip,
 		(*i)++;
 }
 
+static size_t iov_bytes(const struct iovec *iov, int n)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
 /* Reap zero-copy completions that are ready; never blocks. */
 static int zc_reap(struct sock_conn *sc)
 {
@@ -147,6 +212,9 @@ static int zc_reap(struct sock_conn *sc)
 				continue;
 			return fail(&sc->base, errno, "recvmsg(MSG_ERRQUEUE)");
 		}
+		if (mh.msg_flags & MSG_CTRUNC)
+			return fail(&sc->base, EIO, "zero-copy completion "
+				    "truncated");
 		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 			struct sock_extended_err *ee;
 			uint32_t n;
@@ -159,44 +227,104 @@ static int zc_reap(struct sock_conn *sc)
 			ee = (struct sock_extended_err *)CMSG_DATA(cm);
 			if (ee->ee_origin != SO_EE_ORIGIN_ZEROCOPY)
 				continue;
-			/* [ee_info, ee_data] completed, inclusive */
+			/* sends [ee_info, ee_data] completed, inclusive,
+			 * numbered modulo 2^32; ranges are disjoint but may
+			 * come out of order, so count them */
 			n = ee->ee_data - ee->ee_info + 1;
 			sc->base.zc_sends += n;
 			if (ee->ee_code & SO_EE_CODE_ZEROCOPY_COPIED)
 				sc->base.zc_copied += n;
-			if (ee->ee_data + 1 - sc->zc_done < 0x80000000u)
-				sc->zc_done = ee->ee_data + 1;
+			sc->zc_done += n;
 		}
 	}
 }
 
+/*
+ * Sleep until fd is ready for `events` (0: only errors and zero-copy
+ * completions), at most until deadline (0: none). Returns the poll bits,
+ * POLLERR only when zero-copy completions were reaped here; 0 when the
+ * deadline passed; -errno with c->err set (a pending socket error fails
+ * with its own text, named by `what`). A POLLERR that had neither
+ * completions nor a socket error behind it cannot make this spin.
+ */
+static int sock_wait(struct sock_conn *sc, short events, int64_t deadline,
+		     const char *what)
+{
+	for (;;) {
+		struct pollfd p = { .fd = sc->fd, .events = events };
+		int ms = poll_ms(deadline), r, e;
+		uint64_t done = sc->zc_done;
+		socklen_t len = sizeof(e);
+
+		if (ms == 0)
+			return 0;
+		r = poll(&p, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return fail(&sc->base, errno, "poll");
+		if (r == 0)
+			continue; /* poll_ms() says whether time is up */
+		if (!(p.revents & POLLERR))
+			return p.revents;
+		r = zc_reap(sc);
+		if (r)
+			return r;
+		if (sc->zc_done != done)
+			return p.revents;
+		e = 0;
+		if (getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &e, &len))
+			e = errno;
+		if (e)
+			return fail(&sc->base, e, what);
+		p.revents &= ~POLLERR;
+		if (p.revents)
+			return p.revents;
+		/* an empty error queue and no error: not seen, but it
+		 * must not turn into a busy loop */
+		poll(NULL, 0, 1);
+	}
+}
+
+/* Wait until every zero-copy send has completed, at most until deadline
+ * (0: none). */
+static int zc_wait(struct sock_conn *sc, int64_t deadline)
+{
+	struct mfd_conn *c = &sc->base;
+	int r = sc->zerocopy ? zc_reap(sc) : 0;
+
+	while (!r && sc->zerocopy && sc->zc_done != sc->zc_next) {
+		r = sock_wait(sc, 0, deadline, "zero-copy flush");
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			snprintf(c->err, sizeof(c->err),
+				 "%llu zero-copy sends not completed after "
+				 "%u ms",
+				 (unsigned long long)(sc->zc_next -
+						      sc->zc_done),
+				 sc->timeout_ms);
+			return -ETIMEDOUT;
+		}
+		if (sc->zc_done != sc->zc_next &&
+		    (r & (POLLHUP | POLLNVAL)) && !(r & POLLERR))
+			return fail(c, EPIPE, "zero-copy flush");
+		r = 0;
+	}
+	return r;
+}
+
+/* One deadline for the whole flush. */
 static int sock_flush(struct mfd_conn *c)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
 
-	while (sc->zerocopy && sc->zc_done != sc->zc_next) {
-		struct pollfd p = { .fd = sc->fd, .events = 0 };
-		int timeout = sc->timeout_ms ? (int)sc->timeout_ms : -1;
-		int r = poll(&p, 1, timeout);
-
-		if (r < 0 && errno != EINTR)
-			return fail(c, errno, "poll(zero-copy completions)");
-		if (r == 0) {
-			snprintf(c->err, sizeof(c->err),
-				 "%u zero-copy sends not completed after %u ms",
-				 sc->zc_next - sc->zc_done, sc->timeout_ms);
-			return -ETIMEDOUT;
-		}
-		if (p.revents & (POLLHUP | POLLNVAL) && !(p.revents & POLLERR))
-			return fail(c, EPIPE, "zero-copy flush");
-		r = zc_reap(sc);
-		if (r)
-			return r;
-	}
-	return 0;
+	if (!sc->zerocopy || sc->zc_done == sc->zc_next)
+		return 0;
+	return zc_wait(sc, deadline_in(sc->timeout_ms));
 }
 
-static ssize_t zc_sendmsg(struct sock_conn *sc, struct msghdr *mh)
+static ssize_t zc_sendmsg(struct sock_conn *sc, struct msghdr *mh, int flags)
 {
 	ssize_t r;
 
@@ -204,21 +332,34 @@ static ssize_t zc_sendmsg(struct sock_conn *sc, struct msghdr *mh)
 		errno = ENOBUFS;
 		return -1;
 	}
-	r = sendmsg(sc->fd, mh, MSG_NOSIGNAL | MSG_ZEROCOPY);
+	r = sendmsg(sc->fd, mh, flags | MSG_ZEROCOPY);
 	if (r >= 0)
 		sc->zc_next++;
 	return r;
 }
 
+/*
+ * The timeout bounds the whole call, not each syscall. The first
+ * sendmsg() blocks, bounded by SO_SNDTIMEO, and usually takes the whole
+ * list; after a short one the rest goes with MSG_DONTWAIT, poll()ing on
+ * what is left of the deadline in between. Unix sockets restart their
+ * send timeout for every buffer they wait for, so a reader that takes a
+ * little now and then would stretch a blocking call: they go
+ * MSG_DONTWAIT from the start.
+ */
 static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		     unsigned flags)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
 	bool zc = sc->zerocopy && (flags & MFD_SEND_ZEROCOPY);
 	bool retried = false;
-	size_t skip = 0;
+	int64_t deadline = deadline_in(sc->timeout_ms);
+	int wflags = MSG_NOSIGNAL;
+	size_t skip = 0, done = 0;
 	int i = 0;
 
+	if (deadline && c->ops == &mfd__unix_ops)
+		wflags |= MSG_DONTWAIT;
 	advance(iov, n, &i, &skip, 0);
 	while (i < n) {
 		struct msghdr mh = { 0 };
@@ -227,7 +368,10 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 
 		mh.msg_iov = window(sc, iov, n, i, skip, &cnt);
 		mh.msg_iovlen = cnt;
-		r = zc ? zc_sendmsg(sc, &mh) : sendmsg(sc->fd, &mh, MSG_NOSIGNAL);
+		r = zc ? zc_sendmsg(sc, &mh, wflags)
+		       : sendmsg(sc->fd, &mh, wflags);
+		if (deadline)
+			wflags |= MSG_DONTWAIT;
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -235,8 +379,10 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 				/* Completions hold optmem and pinned pages:
 				 * let them drain, then try once more, then
 				 * copy this list rather than fail. */
-				int e = sock_flush(c);
+				int e = zc_wait(sc, deadline);
 
+				if (e == -ETIMEDOUT)
+					break;
 				if (e)
 					return e;
 				if (retried) {
@@ -246,15 +392,27 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 				retried = true;
 				continue;
 			}
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				snprintf(c->err, sizeof(c->err),
-					 "send stalled for %u ms",
-					 sc->timeout_ms);
-				return -ETIMEDOUT;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+			    deadline) {
+				int w = sock_wait(sc, POLLOUT, deadline, "send");
+
+				if (w < 0)
+					return w;
+				if (w == 0)
+					break;
+				continue;
 			}
 			return fail(c, errno, "send");
 		}
+		done += (size_t)r;
 		advance(iov, n, &i, &skip, (size_t)r);
+	}
+	if (i < n) {
+		snprintf(c->err, sizeof(c->err),
+			 "send stalled for %u ms (%zu of %zu bytes of this "
+			 "send done)",
+			 sc->timeout_ms, done, iov_bytes(iov, n));
+		return -ETIMEDOUT;
 	}
 	/* reap as completions come, but not a syscall for every send */
 	if (sc->zerocopy && sc->zc_next - sc->zc_done >= ZC_REAP_BATCH)
@@ -262,19 +420,14 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	return 0;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
+/* The same for reading: one blocking recvmsg(MSG_WAITALL), bounded by
+ * SO_RCVTIMEO, then MSG_DONTWAIT and poll() until the deadline. */
 static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
+	int64_t deadline = deadline_in(sc->timeout_ms);
+	int rflags = MSG_WAITALL;
 	size_t skip = 0, got = 0;
-	uint64_t t0 = 0;
 	int i = 0;
 
 	advance(iov, n, &i, &skip, 0);
@@ -285,16 +438,21 @@ static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 
 		mh.msg_iov = window(sc, iov, n, i, skip, &cnt);
 		mh.msg_iovlen = cnt;
-		r = recvmsg(sc->fd, &mh, MSG_WAITALL);
+		r = recvmsg(sc->fd, &mh, rflags);
+		if (deadline)
+			rflags = MSG_DONTWAIT;
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				snprintf(c->err, sizeof(c->err),
-					 "no data for %u ms (%zu bytes of "
-					 "this read done)",
-					 sc->timeout_ms, got);
-				return -ETIMEDOUT;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+			    deadline) {
+				int w = sock_wait(sc, POLLIN, deadline, "recv");
+
+				if (w < 0)
+					return w;
+				if (w == 0)
+					break;
+				continue;
 			}
 			return fail(c, errno, "recv");
 		}
@@ -307,17 +465,13 @@ static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 		}
 		got += (size_t)r;
 		advance(iov, n, &i, &skip, (size_t)r);
-		/* each recvmsg() is bounded by the timeout, but a peer that
-		 * trickles a byte at a time must not stretch the whole read */
-		if (i < n && sc->timeout_ms && !t0)
-			t0 = now_ms();
-		else if (i < n && sc->timeout_ms &&
-			 now_ms() - t0 > sc->timeout_ms) {
-			snprintf(c->err, sizeof(c->err),
-				 "only %zu bytes in %u ms: the peer trickles",
-				 got, sc->timeout_ms);
-			return -ETIMEDOUT;
-		}
+	}
+	if (i < n) {
+		snprintf(c->err, sizeof(c->err),
+			 "no data for %u ms (%zu of %zu bytes of this read "
+			 "done)",
+			 sc->timeout_ms, got, iov_bytes(iov, n));
+		return -ETIMEDOUT;
 	}
 	return 0;
 }
@@ -338,6 +492,11 @@ static void sock_shutdown(struct mfd_conn *c)
 	shutdown(((struct sock_conn *)c)->fd, SHUT_RDWR);
 }
 
+static void sock_shutdown_read(struct mfd_conn *c)
+{
+	shutdown(((struct sock_conn *)c)->fd, SHUT_RD);
+}
+
 static void sock_close(struct mfd_conn *c)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
@@ -346,25 +505,23 @@ static void sock_close(struct mfd_conn *c)
 	free(sc);
 }
 
-/* Wait for a non-blocking connect() to finish. */
-static int connect_wait(int fd, unsigned timeout_ms)
+/* Wait for a non-blocking connect() to finish, until deadline (0: none). */
+static int connect_wait(int fd, int64_t deadline)
 {
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	int r, e = 0;
+	int r = poll_until(fd, POLLOUT, deadline), e = 0;
 	socklen_t len = sizeof(e);
 
-	do
-		r = poll(&p, 1, timeout_ms ? (int)timeout_ms : -1);
-	while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return -ETIMEDOUT;
-	if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len))
+	if (r < 0)
+		return r;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len))
 		return -errno;
 	return -e;
 }
 
 static int connect_addr(int family, const struct sockaddr *sa,
-			socklen_t salen, unsigned timeout_ms)
+			socklen_t salen, int64_t deadline)
 {
 	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int r;
@@ -373,7 +530,7 @@ static int connect_addr(int family, const struct sockaddr *sa,
 		return -errno;
 	r = connect(fd, sa, salen) ? -errno : 0;
 	if (r == -EINPROGRESS)
-		r = connect_wait(fd, timeout_ms);
+		r = connect_wait(fd, deadline);
 	if (r == 0 && fcntl(fd, F_SETFL, 0))
 		r = -errno;
 	if (r) {
@@ -400,6 +557,7 @@ static int tcp_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		       struct mfd_conn **out, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	int64_t deadline = deadline_in(timeout_ms); /* for all addresses */
 	int r, fd = -EHOSTUNREACH;
 
 	r = getaddrinfo(u->host, u->port, &hints, &res);
@@ -410,8 +568,8 @@ static int tcp_connect(const struct mfd_uri *u, unsigned timeout_ms,
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = connect_addr(ai->ai_family, ai->ai_addr, ai->ai_addrlen,
-				  timeout_ms);
-		if (fd >= 0)
+				  deadline);
+		if (fd >= 0 || fd == -ETIMEDOUT)
 			break;
 	}
 	freeaddrinfo(res);
@@ -431,7 +589,7 @@ static int unix_connect(const struct mfd_uri *u, unsigned timeout_ms,
 
 	memcpy(sa.sun_path, u->path, strlen(u->path) + 1);
 	fd = connect_addr(AF_UNIX, (struct sockaddr *)&sa, sizeof(sa),
-			  timeout_ms);
+			  deadline_in(timeout_ms));
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot connect to unix socket '%s': %s",
 			 u->path, strerror(-fd));
@@ -509,6 +667,30 @@ static int tcp_listen(const struct mfd_uri *u, struct mfd_listener **out,
 	return 0;
 }
 
+/*
+ * Whether a listener answers on the unix socket at path: 1 yes, 0 nobody
+ * does (a socket file left by a receiver that died), -errno when it
+ * cannot be told. A connection it makes is closed at once; the listener
+ * sees a connection that sends nothing.
+ */
+static int unix_answers(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 1;
+	close(fd);
+	if (r == -EAGAIN || r == -EINPROGRESS)
+		return 1; /* its backlog is full: someone listens */
+	if (r == -ECONNREFUSED || r == -ENOENT)
+		return 0;
+	return r;
+}
+
 static int unix_listen(const struct mfd_uri *u, struct mfd_listener **out,
 		       char *err, size_t errlen)
 {
@@ -517,10 +699,30 @@ static int unix_listen(const struct mfd_uri *u, struct mfd_listener **out,
 	struct stat st;
 	int fd, r;
 
-	/* A socket file left by a dead receiver would make bind() fail;
-	 * anything else at that path is not ours to remove. */
-	if (!lstat(u->path, &st) && S_ISSOCK(st.st_mode))
+	/* A socket file left by a dead receiver would make bind() fail and
+	 * may go; one a live receiver listens on, or anything that is not
+	 * a socket, is not ours to remove. */
+	if (!lstat(u->path, &st)) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "cannot listen on unix:%s: '%s' "
+				 "exists and is not a socket",
+				 u->path, u->path);
+			return -EEXIST;
+		}
+		r = unix_answers(u->path);
+		if (r > 0) {
+			snprintf(err, errlen, "another receiver is listening "
+				 "on unix:%s", u->path);
+			return -EADDRINUSE;
+		}
+		if (r < 0) {
+			snprintf(err, errlen, "cannot listen on unix:%s: the "
+				 "socket there cannot be probed: %s",
+				 u->path, strerror(-r));
+			return r;
+		}
 		unlink(u->path);
+	}
 	memcpy(sa.sun_path, u->path, strlen(u->path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
@@ -531,6 +733,14 @@ static int unix_listen(const struct mfd_uri *u, struct mfd_listener **out,
 			close(fd);
 		return r;
 	}
+	/* what close() checks before it removes the file */
+	if (stat(u->path, &st)) {
+		r = -errno;
+		snprintf(err, errlen, "cannot listen on unix socket '%s': "
+			 "stat: %s", u->path, strerror(errno));
+		close(fd);
+		return r;
+	}
 	r = listener_new(&mfd__unix_ops, fd, &l);
 	if (r) {
 		snprintf(err, errlen, "listen: %s", strerror(-r));
@@ -538,6 +748,8 @@ static int unix_listen(const struct mfd_uri *u, struct mfd_listener **out,
 		unlink(u->path);
 		return r;
 	}
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
 	memcpy(l->unlink_path, u->path, strlen(u->path) + 1);
 	snprintf(l->base.uri, sizeof(l->base.uri), "unix:%s", u->path);
 	*out = &l->base;
@@ -550,11 +762,14 @@ static int sock_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	struct sock_listener *l = (struct sock_listener *)ml;
 	struct pollfd p[2] = { { .fd = l->fd, .events = POLLIN },
 			       { .fd = l->wake_fd, .events = POLLIN } };
+	int64_t deadline = deadline_in(timeout_ms);
 	int r, fd;
 
-	do
-		r = poll(p, 2, timeout_ms ? (int)timeout_ms : -1);
-	while (r < 0 && errno == EINTR);
+	do {
+		int ms = poll_ms(deadline);
+
+		r = ms ? poll(p, 2, ms) : 0;
+	} while (r < 0 && errno == EINTR);
 	if (r < 0) {
 		snprintf(err, errlen, "poll: %s", strerror(errno));
 		return -errno;
@@ -588,10 +803,14 @@ static void sock_listener_wake(struct mfd_listener *ml)
 static void sock_listener_close(struct mfd_listener *ml)
 {
 	struct sock_listener *l = (struct sock_listener *)ml;
+	struct stat st;
 
 	close(l->fd);
 	close(l->wake_fd);
-	if (l->unlink_path[0])
+	/* only the socket we bound: another receiver may have replaced a
+	 * file it thought stale */
+	if (l->unlink_path[0] && !lstat(l->unlink_path, &st) &&
+	    st.st_dev == l->dev && st.st_ino == l->ino)
 		unlink(l->unlink_path);
 	free(l);
 }
@@ -609,6 +828,7 @@ const struct mfd_transport_ops mfd__tcp_ops = {
 	.recv = sock_recv,
 	.flush = sock_flush,
 	.shutdown = sock_shutdown,
+	.shutdown_read = sock_shutdown_read,
 	.close = sock_close,
 };
 
@@ -624,5 +844,6 @@ const struct mfd_transport_ops mfd__unix_ops = {
 	.recv = sock_recv,
 	.flush = sock_flush,
 	.shutdown = sock_shutdown,
+	.shutdown_read = sock_shutdown_read,
 	.close = sock_close,
 };

@@ -1,0 +1,218 @@
+#!/bin/bash
+# test-files.sh - the tool against files that change under it: a full
+# tmpfs, a receiver's or sender's file truncated mid-transfer, a refused
+# session that must not touch an existing FILE, receiving onto the file
+# being sent, a sparse file whose holes must not be read, inputs that are
+# not regular files, and signals to the receiver. Never a signal death,
+# never a lost or half-written file that looks complete.
+set -u
+MULTIFD=${MULTIFD:-./multifd}
+. "$(dirname "$0")/lib/listening.sh"
+dir=$(mktemp -d)
+mnt=
+cleanup() {
+	kill $(jobs -p) 2>/dev/null
+	wait 2>/dev/null
+	[ -n "$mnt" ] && umount "$mnt" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# check WHAT CONDITION...: ok when the command succeeds
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+has() { grep -q -- "$2" "$1"; }
+
+# start_recv LOG ARGS...: a receiver in the background; sets rpid, uri
+start_recv() {
+	local log=$1
+	shift
+	: >"$log"
+	timeout 60 "$MULTIFD" recv "$@" 2>"$log" &
+	rpid=$!
+	uri=$(wait_listening "$log") || { bad "receiver did not start: $(cat "$log")"; uri=tcp:127.0.0.1:1; }
+}
+
+head -c 16M /dev/urandom >"$dir/in"
+[ "$(id -u)" = 0 ] && mnt=$dir/small && mkdir -p "$mnt" &&
+	mount -t tmpfs -o size=8m tmpfs "$mnt" || mnt=
+
+# 1. a tmpfs too small for the image: exit 1 with a reason, on both ends
+if [ -n "$mnt" ]; then
+	for m in none zlib zstd; do
+		start_recv "$dir/r.log" tcp:127.0.0.1:0 "$mnt/out"
+		timeout 60 "$MULTIFD" send -q -m "$m" "$uri" "$dir/in" 2>"$dir/s.log"
+		sst=$?
+		wait $rpid
+		rst=$?
+		check "full tmpfs, $m: both exit 1 (send $sst, recv $rst)" \
+			[ $sst = 1 -a $rst = 1 ]
+		check "full tmpfs, $m: the receiver says no space" \
+			has "$dir/r.log" "no space left on $mnt"
+		check "full tmpfs, $m: the sender is told why" \
+			has "$dir/s.log" "the receiver failed: .*file system is full"
+		check "full tmpfs, $m: no file left that looks complete" \
+			[ ! -e "$mnt/out" -a -z "$(ls -A "$mnt")" ]
+		rm -f "$mnt"/.* "$mnt"/* 2>/dev/null
+	done
+else
+	echo "skip: the full-tmpfs cases need root"
+fi
+
+# 2. the receiver's file truncated by another process mid-transfer
+for m in none zstd; do
+	cp "$dir/in" "$dir/dst"
+	start_recv "$dir/r.log" --inplace tcp:127.0.0.1:0 "$dir/dst"
+	timeout 60 "$MULTIFD" send -q -m "$m" -c 2 --max-bandwidth 8M "$uri" \
+		"$dir/in" 2>"$dir/s.log" &
+	spid=$!
+	sleep 0.7
+	truncate -s 4M "$dir/dst"
+	wait $spid
+	sst=$?
+	wait $rpid
+	rst=$?
+	check "receiver's file truncated, $m: both exit 1 (send $sst, recv $rst)" \
+		[ $sst = 1 -a $rst = 1 ]
+	check "receiver's file truncated, $m: the receiver says so" \
+		has "$dir/r.log" "was truncated by another process to 4194304 bytes"
+	check "receiver's file truncated, $m: in-place content is said to be mixed" \
+		has "$dir/r.log" "hold a mix"
+done
+
+# 3. the sender's file truncated mid-send
+for m in none zstd; do
+	cp "$dir/in" "$dir/src"
+	start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/out"
+	timeout 60 "$MULTIFD" send -q -m "$m" -c 2 --max-bandwidth 8M "$uri" \
+		"$dir/src" 2>"$dir/s.log" &
+	spid=$!
+	sleep 0.7
+	truncate -s 4M "$dir/src"
+	wait $spid
+	sst=$?
+	wait $rpid
+	check "sender's file truncated, $m: the sender exits 1 ($sst)" [ $sst = 1 ]
+	check "sender's file truncated, $m: it says the file shrank" \
+		has "$dir/s.log" "shrank from 16777216 to 4194304 bytes"
+	rm -f "$dir/out"
+done
+
+# 5. a refused session leaves an existing FILE as it was
+head -c 1M /dev/urandom >"$dir/keep"
+cp "$dir/keep" "$dir/keep.orig"
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/keep"
+head -c 64K /dev/urandom >"$dir/a"
+head -c 64K /dev/urandom >"$dir/b"
+timeout 60 "$MULTIFD" send -q -R a="$dir/a" -R b="$dir/b" "$uri" 2>"$dir/s.log"
+sst=$?
+wait $rpid
+check "refused session: the sender exits 1 ($sst)" [ $sst = 1 ]
+check "refused session: the sender says why" has "$dir/s.log" "second region"
+check "refused session: FILE untouched" cmp -s "$dir/keep" "$dir/keep.orig"
+check "refused session: the reason printed once" \
+	[ "$(grep -c "second region" "$dir/r.log")" = 1 ]
+check "refused session: nothing else left in the directory" \
+	[ -z "$(ls -A "$dir" | grep multifd)" ]
+
+# a killed sender: FILE as it was, and no complete-looking new file
+# (multifd runs without `timeout` here, so that the signal reaches it)
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/keep"
+"$MULTIFD" send -q --max-bandwidth 4M "$uri" "$dir/in" 2>/dev/null &
+spid=$!
+sleep 0.7
+kill -9 $spid
+wait $rpid
+rst=$?
+check "killed sender: the receiver exits 1 ($rst)" [ $rst = 1 ]
+check "killed sender: FILE untouched" cmp -s "$dir/keep" "$dir/keep.orig"
+
+# SIGINT and SIGTERM to the receiver mid-transfer: FILE as it was
+for sig in INT TERM; do
+	: >"$dir/r.log"
+	"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
+	rpid=$!
+	uri=$(wait_listening "$dir/r.log")
+	timeout 60 "$MULTIFD" send -q --max-bandwidth 4M "$uri" "$dir/in" 2>/dev/null &
+	spid=$!
+	sleep 0.7
+	kill -$sig $rpid
+	wait $rpid
+	rst=$?
+	wait $spid
+	check "SIG$sig to the receiver: it says so and exits >128 ($rst)" \
+		[ $rst -gt 128 ] && has "$dir/r.log" "interrupted"
+	check "SIG$sig to the receiver: FILE untouched" \
+		cmp -s "$dir/keep" "$dir/keep.orig"
+	check "SIG$sig to the receiver: no temporary file left" \
+		[ -z "$(ls -A "$dir" | grep multifd)" ]
+done
+
+# a successful session replaces FILE, keeping its mode
+chmod 600 "$dir/keep"
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/keep"
+timeout 60 "$MULTIFD" send -q "$uri" "$dir/in"
+wait $rpid
+check "success: FILE replaced" cmp -s "$dir/keep" "$dir/in"
+check "success: its mode kept" [ "$(stat -c %a "$dir/keep")" = 600 ]
+
+# 6. receiving onto the file being sent is refused, both ways round
+cp "$dir/in" "$dir/same"
+start_recv "$dir/r.log" --inplace tcp:127.0.0.1:0 "$dir/same"
+timeout 60 "$MULTIFD" send -q "$uri" "$dir/same" 2>"$dir/s.log"
+sst=$?
+wait $rpid
+check "same file, in place: refused ($sst)" [ $sst = 1 ] &&
+	has "$dir/s.log" "being received into by another multifd"
+check "same file, in place: content intact" cmp -s "$dir/same" "$dir/in"
+# and a receiver that would replace a file being sent
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/out1"
+timeout 60 "$MULTIFD" send -q --max-bandwidth 4M "$uri" "$dir/same" 2>/dev/null &
+spid=$!
+r1=$rpid
+sleep 0.3
+start_recv "$dir/r2.log" tcp:127.0.0.1:0 "$dir/same"
+timeout 60 "$MULTIFD" send -q "$uri" "$dir/in" 2>"$dir/s.log"
+sst=$?
+wait $rpid
+check "replacing a file being sent: refused ($sst)" [ $sst = 1 ] &&
+	has "$dir/r2.log" "is being sent by another multifd process"
+wait $spid $r1
+check "replacing a file being sent: the first transfer completes" \
+	cmp -s "$dir/out1" "$dir/in"
+
+# 7. a sparse file: the holes are never read (tmpfs would allocate them)
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	sp=$(mktemp -p /dev/shm multifd-test-sparse.XXXXXX)
+	truncate -s 8G "$sp"
+	dd if="$dir/in" of="$sp" bs=1M count=4 seek=4096 conv=notrunc status=none
+	start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/sparse-out"
+	timeout 120 "$MULTIFD" send -q -c 2 "$uri" "$sp" 2>"$dir/s.log"
+	sst=$?
+	wait $rpid
+	kib=$(du -k "$sp" | cut -f1)
+	check "sparse: sent ($sst)" [ $sst = 0 ]
+	check "sparse: the sender allocated no hole (${kib} KiB resident)" \
+		[ "$kib" -le 8192 ]
+	check "sparse: received identical" cmp -s "$sp" "$dir/sparse-out"
+	rm -f "$sp" "$dir/sparse-out"
+fi
+
+# 13. inputs that are not regular files
+mkdir "$dir/adir"
+mkfifo "$dir/fifo"
+out=$(timeout 10 "$MULTIFD" send tcp:127.0.0.1:1 "$dir/adir" 2>&1)
+check "a directory as input: named as such ($?)" grep -q "is a directory" <<<"$out"
+out=$(timeout 10 "$MULTIFD" send tcp:127.0.0.1:1 "$dir/fifo" 2>&1)
+st=$?
+check "a FIFO as input: refused at once, not a hang ($st)" \
+	[ $st = 1 ] && grep -q "is a FIFO" <<<"$out"
+
+echo "test-files: $pass passed, $fail failed"
+[ $fail = 0 ]

@@ -1,0 +1,326 @@
+#!/bin/bash
+# test-tool-output.sh - what the multifd command writes, when the fds it
+# writes to are not what it expects:
+# - closed fds 0-2 are never reused by the image or a socket, so neither
+#   the statistics nor the progress display can land in a received file;
+# - a closed statistics or progress pipe (| head -1) stops that output with
+#   one warning, not the transfer (no SIGPIPE death, exit status 0);
+# - results that cannot be written (>/dev/full) are exit status 1;
+# - option values that cannot be meant are refused, naming the value.
+set -u
+MULTIFD=${MULTIFD:-./multifd}
+. "$(dirname "$0")/lib/listening.sh"
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect STATUS WORD CMD...: exit status STATUS and WORD in the output,
+# within 10 s (an option check must not block)
+expect() {
+	local want=$1 word=$2 out st
+	shift 2
+	out=$(timeout 10 "$@" 2>&1)
+	st=$?
+	if [ "$st" = "$want" ] && grep -q -- "$word" <<<"$out"; then
+		ok "$* -> $st"
+	else
+		bad "$* -> $st (wanted $want and '$word'): $out"
+	fi
+}
+
+# same WHAT SEND_STATUS RECV_STATUS: both 0 and the image is the source
+same() {
+	if [ "$2" = 0 ] && [ "$3" = 0 ] && cmp -s "$src" "$dir/dst"; then
+		ok "$1"
+	else
+		bad "$1 (send $2, recv $3; $(cmp "$src" "$dir/dst" 2>&1)): $(cat "$dir/send.err" "$dir/recv.err" 2>/dev/null)"
+	fi
+}
+
+# wait_socket PATH: a unix: receiver whose stderr is closed says nothing
+wait_socket() {
+	for _ in $(seq 100); do
+		[ -S "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# The closed-fd checks need the program itself to start with the fds
+# closed: an uninstalled build's $MULTIFD is a libtool wrapper script, and
+# the shell that runs it keeps the script open on the lowest free fd. Run
+# the binary behind it directly.
+bare=("$MULTIFD")
+"$MULTIFD" --version >/dev/null # a wrapper may build its binary on first use
+if [ "$(head -c 2 "$MULTIFD" 2>/dev/null)" = "#!" ]; then
+	d=$(dirname "$MULTIFD")
+	b=$(basename "$MULTIFD")
+	for real in "$d/.libs/$b" "$d/.libs/lt-$b"; do
+		if [ -x "$real" ]; then
+			bare=(env "LD_LIBRARY_PATH=$d/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$real")
+			break
+		fi
+	done
+	if [ ${#bare[@]} = 1 ]; then
+		echo "skip: $MULTIFD is a script with no binary in $d/.libs"
+		exit 77
+	fi
+fi
+
+# 2 MiB at 2 MiB/s: about a second, many statistics and progress lines
+src=$dir/src
+head -c $((2 << 20)) /dev/urandom >"$src"
+slow=(--max-bandwidth 2M)
+
+# --- 1. closed fds 0-2 ------------------------------------------------
+# the receiver with stdout closed: an existing --region file is opened
+# first, before any socket, and would be taken for fd 1: the statistics
+# and the summary must not go into it
+head -c $((2 << 20)) /dev/zero >"$dir/dst"
+timeout 60 "${bare[@]}" recv --stats-interval 0.2 tcp:127.0.0.1:0 \
+	--region "in=$dir/dst" >&- 2>"$dir/recv.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	timeout 60 "$MULTIFD" send -q "${slow[@]}" -R "in=$src" "$uri" \
+		2>"$dir/send.err"
+	sst=$?
+	wait $rpid
+	same "recv --stats-interval with fd 1 closed" $sst $?
+else
+	bad "recv with fd 1 closed did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+
+# the receiver with stderr closed: the progress display must not go
+# into the image (a unix: path, as it cannot say where it listens)
+head -c $((2 << 20)) /dev/zero >"$dir/dst"
+rm -f "$dir/sock"
+timeout 60 "${bare[@]}" recv --progress "unix:$dir/sock" -R "in=$dir/dst" \
+	>"$dir/recv.out" 2>&- &
+rpid=$!
+if wait_socket "$dir/sock"; then
+	timeout 60 "$MULTIFD" send -q "${slow[@]}" "unix:$dir/sock" \
+		-R "in=$src" 2>"$dir/send.err"
+	sst=$?
+	wait $rpid
+	rst=$?
+	: >"$dir/recv.err"
+	same "recv --progress with fd 2 closed" $sst $rst
+else
+	bad "recv with fd 2 closed did not start"
+	wait $rpid
+fi
+
+# all three closed, the receiver: the image would be fd 0, the listening
+# socket fd 1, the progress display would go to fd 2
+head -c $((2 << 20)) /dev/zero >"$dir/dst"
+rm -f "$dir/sock"
+timeout 60 "${bare[@]}" recv --progress --stats-interval 0.2 \
+	"unix:$dir/sock" -R "in=$dir/dst" <&- >&- 2>&- &
+rpid=$!
+if wait_socket "$dir/sock"; then
+	timeout 60 "$MULTIFD" send -q "${slow[@]}" "unix:$dir/sock" \
+		-R "in=$src" 2>"$dir/send.err"
+	sst=$?
+	wait $rpid
+	rst=$?
+	: >"$dir/recv.err"
+	same "recv --progress --stats-interval with fds 0-2 closed" $sst $rst
+else
+	bad "recv with fds 0-2 closed did not start"
+	wait $rpid
+fi
+
+# the sender with all three closed: its output must not reach a socket
+rm -f "$dir/dst"
+timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
+	>/dev/null 2>"$dir/recv.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	timeout 60 "${bare[@]}" send --progress --stats-interval 0.2 \
+		"${slow[@]}" "$uri" "$src" <&- >&- 2>&-
+	sst=$?
+	wait $rpid
+	: >"$dir/send.err"
+	same "send --progress --stats-interval with fds 0-2 closed" $sst $?
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+
+# --- 2. closed pipes: the statistics stop, the transfer goes on ---------
+# warned FILE WHAT: exactly one warning in FILE, and it names WHAT
+warned() {
+	local n
+	n=$(grep -c "warning: cannot write" "$1")
+	if [ "$n" = 1 ] && grep -q "warning: cannot write the $2 to .*: Broken pipe" "$1"; then
+		ok "one warning: $(grep "warning: cannot write" "$1")"
+	else
+		bad "wanted one warning about the $2, got $n: $(cat "$1")"
+	fi
+}
+rm -f "$dir/dst"
+timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
+	>/dev/null 2>"$dir/recv.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	timeout 60 "$MULTIFD" send --stats-interval 0.1 "${slow[@]}" "$uri" \
+		"$src" 2>"$dir/send.err" | head -1 >"$dir/head.out"
+	sst=${PIPESTATUS[0]}
+	wait $rpid
+	same "send --stats-interval | head -1" $sst $?
+	warned "$dir/send.err" statistics
+	grep -q '"totals"' "$dir/head.out" && ok "head -1 got a statistics line" ||
+		bad "head -1 got: $(cat "$dir/head.out")"
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+
+# the same on the receiver
+rm -f "$dir/dst" "$dir/recv.err" "$dir/recv.st"
+(
+	timeout 60 "$MULTIFD" recv --stats-interval 0.1 tcp:127.0.0.1:0 \
+		"$dir/dst" 2>"$dir/recv.err" | head -1 >/dev/null
+	echo "${PIPESTATUS[0]}" >"$dir/recv.st"
+) &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	timeout 60 "$MULTIFD" send -q "${slow[@]}" "$uri" "$src" \
+		2>"$dir/send.err"
+	sst=$?
+	wait $rpid
+	same "recv --stats-interval | head -1" $sst "$(cat "$dir/recv.st")"
+	warned "$dir/recv.err" statistics
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+
+# the progress display into a pipe that closes: the transfer goes on
+rm -f "$dir/dst"
+timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
+	>/dev/null 2>"$dir/recv.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	timeout 60 "$MULTIFD" send --progress "${slow[@]}" "$uri" "$src" \
+		2>&1 >/dev/null | head -c 1 >/dev/null
+	sst=${PIPESTATUS[0]}
+	wait $rpid
+	: >"$dir/send.err"
+	same "send --progress 2>&1 | head -c 1" $sst $?
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+
+# --- 3. results that cannot be written: exit status 1 -------------------
+if [ -w /dev/full ]; then
+	for args in --version "send --help" "bench --help"; do
+		# shellcheck disable=SC2086 # the words are the arguments
+		out=$(timeout 10 "$MULTIFD" $args 2>&1 >/dev/full)
+		st=$?
+		[ $st = 1 ] && grep -q "cannot write its output to stdout: No space left on device" <<<"$out" &&
+			ok "$args >/dev/full -> 1: $out" ||
+			bad "$args >/dev/full -> $st: $out"
+	done
+	# for_send WHAT SEND_ARGS...: the sender's output goes to /dev/full
+	for_send() {
+		local what=$1 st rst
+		shift
+		rm -f "$dir/dst"
+		timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
+			>/dev/null 2>"$dir/recv.err" &
+		rpid=$!
+		if ! uri=$(wait_listening "$dir/recv.err"); then
+			bad "receiver did not start: $(cat "$dir/recv.err")"
+			wait $rpid
+			return
+		fi
+		timeout 60 "$MULTIFD" send "$@" "$uri" "$src" >/dev/full \
+			2>"$dir/send.err"
+		st=$?
+		wait $rpid
+		rst=$?
+		if [ $st = 1 ] && [ $rst = 0 ] && cmp -s "$src" "$dir/dst" &&
+			grep -q "cannot write $what to stdout: No space left on device" \
+				"$dir/send.err"; then
+			ok "send $* >/dev/full -> 1: $(cat "$dir/send.err")"
+		else
+			bad "send $* >/dev/full -> $st (recv $rst): $(cat "$dir/send.err" "$dir/recv.err")"
+		fi
+	}
+	for_send "the JSON results" --json
+	for_send "its output"
+	# the receiver's --json results
+	rm -f "$dir/dst"
+	timeout 60 "$MULTIFD" recv --json tcp:127.0.0.1:0 "$dir/dst" \
+		>/dev/full 2>"$dir/recv.err" &
+	rpid=$!
+	if uri=$(wait_listening "$dir/recv.err"); then
+		timeout 60 "$MULTIFD" send -q "$uri" "$src" 2>"$dir/send.err"
+		sst=$?
+		wait $rpid
+		rst=$?
+		if [ $sst = 0 ] && [ $rst = 1 ] &&
+			grep -q "cannot write the JSON results to stdout" "$dir/recv.err"; then
+			ok "recv --json >/dev/full -> 1"
+		else
+			bad "recv --json >/dev/full: send $sst, recv $rst: $(cat "$dir/recv.err")"
+		fi
+	else
+		bad "receiver did not start: $(cat "$dir/recv.err")"
+		wait $rpid
+	fi
+else
+	echo "skip: no writable /dev/full"
+fi
+
+# --- 4. option values that cannot be meant --------------------------------
+for v in nan inf -inf NAN; do
+	expect 2 "bad stats interval '$v': expected" \
+		"$MULTIFD" send --stats-interval "$v" tcp:127.0.0.1:1 "$src"
+done
+expect 2 "region 'a' given twice ('a=$dir/x' and 'a=$dir/y')" \
+	"$MULTIFD" recv -R "a=$dir/x" -R "a=$dir/y" tcp:127.0.0.1:0
+expect 2 "file '$dir/x' given for two regions" \
+	"$MULTIFD" recv -R "a=$dir/x" -R "b=$dir/x" tcp:127.0.0.1:0
+expect 2 "file '$dir/./x' given for two regions" \
+	"$MULTIFD" recv -R "a=$dir/x" -R "b=$dir/./x" tcp:127.0.0.1:0
+expect 2 "given for two regions ('a=$src' and 'b=$dir/../${dir##*/}/src')" \
+	"$MULTIFD" send -R "a=$src" -R "b=$dir/../${dir##*/}/src" tcp:127.0.0.1:1
+ln -s "$src" "$dir/link"
+expect 2 "file '$dir/link' given for two regions" \
+	"$MULTIFD" send -R "a=$src" -R "b=$dir/link" tcp:127.0.0.1:1
+
+# secret files: only a regular file, read without blocking, kept private
+mkdir "$dir/keydir"
+expect 2 "secret file '$dir/keydir' is a directory: expected a regular file" \
+	"$MULTIFD" send --secret-file "$dir/keydir" tcp:127.0.0.1:1 "$src"
+if mkfifo "$dir/fifo"; then
+	expect 2 "secret file '$dir/fifo' is a FIFO: expected a regular file" \
+		"$MULTIFD" send --secret-file "$dir/fifo" tcp:127.0.0.1:1 "$src"
+fi
+expect 2 "secret file '/dev/null' is a character device: expected a regular file" \
+	"$MULTIFD" send --secret-file /dev/null tcp:127.0.0.1:1 "$src"
+head -c 32 /dev/urandom >"$dir/key"
+for mode in 0644 0640 0604; do
+	chmod "$mode" "$dir/key"
+	out=$(timeout 10 "$MULTIFD" send --secret-file "$dir/key" \
+		--secret-file "$dir/key" tcp:127.0.0.1:1 "$dir/none" 2>&1)
+	n=$(grep -c "secret file '$dir/key' is readable by others (mode $mode): chmod 600 it" <<<"$out")
+	[ "$n" = 1 ] && ok "secret file mode $mode: one warning" ||
+		bad "secret file mode $mode: $n warnings: $out"
+done
+chmod 0600 "$dir/key"
+out=$(timeout 10 "$MULTIFD" send --secret-file "$dir/key" tcp:127.0.0.1:1 \
+	"$dir/none" 2>&1)
+grep -q "readable by others" <<<"$out" && bad "mode 0600 warned: $out" ||
+	ok "secret file mode 0600: no warning"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

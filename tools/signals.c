@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* signals.c - see signals.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "signals.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mfd_session *watched; /* protected by lock */
+static int caught;		    /* atomic */
+static sigset_t set;
+
+static void *signal_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int sig;
+
+		if (sigwait(&set, &sig))
+			continue;
+		pthread_mutex_lock(&lock);
+		/* the second one, or nothing to unwind: the default action */
+		if (__atomic_exchange_n(&caught, sig, __ATOMIC_RELAXED) ||
+		    !watched) {
+			signal(sig, SIG_DFL);
+			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+			raise(sig);
+		}
+		mfd_session_cancel(watched);
+		pthread_mutex_unlock(&lock);
+	}
+	return NULL;
+}
+
+int signals_start(void)
+{
+	pthread_t t;
+	int r;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	r = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (!r)
+		r = pthread_create(&t, NULL, signal_thread, NULL);
+	if (!r)
+		r = pthread_detach(t);
+	return -r;
+}
+
+void signals_watch(struct mfd_session *s)
+{
+	pthread_mutex_lock(&lock);
+	watched = s;
+	if (s && __atomic_load_n(&caught, __ATOMIC_RELAXED))
+		mfd_session_cancel(s);
+	pthread_mutex_unlock(&lock);
+}
+
+int signals_caught(void)
+{
+	return __atomic_load_n(&caught, __ATOMIC_RELAXED);
+}
