@@ -98,7 +98,7 @@ transfer "unix:$dir/sock" -c 4
 transfer tcp:127.0.0.1:0 -c 2 --zero-copy
 transfer tcp:127.0.0.1:0 -c 1 --page-size 65536 --pages-per-packet 16
 
-# several regions: existing files must match, missing ones are created
+# several regions: existing files are replaced, missing ones created
 head -c $((2 << 20)) /dev/urandom >"$dir/vga"
 head -c $((2 << 20)) /dev/zero >"$dir/vga.dst"
 start_recv() {
@@ -130,16 +130,25 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	fi
 	rm -f "$shm" "$shm.dst"
 fi
+# in place, an existing file must have the region's size; without
+# --inplace it is replaced by a file of the sender's size
 head -c $((1 << 20)) /dev/zero >"$dir/vga.small"
+start_recv --inplace -R "ram=$dir/ram.dst" -R "vga=$dir/vga.small" tcp:127.0.0.1:0
+expect 1 "'$dir/vga.small' has 1048576 bytes, the sender's region 'vga' 2097152: --inplace needs the same size" \
+	"$MULTIFD" send -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri"
+wait $rpid
 start_recv -R "ram=$dir/ram.dst" -R "vga=$dir/vga.small" tcp:127.0.0.1:0
-expect 1 "region 'vga': the sender has 2097152 bytes, the receiver 1048576" \
-	"$MULTIFD" send -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri"
-wait $rpid
+if timeout 60 "$MULTIFD" send -q -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri" &&
+	wait $rpid && cmp -s "$dir/vga" "$dir/vga.small"; then
+	ok "an existing file of another size is replaced"
+else
+	bad "replacing a file of another size: $(cat "$dir/recv.err")"
+fi
 start_recv -R "ram=$dir/ram.dst" tcp:127.0.0.1:0
-expect 1 "receiver refused: cannot create region 'vga'" \
+expect 1 "receiver refused: cannot create region 'vga' of 2097152 bytes: the sender's region 'vga' has no --region NAME=PATH on the receiver" \
 	"$MULTIFD" send -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri"
 wait $rpid
-grep -q "region 'vga' has no --region on the receiver" "$dir/recv.err" &&
+grep -q "region 'vga' has no --region NAME=PATH on the receiver" "$dir/recv.err" &&
 	ok "receiver says which region it lacks" ||
 	bad "receiver: $(cat "$dir/recv.err")"
 

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test-guard.c - region memory that faults (a file mapping whose file
+ * was truncated) fails the session with -EFAULT and a sentence naming the
+ * region and the offset, on either end and with every method: no signal
+ * kills the process.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "common.h"
+#include "pair.h"
+
+#define LEN (1u << 20)
+
+/* LEN bytes of a shared file mapping (memfd), filled with `byte`. */
+static uint8_t *file_memory(int *fd, uint8_t byte)
+{
+	uint8_t *p;
+
+	*fd = memfd_create("multifd-test", MFD_CLOEXEC);
+	if (*fd < 0 || ftruncate(*fd, LEN))
+		return NULL;
+	p = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, byte, LEN);
+	return p;
+}
+
+static void expect_fault(struct mfd_session *s, const char *how)
+{
+	const char *e = mfd_session_error(s);
+
+	if (!strstr(e, "region 'ram'") || !strstr(e, how))
+		fprintf(stderr, "error '%s' should name region 'ram' and '%s'\n",
+			e, how);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e, "region 'ram'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(e, how));
+}
+
+/* The sender's file shrinks before its pages are read. */
+static void sender_file_shrinks(enum mfd_method m, bool checksum)
+{
+	uint8_t *dst = guarded_alloc(LEN), *src;
+	struct mfd_config cfg;
+	struct pair p;
+	int fd, r;
+
+	src = file_memory(&fd, 0x3c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+	mfd_config_init(&cfg);
+	cfg.method = m;
+	cfg.checksum = checksum;
+	cfg.timeout_ms = 3000;
+	CU_ASSERT_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
+				   LEN) == 0);
+	CU_ASSERT_EQUAL(ftruncate(fd, LEN / 2), 0);
+	r = mfd_send_region(p.tx, p.region);
+	if (!r)
+		r = mfd_send_finish(p.tx);
+	CU_ASSERT_EQUAL(r, -EFAULT);
+	expect_fault(p.tx, "cannot be read");
+	pair_join_rx(&p);
+	pair_free(&p);
+	munmap(src, LEN);
+	close(fd);
+	guarded_free(dst, LEN);
+}
+
+/* The receiver's file is truncated before the pages land. */
+static void receiver_file_shrinks(enum mfd_method m)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst;
+	struct mfd_config cfg;
+	struct pair p;
+	uint64_t st = 9;
+	int fd, r;
+
+	fill_random(src, LEN / 2, &st); /* compressible in the second half */
+	dst = file_memory(&fd, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dst);
+	mfd_config_init(&cfg);
+	cfg.method = m;
+	cfg.timeout_ms = 3000;
+	CU_ASSERT_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
+				   LEN) == 0);
+	CU_ASSERT_EQUAL(ftruncate(fd, 0), 0);
+	r = mfd_send_region(p.tx, p.region);
+	if (!r)
+		r = mfd_send_finish(p.tx);
+	CU_ASSERT(r < 0);
+	CU_ASSERT_EQUAL(pair_join_rx(&p), -EFAULT);
+	expect_fault(p.rx, "cannot be written");
+	/* and the sender learns it from the receiver */
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
+				      "the receiver failed"));
+	pair_free(&p);
+	munmap(dst, LEN);
+	close(fd);
+	guarded_free(src, LEN);
+}
+
+static void test_send_none(void) { sender_file_shrinks(MFD_METHOD_NONE, false); }
+static void test_send_none_checksum(void)
+{
+	sender_file_shrinks(MFD_METHOD_NONE, true);
+}
+static void test_recv_none(void) { receiver_file_shrinks(MFD_METHOD_NONE); }
+#ifdef HAVE_ZSTD
+static void test_send_zstd(void) { sender_file_shrinks(MFD_METHOD_ZSTD, false); }
+static void test_recv_zstd(void) { receiver_file_shrinks(MFD_METHOD_ZSTD); }
+#endif
+#ifdef HAVE_ZLIB
+static void test_send_zlib(void) { sender_file_shrinks(MFD_METHOD_ZLIB, false); }
+static void test_recv_zlib(void) { receiver_file_shrinks(MFD_METHOD_ZLIB); }
+#endif
+
+int main(void)
+{
+	static const struct test tests[] = {
+		{ "sender's file shrinks, none", test_send_none },
+		{ "sender's file shrinks, none + checksum",
+		  test_send_none_checksum },
+		{ "receiver's file shrinks, none", test_recv_none },
+#ifdef HAVE_ZSTD
+		{ "sender's file shrinks, zstd", test_send_zstd },
+		{ "receiver's file shrinks, zstd", test_recv_zstd },
+#endif
+#ifdef HAVE_ZLIB
+		{ "sender's file shrinks, zlib", test_send_zlib },
+		{ "receiver's file shrinks, zlib", test_recv_zlib },
+#endif
+		{ NULL, NULL },
+	};
+
+	return run_tests("guard", tests, 120);
+}
