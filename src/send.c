@@ -135,9 +135,11 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 		/* the header buffer is reused for the next packet, so it
 		 * must be copied by the kernel now */
 		r = mfd__tp_send_buf(ch->conn, p->wire, p->wire_len);
+		/* the copy is rewritten by the next packet, before a
+		 * zero-copy send of it would have completed */
 		if (!r)
 			r = mfd__tp_send(ch->conn, p->iov, p->niov,
-					 MFD_SEND_ZEROCOPY);
+					 p->copy ? 0 : MFD_SEND_ZEROCOPY);
 	} else {
 		r = mfd__tp_send(ch->conn, p->iov, p->niov, 0);
 	}
