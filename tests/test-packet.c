@@ -216,6 +216,13 @@ static void test_init(void)
 			      0);
 	CU_ASSERT(out.session_id == 42 && out.channels == 4 &&
 		  out.method == MFD_METHOD_ZLIB && out.region_count == 1);
+	/* the sender's timeout travels at offset 44 (protocol.md 4.1) */
+	in.timeout_ms = 30000;
+	mfd__init_encode(&in, buf);
+	CU_ASSERT(buf[44] == 0 && buf[45] == 0 && buf[46] == 0x75 &&
+		  buf[47] == 0x30);
+	CU_ASSERT_EQUAL(mfd__init_decode(buf, &out, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(out.timeout_ms, 30000);
 
 	in = good_init();
 	in.version = 2;
@@ -262,6 +269,12 @@ static void test_ack_and_region(void)
 	CU_ASSERT_EQUAL(mfd__ack_decode(buf, &out, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(out.status, -EINVAL);
 	CU_ASSERT_EQUAL(out.msg_len, 5);
+	/* and the receiver's at offset 12 of its answer (4.5) */
+	a.timeout_ms = 2000;
+	mfd__ack_encode(&a, buf);
+	CU_ASSERT(buf[14] == 0x07 && buf[15] == 0xd0);
+	CU_ASSERT_EQUAL(mfd__ack_decode(buf, &out, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(out.timeout_ms, 2000);
 	a.status = 3; /* positive statuses do not exist */
 	mfd__ack_encode(&a, buf);
 	CU_ASSERT_EQUAL(mfd__ack_decode(buf, &out, err, sizeof(err)),

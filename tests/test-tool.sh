@@ -97,6 +97,12 @@ transfer tcp:[::1]:0 -c 3 -m zlib -l 6
 transfer "unix:$dir/sock" -c 4
 transfer tcp:127.0.0.1:0 -c 2 --zero-copy
 transfer tcp:127.0.0.1:0 -c 1 --page-size 65536 --pages-per-packet 16
+# 64 KiB pages alone: the default packet size adapts to them
+transfer tcp:127.0.0.1:0 -c 2 --page-size 65536
+# the receiver counts a round once, not once per channel
+transfer tcp:127.0.0.1:0 -c 4
+grep -q '"rounds":1,' "$dir/recv.json" && ok "the receiver reports 1 round of 4 channels" ||
+	bad "receiver's rounds: $(cat "$dir/recv.json")"
 
 # several regions: existing files are replaced, missing ones created
 head -c $((2 << 20)) /dev/urandom >"$dir/vga"
