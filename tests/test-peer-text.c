@@ -280,6 +280,98 @@ static void test_different_secrets(void)
 	guarded_free(dst, LEN);
 }
 
+/* Non-zero reserved bytes in a proof are named as such, not as a peer
+ * that does not know the secret. */
+static void test_proof_reserved_bytes(void)
+{
+	uint8_t *dst = guarded_alloc(LEN);
+	uint8_t buf[MFD_INIT_SIZE + MFD_NONCE_SIZE], chal[MFD_CHAL_SIZE];
+	uint8_t proof[MFD_PROOF_SIZE] = "MFDR\0\0\0\1";
+	struct mfd_init in = { .version = MFD_PROTO_VERSION,
+			       .session_id = 5,
+			       .channels = 1,
+			       .page_size = 4096,
+			       .pages_per_packet = 128,
+			       .features = MFD_FEAT_AUTH,
+			       .region_count = 1 };
+	struct mfd_config cfg;
+	struct mfd_conn *c;
+	struct pair p;
+	int32_t status = 0;
+	char msg[256] = "";
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 2000;
+	cfg.secret = "a secret of some length";
+	cfg.secret_len = 23;
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	mfd__init_encode(&in, buf);
+	memset(buf + MFD_INIT_SIZE, 1, MFD_NONCE_SIZE);
+	c = raw_connect_bytes(mfd_session_uri(p.rx), buf, sizeof(buf));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(mfd__tp_recv_buf(c, chal, sizeof(chal)), 0);
+	CU_ASSERT(!memcmp(chal, "MFDC", 4));
+	CU_ASSERT_EQUAL(mfd__tp_send_buf(c, proof, sizeof(proof)), 0);
+	CU_ASSERT_EQUAL(raw_ack_msg(c, &status, msg, sizeof(msg)), 0);
+	CU_ASSERT_EQUAL(status, -EPROTO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "reserved bytes of the proof"));
+	mfd__tp_close(c);
+	mfd_session_cancel(p.rx);
+	pair_join_rx(&p);
+	pair_free(&p);
+	guarded_free(dst, LEN);
+}
+
+/* A "receiver" whose challenge has non-zero reserved bytes. */
+static void *bad_challenge_main(void *arg)
+{
+	struct liar *lr = arg;
+	uint8_t buf[MFD_INIT_SIZE + MFD_NONCE_SIZE], chal[MFD_CHAL_SIZE] = "MFDC\0\1";
+	struct mfd_conn *c;
+	char err[200];
+
+	if (mfd__tcp_ops.accept(lr->l, 5000, &c, err, sizeof(err)))
+		return NULL;
+	mfd__tp_set_timeout(c, 5000);
+	mfd__tp_recv_buf(c, buf, sizeof(buf));
+	mfd__tp_send_buf(c, chal, sizeof(chal));
+	usleep(200 * 1000);
+	mfd__tp_close(c);
+	return NULL;
+}
+
+static void test_challenge_reserved_bytes(void)
+{
+	uint8_t *src = guarded_alloc(LEN);
+	struct liar lr = { 0 };
+	struct mfd_session *tx;
+	struct mfd_config cfg;
+	struct mfd_uri u;
+	pthread_t t;
+	char err[200];
+
+	CU_ASSERT_FATAL(!mfd__uri_parse("tcp:127.0.0.1:0", &u, err, sizeof(err)));
+	CU_ASSERT_FATAL(!mfd__tcp_ops.listen(&u, &lr.l, err, sizeof(err)));
+	pthread_create(&t, NULL, bad_challenge_main, &lr);
+	mfd_config_init(&cfg);
+	cfg.uri = lr.l->uri;
+	cfg.channels = 1;
+	cfg.timeout_ms = 3000;
+	cfg.secret = "a secret of some length";
+	cfg.secret_len = 23;
+	CU_ASSERT_FATAL(!mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					 sizeof(err)));
+	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) == 0);
+	CU_ASSERT(mfd_session_start(tx) == -EPROTO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(tx),
+				      "reserved bytes of the authentication "
+				      "challenge"));
+	pthread_join(t, NULL);
+	mfd_session_free(tx);
+	mfd__tp_listener_close(lr.l);
+	guarded_free(src, LEN);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -292,6 +384,9 @@ int main(void)
 		{ "a FIN whose reason stalls", test_fin_reason_stalls },
 		{ "different secrets, said on both ends",
 		  test_different_secrets },
+		{ "reserved bytes of a proof", test_proof_reserved_bytes },
+		{ "reserved bytes of a challenge",
+		  test_challenge_reserved_bytes },
 		{ NULL, NULL },
 	};
 
