@@ -59,20 +59,24 @@ static const char send_usage[] =
 	"files of a paused hypervisor.\n\n" COMMON_HELP
 	"  -R, --region NAME=PATH  send PATH as region NAME (repeatable)\n"
 	"\nExit status: 0 when the receiver confirmed every page, 1 on a\n"
-	"transfer error, 2 on a usage error.\n";
+	"transfer error, 2 on a usage error, 128 + N when signal N ended it.\n";
 
 static const char recv_usage[] =
 	"Usage: multifd recv [OPTIONS] URI FILE\n"
 	"       multifd recv [OPTIONS] URI --region NAME=PATH...\n"
-	"Listen on URI, receive the sender's single region into FILE\n"
-	"(created or truncated to the region's size), or each region into\n"
-	"the PATH of its --region: an existing file must have the region's\n"
-	"size, a missing one is created. Exit once every page is in place.\n"
-	"The method, page size and channel count come from the sender.\n\n"
+	"Listen on URI, receive the sender's single region into FILE, or\n"
+	"each region into the PATH of its --region. Each is received into a\n"
+	"new file that replaces FILE only once the session succeeded: a\n"
+	"failed session leaves an existing FILE as it was. Exit once every\n"
+	"page is in place. The method, page size and channel count come from\n"
+	"the sender.\n\n"
 	COMMON_HELP
 	"  -R, --region NAME=PATH  receive region NAME into PATH (repeatable)\n"
+	"      --inplace           write into an existing FILE (of the\n"
+	"                          region's size) where it is; a failed\n"
+	"                          session leaves it a mix of old and new\n"
 	"\nExit status: 0 when every page arrived, 1 on a transfer error,\n"
-	"2 on a usage error.\n";
+	"2 on a usage error, 128 + N when signal N ended it.\n";
 
 static const char main_usage[] =
 	"Usage: multifd COMMAND [OPTIONS] ...\n"
