@@ -227,6 +227,41 @@ static int open_temp(const char *path, mode_t mode, struct mapping *m,
 	return fd;
 }
 
+/*
+ * Reserve the file's space where it is tight, so that a full disk is
+ * found now and not by a fault half-way. With twice the room free, the
+ * reservation is not worth its cost (on tmpfs it allocates every page up
+ * front, serially): a disk filled meanwhile still fails the session with
+ * a sentence that says so. Where the file does not fit, the sender's data
+ * still may (a sparse image): the space is given back, and 1 returned
+ * with a warning in err.
+ */
+static int reserve(int fd, const char *path, uint64_t len, char *err,
+		   size_t errlen)
+{
+	struct statvfs vfs;
+	uint64_t avail;
+
+	if (fstatvfs(fd, &vfs))
+		return 0;
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (avail / 2 >= len || !fallocate(fd, 0, 0, (off_t)len) ||
+	    errno != ENOSPC)
+		return 0;
+	if (ftruncate(fd, 0) || ftruncate(fd, (off_t)len)) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot make '%s' %llu bytes: %s", path,
+			 (unsigned long long)len, strerror(e));
+		return -e;
+	}
+	snprintf(err, errlen,
+		 "'%s' needs %llu bytes and only %llu are free: the transfer "
+		 "fails unless the sender's pages are mostly zero",
+		 path, (unsigned long long)len, (unsigned long long)avail);
+	return 1;
+}
+
 int map_file_new(const char *path, uint64_t len, struct mapping *m,
 		 char *err, size_t errlen)
 {
@@ -251,17 +286,9 @@ int map_file_new(const char *path, uint64_t len, struct mapping *m,
 			 (unsigned long long)len, strerror(e));
 		goto fail;
 	}
-	/* Reserve the space, so that a full disk is found now, not by a
-	 * fault half-way. Where it does not fit, the sender's data still
-	 * may (a sparse image): give the space back and go on; a full disk
-	 * then fails the session with a sentence that says so. */
-	if (fallocate(fd, 0, 0, (off_t)len) && errno == ENOSPC &&
-	    (ftruncate(fd, 0) || ftruncate(fd, (off_t)len))) {
-		e = errno;
-		snprintf(err, errlen, "cannot make '%s' %llu bytes: %s", path,
-			 (unsigned long long)len, strerror(e));
-		goto fail;
-	}
+	e = reserve(fd, path, len, err, errlen);
+	if (e < 0)
+		goto fail_e;
 	m->mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m->mem == MAP_FAILED) {
 		e = errno;
@@ -269,10 +296,12 @@ int map_file_new(const char *path, uint64_t len, struct mapping *m,
 		snprintf(err, errlen, "cannot map '%s': %s", path, strerror(e));
 		goto fail;
 	}
-	return 0;
+	return e; /* 0, or 1 with a warning in err */
 fail:
+	e = -e;
+fail_e:
 	unmap(m);
-	return -e;
+	return e;
 }
 
 int commit_file(struct mapping *m, char *err, size_t errlen)

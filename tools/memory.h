@@ -39,7 +39,8 @@ int map_file_read(const char *path, uint32_t page_size, struct mapping *m,
 int map_file_inplace(const char *path, uint32_t page_size, struct mapping *m,
 		     char *err, size_t errlen);
 /* A new file of len bytes that replaces path at commit_file(); its space
- * is reserved where the file system can. */
+ * is reserved where it is tight. 0; 1 with a warning in err when the
+ * space is short; or -errno. */
 int map_file_new(const char *path, uint64_t len, struct mapping *m,
 		 char *err, size_t errlen);
 /* Write a received file out and put it in place of its path. */

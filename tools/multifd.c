@@ -391,6 +391,10 @@ static int create_target(void *opaque, const char *name, uint64_t length,
 		t->inplace_used |= !r;
 	} else {
 		r = map_file_new(path, length, m, err, sizeof(err));
+		if (r == 1) {
+			die_msg("recv: warning: %s", err);
+			r = 0;
+		}
 		*zeroed = true; /* a new file reads as zeros */
 	}
 	if (r) {
