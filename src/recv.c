@@ -484,14 +484,11 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 	}
 }
 
-/*
- * One connection's handshake: all of its reads (init, nonce, proof,
- * region table) end by one deadline, however the bytes trickle in.
- */
+/* One connection's handshake: all of its reads (init, nonce, proof,
+ * region table) end by one deadline, however the bytes trickle in. */
 struct handshake {
 	struct mfd_conn *c;
-	unsigned limit_ms;
-	struct timespec deadline;
+	struct mfd_deadline d;
 };
 
 /* How long one connection may take over its handshake. */
@@ -502,42 +499,9 @@ static unsigned handshake_ms(const struct mfd_session *s)
 	return t && t < HANDSHAKE_MS ? t : HANDSHAKE_MS;
 }
 
-/* Milliseconds from now to *t (0 when past). */
-static unsigned ms_until(const struct timespec *t)
-{
-	struct timespec now;
-	int64_t ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (int64_t)(t->tv_sec - now.tv_sec) * 1000 +
-	     (t->tv_nsec - now.tv_nsec) / 1000000;
-	return ms > 0 ? (unsigned)ms : 0;
-}
-
-static void deadline_in(struct timespec *t, unsigned ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, t);
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (t->tv_nsec >= 1000000000) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000;
-	}
-}
-
-/* Read len bytes of the handshake within what is left of its time. */
 static int hs_recv(struct handshake *h, void *buf, size_t len)
 {
-	unsigned left = ms_until(&h->deadline);
-	int r = left ? mfd__tp_set_timeout(h->c, left) : -ETIMEDOUT;
-
-	if (!r)
-		r = mfd__tp_recv_buf(h->c, buf, len);
-	if (r == -ETIMEDOUT)
-		snprintf(h->c->err, sizeof(h->c->err),
-			 "the handshake did not complete within %u ms",
-			 h->limit_ms);
-	return r;
+	return mfd__deadline_recv(&h->d, h->c, buf, len);
 }
 
 /*
@@ -876,8 +840,7 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 	/* connections are taken one at a time: a silent or trickling one
 	 * must not hold the real channels back for long */
 	h->c = c;
-	h->limit_ms = handshake_ms(s);
-	deadline_in(&h->deadline, h->limit_ms);
+	mfd__deadline_start(&h->d, handshake_ms(s));
 	r = hs_recv(h, buf, sizeof(buf));
 	if (r) {
 		snprintf(err, sizeof(err), "no init packet: %s", c->err);
@@ -921,16 +884,16 @@ static int accept_channels(struct mfd_session *s)
 		struct mfd_init in;
 	} early[MFD_MAX_CHANNELS];
 	unsigned have = 0, nearly = 0, t = s->cfg.timeout_ms;
-	struct timespec until;
+	struct mfd_deadline until;
 	char err[256];
 	int r = 0;
 
-	deadline_in(&until, t);
+	mfd__deadline_start(&until, t);
 	while (!s->ch || have < s->nchannels) {
 		struct handshake h;
 		struct mfd_conn *c;
 		struct mfd_init in;
-		unsigned left = t ? ms_until(&until) : 0;
+		unsigned left = mfd__deadline_left(&until);
 
 		r = t && !left ? -ETIMEDOUT
 			       : s->listener->ops->accept(s->listener, left,
@@ -986,7 +949,7 @@ static int accept_channels(struct mfd_session *s)
 			break;
 		}
 		have++;
-		deadline_in(&until, t);
+		mfd__deadline_start(&until, t);
 		/* the channels that came before channel 0 */
 		for (unsigned i = 0; i < nearly; i++) {
 			if (!refused_stray(s, early[i].c, &early[i].in) &&

@@ -426,9 +426,12 @@ static int authenticate(struct mfd_session *s, struct mfd_channel *ch,
 	uint8_t chal[MFD_CHAL_SIZE], out[MFD_PROOF_SIZE] = { 0 };
 	uint8_t want[MFD_MAC_SIZE];
 	const uint8_t *nr = chal + 8, *proof = chal + 8 + MFD_NONCE_SIZE;
+	struct mfd_deadline d;
 	int r;
 
-	r = mfd__tp_recv_buf(ch->conn, chal, MFD_ACK_SIZE);
+	/* the challenge's two reads end by one deadline */
+	mfd__deadline_start(&d, s->cfg.timeout_ms);
+	r = mfd__deadline_recv(&d, ch->conn, chal, MFD_ACK_SIZE);
 	if (r)
 		return r;
 	if (!memcmp(chal, "MFDA", 4))
@@ -444,8 +447,10 @@ static int authenticate(struct mfd_session *s, struct mfd_channel *ch,
 				  "challenge are not zero");
 		return -EPROTO;
 	}
-	r = mfd__tp_recv_buf(ch->conn, chal + MFD_ACK_SIZE,
-			     MFD_CHAL_SIZE - MFD_ACK_SIZE);
+	r = mfd__deadline_recv(&d, ch->conn, chal + MFD_ACK_SIZE,
+			       MFD_CHAL_SIZE - MFD_ACK_SIZE);
+	if (!r)
+		r = mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
 	if (r)
 		return r;
 	r = mfd__auth_proof(s->secret, s->cfg.secret_len, 'R', init, ns, nr,

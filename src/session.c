@@ -323,6 +323,47 @@ MFD_EXTERN void mfd_session_set_error(struct mfd_session *s, const char *fmt,
 	va_end(ap);
 }
 
+void mfd__deadline_start(struct mfd_deadline *d, unsigned limit_ms)
+{
+	d->limit_ms = limit_ms;
+	clock_gettime(CLOCK_MONOTONIC, &d->end);
+	d->end.tv_sec += limit_ms / 1000;
+	d->end.tv_nsec += (long)(limit_ms % 1000) * 1000000;
+	if (d->end.tv_nsec >= 1000000000) {
+		d->end.tv_sec++;
+		d->end.tv_nsec -= 1000000000;
+	}
+}
+
+unsigned mfd__deadline_left(const struct mfd_deadline *d)
+{
+	struct timespec now;
+	int64_t ns;
+
+	if (!d->limit_ms)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (int64_t)(d->end.tv_sec - now.tv_sec) * 1000000000 +
+	     (d->end.tv_nsec - now.tv_nsec);
+	return ns <= 0 ? 0 : (unsigned)((ns + 999999) / 1000000);
+}
+
+int mfd__deadline_recv(const struct mfd_deadline *d, struct mfd_conn *c,
+		       void *buf, size_t len)
+{
+	unsigned left = mfd__deadline_left(d);
+	int r = d->limit_ms && !left ? -ETIMEDOUT
+				     : mfd__tp_set_timeout(c, left);
+
+	if (!r)
+		r = mfd__tp_recv_buf(c, buf, len);
+	if (r == -ETIMEDOUT)
+		snprintf(c->err, sizeof(c->err),
+			 "the handshake did not complete within %u ms",
+			 d->limit_ms);
+	return r;
+}
+
 void mfd__fault_text(const struct mfd_session *s, uintptr_t addr, bool write,
 		     char *buf, size_t len)
 {

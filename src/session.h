@@ -141,6 +141,21 @@ void mfd__cond_init(pthread_cond_t *c);
  * time ran out. */
 int mfd__timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms);
 
+/* A time limit over several reads: each gets what is left of it. */
+struct mfd_deadline {
+	unsigned limit_ms; /* 0: none */
+	struct timespec end;
+};
+
+void mfd__deadline_start(struct mfd_deadline *d, unsigned limit_ms);
+/* Milliseconds left, at least 1 while any is (0 when there is no limit
+ * or it has passed: check with limit_ms). */
+unsigned mfd__deadline_left(const struct mfd_deadline *d);
+/* Read len bytes from c within what is left; -ETIMEDOUT with "the
+ * handshake did not complete within N ms" in c->err when it ran out. */
+int mfd__deadline_recv(const struct mfd_deadline *d, struct mfd_conn *c,
+		       void *buf, size_t len);
+
 /* The message for a fault at addr while a channel thread read (write:
  * false) or wrote region memory: the region, the offset and the likely
  * cause, into buf. */

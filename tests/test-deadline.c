@@ -349,9 +349,10 @@ static void flush_trickle(void)
 		link_down(&k);
 		return;
 	}
-	peer_start(&p, &k, TRICKLE_READ, sizeof(chunk), 100, NULL);
-	/* about what the socket takes without blocking, on loopback */
-	for (int i = 0; i < 64 && !r; i++) {
+	/* 2 MiB that the reader takes in 64 KiB every 100 ms: 3 s to drain,
+	 * a completion every few hundred ms, none of them late */
+	peer_start(&p, &k, TRICKLE_READ, 64u << 10, 100, NULL);
+	for (int i = 0; i < 128 && !r; i++) {
 		struct iovec v = { chunk, sizeof(chunk) };
 
 		r = mfd__tp_send(k.a, &v, 1, MFD_SEND_ZEROCOPY);

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "signals.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mfd_session *watched; /* protected by lock */
 static int caught;		    /* atomic */
+static double first; /* when the first signal came; protected by lock */
 static sigset_t set;
 
 static void *signal_thread(void *arg)
@@ -24,6 +26,15 @@ static void *signal_thread(void *arg)
 		if (sigwait(&set, &sig))
 			continue;
 		pthread_mutex_lock(&lock);
+		/* a copy of the first (a terminal's Ctrl-C reaches both
+		 * `timeout` and us, and timeout passes it on) is no reason
+		 * to give up the clean end */
+		if (caught && now_seconds() - first < 1.0) {
+			pthread_mutex_unlock(&lock);
+			continue;
+		}
+		if (!caught)
+			first = now_seconds();
 		/* the second one, or nothing to unwind: the default action */
 		if (__atomic_exchange_n(&caught, sig, __ATOMIC_RELAXED) ||
 		    !watched) {

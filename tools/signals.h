@@ -4,8 +4,8 @@
  * blocked in every thread and taken by one thread of their own, which
  * cancels the running session, so that the command unwinds as after any
  * failure (temporary files removed, the unix: socket file unlinked). A
- * second signal, or one while no session is watched, ends the process at
- * once.
+ * second signal (a second or more after the first), or one while no
+ * session is watched, ends the process at once.
  */
 #ifndef MFD_SIGNALS_H
 #define MFD_SIGNALS_H

@@ -21,7 +21,10 @@
  * Waiting: the CQ is polled first; only when it is empty does a thread arm
  * the completion channel and sleep in poll() on it, on the connection's
  * rdma_cm event channel (DISCONNECTED) and on an eventfd that shutdown()
- * writes. Every such sleep is bounded by the connection's timeout.
+ * writes. Each send, recv and flush has one deadline, the connection's
+ * timeout after it started (CLOCK_MONOTONIC): every sleep inside it is
+ * bounded by what is left of it, so that completions that keep coming
+ * one by one never start the timeout again.
  *
  * rdma-core reports failure as NULL + errno, -1 + errno or a positive
  * errno depending on the call; err_ptr(), err_neg() and err_pos() at the
@@ -255,6 +258,8 @@ struct rd_conn {
 
 	/* Only the channel thread touches the rest. */
 	unsigned timeout_ms;
+	int64_t deadline; /* of the send, recv or flush under way; 0: none */
+	const char *stalled; /* the wait that ran past it */
 	bool armed; /* the CQ is armed: a completion will wake poll() */
 	bool connected;
 	int failed; /* sticky: the connection is unusable */
@@ -305,6 +310,12 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The deadline of an op that starts now. */
+static void op_start(struct rd_conn *rc)
+{
+	rc->deadline = rc->timeout_ms ? now_ms() + rc->timeout_ms : 0;
 }
 
 /* poll() timeout left before deadline (0: none), at least 0 */
@@ -473,8 +484,9 @@ static int cm_check(struct rd_conn *rc)
 }
 
 /*
- * Reap completions. With `block`, sleep until at least one arrives, for
- * at most the timeout. `what` names the wait in a timeout message.
+ * Reap completions. With `block`, sleep until at least one arrives, at
+ * most until the op's deadline. `what` names the wait in a timeout
+ * message.
  */
 static int progress(struct rd_conn *rc, bool block, const char *what)
 {
@@ -511,12 +523,19 @@ static int progress(struct rd_conn *rc, bool block, const char *what)
 			rc->armed = true;
 			continue;
 		}
-		r = poll(p, 3, rc->timeout_ms ? (int)rc->timeout_ms : -1);
+		r = poll(p, 3, left_ms(rc->deadline));
 		if (r < 0 && errno != EINTR)
 			return fail(rc, -errno, "poll: %s", strerror(errno));
-		if (r == 0)
+		if (r == 0) {
+			rc->stalled = what;
 			return fail(rc, -ETIMEDOUT, "%s: nothing for %u ms",
 				    what, rc->timeout_ms);
+		}
+		/* a channel fd in error stays readable: it must not spin */
+		if ((p[0].revents | p[1].revents) &
+		    (POLLERR | POLLHUP | POLLNVAL))
+			return fail(rc, -EIO, "%s: the device's event channel "
+				    "failed", what);
 		if (p[0].revents) {
 			struct ibv_cq *cq;
 			void *ctx;
@@ -524,6 +543,10 @@ static int progress(struct rd_conn *rc, bool block, const char *what)
 			if (!ibv_get_cq_event(rc->cch, &cq, &ctx)) {
 				ibv_ack_cq_events(cq, 1);
 				rc->armed = false;
+			} else if (errno != EAGAIN) {
+				return fail(rc, errno ? -errno : -EIO,
+					    "ibv_get_cq_event: %s",
+					    strerror(errno ? errno : EIO));
 			}
 		}
 	}
@@ -652,19 +675,18 @@ static int post_write(struct rd_conn *rc, struct region *g, uint8_t *p,
 	return 0;
 }
 
-static int rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
-		   unsigned flags)
+/* rd_send() under the deadline op_start() set; *done counts the bytes
+ * posted. */
+static int rd_send_list(struct rd_conn *rc, const struct iovec *iov, int n,
+			size_t *done)
 {
-	struct rd_conn *rc = (struct rd_conn *)c;
 	struct region *wg = NULL;
 	uint8_t *wp = NULL;
 	uint64_t wlen = 0;
 	size_t stream = 0;
 	uint32_t fill = 0;
-	int r = check_usable(rc);
+	int r;
 
-	if (r)
-		return r;
 	/* Region entries first, as WRITEs; adjacent ones (mfd__packet_
 	 * page_iov already joins page runs) become one WR, so one SGE per
 	 * WR is all it takes. */
@@ -688,6 +710,7 @@ static int rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
 			r = post_write(rc, wg, wp, wlen, false);
 			if (r)
 				return r;
+			*done += wlen;
 		}
 		wg = g;
 		wp = b;
@@ -697,6 +720,7 @@ static int rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		r = post_write(rc, wg, wp, wlen, !stream);
 		if (r)
 			return r;
+		*done += wlen;
 	}
 	/* Then every other byte on the stream, after the WRITEs on the
 	 * same QP: the peer sees them only once the pages are in place. */
@@ -729,6 +753,7 @@ static int rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
 			b += k;
 			len -= k;
 			stream -= k;
+			*done += k;
 			if (fill == BUF_SIZE || !stream) {
 				r = post_msg(rc, (int)(rc->tx_head % RING_BUFS),
 					     fill, !stream);
@@ -743,6 +768,40 @@ static int rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	return progress(rc, false, "send");
 }
 
+static int rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
+		   unsigned flags)
+{
+	struct rd_conn *rc = (struct rd_conn *)c;
+	size_t done = 0, all = 0;
+	int r = check_usable(rc);
+
+	if (r)
+		return r;
+	op_start(rc);
+	r = rd_send_list(rc, iov, n, &done);
+	if (r == -ETIMEDOUT) {
+		for (int i = 0; i < n; i++)
+			all += iov[i].iov_len;
+		snprintf(c->err, sizeof(c->err),
+			 "send stalled for %u ms (%s; %zu of %zu bytes of this "
+			 "send posted)",
+			 rc->timeout_ms, rc->stalled, done, all);
+	}
+	return r;
+}
+
+/* The bytes of a list that travel on the stream, outside regions. */
+static size_t stream_bytes(struct rd_conn *rc, const struct iovec *iov, int n)
+{
+	size_t t = 0;
+
+	for (int i = 0; i < n; i++)
+		if (iov[i].iov_len &&
+		    !find_region(rc, iov[i].iov_base, iov[i].iov_len))
+			t += iov[i].iov_len;
+	return t;
+}
+
 static int rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 {
 	struct rd_conn *rc = (struct rd_conn *)c;
@@ -751,6 +810,7 @@ static int rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 
 	if (r)
 		return r;
+	op_start(rc);
 	for (int i = 0; i < n; i++) {
 		uint8_t *b = iov[i].iov_base;
 		size_t len = iov[i].iov_len;
@@ -776,6 +836,13 @@ static int rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 						 got ? " in the middle of a "
 						       "packet" : "",
 						 (unsigned long long)got);
+				if (r == -ETIMEDOUT)
+					snprintf(c->err, sizeof(c->err),
+						 "no data for %u ms (%llu of "
+						 "%zu bytes of this read done)",
+						 rc->timeout_ms,
+						 (unsigned long long)got,
+						 stream_bytes(rc, iov, n));
 				if (r)
 					return r;
 				continue;
@@ -808,14 +875,21 @@ static int rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 	return 0;
 }
 
+/* One deadline for the whole flush, however many completions come. */
 static int rd_flush(struct mfd_conn *c)
 {
 	struct rd_conn *rc = (struct rd_conn *)c;
 	int r = check_usable(rc);
 
+	op_start(rc);
 	/* the last WR of every send() is signalled, so all complete */
 	while (!r && rc->sq_done != rc->sq_posted)
 		r = progress(rc, true, "flush");
+	if (r == -ETIMEDOUT)
+		snprintf(c->err, sizeof(c->err),
+			 "flush: %llu work requests not completed after %u ms",
+			 (unsigned long long)(rc->sq_posted - rc->sq_done),
+			 rc->timeout_ms);
 	return r;
 }
 
@@ -1143,7 +1217,9 @@ static int rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 	r = cm_expect(rc, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, why,
 		      sizeof(why));
 	if (!r)
-		r = err_neg(rdma_resolve_route(rc->id, step));
+		r = err_neg(rdma_resolve_route(rc->id, deadline
+				? (left_ms(deadline) > 0 ? left_ms(deadline) : 1)
+				: step));
 	if (!r)
 		r = cm_expect(rc, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline, why,
 			      sizeof(why));

@@ -79,8 +79,12 @@ struct mfd_transport_ops {
 	void (*listener_wake)(struct mfd_listener *l);
 	void (*listener_close)(struct mfd_listener *l);
 	/*
-	 * Bound every later send and recv: one that makes no progress for
-	 * timeout_ms fails with -ETIMEDOUT. 0 waits forever.
+	 * Bound every later send, recv and flush: each call completes
+	 * within timeout_ms of its start or fails with -ETIMEDOUT, c->err
+	 * saying "no data for N ms" (recv) or "send stalled for N ms"
+	 * (send) and how many bytes of this call were done. The bound is
+	 * on the whole call, not on each wait inside it: bytes that keep
+	 * trickling in or out do not extend it. 0: no limit.
 	 */
 	int (*set_timeout)(struct mfd_conn *c, unsigned timeout_ms);
 	/* Ask for zero-copy sends; optional (-ENOTSUP when not offered). */
@@ -109,7 +113,9 @@ struct mfd_transport_ops {
 	/* Fill the whole list; -EPIPE when the peer closed (c->err says
 	 * after how many bytes). */
 	int (*recv)(struct mfd_conn *c, const struct iovec *iov, int n);
-	/* Wait until every zero-copy send has completed; optional. */
+	/* Wait until every zero-copy send has completed, within one
+	 * timeout (see set_timeout) for the whole wait; a socket error
+	 * fails it with its own text. Optional. */
 	int (*flush)(struct mfd_conn *c);
 	/* Make blocked send/recv on c return an error soon; any thread. */
 	void (*shutdown)(struct mfd_conn *c);
