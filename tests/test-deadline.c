@@ -340,6 +340,7 @@ static void flush_trickle(void)
 	static uint8_t chunk[16u << 10];
 	struct peer p;
 	struct link k;
+	uint64_t before;
 	double t0;
 	int r = 0;
 
@@ -358,8 +359,14 @@ static void flush_trickle(void)
 		r = mfd__tp_send(k.a, &v, 1, MFD_SEND_ZEROCOPY);
 	}
 	CU_ASSERT_EQUAL_FATAL(r, 0);
+	before = k.a->zc_sends;
 	t0 = now();
 	r = mfd__tp_flush(k.a);
+	/* completions did trickle in during the flush: else a timer that
+	 * restarts at each completion would pass this test too */
+	if (k.a->zc_sends == before)
+		printf("\n    no completion during the flush\n");
+	CU_ASSERT(k.a->zc_sends > before);
 	if (!r) {
 		printf("\n    flush: done after %.3f s (%llu sends, %llu "
 		       "copied)\n",
