@@ -33,6 +33,71 @@ static const char *type_name(uint8_t t)
 	return t == MFD_PKT_SYNC ? "SYNC" : t == MFD_PKT_END ? "END" : "?";
 }
 
+/* VERIFY: the sender's digest of every region, kept until the END
+ * barrier, when every page of every round is in place, to be compared
+ * with ours (compare_digests). Channel 0 only, once, in the channel's
+ * round. */
+static int take_verify(struct mfd_session *s, struct mfd_channel *ch)
+{
+	uint8_t buf[8 * MFD_MAX_REGIONS];
+	int r;
+
+	r = mfd__tp_recv_buf(ch->conn, buf, ch->pkt.hdr.payload_len);
+	if (r)
+		return r;
+	if (ch->index != 0) {
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "VERIFY on a channel other than 0");
+		return -EPROTO;
+	}
+	if (ch->pkt.hdr.round != ch->round) {
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "VERIFY for round %u (the channel is in "
+				  "round %u)",
+				  ch->pkt.hdr.round, ch->round);
+		return -EPROTO;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (s->verified) {
+		pthread_mutex_unlock(&s->lock);
+		mfd__session_fail(s, (int)ch->index, -EPROTO,
+				  "a second VERIFY packet");
+		return -EPROTO;
+	}
+	s->verified = true;
+	for (int i = 0; i < s->nregions; i++) {
+		s->sent_digest[i] = 0;
+		for (int b = 0; b < 8; b++)
+			s->sent_digest[i] = s->sent_digest[i] << 8 |
+					    buf[8 * i + b];
+	}
+	pthread_mutex_unlock(&s->lock);
+	mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE + ch->pkt.hdr.payload_len);
+	return 0;
+}
+
+/* At the END barrier, by its last channel, before any FIN: our digests
+ * against the sender's; the first region that differs is reported in
+ * every FIN. */
+static void compare_digests(struct mfd_session *s)
+{
+	for (int i = 0; s->verified && i < s->nregions; i++) {
+		uint64_t d = mfd__region_digest(s->regions[i].mem,
+						s->regions[i].length);
+
+		if (d == s->sent_digest[i])
+			continue;
+		pthread_mutex_lock(&s->lock);
+		snprintf(s->verify_msg, sizeof(s->verify_msg),
+			 "region '%s' differs from the sender's (digest "
+			 "%016llx, the sender's %016llx)",
+			 s->regions[i].name, (unsigned long long)d,
+			 (unsigned long long)s->sent_digest[i]);
+		pthread_mutex_unlock(&s->lock);
+		break;
+	}
+}
+
 /*
  * Wait until every channel has reached the same SYNC (or END). The wait
  * itself has no time limit: every channel not here yet is reading, and
@@ -61,6 +126,12 @@ static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 	s->barrier_type = type;
 	s->barrier_round = round;
 	if (++s->barrier_count == s->nchannels) {
+		if (type == MFD_PKT_END) {
+			/* every page is in place: hash, without the lock */
+			pthread_mutex_unlock(&s->lock);
+			compare_digests(s);
+			pthread_mutex_lock(&s->lock);
+		}
 		s->barrier_count = 0;
 		s->barrier_gen++;
 		if (type == MFD_PKT_SYNC) /* atomic: stats read it */
@@ -194,60 +265,6 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	return 0;
 }
 
-/* The sender's digests against ours, after every page of every round
- * is in place (the VERIFY follows the last SYNC). A mismatch is reported
- * in the FIN, so that the sender learns it. */
-static int check_verify(struct mfd_session *s, struct mfd_channel *ch)
-{
-	uint8_t buf[8 * MFD_MAX_REGIONS];
-	uint64_t sent[MFD_MAX_REGIONS];
-	int r;
-
-	r = mfd__tp_recv_buf(ch->conn, buf, ch->pkt.hdr.payload_len);
-	if (r)
-		return r;
-	for (int i = 0; i < s->nregions; i++) {
-		sent[i] = 0;
-		for (int b = 0; b < 8; b++)
-			sent[i] = sent[i] << 8 | buf[8 * i + b];
-	}
-	if (ch->index != 0) {
-		mfd__session_fail(s, (int)ch->index, -EPROTO,
-				  "VERIFY on a channel other than 0");
-		return -EPROTO;
-	}
-	pthread_mutex_lock(&s->lock);
-	if (s->verified) {
-		pthread_mutex_unlock(&s->lock);
-		mfd__session_fail(s, (int)ch->index, -EPROTO,
-				  "a second VERIFY packet");
-		return -EPROTO;
-	}
-	s->verified = true;
-	s->verifying = true;
-	pthread_mutex_unlock(&s->lock);
-	for (int i = 0; i < s->nregions; i++) {
-		uint64_t d = mfd__region_digest(s->regions[i].mem,
-						s->regions[i].length);
-
-		if (d == sent[i])
-			continue;
-		pthread_mutex_lock(&s->lock);
-		snprintf(s->verify_msg, sizeof(s->verify_msg),
-			 "region '%s' differs from the sender's (digest "
-			 "%016llx, the sender's %016llx)",
-			 s->regions[i].name, (unsigned long long)d,
-			 (unsigned long long)sent[i]);
-		pthread_mutex_unlock(&s->lock);
-		break;
-	}
-	pthread_mutex_lock(&s->lock);
-	s->verifying = false;
-	pthread_mutex_unlock(&s->lock);
-	mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE + ch->pkt.hdr.payload_len);
-	return 0;
-}
-
 /* Why the session fails although every packet was good (the regions
  * differ, or the promised digests never came), or "". Call after the END
  * barrier. */
@@ -334,8 +351,16 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 		}
 		return send_fin(s, ch);
 	case MFD_PKT_VERIFY:
-		return check_verify(s, ch);
+		return take_verify(s, ch);
 	case MFD_PKT_KEEPALIVE:
+		/* not part of any round: its round is 0 (protocol.md 7) */
+		if (p->hdr.round) {
+			mfd__session_fail(s, (int)ch->index, -EPROTO,
+					  "KEEPALIVE with round %u (expected "
+					  "0)",
+					  p->hdr.round);
+			return -EPROTO;
+		}
 		mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE);
 		return 0;
 	default:
@@ -456,6 +481,23 @@ static void prefault_stop(struct mfd_session *s)
 }
 
 /*
+ * Read and drop what the peer sent after what was read (its nonce, its
+ * region table), for at most 200 ms and 1 MiB, so that closing sends a
+ * FIN and not a RST, which on a real network can destroy the refusal
+ * still in flight. The peer closes once it has read the refusal.
+ */
+static void drain(struct mfd_conn *c)
+{
+	struct mfd_deadline d;
+	char junk[512];
+
+	mfd__deadline_start(&d, 200);
+	for (int i = 0; i < 2048; i++)
+		if (mfd__deadline_recv(&d, c, junk, sizeof(junk)))
+			return;
+}
+
+/*
  * Tell a connection why it is refused, then drop it. The local log says
  * `why` (NULL: the same as msg; "": nothing, the session's error will).
  */
@@ -467,10 +509,6 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 			     .msg_len = (uint16_t)len };
 	uint8_t buf[MFD_ACK_SIZE];
 
-	mfd__ack_encode(&a, buf);
-	if (!mfd__tp_send_buf(c, buf, sizeof(buf)))
-		mfd__tp_send_buf(c, msg, len);
-	mfd__tp_close(c);
 	pthread_mutex_lock(&s->lock);
 	s->rejected++;
 	pthread_mutex_unlock(&s->lock);
@@ -482,6 +520,11 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 		snprintf(line, sizeof(line), "refused a connection: %s", why);
 		s->cfg.log_cb(s->cfg.log_opaque, line);
 	}
+	mfd__ack_encode(&a, buf);
+	if (!mfd__tp_send_buf(c, buf, sizeof(buf)) &&
+	    !mfd__tp_send_buf(c, msg, len))
+		drain(c);
+	mfd__tp_close(c);
 }
 
 /* One connection's handshake: all of its reads (init, nonce, proof,

@@ -212,8 +212,11 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 	if (r)
 		return r;
 	r = mfd__hdr_decode(buf, &lim, &h, err, sizeof(err));
-	if (!r && (h.type != want || (want == MFD_PKT_SYNC_ACK &&
-				      h.round != ch->job_round))) {
+	/* a FIN with a reason says the receiver failed, in whatever round
+	 * it was */
+	if (!r && (h.type != want ||
+		   (h.round != ch->job_round &&
+		    !(h.type == MFD_PKT_FIN && h.payload_len)))) {
 		snprintf(err, sizeof(err),
 			 "packet type %u round %u instead of type %u round %u",
 			 h.type, h.round, want, ch->job_round);

@@ -102,8 +102,8 @@ struct mfd_session {
 	struct timespec t_end; /* zero until finished */
 	uint64_t rejected; /* connections refused at the handshake */
 	char verify_msg[300]; /* receiver: why the digests differ, or "" */
-	bool verified;	      /* receiver: the VERIFY packet was checked */
-	bool verifying;	      /* receiver: its digests are being computed */
+	bool verified;	      /* receiver: the VERIFY packet arrived */
+	uint64_t sent_digest[MFD_MAX_REGIONS]; /* receiver: VERIFY's */
 	uint64_t rounds;      /* receiver: rounds every channel completed */
 	char cb_err[300];     /* mfd_session_set_error() from a callback */
 
