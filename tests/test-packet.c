@@ -269,6 +269,16 @@ static void test_ack_and_region(void)
 	CU_ASSERT_EQUAL(mfd__ack_decode(buf, &out, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(out.status, -EINVAL);
 	CU_ASSERT_EQUAL(out.msg_len, 5);
+	/* protocol.md 11.6, byte for byte */
+	{
+		static const uint8_t doc[MFD_ACK_SIZE] = {
+			0x4d, 0x46, 0x44, 0x41, 0, 1, 0, 0,
+			0, 0, 0, 0, 0, 0, 0x07, 0xd0 };
+		struct mfd_ack ok = { .timeout_ms = 2000 };
+
+		mfd__ack_encode(&ok, buf);
+		CU_ASSERT(memcmp(buf, doc, sizeof(doc)) == 0);
+	}
 	/* and the receiver's at offset 12 of its answer (4.5) */
 	a.timeout_ms = 2000;
 	mfd__ack_encode(&a, buf);
