@@ -47,7 +47,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	sanitized address || fail "ASan + UBSan"
 part "make check under TSan"
 # TSan's shadow memory makes the 256 MiB transfers slow but they fit
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$top/tests/tsan.supp \
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_size=7:suppressions=$top/tests/tsan.supp \
 	sanitized thread || fail "TSan"
 
 if grep -q '^fuzz:' Makefile.am; then

@@ -209,6 +209,7 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 
 MFD_EXTERN int mfd_session_start(struct mfd_session *s)
 {
+	struct mfd_listener *l;
 	char err[256];
 	int r;
 
@@ -224,12 +225,16 @@ MFD_EXTERN int mfd_session_start(struct mfd_session *s)
 	}
 	if (s->role == MFD_ROLE_SEND)
 		return mfd__send_start(s);
-	r = s->tp->listen(&s->parsed_uri, &s->listener, err, sizeof(err));
+	r = s->tp->listen(&s->parsed_uri, &l, err, sizeof(err));
 	if (r) {
 		mfd__session_fail(s, -1, r, "%s", err);
 		return r;
 	}
-	snprintf(s->uri, sizeof(s->uri), "%s", s->listener->uri);
+	/* mfd_session_cancel() may wake it from another thread */
+	pthread_mutex_lock(&s->lock);
+	s->listener = l;
+	pthread_mutex_unlock(&s->lock);
+	snprintf(s->uri, sizeof(s->uri), "%s", l->uri);
 	return 0;
 }
 
@@ -581,7 +586,13 @@ MFD_EXTERN int mfd_channel_stats(const struct mfd_session *s,
 
 MFD_EXTERN unsigned mfd_session_channels(const struct mfd_session *s)
 {
-	return s->nchannels;
+	unsigned n;
+
+	/* the receiver learns it at the handshake, while others may ask */
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	n = s->nchannels;
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	return n;
 }
 
 MFD_EXTERN enum mfd_method mfd_session_method(const struct mfd_session *s)
