@@ -212,6 +212,10 @@ static int zc_reap(struct sock_conn *sc)
 				continue;
 			return fail(&sc->base, errno, "recvmsg(MSG_ERRQUEUE)");
 		}
+		/* nothing queued: a socket without an error queue (unix:)
+		 * answers 0 bytes for ever */
+		if (!mh.msg_controllen)
+			return 0;
 		if (mh.msg_flags & MSG_CTRUNC)
 			return fail(&sc->base, EIO, "zero-copy completion "
 				    "truncated");
@@ -267,7 +271,7 @@ static int sock_wait(struct sock_conn *sc, short events, int64_t deadline,
 			continue; /* poll_ms() says whether time is up */
 		if (!(p.revents & POLLERR))
 			return p.revents;
-		r = zc_reap(sc);
+		r = sc->zerocopy ? zc_reap(sc) : 0;
 		if (r)
 			return r;
 		if (sc->zc_done != done)
