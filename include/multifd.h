@@ -175,8 +175,11 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
  * with the session; on the receiver it is where the sender's region of the
  * same name lands (the lengths must match). `mem` must be aligned to the
  * page size (or to 4 KiB for larger pages) and `length` a multiple of the
- * page size. `zeroed` as in mfd_region_cb.
- * Returns the region's index (>= 0) or a negative errno.
+ * page size. `zeroed` as in mfd_region_cb. On a receiver with a
+ * region_cb, mem NULL and length 0 declare a region the sender must send,
+ * created by the callback once its size is announced: a sender that does
+ * not send it is refused at the handshake. The name is 1..255 printable
+ * ASCII characters. Returns the region's index (>= 0) or a negative errno.
  */
 MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 				      void *mem, uint64_t length, bool zeroed);

@@ -731,6 +731,10 @@ static int match_regions(struct mfd_session *s, struct handshake *h,
 				break;
 		if (r) {
 			break;
+		} else if (j < s->nregions && !s->regions[j].mem) {
+			/* expected, and created now that its size is known */
+			used[j] = true;
+			r = create_region(s, o, len, err, errlen);
 		} else if (j < s->nregions) {
 			if (s->regions[j].length != len) {
 				snprintf(err, errlen,
@@ -928,7 +932,7 @@ static int accept_channels(struct mfd_session *s)
 	} early[MFD_MAX_CHANNELS];
 	unsigned have = 0, nearly = 0, t = s->cfg.timeout_ms;
 	struct mfd_deadline until;
-	char err[256];
+	char err[768];
 	int r = 0;
 
 	mfd__deadline_start(&until, t);

@@ -188,11 +188,19 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 	struct mfd_region *r;
 	size_t n = name ? strlen(name) : 0;
 
+	/* a receiver may expect a region it creates when it is announced */
+	bool expected = s->role == MFD_ROLE_RECV && !mem && !length;
+
 	if (s->started)
 		return -EBUSY;
-	if (!mfd__region_name_ok(name, n) || !mem || length == 0 ||
-	    (length & (s->cfg.page_size - 1)) ||
-	    ((uintptr_t)mem & (mfd__mem_align(s->cfg.page_size) - 1)))
+	if (!mfd__region_name_ok(name, n))
+		return -EINVAL;
+	if (!expected && (!mem || length == 0 ||
+			  (length & (s->cfg.page_size - 1)) ||
+			  ((uintptr_t)mem &
+			   (mfd__mem_align(s->cfg.page_size) - 1))))
+		return -EINVAL;
+	if (expected && !s->cfg.region_cb)
 		return -EINVAL;
 	if (s->nregions == MFD_MAX_REGIONS)
 		return -ENOSPC;

@@ -135,6 +135,19 @@ check "refused session: the reason printed once" \
 check "refused session: nothing else left in the directory" \
 	[ -z "$(ls -A "$dir" | grep multifd)" ]
 
+# a --region the sender does not send: refused at the handshake, on both
+# ends, and no file of it or of the others is created
+rm -f "$dir/ra" "$dir/rb"
+start_recv "$dir/r.log" -R a="$dir/ra" -R b="$dir/rb" tcp:127.0.0.1:0
+timeout 60 "$MULTIFD" send -q -R a="$dir/a" "$uri" 2>"$dir/s.log"
+sst=$?
+wait $rpid
+rst=$?
+check "a region not sent: both exit 1 (send $sst, recv $rst)" [ $sst = 1 -a $rst = 1 ]
+check "a region not sent: the sender is told which" \
+	has "$dir/s.log" "region 'b' was not sent by the sender"
+check "a region not sent: no file created" [ ! -e "$dir/ra" -a ! -e "$dir/rb" ]
+
 # a killed sender: FILE as it was, and no complete-looking new file
 # (multifd runs without `timeout` here, so that the signal reaches it)
 start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/keep"

@@ -460,6 +460,16 @@ int cmd_recv(int argc, char **argv)
 		goto out;
 	}
 	t.s = s;
+	/* every --region must come, or the session is refused */
+	for (unsigned i = 0; i < o.nregions; i++) {
+		r = mfd_session_add_region(s, o.regions[i].name, NULL, 0, false);
+		if (r < 0) {
+			die_msg("recv: region '%s': %s", o.regions[i].name,
+				strerror(-r));
+			status = 2;
+			goto out;
+		}
+	}
 	signals_watch(s);
 	r = mfd_session_start(s);
 	if (!r && !o.quiet)
