@@ -207,12 +207,10 @@ timeout 60 "$MULTIFD" send -q --max-bandwidth 4M "$uri" "$dir/same" 2>/dev/null 
 spid=$!
 r1=$rpid
 sleep 0.3
-start_recv "$dir/r2.log" tcp:127.0.0.1:0 "$dir/same"
-head -c 16M /dev/urandom >"$dir/other"
-timeout 60 "$MULTIFD" send -q "$uri" "$dir/other" 2>"$dir/s.log"
-sst=$?
-wait $rpid
-check "replacing a file being sent: refused ($sst)" eval '[ $sst = 1 ] &&
+# (refused before it listens)
+timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/same" 2>"$dir/r2.log"
+rst=$?
+check "replacing a file being sent: refused ($rst)" eval '[ $rst = 1 ] &&
 	has "$dir/r2.log" "is being sent by another multifd process"'
 wait $spid $r1
 check "replacing a file being sent: the file is as it was" \
@@ -246,6 +244,15 @@ out=$(timeout 10 "$MULTIFD" send tcp:127.0.0.1:1 "$dir/fifo" 2>&1)
 st=$?
 check "a FIFO as input: refused at once, not a hang ($st)" \
 	eval '[ $st = 1 ] && grep -q "is a FIFO" <<<"$out"' 
+
+# destinations that cannot be written: said before listening, not once a
+# sender has come
+for d in "$dir/none/file" "$dir/adir" "$dir/fifo" /dev/null; do
+	out=$(timeout 10 "$MULTIFD" recv tcp:127.0.0.1:0 "$d" 2>&1)
+	st=$?
+	check "destination $d: refused at once ($st)" \
+		eval '[ $st = 1 ] && ! grep -q listening <<<"$out"'
+done
 
 echo "test-files: $pass passed, $fail failed"
 [ $fail = 0 ]

@@ -190,6 +190,53 @@ static int check_replaced(const char *path, mode_t *mode, char *err,
 }
 
 static int open_temp(const char *path, mode_t mode, struct mapping *m,
+		     char *err, size_t errlen);
+
+/* A file can be made beside path (a file system that takes none, such
+ * as /proc, is found before a sender comes); nothing is left. */
+static int try_create(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	struct mapping m = { .fd = -1 };
+	int fd = open_temp(path, mode, &m, err, errlen);
+
+	if (fd < 0)
+		return fd;
+	m.fd = fd;
+	unmap(&m);
+	return 0;
+}
+
+int check_destination(const char *path, char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *base;
+	struct stat st;
+	mode_t mode;
+
+	split_path(path, dir, sizeof(dir), &base);
+	if (!*base) {
+		snprintf(err, errlen, "'%s' names a directory: expected a file",
+			 path);
+		return -EISDIR;
+	}
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "cannot receive into '%s': '%s' %s", path,
+			 dir, errno == ENOENT ? "does not exist"
+					      : "is not a directory");
+		return -ENOENT;
+	}
+	if (access(dir, W_OK | X_OK)) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot create files in '%s': %s", dir,
+			 strerror(e));
+		return -e;
+	}
+	return check_replaced(path, &mode, err, errlen) ?:
+	       try_create(path, mode, err, errlen);
+}
+
+static int open_temp(const char *path, mode_t mode, struct mapping *m,
 		     char *err, size_t errlen)
 {
 	char dir[4096];

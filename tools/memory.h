@@ -43,6 +43,9 @@ int map_file_inplace(const char *path, uint32_t page_size, struct mapping *m,
  * space is short; or -errno. */
 int map_file_new(const char *path, uint64_t len, struct mapping *m,
 		 char *err, size_t errlen);
+/* Before listening: path's directory exists and takes new files, and
+ * what is at path (if anything) is a regular file nobody is sending. */
+int check_destination(const char *path, char *err, size_t errlen);
 /* Write a received file out and put it in place of its path. */
 int commit_file(struct mapping *m, char *err, size_t errlen);
 /* Why touching the file's pages failed (it shrank, its file system is

@@ -449,6 +449,17 @@ int cmd_recv(int argc, char **argv)
 		return 2;
 	}
 	t.file = argc - optind == 2 ? argv[optind + 1] : NULL;
+	/* a destination that cannot be written is said now, not once a
+	 * sender has come */
+	for (unsigned i = 0; i <= o.nregions; i++) {
+		const char *path = i < o.nregions ? o.regions[i].path : t.file;
+
+		if (path && check_destination(path, err, sizeof(err))) {
+			die_msg("recv: %s", err);
+			free_region_names(&o);
+			return 1;
+		}
+	}
 	o.cfg.uri = argv[optind];
 	o.cfg.region_cb = create_target;
 	o.cfg.region_opaque = &t;
