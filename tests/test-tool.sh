@@ -50,6 +50,8 @@ expect 2 "bad port '99999'" "$MULTIFD" recv tcp:127.0.0.1:99999 x
 expect 2 "zero-copy needs method none" "$MULTIFD" send --zero-copy -m zstd tcp:127.0.0.1:1 x
 expect 2 "expected URI and FILE" "$MULTIFD" send tcp:127.0.0.1:1
 expect 2 "bad size '12Q'" "$MULTIFD" bench --size 12Q
+# more than the machine has: refused before any memory is filled
+expect 2 "needs twice that in memory" "$MULTIFD" bench --size 64T
 expect 2 "bad content 'pink'" "$MULTIFD" bench --content pink
 expect 1 "cannot open '$dir/none'" "$MULTIFD" send tcp:127.0.0.1:1 "$dir/none"
 

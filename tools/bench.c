@@ -294,6 +294,21 @@ static int sweep(struct opts o)
 	return status;
 }
 
+/* MemAvailable of /proc/meminfo in bytes; "unlimited" when unknown. */
+static uint64_t mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long kib = 0;
+	char line[128];
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib ? (uint64_t)kib << 10 : UINT64_MAX / 2;
+}
+
 int cmd_bench(int argc, char **argv)
 {
 	struct opts o = { .size = 256u << 20, .rounds = 1, .rewrite_pct = 10,
@@ -316,6 +331,16 @@ int cmd_bench(int argc, char **argv)
 		die_msg("bench: size %llu is not a multiple of the page size "
 			"%u",
 			(unsigned long long)o.size, o.cfg.page_size);
+		return 2;
+	}
+	/* a source and a destination of --size each: refuse what does
+	 * not fit, rather than fill the machine's memory to its limit */
+	if (o.size > mem_available() / 2) {
+		die_msg("bench: --size %llu needs twice that in memory (a "
+			"source and a destination), and %llu bytes are "
+			"available: pick a smaller --size",
+			(unsigned long long)o.size,
+			(unsigned long long)mem_available());
 		return 2;
 	}
 	/* refuse a bad configuration before any memory is filled */

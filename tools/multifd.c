@@ -32,7 +32,7 @@
 	"      --timeout SECONDS   longest stall of any channel, 0 = none\n"    \
 	"                          (default 30)\n"                              \
 	"      --max-bandwidth RATE  bytes per second over all channels,\n"   \
-	"                          K/M/G suffixes (sender; default none)\n"  \
+	"                          K/M/G suffixes (sender; default 0: none)\n" \
 	"      --progress          show progress on stderr also when it is\n"  \
 	"                          not a terminal\n"                          \
 	"      --stats-interval S  print a JSON line of statistics every S\n"  \
@@ -75,6 +75,10 @@ static const char recv_usage[] =
 	"      --inplace           write into an existing FILE (of the\n"
 	"                          region's size) where it is; a failed\n"
 	"                          session leaves it a mix of old and new\n"
+	"                          (a missing FILE is made as without it)\n"
+	"The method, level, page size, packet size, zero-copy, bandwidth,\n"
+	"checksum and verify options belong to the sender: the receiver\n"
+	"takes them from it and ignores its own.\n"
 	"\nExit status: 0 when every page arrived, 1 on a transfer error,\n"
 	"2 on a usage error, 128 + N when signal N ended it.\n";
 
@@ -109,6 +113,13 @@ static int region_arg(int c, const char *arg, struct opts *o)
 			arg, MFD_MAX_REGION_NAME);
 		return -1;
 	}
+	for (const char *q = arg; q < eq; q++)
+		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e) {
+			die_msg("bad region name for --region: byte %d is "
+				"0x%02x; expected printable ASCII (0x20..0x7e)",
+				(int)(q - arg), (unsigned char)*q);
+			return -1;
+		}
 	if (o->nregions == MFD_MAX_REGIONS) {
 		die_msg("too many regions at '--region %s': expected at most %d",
 			arg, MFD_MAX_REGIONS);
@@ -483,7 +494,10 @@ int cmd_recv(int argc, char **argv)
 	}
 	signals_watch(s);
 	r = mfd_session_start(s);
-	if (!r && !o.quiet)
+	/* with port 0 the address is news even to a quiet caller */
+	if (!r && (!o.quiet || (strlen(o.cfg.uri) > 2 &&
+				!strcmp(o.cfg.uri + strlen(o.cfg.uri) - 2,
+					":0"))))
 		fprintf(stderr, "multifd: listening on %s\n",
 			mfd_session_uri(s));
 	progress_from_opts(&pg, &o, s, 0);
