@@ -577,6 +577,50 @@ static void payload_refused(uint8_t method, uint32_t pages,
 }
 #endif
 
+#if defined(HAVE_ZLIB) || defined(HAVE_ZSTD)
+/* Two streams (frames) of 2 pages each, back to back, in a packet that
+ * declares 4: refused where the first ends (protocol.md 6.1). */
+static void payload_concatenated(uint8_t method, const char *word)
+{
+	static uint8_t plain[2 * PS], packed[8 * PS];
+	uint64_t off[4];
+	struct mfd_hdr h;
+	struct rig g;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(plain); i++)
+		plain[i] = (uint8_t)"two frames\n"[i % 11];
+	n = squeeze(method, plain, sizeof(plain), packed, sizeof(packed));
+	CU_ASSERT_FATAL(n > 0 && 2 * n < 4 * PS);
+	memcpy(packed + n, packed, n);
+	for (uint32_t i = 0; i < 4; i++)
+		off[i] = (5 + (uint64_t)i) * PS;
+	h = pages_hdr(method, 4, 0, (uint32_t)(2 * n));
+	rig_up(&g, method, 1);
+	raw_send_pages(g.c[0], &h, off);
+	mfd__tp_send_buf(g.c[0], packed, 2 * n);
+	rig_expect(&g, 0, word);
+	rig_untouched_but(&g, 5, 4);
+	rig_down(&g);
+}
+#endif
+
+static void test_payload_concatenated_zlib(void)
+{
+#ifdef HAVE_ZLIB
+	payload_concatenated(MFD_METHOD_ZLIB,
+			     "zlib payload inflates to fewer bytes than 4 pages");
+#endif
+}
+
+static void test_payload_concatenated_zstd(void)
+{
+#ifdef HAVE_ZSTD
+	payload_concatenated(MFD_METHOD_ZSTD, "zstd payload decompresses to "
+					      "fewer bytes than 4 pages");
+#endif
+}
+
 /* 64 pages squeezed into a packet that declares 1 */
 static void test_payload_bomb_zlib(void)
 {
@@ -622,6 +666,10 @@ static void test_header_payload_len_compressed(void)
 int main(void)
 {
 	static const struct test tests[] = {
+		{ "payload: two zlib streams back to back",
+		  test_payload_concatenated_zlib },
+		{ "payload: two zstd frames back to back",
+		  test_payload_concatenated_zstd },
 		{ "init magic", test_init_magic },
 		{ "init version", test_init_version },
 		{ "init features: unknown bits", test_init_features },
