@@ -114,6 +114,7 @@ struct mr_ent {
 	struct dev_ent *dev;
 	void *mem;
 	uint64_t len;
+	int access; /* IBV_ACCESS_* it was registered with */
 	struct ibv_mr *mr;
 	unsigned refs;
 	struct mr_ent *next;
@@ -168,7 +169,7 @@ static void dev_put(struct dev_ent *d)
 	pthread_mutex_unlock(&table_lock);
 }
 
-static int mr_get(struct dev_ent *d, void *mem, uint64_t len,
+static int mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
 		  struct mr_ent **out)
 {
 	struct mr_ent *m;
@@ -176,7 +177,8 @@ static int mr_get(struct dev_ent *d, void *mem, uint64_t len,
 
 	pthread_mutex_lock(&table_lock);
 	for (m = mrs; m; m = m->next)
-		if (m->dev == d && m->mem == mem && m->len == len)
+		if (m->dev == d && m->mem == mem && m->len == len &&
+		    m->access == access)
 			break;
 	if (!m) {
 		m = calloc(1, sizeof(*m));
@@ -184,14 +186,13 @@ static int mr_get(struct dev_ent *d, void *mem, uint64_t len,
 			r = -ENOMEM;
 			goto out;
 		}
-		m->mr = ibv_reg_mr(d->pd, mem, len,
-				   IBV_ACCESS_LOCAL_WRITE |
-				   IBV_ACCESS_REMOTE_WRITE);
+		m->mr = ibv_reg_mr(d->pd, mem, len, access);
 		r = err_ptr(m->mr);
 		if (r) {
 			free(m);
 			goto out;
 		}
+		m->access = access;
 		m->dev = d;
 		m->mem = mem;
 		m->len = len;
@@ -940,19 +941,30 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 	if (index >= MFD_MAX_REGIONS || index < rc->nregions)
 		return fail(rc, -EINVAL, "region index %u out of order", index);
 	g = &rc->regions[index];
-	r = mr_get(rc->dev, mem, len, &g->mr);
+	/* the least access each end needs: the sender's pages are only the
+	 * source of its WRITEs (and may be a read-only mapping); only the
+	 * receiver's are written, locally and by the peer */
+	r = mr_get(rc->dev, mem, len,
+		   rc->passive ? IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE
+			       : 0,
+		   &g->mr);
 	if (r) {
 		struct rlimit rl;
-		char lim[32] = "unlimited";
 
 		getrlimit(RLIMIT_MEMLOCK, &rl);
-		if (rl.rlim_cur != RLIM_INFINITY)
-			snprintf(lim, sizeof(lim), "%llu bytes",
+		if ((r == -ENOMEM || r == -EPERM || r == -EAGAIN) &&
+		    rl.rlim_cur != RLIM_INFINITY)
+			snprintf(c->err, sizeof(c->err),
+				 "ibv_reg_mr of %llu bytes: %s (RLIMIT_MEMLOCK "
+				 "is %llu bytes; raise it with ulimit -l)",
+				 (unsigned long long)len, strerror(-r),
 				 (unsigned long long)rl.rlim_cur);
-		snprintf(c->err, sizeof(c->err),
-			 "ibv_reg_mr of %llu bytes: %s (RLIMIT_MEMLOCK is %s; "
-			 "raise it with ulimit -l)",
-			 (unsigned long long)len, strerror(-r), lim);
+		else
+			snprintf(c->err, sizeof(c->err),
+				 "ibv_reg_mr of %llu bytes for %s: %s",
+				 (unsigned long long)len,
+				 rc->passive ? "remote writes" : "local reads",
+				 strerror(-r));
 		return r;
 	}
 	g->mem = mem;
