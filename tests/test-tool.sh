@@ -43,6 +43,8 @@ done
 expect 2 "unknown command 'frob'" "$MULTIFD" frob
 expect 2 "bad channel count '0'" "$MULTIFD" send -c 0 tcp:127.0.0.1:1 /dev/null
 expect 2 "bad channel count '65'" "$MULTIFD" send --channels 65 tcp:127.0.0.1:1 x
+expect 2 "bad channel count ' 4'" "$MULTIFD" send -c ' 4' tcp:127.0.0.1:1 x
+expect 2 "from 0.01 to 86400" "$MULTIFD" send --stats-interval 1e-9 tcp:127.0.0.1:1 x
 expect 2 "bad method 'lz4'" "$MULTIFD" send -m lz4 tcp:127.0.0.1:1 x
 expect 2 "level 12 out of range" "$MULTIFD" send -m zlib -l 12 tcp:127.0.0.1:1 x
 expect 2 "unknown URI 'http://x'" "$MULTIFD" send http://x x

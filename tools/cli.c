@@ -2,6 +2,7 @@
 /* cli.c - option parsing and result printing shared by the subcommands. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -219,7 +220,9 @@ int parse_uint(const char *s, const char *what, unsigned min, unsigned max,
 
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max) {
+	/* strtoll() skips leading blanks: ' 4' is not a number here */
+	if (errno || end == s || *end || !isdigit((unsigned char)*s) ||
+	    v < min || v > max) {
 		die_msg("bad %s '%s': expected a whole number from %u to %u",
 			what, s, min, max);
 		return -1;
@@ -394,10 +397,10 @@ static int parse_common(int c, const char *arg, struct opts *o)
 		errno = 0;
 		o->stats_interval = strtod(arg, &end);
 		if (errno || end == arg || *end ||
-		    !isfinite(o->stats_interval) || o->stats_interval <= 0 ||
-		    o->stats_interval > 86400) {
+		    !isfinite(o->stats_interval) ||
+		    o->stats_interval < 0.01 || o->stats_interval > 86400) {
 			die_msg("bad stats interval '%s': expected a number of "
-				"seconds, more than 0 and at most 86400",
+				"seconds from 0.01 to 86400",
 				arg);
 			return -1;
 		}
