@@ -491,7 +491,7 @@ static void drain(struct mfd_conn *c)
 	struct mfd_deadline d;
 	char junk[512];
 
-	mfd__deadline_start(&d, 200);
+	mfd__deadline_start(&d, 200, "the drain");
 	for (int i = 0; i < 2048; i++)
 		if (mfd__deadline_recv(&d, c, junk, sizeof(junk)))
 			return;
@@ -887,7 +887,7 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 	/* connections are taken one at a time: a silent or trickling one
 	 * must not hold the real channels back for long */
 	h->c = c;
-	mfd__deadline_start(&h->d, handshake_ms(s));
+	mfd__deadline_start(&h->d, handshake_ms(s), "the handshake");
 	r = hs_recv(h, buf, sizeof(buf));
 	if (r) {
 		snprintf(err, sizeof(err), "no init packet: %s", c->err);
@@ -935,7 +935,7 @@ static int accept_channels(struct mfd_session *s)
 	char err[768];
 	int r = 0;
 
-	mfd__deadline_start(&until, t);
+	mfd__deadline_start(&until, t, "the wait for the sender");
 	while (!s->ch || have < s->nchannels) {
 		struct handshake h;
 		struct mfd_conn *c;
@@ -996,7 +996,7 @@ static int accept_channels(struct mfd_session *s)
 			break;
 		}
 		have++;
-		mfd__deadline_start(&until, t);
+		mfd__deadline_start(&until, t, "the wait for the sender");
 		/* the channels that came before channel 0 */
 		for (unsigned i = 0; i < nearly; i++) {
 			if (!refused_stray(s, early[i].c, &early[i].in) &&

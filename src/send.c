@@ -157,10 +157,10 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 
 /* A FIN with a message: the receiver failed the session and says why. */
 static int receiver_failed(struct mfd_session *s, struct mfd_channel *ch,
-			   uint32_t len)
+			   uint32_t len, const struct mfd_deadline *d)
 {
 	char msg[MFD_FIN_MSG_MAX], text[MFD_FIN_MSG_MAX];
-	int r = mfd__tp_recv_buf(ch->conn, msg, len);
+	int r = mfd__deadline_recv(d, ch->conn, msg, len);
 
 	if (r) {
 		mfd__session_fail(s, (int)ch->index, -EIO,
@@ -183,14 +183,15 @@ static bool receiver_said_why(struct mfd_session *s, struct mfd_channel *ch)
 {
 	struct mfd_limits lim = { .features = s->features };
 	uint8_t buf[MFD_HDR_SIZE];
+	struct mfd_deadline d;
 	struct mfd_hdr h;
 
-	if (mfd__tp_set_timeout(ch->conn, 500) ||
-	    mfd__tp_recv_buf(ch->conn, buf, sizeof(buf)) ||
+	mfd__deadline_start(&d, 500, "the receiver's reason");
+	if (mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf)) ||
 	    mfd__hdr_decode(buf, &lim, &h, NULL, 0) ||
 	    h.type != MFD_PKT_FIN || !h.payload_len)
 		return false;
-	receiver_failed(s, ch, h.payload_len);
+	receiver_failed(s, ch, h.payload_len, &d);
 	return true;
 }
 
@@ -205,10 +206,13 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 	struct mfd_limits lim = { .features = s->features };
 	uint8_t buf[MFD_HDR_SIZE];
 	char err[160];
+	struct mfd_deadline d;
 	struct mfd_hdr h;
 	int r;
 
-	r = mfd__tp_recv_buf(ch->conn, buf, sizeof(buf));
+	/* the header and its reason under one deadline */
+	mfd__deadline_start(&d, s->cfg.timeout_ms, "the receiver's answer");
+	r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
 	if (r)
 		return r;
 	r = mfd__hdr_decode(buf, &lim, &h, err, sizeof(err));
@@ -227,9 +231,9 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 				  "bad answer from the receiver: %s", err);
 		return r;
 	}
-	if (!h.payload_len)
-		return 0;
-	return receiver_failed(s, ch, h.payload_len);
+	if (!h.payload_len) /* the channel's own limit again */
+		return mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
+	return receiver_failed(s, ch, h.payload_len, &d);
 }
 
 /* The digest of every region, after the last round, on channel 0. */
@@ -433,7 +437,7 @@ static int authenticate(struct mfd_session *s, struct mfd_channel *ch,
 	int r;
 
 	/* the challenge's two reads end by one deadline */
-	mfd__deadline_start(&d, s->cfg.timeout_ms);
+	mfd__deadline_start(&d, s->cfg.timeout_ms, "the handshake");
 	r = mfd__deadline_recv(&d, ch->conn, chal, MFD_ACK_SIZE);
 	if (r)
 		return r;

@@ -336,9 +336,11 @@ MFD_EXTERN void mfd_session_set_error(struct mfd_session *s, const char *fmt,
 	va_end(ap);
 }
 
-void mfd__deadline_start(struct mfd_deadline *d, unsigned limit_ms)
+void mfd__deadline_start(struct mfd_deadline *d, unsigned limit_ms,
+			 const char *what)
 {
 	d->limit_ms = limit_ms;
+	d->what = what;
 	clock_gettime(CLOCK_MONOTONIC, &d->end);
 	d->end.tv_sec += limit_ms / 1000;
 	d->end.tv_nsec += (long)(limit_ms % 1000) * 1000000;
@@ -372,7 +374,7 @@ int mfd__deadline_recv(const struct mfd_deadline *d, struct mfd_conn *c,
 		r = mfd__tp_recv_buf(c, buf, len);
 	if (r == -ETIMEDOUT)
 		snprintf(c->err, sizeof(c->err),
-			 "the handshake did not complete within %u ms",
+			 "%s did not complete within %u ms", d->what,
 			 d->limit_ms);
 	return r;
 }

@@ -145,14 +145,16 @@ int mfd__timed_wait(pthread_cond_t *c, pthread_mutex_t *m, unsigned ms);
 struct mfd_deadline {
 	unsigned limit_ms; /* 0: none */
 	struct timespec end;
+	const char *what;  /* what must complete: "the handshake" */
 };
 
-void mfd__deadline_start(struct mfd_deadline *d, unsigned limit_ms);
+void mfd__deadline_start(struct mfd_deadline *d, unsigned limit_ms,
+			 const char *what);
 /* Milliseconds left, at least 1 while any is (0 when there is no limit
  * or it has passed: check with limit_ms). */
 unsigned mfd__deadline_left(const struct mfd_deadline *d);
-/* Read len bytes from c within what is left; -ETIMEDOUT with "the
- * handshake did not complete within N ms" in c->err when it ran out. */
+/* Read len bytes from c within what is left; -ETIMEDOUT with "WHAT did
+ * not complete within N ms" in c->err when it ran out. */
 int mfd__deadline_recv(const struct mfd_deadline *d, struct mfd_conn *c,
 		       void *buf, size_t len);
 
