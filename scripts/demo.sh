@@ -47,6 +47,8 @@ dir=$(mktemp -d -p /dev/shm multifd-demo.XXXXXX 2>/dev/null ||
 	mktemp -d -t multifd-demo.XXXXXX)
 
 head -c "$size" /dev/urandom >"$dir/image"
+# the log exists before the receiver (a background job) gets to open it
+: >"$dir/recv.log"
 "$bin" recv --prefault "tcp:127.0.0.1:0" "$dir/received" 2>"$dir/recv.log" &
 recv_pid=$!
 uri=
