@@ -289,8 +289,10 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 			    out->type);
 		return 0;
 	case MFD_PKT_FIN:
+	case MFD_PKT_ABORT:
 		if (out->payload_len > MFD_FIN_MSG_MAX)
-			BAD("FIN message of %u bytes (at most %u)",
+			BAD("%s message of %u bytes (at most %u)",
+			    out->type == MFD_PKT_FIN ? "FIN" : "ABORT",
 			    out->payload_len, MFD_FIN_MSG_MAX);
 		return 0;
 	case MFD_PKT_VERIFY:

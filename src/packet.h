@@ -49,6 +49,8 @@ enum {
 				 every page of the round is applied */
 	MFD_PKT_KEEPALIVE = 7, /* sender -> receiver: an idle channel is
 				  alive; nothing to do */
+	MFD_PKT_ABORT = 8, /* sender -> receiver: the sender failed the
+			      session; its payload says why */
 };
 
 /* Page packet flags. */

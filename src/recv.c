@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "escape.h"
 #include "guard.h"
@@ -309,6 +310,24 @@ static int send_sync_ack(struct mfd_channel *ch, uint32_t round)
 	return mfd__tp_send_buf(ch->conn, buf, sizeof(buf));
 }
 
+/* ABORT: the sender failed the session and says why. */
+static int sender_failed(struct mfd_session *s, struct mfd_channel *ch)
+{
+	char msg[MFD_FIN_MSG_MAX], text[MFD_FIN_MSG_MAX];
+	uint32_t len = ch->pkt.hdr.payload_len;
+	int r = mfd__tp_recv_buf(ch->conn, msg, len);
+
+	if (r)
+		len = 0;
+	pthread_mutex_lock(&s->lock);
+	s->peer_failed = true;
+	pthread_mutex_unlock(&s->lock);
+	mfd__session_fail(s, (int)ch->index, -ECANCELED, "the sender failed: %s",
+			  len ? mfd__escape(text, sizeof(text), msg, len)
+			      : "(no reason arrived)");
+	return -ECANCELED;
+}
+
 /* One packet: 0 to go on, 1 at the end of the session, or -errno. */
 static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 {
@@ -352,6 +371,8 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 		return send_fin(s, ch);
 	case MFD_PKT_VERIFY:
 		return take_verify(s, ch);
+	case MFD_PKT_ABORT:
+		return sender_failed(s, ch);
 	case MFD_PKT_KEEPALIVE:
 		/* not part of any round: its round is 0 (protocol.md 7) */
 		if (p->hdr.round) {
@@ -391,14 +412,28 @@ static void send_abort(struct mfd_session *s, struct mfd_channel *ch)
 	struct mfd_hdr h = { .type = MFD_PKT_FIN, .round = ch->round };
 
 	pthread_mutex_lock(&s->lock);
-	h.payload_len = (uint32_t)strlen(s->errmsg);
-	memcpy(buf + MFD_HDR_SIZE, s->errmsg, h.payload_len);
+	if (!s->peer_failed) { /* a sender that aborted knows why */
+		h.payload_len = (uint32_t)strlen(s->errmsg);
+		memcpy(buf + MFD_HDR_SIZE, s->errmsg, h.payload_len);
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (!h.payload_len)
 		return;
 	mfd__hdr_encode(&h, buf);
 	if (!mfd__tp_set_timeout(ch->conn, 1000))
 		mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
+}
+
+/*
+ * A sender that fails says why (ABORT) on the channel that failed, and
+ * closes the others: give that reason half a second to arrive (behind
+ * the data still queued on its channel) before a closed connection
+ * becomes the session's error.
+ */
+static void wait_for_reason(struct mfd_session *s)
+{
+	for (int i = 0; i < 50 && !mfd__session_err(s); i++)
+		usleep(10 * 1000);
 }
 
 static void *recv_thread(void *arg)
@@ -423,6 +458,8 @@ static void *recv_thread(void *arg)
 		mfd__fault_text(s, addr, true, text, sizeof(text));
 		mfd__session_fail(s, (int)ch->index, -EFAULT, "%s", text);
 	}
+	if (r == -EPIPE || r == -ECONNRESET)
+		wait_for_reason(s);
 	if (r < 0) { /* a no-op when the failure is already recorded */
 		mfd__session_fail(s, (int)ch->index, r, "%s",
 				  ch->conn->err[0] ? ch->conn->err

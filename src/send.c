@@ -162,6 +162,10 @@ static int receiver_failed(struct mfd_session *s, struct mfd_channel *ch,
 	char msg[MFD_FIN_MSG_MAX], text[MFD_FIN_MSG_MAX];
 	int r = mfd__deadline_recv(d, ch->conn, msg, len);
 
+	pthread_mutex_lock(&s->lock);
+	s->peer_failed = true;
+	pthread_mutex_unlock(&s->lock);
+
 	if (r) {
 		mfd__session_fail(s, (int)ch->index, -EIO,
 				  "the receiver failed, but its %u-byte reason "
@@ -339,6 +343,28 @@ static int run_guarded(struct mfd_session *s, struct mfd_channel *ch,
 	return r;
 }
 
+/* The session failed here: tell the receiver why (ABORT), so that it
+ * can say more than "peer closed"; best effort, and not when the
+ * receiver is the one that failed. */
+static void send_abort(struct mfd_session *s, struct mfd_channel *ch)
+{
+	uint8_t buf[MFD_HDR_SIZE + sizeof(s->errmsg)];
+	struct mfd_hdr h = { .type = MFD_PKT_ABORT };
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->peer_failed) {
+		h.payload_len = (uint32_t)strlen(s->errmsg);
+		memcpy(buf + MFD_HDR_SIZE, s->errmsg, h.payload_len);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!h.payload_len)
+		return;
+	mfd__hdr_encode(&h, buf);
+	if (!mfd__tp_set_timeout(ch->conn, 500))
+		mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
+	mfd__tp_shutdown(ch->conn);
+}
+
 static void *send_thread(void *arg)
 {
 	struct mfd_channel *ch = arg;
@@ -389,6 +415,8 @@ static void *send_thread(void *arg)
 		if (r || job == MFD_JOB_END)
 			break;
 	}
+	if (mfd__session_err(s))
+		send_abort(s, ch);
 	return NULL;
 }
 

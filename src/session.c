@@ -272,12 +272,19 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 	vsnprintf(s->errmsg + n, sizeof(s->errmsg) - n, fmt, ap);
 	va_end(ap);
 	for (unsigned i = 0; s->ch && i < s->nchannels; i++) {
-		pthread_cond_broadcast(&s->ch[i].job_cond);
-		/* a receiver's channel threads still tell the sender why */
-		if (s->role == MFD_ROLE_RECV)
-			mfd__tp_shutdown_read(s->ch[i].conn);
-		else
-			mfd__tp_shutdown(s->ch[i].conn);
+		struct mfd_channel *ch = &s->ch[i];
+
+		pthread_cond_broadcast(&ch->job_cond);
+		/* Channel threads still tell the peer why: the receiver's all
+		 * (they wait in reads); on the sender, the failing channel
+		 * (its own thread, which is not blocked, or none yet) and the
+		 * idle ones once woken. A sender channel with a job may be
+		 * blocked writing to a peer that reads no more: only a full
+		 * shutdown wakes it. */
+		if (s->role == MFD_ROLE_RECV || ch->job == MFD_JOB_NONE)
+			mfd__tp_shutdown_read(ch->conn);
+		else if ((int)i != channel)
+			mfd__tp_shutdown(ch->conn);
 	}
 	pthread_cond_broadcast(&s->idle_cond);
 	pthread_cond_broadcast(&s->barrier_cond);

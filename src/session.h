@@ -93,6 +93,7 @@ struct mfd_session {
 	pthread_cond_t idle_cond; /* sender: a channel became idle */
 	pthread_cond_t barrier_cond;
 	bool failed;
+	bool peer_failed; /* the failure is the peer's, which said why */
 	int err;
 	char errmsg[400];
 	unsigned barrier_count; /* receiver: channels at the barrier */

@@ -63,7 +63,12 @@ static void sender_file_shrinks(enum mfd_method m, bool checksum)
 		r = mfd_send_finish(p.tx);
 	CU_ASSERT_EQUAL(r, -EFAULT);
 	expect_fault(p.tx, "cannot be read");
+	/* and the receiver learns it from the sender */
 	pair_join_rx(&p);
+	if (!strstr(mfd_session_error(p.rx), "the sender failed: "))
+		fprintf(stderr, "receiver: %s\n", mfd_session_error(p.rx));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.rx),
+				      "the sender failed: "));
 	pair_free(&p);
 	munmap(src, LEN);
 	close(fd);

@@ -217,6 +217,36 @@ static void test_sender_told_why(void)
 	guarded_free(dst, LEN);
 }
 
+/* The sender is cancelled mid-transfer: the receiver reports the
+ * sender's reason, not a closed connection. */
+static void test_receiver_told_why(void)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_config cfg;
+	struct pair p;
+
+	memset(src, 0x5b, LEN);
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 5000;
+	cfg.channels = 2;
+	cfg.pages_per_packet = 16;
+	cfg.max_bandwidth = 512 << 10;
+	CU_ASSERT_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
+				   LEN) == 0);
+	CU_ASSERT_EQUAL(mfd_send_pages(p.tx, p.region, (uint64_t[]){ 0 }, 1),
+			0);
+	usleep(300 * 1000);
+	mfd_session_cancel(p.tx);
+	CU_ASSERT(pair_join_rx(&p) < 0);
+	if (!strstr(mfd_session_error(p.rx), "the sender failed: cancelled"))
+		fprintf(stderr, "receiver: %s\n", mfd_session_error(p.rx));
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.rx),
+				      "the sender failed: cancelled"));
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
 /* Four channels, two rounds: both ends count two rounds. */
 static void test_rounds_counted_once(void)
 {
@@ -272,6 +302,8 @@ int main(void)
 		  test_rate_limited_completes },
 		{ "the sender is told why the receiver failed",
 		  test_sender_told_why },
+		{ "the receiver is told why the sender failed",
+		  test_receiver_told_why },
 		{ "rounds counted once", test_rounds_counted_once },
 		{ "64 KiB pages with the default packet",
 		  test_large_pages_default_packet },

@@ -5,7 +5,8 @@
  * it: a KEEPALIVE's round is 0; a VERIFY is of its channel's round and is
  * compared at END, when every page is in place, wherever in the round it
  * came; a refusal is followed by an orderly close, never a reset, even
- * with the peer's bytes unread; a FIN of another round is refused.
+ * with the peer's bytes unread; a FIN of another round is refused; an
+ * ABORT ends the session with the sender's reason.
  */
 #include "config.h"
 
@@ -78,6 +79,32 @@ static void test_keepalive_round(void)
 	CU_ASSERT_EQUAL(send_hdr(c, MFD_PKT_KEEPALIVE, 0), 0);
 	CU_ASSERT_EQUAL(send_hdr(c, MFD_PKT_KEEPALIVE, 3), 0);
 	expect_rx_error(&p, "KEEPALIVE with round 3 (expected 0)");
+	mfd__tp_close(c);
+	pair_free(&p);
+	guarded_free(dst, LEN);
+}
+
+/* An ABORT ends the session with the sender's reason, escaped. */
+static void test_abort(void)
+{
+	static const char why[] = "disk gone\x1b[2J";
+	struct mfd_hdr h = { .type = MFD_PKT_ABORT,
+			     .payload_len = sizeof(why) - 1 };
+	uint8_t *dst = guarded_alloc(LEN), buf[MFD_HDR_SIZE + sizeof(why)];
+	struct pair p;
+	struct mfd_conn *c = raw_channel(&p, dst, 0);
+	const char *e;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	mfd__hdr_encode(&h, buf);
+	memcpy(buf + MFD_HDR_SIZE, why, sizeof(why) - 1);
+	CU_ASSERT_EQUAL(mfd__tp_send_buf(c, buf, MFD_HDR_SIZE + sizeof(why) - 1),
+			0);
+	CU_ASSERT_EQUAL(pair_join_rx(&p), -ECANCELED);
+	e = mfd_session_error(p.rx);
+	if (!strstr(e, "the sender failed: disk gone\\x1b[2J"))
+		fprintf(stderr, "error '%s'\n", e);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e, "the sender failed: disk gone\\x1b[2J"));
 	mfd__tp_close(c);
 	pair_free(&p);
 	guarded_free(dst, LEN);
@@ -244,6 +271,7 @@ int main(void)
 		{ "a refusal, then an orderly close",
 		  test_refusal_then_orderly_close },
 		{ "a FIN of another round", test_fin_of_another_round },
+		{ "an ABORT says why the sender failed", test_abort },
 		{ NULL, NULL },
 	};
 
