@@ -119,12 +119,11 @@ struct mfd_config {
 	size_t secret_len;
 	bool checksum;		/* sender: an xxHash3-64 of every page packet,
 				   checked by the receiver; default false.
-				   Over tcp: and unix: the pages are copied
-				   first and the copy is hashed and sent, so
-				   pages rewritten meanwhile never fail it.
-				   Over rdma: pages go from region memory by
-				   one-sided writes: the caller must not
-				   rewrite a page before mfd_send_sync() */
+				   The pages are copied first and the copy
+				   is hashed and sent, so pages rewritten
+				   meanwhile never fail it (over rdma: the
+				   copy goes by SEND, not by one-sided
+				   WRITE) */
 	bool prefault;		/* receiver: fault zeroed regions in from a
 				   thread of their own, ahead of the data, so
 				   that channel threads do not stall on first

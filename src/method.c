@@ -75,6 +75,9 @@ void mfd__packet_seal(struct mfd_packet *p)
 {
 	uint32_t n = p->hdr.normal + p->hdr.zero;
 
+	if (p->staged && (p->hdr.method == MFD_METHOD_NONE ||
+			  (p->hdr.flags & MFD_FLAG_RAW)))
+		p->hdr.flags |= MFD_FLAG_STAGED;
 	mfd__hdr_encode(&p->hdr, p->wire);
 	mfd__offsets_encode(p->offsets, n, p->wire + MFD_HDR_SIZE);
 	p->wire_len = MFD_HDR_SIZE + 8 * (size_t)n;
@@ -134,7 +137,7 @@ int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
 		p->hdr.flags |= MFD_FLAG_RAW;
 		p->hdr.payload_len = (uint32_t)plain;
 		mfd__packet_seal(p);
-		if (p->copy && p->raw_from_region) {
+		if (p->copy && p->raw_from_region && !p->staged) {
 			p->copy = NULL;
 			mfd__packet_page_iov(p, m->page_size);
 		} else {

@@ -75,6 +75,9 @@ struct mfd_packet {
 	 */
 	const uint8_t *copy;
 	bool raw_from_region;
+	/* Sender: the pages' bytes go on the stream from the copy, flagged
+	 * MFD_FLAG_STAGED (mfd__packet_seal() sets it for none and RAW) */
+	bool staged;
 };
 
 struct mfd_method_ops {

@@ -220,6 +220,10 @@ static int check_pages(const struct mfd_hdr *h, const struct mfd_limits *lim,
 	if ((h->flags & MFD_FLAG_RAW) && h->method == MFD_METHOD_NONE)
 		BAD("packet %llu: raw flag with method none",
 		    (unsigned long long)h->packet_num);
+	if ((h->flags & MFD_FLAG_STAGED) && h->method != MFD_METHOD_NONE &&
+	    !(h->flags & MFD_FLAG_RAW))
+		BAD("packet %llu: staged flag on a compressed payload",
+		    (unsigned long long)h->packet_num);
 	if (h->region >= lim->region_count)
 		BAD("packet %llu: unknown region %u (the session has %u)",
 		    (unsigned long long)h->packet_num, h->region,

@@ -55,7 +55,12 @@ enum {
 
 /* Page packet flags. */
 #define MFD_FLAG_RAW 0x0001u /* compressed method, payload sent as is */
-#define MFD_FLAGS_KNOWN (MFD_FLAG_RAW)
+/* The payload is the pages as they are (method none, or RAW), carried on
+ * the stream into the receiver's staging buffer and copied into the pages
+ * there: a one-sided transport's sender whose pages must not change under
+ * a checksum sends a copy, which it cannot place by address. */
+#define MFD_FLAG_STAGED 0x0002u
+#define MFD_FLAGS_KNOWN (MFD_FLAG_RAW | MFD_FLAG_STAGED)
 
 /* Feature bits of the init packet. */
 #define MFD_FEAT_AUTH 0x1ull	 /* HMAC-SHA256 challenge-response */

@@ -194,6 +194,31 @@ static void mark_written(struct mfd_region *rg, const uint64_t *off,
 		__atomic_fetch_or(&rg->written[word], mask, __ATOMIC_RELAXED);
 }
 
+/* A STAGED payload (the pages as they are, on the stream) lands in the
+ * channel's staging buffer, made on the first such packet. */
+static int stage(struct mfd_channel *ch, struct mfd_packet *p)
+{
+	if (!ch->staging) {
+		ch->staging = malloc((size_t)ch->mctx.pages_per_packet *
+				     ch->mctx.page_size);
+		if (!ch->staging)
+			return -ENOMEM;
+	}
+	p->iov[0].iov_base = ch->staging;
+	p->iov[0].iov_len = p->hdr.payload_len;
+	p->niov = 1;
+	return 0;
+}
+
+/* ...and is copied into its pages once checked. */
+static void unstage(struct mfd_channel *ch, const struct mfd_packet *p,
+		    uint32_t ps)
+{
+	for (uint32_t i = 0; i < p->hdr.normal; i++)
+		memcpy(p->region->mem + p->offsets[i],
+		       ch->staging + (size_t)i * ps, ps);
+}
+
 static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 {
 	struct mfd_packet *p = &ch->pkt;
@@ -201,6 +226,7 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	struct mfd_region *rg = &s->regions[p->hdr.region];
 	unsigned long long num = (unsigned long long)p->hdr.packet_num;
 	char err[160];
+	bool staged;
 	int r;
 
 	if (p->hdr.round != ch->round) {
@@ -223,7 +249,8 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	}
 	p->region = rg;
 	p->niov = 0;
-	r = s->method->recv_prepare(&ch->mctx, p);
+	staged = p->hdr.flags & MFD_FLAG_STAGED;
+	r = staged ? stage(ch, p) : s->method->recv_prepare(&ch->mctx, p);
 	if (!r && p->hdr.payload_len)
 		r = mfd__tp_recv(ch->conn, p->iov, p->niov);
 	if (!r && (s->features & MFD_FEAT_CHECKSUM)) {
@@ -241,7 +268,9 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 			return -EBADMSG;
 		}
 	}
-	if (r == 0 && s->method->recv_finish) {
+	if (r == 0 && staged) {
+		unstage(ch, p, ps);
+	} else if (r == 0 && s->method->recv_finish) {
 		r = s->method->recv_finish(&ch->mctx, p);
 		if (r) {
 			mfd__session_fail(s, (int)ch->index, r,

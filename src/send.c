@@ -112,6 +112,7 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	p->header_apart = s->cfg.zero_copy;
 	p->copy = ch->stable;
 	p->raw_from_region = s->tp->one_sided;
+	p->staged = s->tp->one_sided && (s->features & MFD_FEAT_CHECKSUM);
 	r = s->method->send_prepare(&ch->mctx, p);
 	if (r) {
 		mfd__session_fail(s, ch->index, r, "packet %llu: %s",
@@ -609,14 +610,13 @@ static void early_refusal(struct mfd_session *s)
  * are sent. The plain `none` method sends pages as they are, each byte
  * read once: a page rewritten meanwhile arrives as either content or a
  * mix, and the next round's copy mends it. One-sided transports place
- * pages from region memory by address, so there only compression reads a
- * copy (see mfd_config.checksum).
+ * pages from region memory by address: a checksummed page packet sends
+ * its copy on the stream instead, flagged STAGED (protocol.md 6).
  */
 static bool wants_stable_copy(const struct mfd_session *s)
 {
-	if (s->cfg.method != MFD_METHOD_NONE)
-		return true;
-	return (s->features & MFD_FEAT_CHECKSUM) && !s->tp->one_sided;
+	return s->cfg.method != MFD_METHOD_NONE ||
+	       (s->features & MFD_FEAT_CHECKSUM);
 }
 
 int mfd__send_start(struct mfd_session *s)

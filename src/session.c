@@ -494,6 +494,7 @@ void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 	}
 	free(ch->job_offsets);
 	free(ch->stable);
+	free(ch->staging);
 	free(ch->pkt.offsets);
 	free(ch->pkt.wire);
 	free(ch->pkt.iov);

@@ -57,6 +57,8 @@ struct mfd_channel {
 	/* sender: a copy of the packet's pages, read by the method and the
 	 * checksum instead of pages that may change meanwhile (or NULL) */
 	uint8_t *stable;
+	/* receiver: where STAGED payloads land (or NULL until one does) */
+	uint8_t *staging;
 
 	/* Written by the channel thread with relaxed atomics, read by
 	 * anyone (mfd_channel_stats). */

@@ -84,6 +84,56 @@ static void test_keepalive_round(void)
 	guarded_free(dst, LEN);
 }
 
+/* A STAGED page packet (the pages on the stream, as a one-sided
+ * sender sends a checksummed copy) lands in the pages; the flag on a
+ * compressed payload is refused. */
+static void test_staged_pages(void)
+{
+	uint8_t *dst = guarded_alloc(LEN), *src = guarded_alloc(LEN);
+	struct mfd_hdr h = { .type = MFD_PKT_PAGES, .flags = MFD_FLAG_STAGED,
+			     .normal = 16, .payload_len = LEN };
+	uint64_t off[16], st = 11;
+	struct pair p;
+	struct mfd_conn *c = raw_channel(&p, dst, 0);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	fill_random(src, LEN, &st);
+	for (int i = 0; i < 16; i++)
+		off[i] = (uint64_t)(15 - i) * 4096; /* any order */
+	CU_ASSERT_EQUAL(raw_send_pages(c, &h, off), 0);
+	for (int i = 0; i < 16; i++)
+		CU_ASSERT_EQUAL(mfd__tp_send_buf(c, src + off[i], 4096), 0);
+	CU_ASSERT_EQUAL(send_hdr(c, MFD_PKT_SYNC, 0), 0);
+	CU_ASSERT_EQUAL(send_hdr(c, MFD_PKT_END, 1), 0);
+	CU_ASSERT_EQUAL(pair_join_rx(&p), 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	mfd__tp_close(c);
+	pair_free(&p);
+	guarded_free(dst, LEN);
+	guarded_free(src, LEN);
+}
+
+static void test_staged_compressed_refused(void)
+{
+	struct mfd_limits lim = { .method = MFD_METHOD_ZSTD, .page_size = 4096,
+				  .pages_per_packet = 16, .region_count = 1 };
+	struct mfd_hdr h = { .type = MFD_PKT_PAGES, .method = MFD_METHOD_ZSTD,
+			     .flags = MFD_FLAG_STAGED, .normal = 2,
+			     .payload_len = 100 }, out;
+	uint8_t buf[MFD_HDR_SIZE];
+	char err[200] = "";
+
+	mfd__hdr_encode(&h, buf);
+	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &lim, &out, err, sizeof(err)),
+			-EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "staged flag on a compressed"));
+	/* RAW and STAGED: the pages as they are */
+	h.flags |= MFD_FLAG_RAW;
+	h.payload_len = 2 * 4096;
+	mfd__hdr_encode(&h, buf);
+	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &lim, &out, err, sizeof(err)), 0);
+}
+
 /* An ABORT ends the session with the sender's reason, escaped. */
 static void test_abort(void)
 {
@@ -272,6 +322,9 @@ int main(void)
 		  test_refusal_then_orderly_close },
 		{ "a FIN of another round", test_fin_of_another_round },
 		{ "an ABORT says why the sender failed", test_abort },
+		{ "a STAGED page packet lands in the pages", test_staged_pages },
+		{ "STAGED only for pages as they are",
+		  test_staged_compressed_refused },
 		{ NULL, NULL },
 	};
 

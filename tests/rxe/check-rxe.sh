@@ -54,6 +54,20 @@ for m in none zlib zstd; do
 done
 rm -f /dev/shm/in /dev/shm/out
 
+echo "== live precopy over rdma with checksums: pages rewritten mid-round"
+for m in none zstd; do
+	./multifd bench --uri "rdma:$MFD_RDMA_ADDR:0" --live -s 16M -c 2 -m "$m" \
+		--checksum --dirty-rate 2000 --no-ceiling >/tmp/live.log 2>&1
+	rc=$?
+	if [ $rc = 0 ] && grep -q "verified: identical" /tmp/live.log; then
+		echo "live over rdma, $m --checksum: identical"
+	else
+		echo "live over rdma, $m --checksum: FAILED ($rc)"
+		cat /tmp/live.log
+		status=1
+	fi
+done
+
 echo "== ib_write_bw, 64 KiB messages"
 ib_write_bw -F -R -s 65536 -n 1000 >/tmp/srv.log 2>&1 &
 sleep 1
