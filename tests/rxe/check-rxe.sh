@@ -23,16 +23,18 @@ echo "multifd bench: exit $rc"
 echo "== multifd send and recv of a file over rdma, every method"
 # the tool maps its input read-only: the sender's registration must not
 # ask for write access; files on tmpfs, as hypervisors' memory is
+# (the guest's tools are busybox's: no size suffixes, no mountpoint)
 mkdir -p /dev/shm
-mountpoint -q /dev/shm || mount -t tmpfs tmpfs /dev/shm
+grep -q " /dev/shm " /proc/mounts || mount -t tmpfs tmpfs /dev/shm
 {
-	head -c 8M /dev/urandom
-	head -c 4M /dev/zero
-	yes "pages of text compress" | head -c 4M
+	head -c $((8 << 20)) /dev/urandom
+	head -c $((4 << 20)) /dev/zero
+	yes "pages of text compress" | head -c $((4 << 20))
 } >/dev/shm/in
 for m in none zlib zstd; do
 	rm -f /dev/shm/out
-	./multifd recv "rdma:$MFD_RDMA_ADDR:0" /dev/shm/out 2>/tmp/recv.log &
+	./multifd recv --timeout 20 "rdma:$MFD_RDMA_ADDR:0" /dev/shm/out \
+		2>/tmp/recv.log &
 	rpid=$!
 	uri=
 	for _ in $(seq 100); do
@@ -40,7 +42,7 @@ for m in none zlib zstd; do
 		[ -n "$uri" ] && break
 		sleep 0.1
 	done
-	./multifd send -q -c 2 -m "$m" "$uri" /dev/shm/in
+	./multifd send -q --timeout 20 -c 2 -m "$m" "$uri" /dev/shm/in
 	sst=$?
 	wait $rpid
 	rst=$?
