@@ -29,6 +29,9 @@ struct mfd_region {
 	 * GiB of 4 KiB pages) records where. */
 	bool zeroed;
 	uint64_t *written;
+	/* Sender, one-sided transports: the region could not be registered
+	 * for one-sided writes, so its page packets go STAGED */
+	bool staged;
 };
 
 /* One channel's method context. */

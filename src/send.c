@@ -112,7 +112,8 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	p->header_apart = s->cfg.zero_copy;
 	p->copy = ch->stable;
 	p->raw_from_region = s->tp->one_sided;
-	p->staged = s->tp->one_sided && (s->features & MFD_FEAT_CHECKSUM);
+	p->staged = s->tp->one_sided &&
+		    ((s->features & MFD_FEAT_CHECKSUM) || rg->staged);
 	r = s->method->send_prepare(&ch->mctx, p);
 	if (r) {
 		mfd__session_fail(s, ch->index, r, "packet %llu: %s",

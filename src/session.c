@@ -523,6 +523,10 @@ int mfd__register_regions(struct mfd_session *s)
 
 			if (r == -ENOTSUP)
 				return 0; /* the transport needs none */
+			if (r == 1) { /* its pages go on the stream */
+				rg->staged = true;
+				continue;
+			}
 			if (r) {
 				mfd__session_fail(s, (int)i, r,
 						  "region '%s': %s", rg->name,

@@ -948,6 +948,16 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 		   rc->passive ? IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE
 			       : 0,
 		   &g->mr);
+	/* Kernels before 6.2 pin every registration for writing, which a
+	 * read-only file mapping refuses (EFAULT): the sender's pages of
+	 * such a region then go on the stream (the core flags them STAGED).
+	 * The peer's region message is still read, to keep the stream. */
+	if (r == -EFAULT && !rc->passive) {
+		g->mr = NULL;
+		rc->nregions = index + 1;
+		r = rd_recv(c, &v, 1);
+		return r ? r : 1;
+	}
 	if (r) {
 		struct rlimit rl;
 

@@ -99,6 +99,9 @@ struct mfd_transport_ops {
 	 * outside regions (headers, compressed payloads) goes in order on
 	 * the stream.
 	 */
+	/* Returns 0, 1 when this end's bytes of the region cannot be
+	 * placed by one-sided writes and go on the stream (the core then
+	 * flags its page packets STAGED), or -errno. */
 	int (*register_region)(struct mfd_conn *c, unsigned index, void *mem,
 			       uint64_t len);
 	/*
