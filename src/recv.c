@@ -201,8 +201,11 @@ static int stage(struct mfd_channel *ch, struct mfd_packet *p)
 	if (!ch->staging) {
 		ch->staging = malloc((size_t)ch->mctx.pages_per_packet *
 				     ch->mctx.page_size);
-		if (!ch->staging)
+		if (!ch->staging) {
+			mfd__session_fail(ch->s, (int)ch->index, -ENOMEM,
+					  "no memory for a staging buffer");
 			return -ENOMEM;
+		}
 	}
 	p->iov[0].iov_base = ch->staging;
 	p->iov[0].iov_len = p->hdr.payload_len;
@@ -339,24 +342,6 @@ static int send_sync_ack(struct mfd_channel *ch, uint32_t round)
 	return mfd__tp_send_buf(ch->conn, buf, sizeof(buf));
 }
 
-/* ABORT: the sender failed the session and says why. */
-static int sender_failed(struct mfd_session *s, struct mfd_channel *ch)
-{
-	char msg[MFD_FIN_MSG_MAX], text[MFD_FIN_MSG_MAX];
-	uint32_t len = ch->pkt.hdr.payload_len;
-	int r = mfd__tp_recv_buf(ch->conn, msg, len);
-
-	if (r)
-		len = 0;
-	pthread_mutex_lock(&s->lock);
-	s->peer_failed = true;
-	pthread_mutex_unlock(&s->lock);
-	mfd__session_fail(s, (int)ch->index, -ECANCELED, "the sender failed: %s",
-			  len ? mfd__escape(text, sizeof(text), msg, len)
-			      : "(no reason arrived)");
-	return -ECANCELED;
-}
-
 /* One packet: 0 to go on, 1 at the end of the session, or -errno. */
 static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 {
@@ -400,8 +385,13 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 		return send_fin(s, ch);
 	case MFD_PKT_VERIFY:
 		return take_verify(s, ch);
-	case MFD_PKT_ABORT:
-		return sender_failed(s, ch);
+	case MFD_PKT_ABORT: {
+		struct mfd_deadline d;
+
+		mfd__deadline_start(&d, s->cfg.timeout_ms, "the sender's reason");
+		return mfd__peer_failed(s, ch, p->hdr.payload_len, &d,
+					-ECANCELED);
+	}
 	case MFD_PKT_KEEPALIVE:
 		/* not part of any round: its round is 0 (protocol.md 7) */
 		if (p->hdr.round) {
@@ -433,26 +423,6 @@ static int recv_call(void *arg)
 	return recv_one(rc->s, rc->ch);
 }
 
-/* Tell the sender why the session failed (a FIN with the reason), so
- * that it can report more than a broken pipe; best effort. */
-static void send_abort(struct mfd_session *s, struct mfd_channel *ch)
-{
-	uint8_t buf[MFD_HDR_SIZE + sizeof(s->errmsg)];
-	struct mfd_hdr h = { .type = MFD_PKT_FIN, .round = ch->round };
-
-	pthread_mutex_lock(&s->lock);
-	if (!s->peer_failed) { /* a sender that aborted knows why */
-		h.payload_len = (uint32_t)strlen(s->errmsg);
-		memcpy(buf + MFD_HDR_SIZE, s->errmsg, h.payload_len);
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!h.payload_len)
-		return;
-	mfd__hdr_encode(&h, buf);
-	if (!mfd__tp_set_timeout(ch->conn, 1000))
-		mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
-}
-
 /*
  * A sender that fails says why (ABORT) on the channel that failed, and
  * closes the others: give that reason half a second to arrive (behind
@@ -471,7 +441,6 @@ static void *recv_thread(void *arg)
 	struct mfd_session *s = ch->s;
 	struct recv_call rc = { s, ch };
 	uintptr_t addr = 0;
-	char text[300];
 	int r;
 
 	do {
@@ -479,21 +448,16 @@ static void *recv_thread(void *arg)
 		r = mfd__guarded(recv_call, &rc, &addr);
 		mfd__stat_cpu(ch);
 	} while (r == 0);
-	if (r == -EFAULT) {
-		/* a system call that met the fault says EFAULT by itself */
-		if (!addr && ch->pkt.region)
-			addr = (uintptr_t)(ch->pkt.region->mem +
-					   ch->pkt.offsets[0]);
-		mfd__fault_text(s, addr, true, text, sizeof(text));
-		mfd__session_fail(s, (int)ch->index, -EFAULT, "%s", text);
-	}
+	if (r == -EFAULT)
+		mfd__fail_fault(s, ch, addr, true);
 	if (r == -EPIPE || r == -ECONNRESET)
 		wait_for_reason(s);
 	if (r < 0) { /* a no-op when the failure is already recorded */
 		mfd__session_fail(s, (int)ch->index, r, "%s",
 				  ch->conn->err[0] ? ch->conn->err
 						   : strerror(-r));
-		send_abort(s, ch);
+		/* tell the sender why (a FIN with the reason) */
+		mfd__tell_peer(s, ch, MFD_PKT_FIN, ch->round);
 	}
 	return NULL;
 }

@@ -157,29 +157,6 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	return 0;
 }
 
-/* A FIN with a message: the receiver failed the session and says why. */
-static int receiver_failed(struct mfd_session *s, struct mfd_channel *ch,
-			   uint32_t len, const struct mfd_deadline *d)
-{
-	char msg[MFD_FIN_MSG_MAX], text[MFD_FIN_MSG_MAX];
-	int r = mfd__deadline_recv(d, ch->conn, msg, len);
-
-	pthread_mutex_lock(&s->lock);
-	s->peer_failed = true;
-	pthread_mutex_unlock(&s->lock);
-
-	if (r) {
-		mfd__session_fail(s, (int)ch->index, -EIO,
-				  "the receiver failed, but its %u-byte reason "
-				  "did not arrive: %s",
-				  len, ch->conn->err);
-		return -EIO;
-	}
-	mfd__session_fail(s, (int)ch->index, -EIO, "the receiver failed: %s",
-			  mfd__escape(text, sizeof(text), msg, len));
-	return -EIO;
-}
-
 /*
  * A send or receive failed: a receiver that failed the session sends its
  * reason (a FIN with a message) on every channel before it stops reading,
@@ -197,7 +174,7 @@ static bool receiver_said_why(struct mfd_session *s, struct mfd_channel *ch)
 	    mfd__hdr_decode(buf, &lim, &h, NULL, 0) ||
 	    h.type != MFD_PKT_FIN || !h.payload_len)
 		return false;
-	receiver_failed(s, ch, h.payload_len, &d);
+	mfd__peer_failed(s, ch, h.payload_len, &d, -EIO);
 	return true;
 }
 
@@ -239,7 +216,7 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 	}
 	if (!h.payload_len) /* the channel's own limit again */
 		return mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
-	return receiver_failed(s, ch, h.payload_len, &d);
+	return mfd__peer_failed(s, ch, h.payload_len, &d, -EIO);
 }
 
 /* The digest of every region, after the last round, on channel 0. */
@@ -331,40 +308,11 @@ static int run_guarded(struct mfd_session *s, struct mfd_channel *ch,
 {
 	struct job_call jc = { s, ch, job };
 	uintptr_t addr = 0;
-	char text[300];
 	int r = mfd__guarded(job_call, &jc, &addr);
 
-	if (r == -EFAULT) {
-		/* a system call that met the fault says EFAULT by itself */
-		if (!addr && ch->pkt.region)
-			addr = (uintptr_t)(ch->pkt.region->mem +
-					   ch->pkt.offsets[0]);
-		mfd__fault_text(s, addr, false, text, sizeof(text));
-		mfd__session_fail(s, (int)ch->index, -EFAULT, "%s", text);
-	}
+	if (r == -EFAULT)
+		mfd__fail_fault(s, ch, addr, false);
 	return r;
-}
-
-/* The session failed here: tell the receiver why (ABORT), so that it
- * can say more than "peer closed"; best effort, and not when the
- * receiver is the one that failed. */
-static void send_abort(struct mfd_session *s, struct mfd_channel *ch)
-{
-	uint8_t buf[MFD_HDR_SIZE + sizeof(s->errmsg)];
-	struct mfd_hdr h = { .type = MFD_PKT_ABORT };
-
-	pthread_mutex_lock(&s->lock);
-	if (!s->peer_failed) {
-		h.payload_len = (uint32_t)strlen(s->errmsg);
-		memcpy(buf + MFD_HDR_SIZE, s->errmsg, h.payload_len);
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!h.payload_len)
-		return;
-	mfd__hdr_encode(&h, buf);
-	if (!mfd__tp_set_timeout(ch->conn, 500))
-		mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
-	mfd__tp_shutdown(ch->conn);
 }
 
 static void *send_thread(void *arg)
@@ -417,8 +365,12 @@ static void *send_thread(void *arg)
 		if (r || job == MFD_JOB_END)
 			break;
 	}
-	if (mfd__session_err(s))
-		send_abort(s, ch);
+	/* the session failed: tell the receiver why, so that it can say
+	 * more than "peer closed" */
+	if (mfd__session_err(s)) {
+		mfd__tell_peer(s, ch, MFD_PKT_ABORT, 0);
+		mfd__tp_shutdown(ch->conn);
+	}
 	return NULL;
 }
 

@@ -386,6 +386,59 @@ int mfd__deadline_recv(const struct mfd_deadline *d, struct mfd_conn *c,
 	return r;
 }
 
+void mfd__fail_fault(struct mfd_session *s, struct mfd_channel *ch,
+		     uintptr_t addr, bool write)
+{
+	char text[300];
+
+	/* a system call that met the fault says EFAULT by itself, without
+	 * an address: the packet's first page stands for it */
+	if (!addr && ch->pkt.region)
+		addr = (uintptr_t)(ch->pkt.region->mem + ch->pkt.offsets[0]);
+	mfd__fault_text(s, addr, write, text, sizeof(text));
+	mfd__session_fail(s, (int)ch->index, -EFAULT, "%s", text);
+}
+
+int mfd__peer_failed(struct mfd_session *s, struct mfd_channel *ch,
+		     uint32_t len, const struct mfd_deadline *d, int err)
+{
+	const char *who = s->role == MFD_ROLE_SEND ? "receiver" : "sender";
+	char msg[MFD_FIN_MSG_MAX], text[MFD_FIN_MSG_MAX];
+	int r = mfd__deadline_recv(d, ch->conn, msg, len);
+
+	pthread_mutex_lock(&s->lock);
+	s->peer_failed = true;
+	pthread_mutex_unlock(&s->lock);
+	if (r)
+		mfd__session_fail(s, (int)ch->index, err,
+				  "the %s failed, but its %u-byte reason did "
+				  "not arrive: %s",
+				  who, len, ch->conn->err);
+	else
+		mfd__session_fail(s, (int)ch->index, err, "the %s failed: %s",
+				  who, mfd__escape(text, sizeof(text), msg, len));
+	return err;
+}
+
+void mfd__tell_peer(struct mfd_session *s, struct mfd_channel *ch,
+		    uint8_t type, uint32_t round)
+{
+	uint8_t buf[MFD_HDR_SIZE + sizeof(s->errmsg)];
+	struct mfd_hdr h = { .type = type, .round = round };
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->peer_failed) { /* a peer that failed first knows why */
+		h.payload_len = (uint32_t)strlen(s->errmsg);
+		memcpy(buf + MFD_HDR_SIZE, s->errmsg, h.payload_len);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!h.payload_len)
+		return;
+	mfd__hdr_encode(&h, buf);
+	if (!mfd__tp_set_timeout(ch->conn, 500))
+		mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
+}
+
 void mfd__fault_text(const struct mfd_session *s, uintptr_t addr, bool write,
 		     char *buf, size_t len)
 {

@@ -161,6 +161,24 @@ unsigned mfd__deadline_left(const struct mfd_deadline *d);
 int mfd__deadline_recv(const struct mfd_deadline *d, struct mfd_conn *c,
 		       void *buf, size_t len);
 
+/* The channel's work faulted at addr (0: a system call met the fault):
+ * fail the session with a sentence naming the region and the offset. */
+void mfd__fail_fault(struct mfd_session *s, struct mfd_channel *ch,
+		     uintptr_t addr, bool write);
+
+/* The peer failed the session and says why in the len bytes that follow
+ * on ch (a FIN with a message, an ABORT): read them within *d and fail
+ * with err and "the receiver/sender failed: ...". Returns err. Channel
+ * threads. */
+int mfd__peer_failed(struct mfd_session *s, struct mfd_channel *ch,
+		     uint32_t len, const struct mfd_deadline *d, int err);
+
+/* This end failed: tell the peer why on ch, in a packet of `type` (FIN
+ * from the receiver, ABORT from the sender) carrying the session's
+ * error; nothing when the peer failed first. Best effort, 500 ms. */
+void mfd__tell_peer(struct mfd_session *s, struct mfd_channel *ch,
+		    uint8_t type, uint32_t round);
+
 /* The message for a fault at addr while a channel thread read (write:
  * false) or wrote region memory: the region, the offset and the likely
  * cause, into buf. */
