@@ -91,59 +91,29 @@ static void test_hostile_region_name(void)
 }
 
 /* A "receiver" that refuses with terminal controls in its message. */
-struct liar {
-	struct mfd_listener *l;
-	const char *msg;
-};
-
-static void *liar_main(void *arg)
-{
-	struct liar *lr = arg;
-	struct mfd_ack a = { .status = -EPERM,
-			     .msg_len = (uint16_t)strlen(lr->msg) };
-	uint8_t buf[MFD_INIT_SIZE + MFD_REGION_ENTRY_MAX], ack[MFD_ACK_SIZE];
-	struct mfd_conn *c;
-	char err[200];
-
-	if (mfd__tcp_ops.accept(lr->l, 5000, &c, err, sizeof(err)))
-		return NULL;
-	mfd__tp_set_timeout(c, 5000);
-	mfd__tp_recv_buf(c, buf, MFD_INIT_SIZE);
-	mfd__ack_encode(&a, ack);
-	mfd__tp_send_buf(c, ack, sizeof(ack));
-	mfd__tp_send_buf(c, lr->msg, a.msg_len);
-	usleep(200 * 1000);
-	mfd__tp_close(c);
-	return NULL;
-}
-
 static void test_hostile_refusal(void)
 {
-	uint8_t *src = guarded_alloc(LEN);
-	struct liar lr = { .msg = "no\x1b]0;pwned\x07\nmultifd: sent ok" };
+	static const char msg[] = "no\x1b]0;pwned\x07\nmultifd: sent ok";
+	struct mfd_ack no = { .status = -EPERM, .msg_len = sizeof(msg) - 1 };
+	uint8_t *src = guarded_alloc(LEN), reply[MFD_ACK_SIZE + sizeof(msg)];
+	struct liar lr = { .skip = MFD_INIT_SIZE, .reply = reply,
+			   .reply_len = MFD_ACK_SIZE + sizeof(msg) - 1,
+			   .hold_ms = 200 };
 	struct mfd_session *tx;
 	struct mfd_config cfg;
-	struct mfd_uri u;
-	pthread_t t;
-	char err[200];
 
-	CU_ASSERT_FATAL(!mfd__uri_parse("tcp:127.0.0.1:0", &u, err, sizeof(err)));
-	CU_ASSERT_FATAL(!mfd__tcp_ops.listen(&u, &lr.l, err, sizeof(err)));
-	pthread_create(&t, NULL, liar_main, &lr);
+	mfd__ack_encode(&no, reply);
+	memcpy(reply + MFD_ACK_SIZE, msg, sizeof(msg) - 1);
 	mfd_config_init(&cfg);
-	cfg.uri = lr.l->uri;
-	cfg.channels = 1;
 	cfg.timeout_ms = 3000;
-	CU_ASSERT_FATAL(!mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					 sizeof(err)));
-	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) == 0);
+	CU_ASSERT_FATAL(liar_start(&lr) == 0);
+	CU_ASSERT_FATAL(liar_sender(&lr, &cfg, src, LEN, &tx) == 0);
 	CU_ASSERT(mfd_session_start(tx) < 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(tx),
 				      "no\\x1b]0;pwned\\x07\\x0amultifd: sent ok"));
 	CU_ASSERT(!has_control(mfd_session_error(tx)));
-	pthread_join(t, NULL);
+	liar_stop(&lr);
 	mfd_session_free(tx);
-	mfd__tp_listener_close(lr.l);
 	guarded_free(src, LEN);
 }
 
@@ -191,51 +161,25 @@ static void test_stray_not_told_session_id(void)
 
 /* A "receiver" that accepts, then announces a FIN with a 10-byte reason
  * and sends only 2 bytes of it. */
-static void *stalling_fin_main(void *arg)
-{
-	struct liar *lr = arg;
-	struct mfd_ack ok = { 0 };
-	struct mfd_hdr fin = { .type = MFD_PKT_FIN, .payload_len = 10 };
-	uint8_t buf[MFD_INIT_SIZE + MFD_REGION_ENTRY_MAX], out[MFD_HDR_SIZE + 2];
-	struct mfd_conn *c;
-	char err[200];
-
-	if (mfd__tcp_ops.accept(lr->l, 5000, &c, err, sizeof(err)))
-		return NULL;
-	mfd__tp_set_timeout(c, 5000);
-	mfd__tp_recv_buf(c, buf, MFD_INIT_SIZE + 2 + 3 + 8);
-	mfd__ack_encode(&ok, buf);
-	mfd__tp_send_buf(c, buf, MFD_ACK_SIZE);
-	mfd__hdr_encode(&fin, out);
-	memcpy(out + MFD_HDR_SIZE, "di", 2);
-	mfd__tp_send_buf(c, out, sizeof(out));
-	usleep(2500 * 1000);
-	mfd__tp_close(c);
-	return NULL;
-}
-
 static void test_fin_reason_stalls(void)
 {
-	uint8_t *src = guarded_alloc(LEN);
-	struct liar lr = { 0 };
+	struct mfd_hdr fin = { .type = MFD_PKT_FIN, .payload_len = 10 };
+	struct mfd_ack ok = { 0 };
+	uint8_t *src = guarded_alloc(LEN), reply[MFD_ACK_SIZE + MFD_HDR_SIZE + 2];
+	struct liar lr = { .skip = MFD_INIT_SIZE + 2 + 3 + 8, .reply = reply,
+			   .reply_len = sizeof(reply), .hold_ms = 2500 };
 	struct mfd_session *tx;
 	struct mfd_config cfg;
-	struct mfd_uri u;
-	pthread_t t;
-	char err[200];
 	int r;
 
+	mfd__ack_encode(&ok, reply);
+	mfd__hdr_encode(&fin, reply + MFD_ACK_SIZE);
+	memcpy(reply + MFD_ACK_SIZE + MFD_HDR_SIZE, "di", 2);
 	memset(src, 7, LEN);
-	CU_ASSERT_FATAL(!mfd__uri_parse("tcp:127.0.0.1:0", &u, err, sizeof(err)));
-	CU_ASSERT_FATAL(!mfd__tcp_ops.listen(&u, &lr.l, err, sizeof(err)));
-	pthread_create(&t, NULL, stalling_fin_main, &lr);
 	mfd_config_init(&cfg);
-	cfg.uri = lr.l->uri;
-	cfg.channels = 1;
 	cfg.timeout_ms = 1000;
-	CU_ASSERT_FATAL(!mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					 sizeof(err)));
-	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) == 0);
+	CU_ASSERT_FATAL(liar_start(&lr) == 0);
+	CU_ASSERT_FATAL(liar_sender(&lr, &cfg, src, LEN, &tx) == 0);
 	r = mfd_session_start(tx);
 	if (!r)
 		r = mfd_send_finish(tx); /* zero pages only: a few bytes */
@@ -244,9 +188,8 @@ static void test_fin_reason_stalls(void)
 		fprintf(stderr, "sender: %s\n", mfd_session_error(tx));
 	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(tx),
 				      "its 10-byte reason did not arrive"));
-	pthread_join(t, NULL);
+	liar_stop(&lr);
 	mfd_session_free(tx);
-	mfd__tp_listener_close(lr.l);
 	guarded_free(src, LEN);
 }
 
@@ -323,52 +266,28 @@ static void test_proof_reserved_bytes(void)
 }
 
 /* A "receiver" whose challenge has non-zero reserved bytes. */
-static void *bad_challenge_main(void *arg)
-{
-	struct liar *lr = arg;
-	uint8_t buf[MFD_INIT_SIZE + MFD_NONCE_SIZE], chal[MFD_CHAL_SIZE] = "MFDC\0\1";
-	struct mfd_conn *c;
-	char err[200];
-
-	if (mfd__tcp_ops.accept(lr->l, 5000, &c, err, sizeof(err)))
-		return NULL;
-	mfd__tp_set_timeout(c, 5000);
-	mfd__tp_recv_buf(c, buf, sizeof(buf));
-	mfd__tp_send_buf(c, chal, sizeof(chal));
-	usleep(200 * 1000);
-	mfd__tp_close(c);
-	return NULL;
-}
-
 static void test_challenge_reserved_bytes(void)
 {
+	static const uint8_t chal[MFD_CHAL_SIZE] = "MFDC\0\1";
 	uint8_t *src = guarded_alloc(LEN);
-	struct liar lr = { 0 };
+	struct liar lr = { .skip = MFD_INIT_SIZE + MFD_NONCE_SIZE,
+			   .reply = chal, .reply_len = sizeof(chal),
+			   .hold_ms = 200 };
 	struct mfd_session *tx;
 	struct mfd_config cfg;
-	struct mfd_uri u;
-	pthread_t t;
-	char err[200];
 
-	CU_ASSERT_FATAL(!mfd__uri_parse("tcp:127.0.0.1:0", &u, err, sizeof(err)));
-	CU_ASSERT_FATAL(!mfd__tcp_ops.listen(&u, &lr.l, err, sizeof(err)));
-	pthread_create(&t, NULL, bad_challenge_main, &lr);
 	mfd_config_init(&cfg);
-	cfg.uri = lr.l->uri;
-	cfg.channels = 1;
 	cfg.timeout_ms = 3000;
 	cfg.secret = "a secret of some length";
 	cfg.secret_len = 23;
-	CU_ASSERT_FATAL(!mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					 sizeof(err)));
-	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) == 0);
+	CU_ASSERT_FATAL(liar_start(&lr) == 0);
+	CU_ASSERT_FATAL(liar_sender(&lr, &cfg, src, LEN, &tx) == 0);
 	CU_ASSERT(mfd_session_start(tx) == -EPROTO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(tx),
 				      "reserved bytes of the authentication "
 				      "challenge"));
-	pthread_join(t, NULL);
+	liar_stop(&lr);
 	mfd_session_free(tx);
-	mfd__tp_listener_close(lr.l);
 	guarded_free(src, LEN);
 }
 

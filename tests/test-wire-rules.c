@@ -253,49 +253,23 @@ static void test_refusal_then_orderly_close(void)
 }
 
 /* A "receiver" that accepts, then answers END with a FIN of round 5. */
-static void *fin_round_main(void *arg)
-{
-	struct mfd_listener *l = arg;
-	struct mfd_ack ok = { 0 };
-	struct mfd_hdr fin = { .type = MFD_PKT_FIN, .round = 5 };
-	uint8_t buf[MFD_INIT_SIZE + 16];
-	struct mfd_conn *c;
-	char err[200];
-
-	if (mfd__tcp_ops.accept(l, 5000, &c, err, sizeof(err)))
-		return NULL;
-	mfd__tp_set_timeout(c, 5000);
-	mfd__tp_recv_buf(c, buf, MFD_INIT_SIZE + 2 + 3 + 8);
-	mfd__ack_encode(&ok, buf);
-	mfd__tp_send_buf(c, buf, MFD_ACK_SIZE);
-	mfd__hdr_encode(&fin, buf);
-	mfd__tp_send_buf(c, buf, MFD_HDR_SIZE);
-	usleep(500 * 1000);
-	mfd__tp_close(c);
-	return NULL;
-}
-
 static void test_fin_of_another_round(void)
 {
-	uint8_t *src = guarded_alloc(LEN);
-	struct mfd_listener *l;
+	struct mfd_hdr fin = { .type = MFD_PKT_FIN, .round = 5 };
+	struct mfd_ack ok = { 0 };
+	uint8_t *src = guarded_alloc(LEN), reply[MFD_ACK_SIZE + MFD_HDR_SIZE];
+	struct liar lr = { .skip = MFD_INIT_SIZE + 2 + 3 + 8, .reply = reply,
+			   .reply_len = sizeof(reply), .hold_ms = 500 };
 	struct mfd_session *tx;
 	struct mfd_config cfg;
-	struct mfd_uri u;
-	pthread_t t;
-	char err[200];
 	int r;
 
-	CU_ASSERT_FATAL(!mfd__uri_parse("tcp:127.0.0.1:0", &u, err, sizeof(err)));
-	CU_ASSERT_FATAL(!mfd__tcp_ops.listen(&u, &l, err, sizeof(err)));
-	pthread_create(&t, NULL, fin_round_main, l);
+	mfd__ack_encode(&ok, reply);
+	mfd__hdr_encode(&fin, reply + MFD_ACK_SIZE);
 	mfd_config_init(&cfg);
-	cfg.uri = l->uri;
-	cfg.channels = 1;
 	cfg.timeout_ms = 2000;
-	CU_ASSERT_FATAL(!mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					 sizeof(err)));
-	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) == 0);
+	CU_ASSERT_FATAL(liar_start(&lr) == 0);
+	CU_ASSERT_FATAL(liar_sender(&lr, &cfg, src, LEN, &tx) == 0);
 	r = mfd_session_start(tx);
 	if (!r)
 		r = mfd_send_finish(tx);
@@ -304,9 +278,8 @@ static void test_fin_of_another_round(void)
 				      "bad answer from the receiver: packet "
 				      "type 4 round 5 instead of type 4 "
 				      "round 1"));
-	pthread_join(t, NULL);
+	liar_stop(&lr);
 	mfd_session_free(tx);
-	mfd__tp_listener_close(l);
 	guarded_free(src, LEN);
 }
 

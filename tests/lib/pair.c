@@ -181,6 +181,68 @@ int raw_ack(struct mfd_conn *c, int32_t *status)
 	return r;
 }
 
+static void *liar_main(void *arg)
+{
+	struct liar *lr = arg;
+	uint8_t junk[512];
+	struct mfd_conn *c;
+	char err[200];
+
+	if (mfd__tcp_ops.accept(lr->l, 5000, &c, err, sizeof(err)))
+		return NULL;
+	mfd__tp_set_timeout(c, 5000);
+	for (size_t left = lr->skip; left;) {
+		size_t n = left < sizeof(junk) ? left : sizeof(junk);
+
+		if (mfd__tp_recv_buf(c, junk, n))
+			break;
+		left -= n;
+	}
+	mfd__tp_send_buf(c, lr->reply, lr->reply_len);
+	usleep(lr->hold_ms * 1000);
+	mfd__tp_close(c);
+	return NULL;
+}
+
+int liar_start(struct liar *lr)
+{
+	struct mfd_uri u;
+	char err[200];
+	int r;
+
+	r = mfd__uri_parse("tcp:127.0.0.1:0", &u, err, sizeof(err));
+	if (!r)
+		r = mfd__tcp_ops.listen(&u, &lr->l, err, sizeof(err));
+	if (r)
+		return r;
+	r = -pthread_create(&lr->t, NULL, liar_main, lr);
+	if (r)
+		mfd__tp_listener_close(lr->l);
+	return r;
+}
+
+int liar_sender(struct liar *lr, const struct mfd_config *cfg, uint8_t *src,
+		uint64_t len, struct mfd_session **tx)
+{
+	struct mfd_config c = *cfg;
+	char err[200];
+	int r;
+
+	c.uri = lr->l->uri;
+	c.channels = 1;
+	r = mfd_session_new(&c, MFD_ROLE_SEND, tx, err, sizeof(err));
+	if (r)
+		return r;
+	r = mfd_session_add_region(*tx, "ram", src, len, false);
+	return r < 0 ? r : 0;
+}
+
+void liar_stop(struct liar *lr)
+{
+	pthread_join(lr->t, NULL);
+	mfd__tp_listener_close(lr->l);
+}
+
 int raw_send_pages(struct mfd_conn *c, const struct mfd_hdr *h,
 		   const uint64_t *off)
 {

@@ -58,6 +58,31 @@ int raw_ack(struct mfd_conn *c, int32_t *status);
  * NUL-terminated; "" when accepted). */
 int raw_ack_msg(struct mfd_conn *c, int32_t *status, char *msg, size_t len);
 
+/*
+ * A hand-made receiver, for what a sender does with a lying one: a
+ * loopback listener and a thread that accepts one connection, reads the
+ * first `skip` bytes the sender writes, answers with `reply` (reply_len
+ * bytes), holds the connection open for hold_ms and closes it.
+ */
+struct liar {
+	size_t skip;
+	const void *reply;
+	size_t reply_len;
+	unsigned hold_ms;
+	/* filled by liar_start() */
+	struct mfd_listener *l;
+	pthread_t t;
+};
+
+/* Listen and start the thread; 0 or -errno. */
+int liar_start(struct liar *lr);
+/* A one-channel sender for the liar, with src as region "ram" of len
+ * bytes, not started yet (cfg's uri and channels are set here). */
+int liar_sender(struct liar *lr, const struct mfd_config *cfg, uint8_t *src,
+		uint64_t len, struct mfd_session **tx);
+/* Wait for the thread and close the listener. */
+void liar_stop(struct liar *lr);
+
 /* Send a page header and its offsets. */
 int raw_send_pages(struct mfd_conn *c, const struct mfd_hdr *h,
 		   const uint64_t *off);
