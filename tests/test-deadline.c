@@ -253,9 +253,10 @@ static void recv_trickle(const char *scheme)
 	link_down(&k);
 }
 
-/* 64 MiB to a peer that reads 1 MiB and stops, as a receiver stopped
- * with SIGSTOP mid-packet. */
-static void send_stalled(const char *scheme)
+/* 64 MiB to a peer that reads `chunk` bytes every every_ms (0: once, then
+ * stops): the send fails after its timeout from its start. */
+static void send_times_out(const char *scheme, enum peer_mode mode,
+			   size_t chunk, unsigned every_ms, const char *what)
 {
 	uint8_t *m = calloc(1, BIG);
 	struct peer p;
@@ -265,36 +266,31 @@ static void send_stalled(const char *scheme)
 
 	CU_ASSERT_FATAL(m != NULL);
 	CU_ASSERT_FATAL(link_up(&k, scheme) == 0);
-	peer_start(&p, &k, READ_THEN_STOP, 1u << 20, 0, NULL);
+	peer_start(&p, &k, mode, chunk, every_ms, NULL);
 	t0 = now();
 	r = mfd__tp_send_buf(k.a, m, BIG);
-	expect_timeout("send to a reader that stopped", r, now() - t0, k.a,
-		       "send stalled for 1000 ms");
-	CU_ASSERT_EQUAL(peer_stop(&p), 0);
+	expect_timeout(what, r, now() - t0, k.a, "send stalled for 1000 ms");
+	/* a reader that stopped read exactly what it was to */
+	r = peer_stop(&p);
+	if (mode == READ_THEN_STOP)
+		CU_ASSERT_EQUAL(r, 0);
 	link_down(&k);
 	free(m);
 }
 
-/* 64 MiB to a peer that reads 16 KiB every 100 ms: it takes a little now
- * and then, which must not restart the timeout. */
+/* as a receiver stopped with SIGSTOP mid-packet */
+static void send_stalled(const char *scheme)
+{
+	send_times_out(scheme, READ_THEN_STOP, 1u << 20, 0,
+		       "send to a reader that stopped");
+}
+
+/* a reader that takes a little now and then must not restart the
+ * timeout */
 static void send_trickle(const char *scheme)
 {
-	uint8_t *m = calloc(1, BIG);
-	struct peer p;
-	struct link k;
-	double t0;
-	int r;
-
-	CU_ASSERT_FATAL(m != NULL);
-	CU_ASSERT_FATAL(link_up(&k, scheme) == 0);
-	peer_start(&p, &k, TRICKLE_READ, 16u << 10, 100, NULL);
-	t0 = now();
-	r = mfd__tp_send_buf(k.a, m, BIG);
-	expect_timeout("send to a trickling reader", r, now() - t0, k.a,
-		       "send stalled for 1000 ms");
-	peer_stop(&p);
-	link_down(&k);
-	free(m);
+	send_times_out(scheme, TRICKLE_READ, 16u << 10, 100,
+		       "send to a trickling reader");
 }
 
 /* What is slow but on time still arrives whole: a recv across a 300 ms
