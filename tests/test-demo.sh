@@ -17,10 +17,7 @@ priv=$(mktemp -d)
 trap 'rm -rf "$priv"' EXIT
 # demo.sh's temporary directories elsewhere go to $priv/tmp
 mkdir "$priv/tmp"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib/report.sh"
 
 # what demo.sh may leave: its multifd-demo.* directories, or any directory
 # holding its image and the receiver's log (whatever its name: other tests
@@ -91,5 +88,4 @@ run "a failing sender" nonzero - - SIZE=4M METHOD=nosuchmethod
 run "Ctrl-C once the receiver listens" nonzero INT listening SIZE=32M
 run "SIGTERM at the start" nonzero TERM dir SIZE=32M
 
-echo "test-demo: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+report test-demo

@@ -17,10 +17,7 @@ cleanup() {
 	rm -rf "$dir"
 }
 trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib/report.sh"
 # check WHAT CONDITION...: ok when the command succeeds
 check() {
 	local what=$1
@@ -254,5 +251,4 @@ for d in "$dir/none/file" "$dir/adir" "$dir/fifo" /dev/null; do
 		eval '[ $st = 1 ] && ! grep -q listening <<<"$out"'
 done
 
-echo "test-files: $pass passed, $fail failed"
-[ $fail = 0 ]
+report test-files

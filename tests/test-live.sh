@@ -5,8 +5,7 @@
 # end with the receiver's memory identical to the sender's and exit 0.
 set -u
 MULTIFD=${MULTIFD:-./multifd}
-pass=0
-fail=0
+. "$(dirname "$0")/lib/report.sh"
 methods="none"
 "$MULTIFD" bench --help | grep -q zlib && methods="$methods zlib"
 "$MULTIFD" bench --help | grep -q zstd && methods="$methods zstd"
@@ -39,5 +38,4 @@ for sum in "" --checksum; do
 		echo "FAIL: live, zero-copy ${sum:-no checksum} -> $st: $out"
 	fi
 done
-echo "test-live: $pass passed, $fail failed"
-[ $fail = 0 ]
+report test-live

@@ -12,11 +12,8 @@ MULTIFD=${MULTIFD:-./multifd}
 . "$(dirname "$0")/lib/listening.sh"
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/lib/report.sh"
 
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
 # expect STATUS WORD CMD...: exit status STATUS and WORD in the output,
 # within 10 s (an option check must not block)
@@ -332,5 +329,4 @@ out=$(timeout 10 "$MULTIFD" send --secret-file "$dir/key" tcp:127.0.0.1:1 \
 grep -q "readable by others" <<<"$out" && bad "mode 0600 warned: $out" ||
 	ok "secret file mode 0600: no warning"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+report test-tool-output

@@ -9,11 +9,8 @@ MULTIFD=${MULTIFD:-./multifd}
 . "$(dirname "$0")/lib/listening.sh"
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/lib/report.sh"
 
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
 sock=$dir/sock
 head -c $((1 << 20)) /dev/urandom >"$dir/src"
@@ -153,5 +150,4 @@ for sig in INT TERM; do
 	fi
 done
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+report test-unix-socket
