@@ -20,6 +20,7 @@
 #include "escape.h"
 #include "guard.h"
 #include "integrity.h"
+#include "populate.h"
 #include "session.h"
 
 /* The longest a connection may take over its handshake. */
@@ -252,6 +253,13 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	}
 	p->region = rg;
 	p->niov = 0;
+	/* Fresh (zeroed) memory is populated for writing: a read would map
+	 * the shared zero page, and the write copy it again. Memory with
+	 * content (a file received in place) is populated for reading,
+	 * which maps sixteen pages per fault and, for a shared tmpfs file,
+	 * maps them writable: 0.12 s per GiB here against 0.29 s for
+	 * writing and 0.52 s for a fault per page. */
+	mfd__populate(rg->mem, p->offsets, p->hdr.normal, ps, rg->zeroed, 0);
 	staged = p->hdr.flags & MFD_FLAG_STAGED;
 	r = staged ? stage(ch, p) : s->method->recv_prepare(&ch->mctx, p);
 	if (!r && p->hdr.payload_len)

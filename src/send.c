@@ -18,6 +18,7 @@
 #include "escape.h"
 #include "guard.h"
 #include "integrity.h"
+#include "populate.h"
 #include "session.h"
 
 /* A page is zero when every byte is; unrolled so that the compiler
@@ -73,6 +74,8 @@ static void sort_pages(struct mfd_session *s, struct mfd_channel *ch,
 	uint32_t ps = s->cfg.page_size, n = ch->job_count;
 
 	*normal = *zero = 0;
+	mfd__populate(rg->mem, ch->job_offsets, n, ps, false,
+		      MFD_OFF_KNOWN_ZERO);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t off = ch->job_offsets[i];
 		const uint8_t *page = rg->mem + off;
