@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "entropy.h"
 #include "method.h"
 
 const struct mfd_method_ops *mfd__method_get(unsigned method)
@@ -128,7 +129,7 @@ int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
 	p->niov = 1;
 	mfd__packet_page_iov(p, m->page_size);
 	runs = p->niov;
-	if (plain) {
+	if (plain && !mfd__looks_incompressible(p->iov + 1, runs - 1, plain)) {
 		clen = compress(m, p->iov, 1, runs, plain);
 		if (clen < 0)
 			return (int)clen;

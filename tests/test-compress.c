@@ -11,6 +11,7 @@
 #include <errno.h>
 
 #include "common.h"
+#include "entropy.h"
 #include "method.h"
 #include "pair.h"
 
@@ -285,12 +286,52 @@ static void test_corrupt_over_network(void)
 	}
 }
 
+/* Judge a packet of n pages made by fill (one page of fill_text every
+ * text_every pages when text_every is not 0). */
+static bool judge(void (*fill)(uint8_t *, uint32_t, uint64_t *), uint32_t n,
+		  uint32_t text_every)
+{
+	static uint8_t buf[128 * 4096];
+	struct iovec iov[2] = { { buf, (size_t)n / 2 * 4096 },
+				{ buf + (size_t)n / 2 * 4096,
+				  (size_t)(n - n / 2) * 4096 } };
+	uint64_t seed = 5;
+
+	for (uint32_t i = 0; i < n; i++)
+		(text_every && i % text_every == 0 ? fill_text : fill)(
+			buf + (size_t)i * 4096, 4096, &seed);
+	return mfd__looks_incompressible(iov, 2, (size_t)n * 4096);
+}
+
+/* Bytes spread evenly over 200 values: 7.6 bits each, compressible. */
+static void fill_biased(uint8_t *p, uint32_t ps, uint64_t *st)
+{
+	for (uint32_t i = 0; i < ps; i++)
+		p[i] = (uint8_t)(test_rng(st) % 200);
+}
+
+static void test_incompressible(void)
+{
+	CU_ASSERT_TRUE(judge(fill_rand, 128, 0));
+	CU_ASSERT_TRUE(judge(fill_rand, 16, 0));
+	CU_ASSERT_FALSE(judge(fill_text, 128, 0));
+	CU_ASSERT_FALSE(judge(fill_zero, 128, 0));
+	CU_ASSERT_FALSE(judge(fill_mixed, 128, 0));
+	CU_ASSERT_FALSE(judge(fill_biased, 128, 0));
+	/* one text page in four is worth compressing the packet for */
+	CU_ASSERT_FALSE(judge(fill_rand, 128, 4));
+	/* too small a sample to judge: compress */
+	CU_ASSERT_FALSE(judge(fill_rand, 2, 0));
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
 		{ "round trips", test_round_trips },
 		{ "receiver refusals", test_refusals },
 		{ "levels", test_levels },
+		{ "incompressible packets told by a sample",
+		  test_incompressible },
 		{ "corrupt payload over the network", test_corrupt_over_network },
 		{ NULL, NULL },
 	};
