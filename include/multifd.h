@@ -225,10 +225,13 @@ MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
 MFD_EXTERN int mfd_send_region(struct mfd_session *s, int region);
 
 /*
- * Sender: queue the pages of [offset, offset + length) of a region as zero
- * pages without reading them: the holes of a sparse file, which reading
- * would allocate. Both must be multiples of the page size. The receiver
- * clears each such page only where it may hold other data.
+ * Sender: say that the pages of [offset, offset + length) of a region read
+ * zero, without reading them (the holes of a sparse file, which reading
+ * would allocate): one packet of 64 bytes whatever the length, on the next
+ * idle channel. Both must be multiples of the page size. The receiver
+ * clears each such page only where it may hold other data, and gives the
+ * range back to the file behind a shared mapping (a hole stays a hole).
+ * A page is named at most once per round, by this or mfd_send_pages().
  */
 MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
 				   uint64_t offset, uint64_t length);

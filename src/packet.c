@@ -272,13 +272,14 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	out->payload_len = get32(buf + 32);
 	out->checksum = get64(buf + MFD_HDR_CHECKSUM_AT);
 	if (out->checksum &&
-	    (out->type != MFD_PKT_PAGES || !(lim->features & MFD_FEAT_CHECKSUM)))
+	    ((out->type != MFD_PKT_PAGES && out->type != MFD_PKT_ZERO_RANGE) ||
+	     !(lim->features & MFD_FEAT_CHECKSUM)))
 		BAD("checksum field set, but checksums were not negotiated "
 		    "for packet type %u",
 		    out->type);
 	if (out->type != MFD_PKT_PAGES &&
-	    (out->method || out->flags || out->region || out->normal ||
-	     out->zero))
+	    (out->method || out->flags || out->normal || out->zero ||
+	     (out->region && out->type != MFD_PKT_ZERO_RANGE)))
 		BAD("control packet type %u with non-zero page fields",
 		    out->type);
 	switch (out->type) {
@@ -299,6 +300,18 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 			    out->type == MFD_PKT_FIN ? "FIN" : "ABORT",
 			    out->payload_len, MFD_FIN_MSG_MAX);
 		return 0;
+	case MFD_PKT_ZERO_RANGE:
+		if (out->region >= lim->region_count)
+			BAD("packet %llu: unknown region %u (the session has "
+			    "%u)",
+			    (unsigned long long)out->packet_num, out->region,
+			    lim->region_count);
+		if (out->payload_len != MFD_RANGE_SIZE)
+			BAD("packet %llu: ZERO_RANGE payload of %u bytes "
+			    "(expected %u)",
+			    (unsigned long long)out->packet_num,
+			    out->payload_len, MFD_RANGE_SIZE);
+		return 0;
 	case MFD_PKT_VERIFY:
 		if (!(lim->features & MFD_FEAT_VERIFY))
 			BAD("VERIFY packet, but verification was not "
@@ -310,6 +323,30 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	default:
 		BAD("unknown packet type %u", out->type);
 	}
+}
+
+void mfd__range_encode(uint64_t offset, uint64_t length,
+		       uint8_t buf[MFD_RANGE_SIZE])
+{
+	put64(buf, offset);
+	put64(buf + 8, length);
+}
+
+int mfd__range_decode(const uint8_t buf[MFD_RANGE_SIZE], uint32_t page_size,
+		      uint64_t region_len, uint64_t *offset, uint64_t *length,
+		      char *err, size_t errlen)
+{
+	uint64_t off = get64(buf), len = get64(buf + 8);
+
+	if ((off | len) % page_size || len == 0 || off > region_len ||
+	    len > region_len - off)
+		BAD("zero range %llu+%llu: expected whole pages of %u bytes "
+		    "inside the region's %llu",
+		    (unsigned long long)off, (unsigned long long)len,
+		    page_size, (unsigned long long)region_len);
+	*offset = off;
+	*length = len;
+	return 0;
 }
 
 void mfd__offsets_encode(const uint64_t *off, uint32_t n, uint8_t *buf)

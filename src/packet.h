@@ -51,7 +51,12 @@ enum {
 				  alive; nothing to do */
 	MFD_PKT_ABORT = 8, /* sender -> receiver: the sender failed the
 			      session; its payload says why */
+	MFD_PKT_ZERO_RANGE = 9, /* sender -> receiver: a range of pages of
+				   one region reads zero */
 };
+
+/* A ZERO_RANGE payload: offset and length, u64 each. */
+#define MFD_RANGE_SIZE 16
 
 /* Page packet flags. */
 #define MFD_FLAG_RAW 0x0001u /* compressed method, payload sent as is */
@@ -140,6 +145,14 @@ void mfd__hdr_set_checksum(uint8_t buf[MFD_HDR_SIZE], uint64_t sum);
 int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 		    const struct mfd_limits *lim, struct mfd_hdr *out,
 		    char *err, size_t errlen);
+
+/* A ZERO_RANGE payload to and from host order; decoding checks that the
+ * range is page-aligned, not empty and inside a region of region_len. */
+void mfd__range_encode(uint64_t offset, uint64_t length,
+		       uint8_t buf[MFD_RANGE_SIZE]);
+int mfd__range_decode(const uint8_t buf[MFD_RANGE_SIZE], uint32_t page_size,
+		      uint64_t region_len, uint64_t *offset, uint64_t *length,
+		      char *err, size_t errlen);
 
 /* Offsets in wire order (big-endian u64) to and from host order. */
 void mfd__offsets_encode(const uint64_t *off, uint32_t n, uint8_t *buf);

@@ -31,7 +31,7 @@ static void probe(void)
 }
 
 void mfd__populate(uint8_t *base, const uint64_t *offsets, uint32_t n,
-		   uint32_t page_size, bool write, uint64_t skip)
+		   uint32_t page_size, bool write)
 {
 	int advice = write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
 
@@ -40,10 +40,6 @@ void mfd__populate(uint8_t *base, const uint64_t *offsets, uint32_t n,
 		uint32_t j = i + 1;
 		uintptr_t start, end;
 
-		if (offsets[i] & skip) {
-			i++;
-			continue;
-		}
 		while (j < n && offsets[j] == offsets[j - 1] + page_size)
 			j++;
 		/* a page size below the system's: whole system pages */

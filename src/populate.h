@@ -19,10 +19,8 @@
 #include <stdint.h>
 
 /* Map in the pages of base + offsets[0..n) (page_size each), one call per
- * run of adjacent offsets, for writing when write, else for reading;
- * offsets with a bit of skip set are left alone (a hole that must not be
- * read). */
+ * run of adjacent offsets, for writing when write, else for reading. */
 void mfd__populate(uint8_t *base, const uint64_t *offsets, uint32_t n,
-		   uint32_t page_size, bool write, uint64_t skip);
+		   uint32_t page_size, bool write);
 
 #endif

@@ -173,6 +173,54 @@ static void apply_zero_pages(struct mfd_region *rg, const uint64_t *off,
 	}
 }
 
+/*
+ * Memory with content: give the range back to the file (a hole in a shared
+ * file mapping, freed pages in shared memory), so that a sparse image
+ * stays sparse; where the mapping cannot (a private one), write zeros.
+ */
+static void clear_memory(uint8_t *mem, uint64_t len)
+{
+	uintptr_t sys = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)mem + sys - 1) & ~(sys - 1);
+	uintptr_t b = ((uintptr_t)mem + len) & ~(sys - 1);
+
+	if (a < b && !madvise((void *)a, b - a, MADV_REMOVE)) {
+		memset(mem, 0, a - (uintptr_t)mem);
+		memset((void *)b, 0, (uintptr_t)mem + len - b);
+	} else {
+		memset(mem, 0, len);
+	}
+}
+
+/* Pages off .. off + len of a region read zero. Zeroed memory needs only
+ * the pages written earlier in the session cleared, found a word of the
+ * map (64 pages) at a time. */
+static void apply_zero_range(struct mfd_region *rg, uint64_t off, uint64_t len,
+			     uint32_t ps)
+{
+	uint64_t first = off / ps, end = (off + len) / ps;
+
+	if (!rg->zeroed) {
+		clear_memory(rg->mem + off, len);
+		return;
+	}
+	for (uint64_t pg = first; pg < end;) {
+		uint64_t w = pg / 64, upto = (w + 1) * 64 < end ? (w + 1) * 64
+								 : end;
+		uint64_t mask = (upto - pg == 64 ? ~0ull
+						 : ((1ull << (upto - pg)) - 1))
+				<< (pg % 64);
+		uint64_t hit = __atomic_fetch_and(&rg->written[w], ~mask,
+						  __ATOMIC_RELAXED) &
+			       mask;
+
+		for (; hit; hit &= hit - 1)
+			memset(rg->mem + (w * 64 + (uint64_t)__builtin_ctzll(hit)) * ps,
+			       0, ps);
+		pg = upto;
+	}
+}
+
 /* Set the pages' bits, one atomic per word of the map rather than per
  * page (a packet's pages are mostly adjacent). */
 static void mark_written(struct mfd_region *rg, const uint64_t *off,
@@ -223,6 +271,73 @@ static void unstage(struct mfd_channel *ch, const struct mfd_packet *p,
 		       ch->staging + (size_t)i * ps, ps);
 }
 
+/* A packet's round must be the channel's. */
+static int check_round(struct mfd_session *s, struct mfd_channel *ch)
+{
+	const struct mfd_hdr *h = &ch->pkt.hdr;
+
+	if (h->round == ch->round)
+		return 0;
+	mfd__session_fail(s, (int)ch->index, -EPROTO,
+			  "packet %llu: round %u, but the channel is in round "
+			  "%u",
+			  (unsigned long long)h->packet_num, h->round,
+			  ch->round);
+	return -EPROTO;
+}
+
+/* Checked against the header's when checksums were negotiated. */
+static int check_sum(struct mfd_session *s, struct mfd_channel *ch,
+		     size_t wire_len, const struct iovec *iov, int niov)
+{
+	struct mfd_packet *p = &ch->pkt;
+	uint64_t sum;
+
+	if (!(s->features & MFD_FEAT_CHECKSUM))
+		return 0;
+	sum = mfd__packet_checksum(p->wire, wire_len, iov, niov);
+	if (sum == p->hdr.checksum)
+		return 0;
+	mfd__session_fail(s, (int)ch->index, -EBADMSG,
+			  "packet %llu: checksum mismatch (sent %016llx, "
+			  "computed %016llx)",
+			  (unsigned long long)p->hdr.packet_num,
+			  (unsigned long long)p->hdr.checksum,
+			  (unsigned long long)sum);
+	return -EBADMSG;
+}
+
+static int recv_zero_range(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_packet *p = &ch->pkt;
+	struct mfd_region *rg = &s->regions[p->hdr.region];
+	uint64_t off, len;
+	char err[160];
+	int r = check_round(s, ch);
+
+	if (!r)
+		r = mfd__tp_recv_buf(ch->conn, p->wire + MFD_HDR_SIZE,
+				     MFD_RANGE_SIZE);
+	if (!r)
+		r = check_sum(s, ch, MFD_HDR_SIZE + MFD_RANGE_SIZE, NULL, 0);
+	if (r)
+		return r;
+	r = mfd__range_decode(p->wire + MFD_HDR_SIZE, s->cfg.page_size,
+			      rg->length, &off, &len, err, sizeof(err));
+	if (r) {
+		mfd__session_fail(s, (int)ch->index, r, "packet %llu: %s of "
+				  "region '%s'",
+				  (unsigned long long)p->hdr.packet_num, err,
+				  rg->name);
+		return r;
+	}
+	apply_zero_range(rg, off, len, s->cfg.page_size);
+	mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE + MFD_RANGE_SIZE);
+	mfd__stat_add(&ch->st.packets, 1);
+	mfd__stat_add(&ch->st.zero_pages, len / s->cfg.page_size);
+	return 0;
+}
+
 static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 {
 	struct mfd_packet *p = &ch->pkt;
@@ -233,14 +348,10 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	bool staged;
 	int r;
 
-	if (p->hdr.round != ch->round) {
-		mfd__session_fail(s, (int)ch->index, -EPROTO,
-				  "packet %llu: round %u, but the channel is "
-				  "in round %u",
-				  num, p->hdr.round, ch->round);
-		return -EPROTO;
-	}
-	r = mfd__tp_recv_buf(ch->conn, p->wire + MFD_HDR_SIZE, 8 * (size_t)n);
+	r = check_round(s, ch);
+	if (!r)
+		r = mfd__tp_recv_buf(ch->conn, p->wire + MFD_HDR_SIZE,
+				     8 * (size_t)n);
 	if (r)
 		return r;
 	r = mfd__offsets_decode(p->wire + MFD_HDR_SIZE, n, ps, rg->length,
@@ -259,26 +370,14 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	 * which maps sixteen pages per fault and, for a shared tmpfs file,
 	 * maps them writable: 0.12 s per GiB here against 0.29 s for
 	 * writing and 0.52 s for a fault per page. */
-	mfd__populate(rg->mem, p->offsets, p->hdr.normal, ps, rg->zeroed, 0);
+	mfd__populate(rg->mem, p->offsets, p->hdr.normal, ps, rg->zeroed);
 	staged = p->hdr.flags & MFD_FLAG_STAGED;
 	r = staged ? stage(ch, p) : s->method->recv_prepare(&ch->mctx, p);
 	if (!r && p->hdr.payload_len)
 		r = mfd__tp_recv(ch->conn, p->iov, p->niov);
-	if (!r && (s->features & MFD_FEAT_CHECKSUM)) {
-		uint64_t sum = mfd__packet_checksum(p->wire,
-						    MFD_HDR_SIZE + 8 * (size_t)n,
-						    p->iov, p->niov);
-
-		if (sum != p->hdr.checksum) {
-			mfd__session_fail(s, (int)ch->index, -EBADMSG,
-					  "packet %llu: checksum mismatch "
-					  "(sent %016llx, computed %016llx)",
-					  num,
-					  (unsigned long long)p->hdr.checksum,
-					  (unsigned long long)sum);
-			return -EBADMSG;
-		}
-	}
+	if (!r)
+		r = check_sum(s, ch, MFD_HDR_SIZE + 8 * (size_t)n, p->iov,
+			      p->niov);
 	if (r == 0 && staged) {
 		unstage(ch, p, ps);
 	} else if (r == 0 && s->method->recv_finish) {
@@ -370,6 +469,8 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 	switch (p->hdr.type) {
 	case MFD_PKT_PAGES:
 		return recv_pages(s, ch);
+	case MFD_PKT_ZERO_RANGE:
+		return recv_zero_range(s, ch);
 	case MFD_PKT_SYNC:
 	case MFD_PKT_END:
 		if (p->hdr.round != ch->round) {

@@ -59,6 +59,35 @@ static int rate_tick(void *arg)
 	return send_hdr(ch, MFD_PKT_KEEPALIVE, 0);
 }
 
+static int send_zero_range(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_hdr h = { .type = MFD_PKT_ZERO_RANGE,
+			     .packet_num = ch->job_packet_num,
+			     .round = ch->job_round,
+			     .region = ch->job_region,
+			     .payload_len = MFD_RANGE_SIZE };
+	uint8_t buf[MFD_HDR_SIZE + MFD_RANGE_SIZE];
+	int r;
+
+	mfd__hdr_encode(&h, buf);
+	mfd__range_encode(ch->job_range_offset, ch->job_range_length,
+			  buf + MFD_HDR_SIZE);
+	if (s->features & MFD_FEAT_CHECKSUM)
+		mfd__hdr_set_checksum(buf, mfd__packet_checksum(buf, sizeof(buf),
+								NULL, 0));
+	r = mfd__ratelimit_take(&s->ratelimit, sizeof(buf), &s->failed,
+				s->keepalive_ms, rate_tick, ch);
+	if (!r)
+		r = mfd__tp_send_buf(ch->conn, buf, sizeof(buf));
+	if (r)
+		return r;
+	mfd__stat_add(&ch->st.bytes, sizeof(buf));
+	mfd__stat_add(&ch->st.packets, 1);
+	mfd__stat_add(&ch->st.zero_pages,
+		      ch->job_range_length / s->cfg.page_size);
+	return 0;
+}
+
 /*
  * Sort the job's pages into normal (from the front, in their order, so
  * that runs stay adjacent) and zero ones (from the back). With a stable
@@ -74,16 +103,11 @@ static void sort_pages(struct mfd_session *s, struct mfd_channel *ch,
 	uint32_t ps = s->cfg.page_size, n = ch->job_count;
 
 	*normal = *zero = 0;
-	mfd__populate(rg->mem, ch->job_offsets, n, ps, false,
-		      MFD_OFF_KNOWN_ZERO);
+	mfd__populate(rg->mem, ch->job_offsets, n, ps, false);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t off = ch->job_offsets[i];
 		const uint8_t *page = rg->mem + off;
 
-		if (off & MFD_OFF_KNOWN_ZERO) { /* a hole: never read */
-			p->offsets[n - 1 - (*zero)++] = off & ~MFD_OFF_KNOWN_ZERO;
-			continue;
-		}
 		if (copy) {
 			memcpy(copy + (size_t)*normal * ps, page, ps);
 			page = copy + (size_t)*normal * ps;
@@ -250,6 +274,8 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 	switch (job) {
 	case MFD_JOB_PAGES:
 		return send_pages(s, ch);
+	case MFD_JOB_ZERO_RANGE:
+		return send_zero_range(s, ch);
 	case MFD_JOB_SYNC:
 		/* after this, no page of the round is referenced anymore */
 		r = mfd__tp_flush(ch->conn);
@@ -729,7 +755,7 @@ static int check_sending(struct mfd_session *s)
 	return mfd__session_err(s);
 }
 
-/* Queue checked offsets (MFD_OFF_KNOWN_ZERO allowed) into the batch. */
+/* Queue checked offsets into the batch. */
 static int queue_pages(struct mfd_session *s, int region,
 		       const uint64_t *offsets, size_t count)
 {
@@ -769,12 +795,13 @@ MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
 	return queue_pages(s, region, offsets, count);
 }
 
+/* The range goes in one packet, on the next idle channel, without a page
+ * of it being read. */
 MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
 				   uint64_t offset, uint64_t length)
 {
 	uint32_t ps = s->cfg.page_size;
-	uint64_t chunk[256];
-	int r = check_sending(s);
+	int r = check_sending(s), c;
 
 	if (r)
 		return r;
@@ -782,15 +809,18 @@ MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
 	    offset > s->regions[region].length ||
 	    length > s->regions[region].length - offset)
 		return -EINVAL;
-	while (length) {
-		size_t n = 0;
-
-		for (; n < 256 && length; n++, offset += ps, length -= ps)
-			chunk[n] = offset | MFD_OFF_KNOWN_ZERO;
-		r = queue_pages(s, region, chunk, n);
-		if (r)
-			return r;
-	}
+	if (!length)
+		return 0;
+	c = wait_idle(s, -1);
+	if (c < 0)
+		return c;
+	pthread_mutex_lock(&s->lock);
+	s->ch[c].job_region = (uint32_t)region;
+	s->ch[c].job_range_offset = offset;
+	s->ch[c].job_range_length = length;
+	s->ch[c].job_packet_num = s->next_packet_num++;
+	pthread_mutex_unlock(&s->lock);
+	give_job(s, (unsigned)c, MFD_JOB_ZERO_RANGE);
 	return 0;
 }
 

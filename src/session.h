@@ -20,15 +20,11 @@
 enum mfd_job {
 	MFD_JOB_NONE = 0, /* idle */
 	MFD_JOB_PAGES,
+	MFD_JOB_ZERO_RANGE,
 	MFD_JOB_SYNC,
 	MFD_JOB_VERIFY,
 	MFD_JOB_END,
 };
-
-/* In a sender's batch, an offset with this bit set is a page known to be
- * zero (a hole of the file behind it): it travels as a zero page and is
- * never read. Offsets are page-aligned, so the bit is free. */
-#define MFD_OFF_KNOWN_ZERO 1ull
 
 struct mfd_channel {
 	/* Immutable after setup. */
@@ -46,6 +42,8 @@ struct mfd_channel {
 	enum mfd_job job;
 	uint64_t *job_offsets;
 	uint32_t job_count;
+	uint64_t job_range_offset; /* MFD_JOB_ZERO_RANGE */
+	uint64_t job_range_length;
 	uint32_t job_region;
 	uint32_t job_round;
 	uint64_t job_packet_num;

@@ -7,6 +7,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "pair.h"
@@ -114,6 +117,123 @@ static void test_dirty_receiver_memory(void)
 	guarded_free(dst, LEN);
 }
 
+/*
+ * Zero ranges into zeroed memory: round 1 sends every page but the last
+ * quarter, which goes as a range (already zero there); round 2 zeroes the
+ * middle half at the source and sends it as one range, which must clear
+ * the pages round 1 wrote. With checksums, on 2 channels.
+ */
+static void test_zero_ranges_fresh(void)
+{
+	enum { LEN = 4 << 20, PS = 4096 };
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	uint64_t seed = 3, off[LEN / PS];
+	struct mfd_config cfg;
+	struct mfd_stats st;
+	struct pair p;
+
+	for (uint64_t o = 0; o < LEN * 3 / 4; o += PS)
+		fill_random(src + o, PS, &seed);
+	mfd_config_init(&cfg);
+	cfg.channels = 2;
+	cfg.checksum = true;
+	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src,
+					 dst, LEN), 0);
+	for (size_t i = 0; i < LEN * 3 / 4 / PS; i++)
+		off[i] = i * PS;
+	CU_ASSERT_EQUAL(mfd_send_pages(p.tx, p.region, off, LEN * 3 / 4 / PS),
+			0);
+	CU_ASSERT_EQUAL(mfd_send_zero_range(p.tx, p.region, LEN * 3 / 4,
+					    LEN / 4), 0);
+	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), 0);
+	memset(src + LEN / 4, 0, LEN / 2);
+	CU_ASSERT_EQUAL(mfd_send_zero_range(p.tx, p.region, LEN / 4, LEN / 2),
+			0);
+	/* what the API refuses: half pages, past the end */
+	CU_ASSERT_EQUAL(mfd_send_zero_range(p.tx, p.region, 100, PS), -EINVAL);
+	CU_ASSERT_EQUAL(mfd_send_zero_range(p.tx, p.region, LEN - PS, 2 * PS),
+			-EINVAL);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	mfd_session_stats(p.tx, &st);
+	CU_ASSERT_EQUAL(st.zero_pages, LEN / 4 / PS + LEN / 2 / PS);
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
+/*
+ * Zero ranges into memory with old data: the first half of the region as
+ * pages, the second as one range, which must read zero afterwards: in a
+ * private mapping (written zeros) and in a shared one (memfd: the range is
+ * given back to the file, which keeps only the half with data).
+ */
+static void zero_range_onto(uint8_t *dst, int memfd)
+{
+	enum { LEN = 2 << 20, PS = 4096 };
+	uint8_t *src = guarded_alloc(LEN);
+	uint64_t seed = 4, off[LEN / 2 / PS];
+	struct mfd_config cfg;
+	struct mfd_session *rx, *tx;
+	char err[200];
+	pthread_t t;
+
+	for (uint64_t o = 0; o < LEN / 2; o += PS)
+		fill_random(src + o, PS, &seed);
+	memset(dst, 0xaa, LEN);
+	mfd_config_init(&cfg);
+	cfg.uri = "tcp:127.0.0.1:0";
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_RECV, &rx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(rx, "ram", dst, LEN, false), 0);
+	CU_ASSERT_EQUAL_FATAL(mfd_session_start(rx), 0);
+	pthread_create(&t, NULL, rx_wait, rx);
+	cfg.uri = mfd_session_uri(rx);
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(tx, "ram", src, LEN, false), 0);
+	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
+	for (size_t i = 0; i < LEN / 2 / PS; i++)
+		off[i] = i * PS;
+	CU_ASSERT_EQUAL(mfd_send_pages(tx, 0, off, LEN / 2 / PS), 0);
+	CU_ASSERT_EQUAL(mfd_send_zero_range(tx, 0, LEN / 2, LEN / 2), 0);
+	CU_ASSERT_EQUAL(mfd_send_finish(tx), 0);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(rx_result, 0);
+	/* before the comparison, whose reads of a hole allocate pages */
+	if (memfd >= 0) {
+		struct stat sb;
+
+		CU_ASSERT_EQUAL(fstat(memfd, &sb), 0);
+		CU_ASSERT_EQUAL((uint64_t)sb.st_blocks * 512, LEN / 2);
+	}
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	mfd_session_free(tx);
+	mfd_session_free(rx);
+	guarded_free(src, LEN);
+}
+
+static void test_zero_range_private(void)
+{
+	uint8_t *dst = guarded_alloc(2 << 20);
+
+	zero_range_onto(dst, -1);
+	guarded_free(dst, 2 << 20);
+}
+
+static void test_zero_range_shared(void)
+{
+	int fd = memfd_create("multifd-e2e", MFD_CLOEXEC);
+	uint8_t *dst = MAP_FAILED;
+
+	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, 2 << 20) == 0);
+	dst = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CU_ASSERT_FATAL(dst != MAP_FAILED);
+	zero_range_onto(dst, fd);
+	munmap(dst, 2 << 20);
+	close(fd);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -127,6 +247,9 @@ int main(void)
 		{ "no zero-page detection", test_no_zero_detect },
 		{ "page and packet geometry", test_geometry },
 		{ "receiver memory with old data", test_dirty_receiver_memory },
+		{ "zero ranges into fresh memory", test_zero_ranges_fresh },
+		{ "zero ranges onto old data, private", test_zero_range_private },
+		{ "zero ranges onto old data, shared", test_zero_range_shared },
 		{ NULL, NULL },
 	};
 

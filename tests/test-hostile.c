@@ -432,16 +432,46 @@ static void test_header_payload_len_sync(void)
 	rig_down(&g);
 }
 
+/* A zero range that reaches past the region, one of no pages, one in a
+ * round the channel is not in, one for a region that does not exist. */
+static void zero_range_bad(uint32_t round, uint32_t region, uint64_t off,
+			   uint64_t len, const char *word)
+{
+	struct mfd_hdr h = { .type = MFD_PKT_ZERO_RANGE, .round = round,
+			     .region = region,
+			     .payload_len = MFD_RANGE_SIZE };
+	uint8_t buf[MFD_HDR_SIZE + MFD_RANGE_SIZE];
+	struct rig g;
+
+	rig_up(&g, MFD_METHOD_NONE, 1);
+	mfd__hdr_encode(&h, buf);
+	mfd__range_encode(off, len, buf + MFD_HDR_SIZE);
+	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
+	rig_expect(&g, 0, word);
+	rig_untouched_but(&g, 0, 0);
+	rig_down(&g);
+}
+
+static void test_zero_range_hostile(void)
+{
+	zero_range_bad(0, 0, LEN - PS, 2 * PS, "zero range");
+	zero_range_bad(0, 0, PS, 0, "zero range");
+	zero_range_bad(0, 0, 100, PS, "zero range");
+	zero_range_bad(0, 0, PS, ~(uint64_t)PS + 1, "zero range");
+	zero_range_bad(1, 0, 0, PS, "round 1");
+	zero_range_bad(0, 1, 0, PS, "unknown region 1");
+}
+
 static void test_header_type_unknown(void)
 {
-	struct mfd_hdr h = { .type = 9 };
+	struct mfd_hdr h = { .type = 10 };
 	uint8_t buf[MFD_HDR_SIZE];
 	struct rig g;
 
 	rig_up(&g, MFD_METHOD_NONE, 1);
 	mfd__hdr_encode(&h, buf);
 	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
-	rig_expect(&g, 0, "packet type 9");
+	rig_expect(&g, 0, "packet type 10");
 	rig_down(&g);
 }
 
@@ -687,6 +717,8 @@ int main(void)
 		{ "region table: unknown name", test_table_unknown_region },
 		{ "header flags: unknown bits", test_header_flags_unknown },
 		{ "header type: unknown", test_header_type_unknown },
+		{ "zero ranges: outside, empty, unaligned, wrong round",
+		  test_zero_range_hostile },
 		{ "header reserved bytes: not zero", test_header_reserved },
 		{ "header counts: more pages than negotiated",
 		  test_header_counts_over_negotiated },

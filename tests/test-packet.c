@@ -100,7 +100,7 @@ static void test_hdr_rejects(void)
 	h.payload_len += 1;
 	expect_bad(h, &lim, "payload length");
 	h = good_pages();
-	h.type = 9;
+	h.type = 10;
 	expect_bad(h, &lim, "type");
 	h = (struct mfd_hdr){ .type = MFD_PKT_SYNC, .normal = 1 };
 	expect_bad(h, &lim, "control");
@@ -151,6 +151,67 @@ static void test_hdr_rejects(void)
 	CU_ASSERT_EQUAL(decode(&h, &lim, err, sizeof(err)), 0);
 	h.payload_len = MFD_FIN_MSG_MAX + 1;
 	expect_bad(h, &lim, "FIN message");
+}
+
+static void test_zero_range(void)
+{
+	/* protocol.md 11.8, byte for byte */
+	static const uint8_t doc[MFD_HDR_SIZE + MFD_RANGE_SIZE] = {
+		0x4d, 0x46, 0x44, 0x50, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
+		[32] = 0, 0, 0, 0x10,
+		[53] = 0x10, [60] = 0x40 };
+	struct mfd_hdr h = { .type = MFD_PKT_ZERO_RANGE, .packet_num = 5,
+			     .payload_len = MFD_RANGE_SIZE }, out;
+	uint8_t buf[MFD_HDR_SIZE + MFD_RANGE_SIZE];
+	uint64_t off = 0, len = 0, region = 2ull << 30;
+	char err[200] = "";
+
+	mfd__hdr_encode(&h, buf);
+	mfd__range_encode(1 << 20, 1 << 30, buf + MFD_HDR_SIZE);
+	CU_ASSERT(memcmp(buf, doc, sizeof(doc)) == 0);
+	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &lim, &out, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mfd__range_decode(buf + MFD_HDR_SIZE, 4096, region,
+					  &off, &len, err, sizeof(err)), 0);
+	CU_ASSERT(off == 1 << 20 && len == 1 << 30);
+	/* a region of the table, a payload of 16 bytes, no page counts */
+	h.region = 1;
+	CU_ASSERT_EQUAL(decode(&h, &lim, err, sizeof(err)), 0);
+	h.region = 2;
+	expect_bad(h, &lim, "region");
+	h.region = 0;
+	h.payload_len = 8;
+	expect_bad(h, &lim, "ZERO_RANGE payload");
+	h.payload_len = MFD_RANGE_SIZE;
+	h.zero = 1;
+	expect_bad(h, &lim, "control");
+	h.zero = 0;
+	/* a checksum only where negotiated, as for page packets */
+	h.checksum = 0x1234;
+	expect_bad(h, &lim, "checksum");
+	{
+		struct mfd_limits cl = lim;
+
+		cl.features = MFD_FEAT_CHECKSUM;
+		CU_ASSERT_EQUAL(decode(&h, &cl, err, sizeof(err)), 0);
+	}
+	/* whole pages inside the region, at least one */
+	{
+		static const uint64_t bad[][2] = {
+			{ 100, 4096 }, { 4096, 100 }, { 4096, 0 },
+			{ 2ull << 30, 4096 }, { (2ull << 30) - 4096, 8192 },
+			{ 4096, ~4095ull }, /* offset + length wraps */
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			mfd__range_encode(bad[i][0], bad[i][1], buf);
+			err[0] = 0;
+			CU_ASSERT_EQUAL(mfd__range_decode(buf, 4096, region,
+							  &off, &len, err,
+							  sizeof(err)),
+					-EBADMSG);
+			CU_ASSERT_PTR_NOT_NULL(strstr(err, "zero range"));
+		}
+	}
 }
 
 static void test_offsets(void)
@@ -307,6 +368,7 @@ int main(void)
 		{ "header round trip", test_hdr_round_trip },
 		{ "header rejects each bad field", test_hdr_rejects },
 		{ "offsets", test_offsets },
+		{ "zero ranges", test_zero_range },
 		{ "init packet", test_init },
 		{ "ack and region entries", test_ack_and_region },
 		{ NULL, NULL },
