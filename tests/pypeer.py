@@ -39,7 +39,7 @@ MAGIC_CHAL = b"MFDC"
 MAGIC_PROOF = b"MFDR"
 FEAT_AUTH = 0x1
 NONCE = 32
-PAGES, SYNC, END, FIN = 1, 2, 3, 4
+PAGES, SYNC, END, FIN, ZERO_RANGE = 1, 2, 3, 4, 9
 FLAG_RAW = 0x0001
 METHODS = {"none": 0, "zlib": 1, "zstd": 2}
 ENOTSUP = 95
@@ -290,6 +290,19 @@ class Sender:
         self.stats["normal"] += len(normal)
         self.stats["zero"] += len(zero)
 
+    def send_zero_range(self, first, count):
+        """Pages first .. first + count read zero: one ZERO_RANGE (6.4)."""
+        self.image[first * self.ps:(first + count) * self.ps] = \
+            bytes(count * self.ps)
+        hdr = HDR.pack(MAGIC_PKT, ZERO_RANGE, 0, 0, self.packet_num,
+                       self.round, 0, 0, 0, 16)
+        s = self.socks[self.next_channel]
+        self.next_channel = (self.next_channel + 1) % len(self.socks)
+        s.sendall(hdr + struct.pack(">QQ", first * self.ps, count * self.ps))
+        self.packet_num += 1
+        self.stats["packets"] += 1
+        self.stats["zero"] += count
+
     def send_pages(self, page_indexes):
         offs = [i * self.ps for i in sorted(page_indexes)]
         ppp = self.a.pages_per_packet
@@ -352,9 +365,11 @@ class Sender:
         self.send_pages([1, npages - 1, 2])
         self.sync()
         self.sync()  # round 3: empty
-        # round 4: END straight after its pages
+        # round 4: END straight after its pages, and a range of pages
+        # with data (the first group) back to zero
         self.set_page(5, self.text_page(4, 5))
         self.send_pages([5])
+        self.send_zero_range(0, 4)
         self.finish()
 
 
