@@ -165,6 +165,25 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 	return 0;
 }
 
+/*
+ * Deregistering (rather than moving the QP to error) ends the rkeys in
+ * the whole domain, not just on this QP, unpins the memory at once, and
+ * gives a WRITE that still comes a remote access error at the sender
+ * instead of a silent drop and a retry timeout; the stream stays up for
+ * what the session still has to say.
+ */
+static void rd_revoke(struct mfd_conn *c)
+{
+	struct rd_conn *rc = (struct rd_conn *)c;
+
+	if (!rc->passive)
+		return; /* its registrations grant no remote access */
+	for (unsigned i = 0; i < rc->nregions; i++) {
+		mfd__rd_mr_put(rc->regions[i].mr);
+		rc->regions[i].mr = NULL;
+	}
+}
+
 const struct mfd_transport_ops mfd__rdma_ops = {
 	.name = "rdma",
 	.one_sided = true,
@@ -180,5 +199,6 @@ const struct mfd_transport_ops mfd__rdma_ops = {
 	.recv = mfd__rd_recv,
 	.flush = mfd__rd_flush,
 	.shutdown = mfd__rd_shutdown,
+	.revoke = rd_revoke,
 	.close = mfd__rd_close,
 };
