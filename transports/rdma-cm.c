@@ -145,12 +145,14 @@ static struct rd_conn *conn_new(void)
 		conn_free(rc);
 		return NULL;
 	}
-	rc->credits = RING_BUFS;
+	rc->credits = RING_START;
 	return rc;
 }
 
-/* PD, CQ, QP and the stream's rings for rc->id, receives posted. */
-static int conn_setup(struct rd_conn *rc, char *err, size_t errlen)
+/* PD (from the domains on devs), CQ, QP and the stream's rings for
+ * rc->id, receives posted. */
+static int conn_setup(struct rd_conn *rc, struct dev_ent **devs, char *err,
+		      size_t errlen)
 {
 	struct ibv_context *verbs = rc->id->verbs;
 	struct ibv_device_attr da;
@@ -180,7 +182,7 @@ static int conn_setup(struct rd_conn *rc, char *err, size_t errlen)
 		return -ENOSPC;
 	}
 	what = "ibv_alloc_pd";
-	rc->dev = mfd__rd_dev_get(verbs);
+	rc->dev = mfd__rd_dev_get(devs, verbs);
 	r = rc->dev ? 0 : (errno ? -errno : -ENOMEM);
 	if (r)
 		goto out;
@@ -197,12 +199,11 @@ static int conn_setup(struct rd_conn *rc, char *err, size_t errlen)
 	r = err_ptr(rc->cq);
 	if (r)
 		goto out;
-	what = "registering the stream buffers";
-	r = mfd__rd_ring_alloc(rc, &rc->rx);
+	r = mfd__rd_ring_alloc(rc, &rc->rx, err, errlen);
 	if (!r)
-		r = mfd__rd_ring_alloc(rc, &rc->tx);
+		r = mfd__rd_ring_alloc(rc, &rc->tx, err, errlen);
 	if (r)
-		goto out;
+		return r;
 	qa.send_cq = rc->cq;
 	qa.recv_cq = rc->cq;
 	qa.qp_type = IBV_QPT_RC;
@@ -222,7 +223,7 @@ static int conn_setup(struct rd_conn *rc, char *err, size_t errlen)
 		goto out;
 	rc->qp = rc->id->qp;
 	rc->max_inline = qa.cap.max_inline_data;
-	for (unsigned i = 0; i < RING_BUFS && !r; i++)
+	for (unsigned i = 0; i < RING_START && !r; i++)
 		r = mfd__rd_post_recv(rc, i);
 	if (r) {
 		snprintf(err, errlen, "%s", rc->base.err);
@@ -305,7 +306,7 @@ int mfd__rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		r = cm_expect(rc, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline, why,
 			      sizeof(why));
 	if (!r)
-		r = conn_setup(rc, why, sizeof(why));
+		r = conn_setup(rc, mfd__rd_active_devs(), why, sizeof(why));
 	if (r)
 		goto fail;
 	conn_param(&param);
@@ -341,6 +342,7 @@ void mfd__rd_listener_close(struct mfd_listener *ml)
 {
 	struct rd_listener *l = (struct rd_listener *)ml;
 
+	mfd__rd_devs_release(&l->devs);
 	if (l->id)
 		rdma_destroy_id(l->id);
 	if (l->ech)
@@ -450,7 +452,7 @@ int mfd__rd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 		goto fail;
 	}
 	rc->id = id;
-	r = conn_setup(rc, why, sizeof(why));
+	r = conn_setup(rc, &l->devs, why, sizeof(why));
 	if (r) {
 		rdma_reject(id, NULL, 0);
 		goto fail;

@@ -65,7 +65,7 @@ static int handle_wc(struct rd_conn *rc, const struct ibv_wc *wc)
 	if (kind != WR_RECV) {
 		rc->sq_done = v + 1;
 		while (rc->tx_tail != rc->tx_head &&
-		       rc->tx_seq[rc->tx_tail % RING_BUFS] < rc->sq_done)
+		       rc->tx_seq[rc->tx_tail % rc->tx.n] < rc->sq_done)
 			rc->tx_tail++;
 		return 0;
 	}

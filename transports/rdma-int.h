@@ -53,11 +53,15 @@ static inline int err_pos(int r)
 }
 
 /*
- * The stream's receive ring: RING_BUFS messages of BUF_SIZE bytes per
- * direction. Both ends use these constants, so each starts with
- * RING_BUFS credits.
+ * The stream's receive ring: up to RING_BUFS messages of BUF_SIZE bytes
+ * per direction. Both ends use these constants: each posts RING_START
+ * receive buffers when it connects, so each starts with RING_START
+ * credits, and posts the rest (returned to the peer as credits) once the
+ * handshake is over, at the first region: a connection that never gets
+ * that far pins only RING_START buffers each way.
  */
 #define RING_BUFS 32
+#define RING_START 4
 #define BUF_SIZE (32u << 10)
 #define SQ_DEPTH 256u
 /* an unsignalled WR completes with the next signalled one; signal often
@@ -76,16 +80,16 @@ static inline int err_pos(int r)
 
 
 /*
- * Protection domains and region registrations, shared by every
- * connection on the same device: a region is pinned once per process
- * however many channels (or sessions) use it. Protected by rdma-mr.c's
- * table_lock.
+ * A protection domain on one device, on a list (see rdma-mr.c for whose),
+ * with the registrations made in it. Protected by rdma-mr.c's table_lock.
  */
 struct dev_ent {
 	struct ibv_context *verbs;
 	struct ibv_pd *pd;
 	unsigned refs;
+	struct dev_ent **list; /* NULL once its list is gone */
 	struct dev_ent *next;
+	struct mr_ent *mrs;
 };
 
 struct mr_ent {
@@ -98,7 +102,6 @@ struct mr_ent {
 	struct mr_ent *next;
 };
 
-
 struct region {
 	uint8_t *mem;
 	uint64_t len;
@@ -107,10 +110,12 @@ struct region {
 	uint32_t rkey;
 };
 
-/* A registered ring of RING_BUFS buffers. */
+/* A ring of RING_BUFS buffers, the first n registered: buffers below
+ * RING_START in mr[0], the others in mr[1]. */
 struct ring {
 	uint8_t *mem;
-	struct ibv_mr *mr;
+	struct ibv_mr *mr[2];
+	unsigned n;
 };
 
 struct rd_conn {
@@ -164,6 +169,7 @@ struct rd_listener {
 	struct rdma_event_channel *ech;
 	struct rdma_cm_id *id;
 	int wake_fd;
+	struct dev_ent *devs; /* the domains of the connections it accepts */
 };
 
 
@@ -208,12 +214,21 @@ static inline bool is_down(struct rd_conn *rc)
 }
 
 /* rdma-mr.c */
-struct dev_ent *mfd__rd_dev_get(struct ibv_context *verbs);
+struct dev_ent **mfd__rd_active_devs(void);
+struct dev_ent *mfd__rd_dev_get(struct dev_ent **list,
+				struct ibv_context *verbs);
 void mfd__rd_dev_put(struct dev_ent *d);
+void mfd__rd_devs_release(struct dev_ent **list);
+void mfd__rd_reg_error(int r, uint64_t len, const char *what, char *err,
+		       size_t errlen);
 int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
 		   struct mr_ent **out);
 void mfd__rd_mr_put(struct mr_ent *m);
-int mfd__rd_ring_alloc(struct rd_conn *rc, struct ring *g);
+int mfd__rd_ring_alloc(struct rd_conn *rc, struct ring *g, char *err,
+		       size_t errlen);
+int mfd__rd_ring_grow(struct rd_conn *rc, struct ring *g, char *err,
+		      size_t errlen);
+uint32_t mfd__rd_ring_lkey(const struct ring *g, unsigned i);
 void mfd__rd_ring_free(struct ring *g);
 
 /* rdma-cq.c */
@@ -225,6 +240,7 @@ int mfd__rd_flush(struct mfd_conn *c);
 
 /* rdma-stream.c */
 int mfd__rd_post_recv(struct rd_conn *rc, unsigned i);
+int mfd__rd_stream_grow(struct rd_conn *rc);
 int mfd__rd_stream_send(struct rd_conn *rc, const struct iovec *iov, int n,
 			size_t stream, size_t *done);
 int mfd__rd_recv(struct mfd_conn *c, const struct iovec *iov, int n);

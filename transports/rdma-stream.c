@@ -17,7 +17,7 @@ int mfd__rd_post_recv(struct rd_conn *rc, unsigned i)
 	struct ibv_sge sge = {
 		.addr = (uintptr_t)(rc->rx.mem + (size_t)i * BUF_SIZE),
 		.length = BUF_SIZE,
-		.lkey = rc->rx.mr->lkey,
+		.lkey = mfd__rd_ring_lkey(&rc->rx, i),
 	};
 	struct ibv_recv_wr wr = { .wr_id = WR_ID(WR_RECV, i),
 				  .sg_list = &sge,
@@ -39,7 +39,7 @@ static int post_msg(struct rd_conn *rc, int slot, uint32_t len, bool signal)
 	if (len) {
 		sge.addr = (uintptr_t)(rc->tx.mem + (size_t)slot * BUF_SIZE);
 		sge.length = len;
-		sge.lkey = rc->tx.mr->lkey;
+		sge.lkey = mfd__rd_ring_lkey(&rc->tx, (unsigned)slot);
 		wr.sg_list = &sge;
 		wr.num_sge = 1;
 		if (len <= rc->max_inline)
@@ -66,9 +66,45 @@ static int post_msg(struct rd_conn *rc, int slot, uint32_t len, bool signal)
 static int give_credits(struct rd_conn *rc, bool sleeping)
 {
 	if (!rc->credits ||
-	    !((sleeping && rc->owed_data) || rc->owed >= RING_BUFS / 2))
+	    !((sleeping && rc->owed_data) || rc->owed >= rc->rx.n / 2))
 		return 0;
 	return post_msg(rc, -1, 0, true);
+}
+
+/*
+ * The whole ring, once the handshake is over: the rest of the receive
+ * buffers posted and returned to the peer as credits, and the rest of the
+ * send slots, whose numbering changes, so once every SEND is done.
+ */
+int mfd__rd_stream_grow(struct rd_conn *rc)
+{
+	int r;
+
+	if (rc->rx.n == RING_BUFS)
+		return 0;
+	op_start(rc);
+	while (rc->tx_tail != rc->tx_head) {
+		r = mfd__rd_progress(rc, true, "growing the stream");
+		if (r)
+			return r;
+	}
+	r = mfd__rd_ring_grow(rc, &rc->tx, rc->base.err,
+			      sizeof(rc->base.err));
+	if (!r)
+		r = mfd__rd_ring_grow(rc, &rc->rx, rc->base.err,
+				      sizeof(rc->base.err));
+	if (r) {
+		rc->failed = r;
+		return r;
+	}
+	rc->tx_head = rc->tx_tail = 0;
+	for (unsigned i = RING_START; i < RING_BUFS; i++) {
+		r = mfd__rd_post_recv(rc, i);
+		if (r)
+			return r;
+		rc->owed++;
+	}
+	return give_credits(rc, false);
 }
 
 /* Every byte of the list outside regions (`stream` of them), on the
@@ -93,7 +129,7 @@ int mfd__rd_stream_send(struct rd_conn *rc, const struct iovec *iov, int n,
 			uint8_t *slot;
 
 			/* gather into the next tx slot until it is full */
-			while (rc->tx_head - rc->tx_tail == RING_BUFS ||
+			while (rc->tx_head - rc->tx_tail == rc->tx.n ||
 			       rc->credits < 2) {
 				const char *why = rc->credits < 2
 					? "waiting for receive credits"
@@ -106,7 +142,7 @@ int mfd__rd_stream_send(struct rd_conn *rc, const struct iovec *iov, int n,
 					return r;
 			}
 			slot = rc->tx.mem +
-			       (size_t)(rc->tx_head % RING_BUFS) * BUF_SIZE;
+			       (size_t)(rc->tx_head % rc->tx.n) * BUF_SIZE;
 			memcpy(slot + fill, b, k);
 			fill += k;
 			b += k;
@@ -114,7 +150,7 @@ int mfd__rd_stream_send(struct rd_conn *rc, const struct iovec *iov, int n,
 			stream -= k;
 			*done += k;
 			if (fill == BUF_SIZE || !stream) {
-				r = post_msg(rc, (int)(rc->tx_head % RING_BUFS),
+				r = post_msg(rc, (int)(rc->tx_head % rc->tx.n),
 					     fill, !stream);
 				if (r)
 					return r;

@@ -38,7 +38,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "rdma-int.h"
 
@@ -101,6 +100,10 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 	if (index >= MFD_MAX_REGIONS || index < rc->nregions)
 		return mfd__rd_fail(rc, -EINVAL, "region index %u out of order",
 				    index);
+	/* regions come after the handshake: the peer proved itself */
+	r = mfd__rd_stream_grow(rc);
+	if (r)
+		return r;
 	g = &rc->regions[index];
 	/* the least access each end needs: the sender's pages are only the
 	 * source of its WRITEs (and may be a read-only mapping); only the
@@ -121,22 +124,9 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 		return r ? r : 1;
 	}
 	if (r) {
-		struct rlimit rl;
-
-		getrlimit(RLIMIT_MEMLOCK, &rl);
-		if ((r == -ENOMEM || r == -EPERM || r == -EAGAIN) &&
-		    rl.rlim_cur != RLIM_INFINITY)
-			snprintf(c->err, sizeof(c->err),
-				 "ibv_reg_mr of %llu bytes: %s (RLIMIT_MEMLOCK "
-				 "is %llu bytes; raise it with ulimit -l)",
-				 (unsigned long long)len, strerror(-r),
-				 (unsigned long long)rl.rlim_cur);
-		else
-			snprintf(c->err, sizeof(c->err),
-				 "ibv_reg_mr of %llu bytes for %s: %s",
-				 (unsigned long long)len,
-				 rc->passive ? "remote writes" : "local reads",
-				 strerror(-r));
+		mfd__rd_reg_error(r, len,
+				  rc->passive ? "remote writes" : "local reads",
+				  c->err, sizeof(c->err));
 		return r;
 	}
 	g->mem = mem;
