@@ -1149,14 +1149,12 @@ static int accept_channels(struct mfd_session *s)
 	return r;
 }
 
-MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
+static int recv_run(struct mfd_session *s)
 {
 	struct mfd_ack ok = { .timeout_ms = s->cfg.timeout_ms };
 	uint8_t ack[MFD_ACK_SIZE];
 	int r;
 
-	if (!s->started || s->role != MFD_ROLE_RECV || s->finished)
-		return -EINVAL;
 	r = accept_channels(s);
 	if (!r)
 		r = mfd__session_err(s); /* cancelled meanwhile */
@@ -1200,6 +1198,22 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
 	clock_gettime(CLOCK_MONOTONIC, &s->t_end);
 	r = s->failed ? s->err : 0;
 	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+MFD_EXTERN int mfd_recv_wait(struct mfd_session *s)
+{
+	int r;
+
+	if (!s->started || s->role != MFD_ROLE_RECV || s->finished)
+		return -EINVAL;
+	r = recv_run(s);
+	/* the sender's grant to write into our memory ends with the call,
+	 * on success and on failure (no channel thread is left after
+	 * mfd__recv_stop) */
+	mfd__recv_stop(s);
+	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
+		mfd__tp_revoke(s->ch[i].conn);
 	return r;
 }
 

@@ -7,6 +7,12 @@
  * byte for byte; and a sender or a receiver process that dies mid-round,
  * which the other end must report as an error within its timeout.
  *
+ * And what a peer can write: nothing, with the session's rkey, once
+ * mfd_recv_wait() returned (after success or failure); nothing in one
+ * session's regions from another session's QP, nor from a connection
+ * that has not passed the handshake; and a memlock limit too small for
+ * the regions is an error that names it.
+ *
  * Needs an RDMA device and its IPv4 address in MFD_RDMA_ADDR (the
  * tests/rxe guest sets both up); exits 77 (skip) without them.
  */
@@ -14,11 +20,15 @@
 
 #include <errno.h>
 #include <infiniband/verbs.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include "common.h"
 #include "pair.h"
+#include "transports/rdma-int.h"
 
 #define SIZE (64ull << 20)
 #define TIMEOUT_MS 20000u
@@ -216,6 +226,264 @@ static void test_receiver_dies(void)
 	guarded_free(src, SIZE);
 }
 
+#define SMALL (4ull << 20)
+
+/* Bytes pinned by this process (VmPin), which every registration adds
+ * to and every deregistration takes from. */
+static uint64_t vm_pin(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	unsigned long long kb = 0;
+	char line[128];
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %llu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb << 10;
+}
+
+/* A receiver for dst and a hand-made one-channel sender that has passed
+ * the handshake and learnt where the region is (p->rx, the connection). */
+static struct mfd_conn *peer_start(struct pair *p, uint8_t *src, uint8_t *dst,
+				   uint64_t len)
+{
+	struct mfd_config cfg;
+	struct mfd_conn *c;
+	int32_t status = -1;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	if (rx_start(p, &cfg, listen_uri, dst, len))
+		return NULL;
+	c = raw_connect(mfd_session_uri(p->rx), 0, 1, MFD_METHOD_NONE, len);
+	if (!c || raw_ack(c, &status) || status ||
+	    mfd__tp_register_region(c, 0, src, len)) {
+		fprintf(stderr, "peer: %s\n", c ? c->err : "cannot connect");
+		mfd__tp_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+static uint64_t peer_raddr(struct mfd_conn *c)
+{
+	return ((struct rd_conn *)c)->regions[0].raddr;
+}
+
+static uint32_t peer_rkey(struct mfd_conn *c)
+{
+	return ((struct rd_conn *)c)->regions[0].rkey;
+}
+
+/* RDMA WRITE len bytes of src to (raddr, rkey) over c's QP, as any peer
+ * can with a stale or guessed rkey: 0 when the peer took it, or -errno
+ * with c->err saying why not. */
+static int raw_write(struct mfd_conn *c, void *src, size_t len,
+		     uint64_t raddr, uint32_t rkey)
+{
+	struct rd_conn *rc = (struct rd_conn *)c;
+	struct ibv_mr *mr = ibv_reg_mr(rc->dev->pd, src, len, 0);
+	struct ibv_sge sge = { .addr = (uintptr_t)src,
+			       .length = (uint32_t)len,
+			       .lkey = mr ? mr->lkey : 0 };
+	struct ibv_send_wr wr = { .opcode = IBV_WR_RDMA_WRITE,
+				  .sg_list = &sge,
+				  .num_sge = 1,
+				  .wr.rdma.remote_addr = raddr,
+				  .wr.rdma.rkey = rkey };
+	int r;
+
+	if (!mr)
+		return -errno;
+	op_start(rc);
+	r = mfd__rd_post_wr(rc, &wr, WR_WRITE, true);
+	if (!r)
+		r = mfd__rd_flush(c);
+	ibv_dereg_mr(mr);
+	fprintf(stderr, "WRITE with rkey 0x%x: %s\n", rkey,
+		r ? c->err : "landed");
+	return r;
+}
+
+/* The whole session (END, FIN), then a WRITE with its rkey: refused by
+ * the receiver's device, and the region no longer pinned. */
+static void test_revoked_after_success(void)
+{
+	uint8_t *src = guarded_alloc(SMALL), *dst = guarded_alloc(SMALL);
+	struct mfd_hdr e = { .type = MFD_PKT_END };
+	uint8_t buf[MFD_HDR_SIZE];
+	struct mfd_conn *c;
+	uint64_t pinned;
+	struct pair p;
+
+	CU_ASSERT_FATAL(src && dst);
+	memset(src, 0xa5, SMALL);
+	c = peer_start(&p, src, dst, SMALL);
+	CU_ASSERT_FATAL(c != NULL);
+	pinned = vm_pin();
+	mfd__hdr_encode(&e, buf);
+	CU_ASSERT_EQUAL(mfd__tp_send_buf(c, buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(mfd__tp_recv_buf(c, buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(buf[4], MFD_PKT_FIN);
+	CU_ASSERT_EQUAL(pair_join_rx(&p), 0);
+	fprintf(stderr, "pinned: %llu bytes in the session, %llu after\n",
+		(unsigned long long)pinned, (unsigned long long)vm_pin());
+	CU_ASSERT(vm_pin() + SMALL <= pinned);
+	CU_ASSERT(raw_write(c, src, 4096, peer_raddr(c), peer_rkey(c)) < 0);
+	CU_ASSERT(strstr(c->err, "remote access error") != NULL);
+	CU_ASSERT(all_zero(dst, SMALL));
+	mfd__tp_close(c);
+	pair_free(&p);
+	guarded_free(src, SMALL);
+	guarded_free(dst, SMALL);
+}
+
+/* A session that fails (an offset outside the region): the same. */
+static void test_revoked_after_failure(void)
+{
+	uint8_t *src = guarded_alloc(SMALL), *dst = guarded_alloc(SMALL);
+	struct mfd_hdr h = { .type = MFD_PKT_PAGES,
+			     .normal = 1,
+			     .payload_len = 4096 };
+	uint64_t off[1] = { SMALL };
+	struct mfd_conn *c;
+	uint64_t pinned;
+	struct pair p;
+
+	CU_ASSERT_FATAL(src && dst);
+	memset(src, 0xa5, SMALL);
+	c = peer_start(&p, src, dst, SMALL);
+	CU_ASSERT_FATAL(c != NULL);
+	pinned = vm_pin();
+	raw_send_pages(c, &h, off);
+	CU_ASSERT(pair_join_rx(&p) < 0);
+	fprintf(stderr, "receiver: %s\n", mfd_session_error(p.rx));
+	CU_ASSERT(vm_pin() + SMALL <= pinned);
+	CU_ASSERT(raw_write(c, src, 4096, peer_raddr(c), peer_rkey(c)) < 0);
+	CU_ASSERT(all_zero(dst, SMALL));
+	mfd__tp_close(c);
+	pair_free(&p);
+	guarded_free(src, SMALL);
+	guarded_free(dst, SMALL);
+}
+
+/* Two receiving sessions in one process: the sender of each, with the
+ * other's rkey, cannot write into the other's region (and its own
+ * rkey still works while the session runs). */
+static void test_sessions_apart(void)
+{
+	uint8_t *src = guarded_alloc(SMALL), *da = guarded_alloc(SMALL),
+		*db = guarded_alloc(SMALL);
+	struct mfd_conn *a, *b;
+	struct pair pa, pb;
+
+	CU_ASSERT_FATAL(src && da && db);
+	memset(src, 0xa5, SMALL);
+	a = peer_start(&pa, src, da, SMALL);
+	b = peer_start(&pb, src, db, SMALL);
+	CU_ASSERT_FATAL(a && b);
+	CU_ASSERT(raw_write(b, src, 4096, peer_raddr(a), peer_rkey(a)) < 0);
+	CU_ASSERT(raw_write(a, src, 4096, peer_raddr(b), peer_rkey(b)) < 0);
+	CU_ASSERT(all_zero(da, SMALL));
+	CU_ASSERT(all_zero(db, SMALL));
+	mfd__tp_close(a);
+	mfd__tp_close(b);
+	pair_free(&pa);
+	pair_free(&pb);
+	guarded_free(src, SMALL);
+	guarded_free(da, SMALL);
+	guarded_free(db, SMALL);
+}
+
+/* A connection in its handshake (accepted, no init sent yet) with a
+ * running session's rkey cannot write into it. */
+static void test_stray_cannot_write(void)
+{
+	uint8_t *src = guarded_alloc(SMALL), *da = guarded_alloc(SMALL),
+		*db = guarded_alloc(SMALL);
+	struct mfd_config cfg;
+	struct mfd_conn *a, *stray = NULL;
+	struct mfd_uri u;
+	struct pair pa, pb;
+	char err[256];
+
+	CU_ASSERT_FATAL(src && da && db);
+	memset(src, 0xa5, SMALL);
+	a = peer_start(&pa, src, da, SMALL);
+	CU_ASSERT_FATAL(a != NULL);
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	CU_ASSERT_FATAL(rx_start(&pb, &cfg, listen_uri, db, SMALL) == 0);
+	CU_ASSERT_FATAL(mfd__uri_parse(mfd_session_uri(pb.rx), &u, err,
+				       sizeof(err)) == 0);
+	CU_ASSERT_FATAL(mfd__rdma_ops.connect(&u, 5000, &stray, err,
+					      sizeof(err)) == 0);
+	mfd__tp_set_timeout(stray, 10000);
+	CU_ASSERT(raw_write(stray, src, 4096, peer_raddr(a), peer_rkey(a)) <
+		  0);
+	CU_ASSERT(all_zero(da, SMALL));
+	mfd__tp_close(stray);
+	mfd__tp_close(a);
+	pair_free(&pa);
+	pair_free(&pb);
+	guarded_free(src, SMALL);
+	guarded_free(da, SMALL);
+	guarded_free(db, SMALL);
+}
+
+/* The child of test_memlock: without CAP_IPC_LOCK and with 8 MiB of
+ * RLIMIT_MEMLOCK, a 16 MiB session; 0 when it failed saying so. */
+static int memlock_child(const char *uri)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct cd[2];
+	struct rlimit rl = { 8 << 20, 8 << 20 };
+	uint8_t *src = guarded_alloc(SIZE / 4), *dst = guarded_alloc(SIZE / 4);
+	struct mfd_config cfg;
+	const char *e[2];
+	struct pair p;
+	int r;
+
+	if (!src || !dst || syscall(SYS_capget, &h, cd))
+		return 2;
+	cd[CAP_IPC_LOCK / 32].effective &= ~(1u << CAP_IPC_LOCK % 32);
+	cd[CAP_IPC_LOCK / 32].permitted &= ~(1u << CAP_IPC_LOCK % 32);
+	if (syscall(SYS_capset, &h, cd) || setrlimit(RLIMIT_MEMLOCK, &rl))
+		return 2;
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	r = pair_start(&p, &cfg, uri, src, dst, SIZE / 4);
+	if (!r)
+		r = pair_finish(&p);
+	e[0] = p.tx ? mfd_session_error(p.tx) : "";
+	e[1] = p.rx ? mfd_session_error(p.rx) : "";
+	fprintf(stderr, "sender: %s\nreceiver: %s\n", e[0], e[1]);
+	for (int i = 0; r && i < 2; i++)
+		if (strstr(e[i], "RLIMIT_MEMLOCK is 8192 KiB") &&
+		    strstr(e[i], "ulimit -l"))
+			return 0;
+	return 1;
+}
+
+static void test_memlock(void)
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execl("/proc/self/exe", "test-rdma", "--memlock", listen_uri,
+		      (char *)NULL);
+		_exit(127);
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test tests[] = {
@@ -229,6 +497,12 @@ int main(int argc, char **argv)
 #endif
 		{ "sender dies mid-round", test_sender_dies },
 		{ "receiver dies mid-round", test_receiver_dies },
+		{ "rkey revoked after success", test_revoked_after_success },
+		{ "rkey revoked after failure", test_revoked_after_failure },
+		{ "sessions cannot write into each other",
+		  test_sessions_apart },
+		{ "a stray cannot write", test_stray_cannot_write },
+		{ "memlock too small: a clear error", test_memlock },
 		{ NULL, NULL },
 	};
 	const char *addr = getenv("MFD_RDMA_ADDR");
@@ -239,6 +513,8 @@ int main(int argc, char **argv)
 		return dying_sender(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "--dying-receiver"))
 		return dying_receiver(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "--memlock"))
+		return memlock_child(argv[2]);
 	if (!addr || !*addr) {
 		printf("SKIP: MFD_RDMA_ADDR is not set (tests/rxe/"
 		       "run-in-guest.sh sets it)\n");

@@ -168,6 +168,12 @@ void mfd__tp_shutdown_read(struct mfd_conn *c)
 		mfd__tp_shutdown(c);
 }
 
+void mfd__tp_revoke(struct mfd_conn *c)
+{
+	if (c && c->ops->revoke)
+		c->ops->revoke(c);
+}
+
 void mfd__tp_close(struct mfd_conn *c)
 {
 	if (c)

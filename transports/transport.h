@@ -128,6 +128,15 @@ struct mfd_transport_ops {
 	 * thread. Optional: the wrapper falls back to shutdown().
 	 */
 	void (*shutdown_read)(struct mfd_conn *c);
+	/*
+	 * Withdraw every access to this end's memory that the peer was
+	 * given on c (RDMA: the rkeys of its regions): afterwards nothing
+	 * the peer sends lands in a region, and the memory is no longer
+	 * pinned for it. Called by the receive engine from the owner
+	 * thread, once no channel thread uses c, before mfd_recv_wait()
+	 * returns, whatever its result. Optional.
+	 */
+	void (*revoke)(struct mfd_conn *c);
 	void (*close)(struct mfd_conn *c);
 };
 
@@ -151,6 +160,7 @@ int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms);
 int mfd__tp_enable_zerocopy(struct mfd_conn *c);
 void mfd__tp_shutdown(struct mfd_conn *c);
 void mfd__tp_shutdown_read(struct mfd_conn *c);
+void mfd__tp_revoke(struct mfd_conn *c);
 void mfd__tp_close(struct mfd_conn *c);
 void mfd__tp_listener_wake(struct mfd_listener *l);
 void mfd__tp_listener_close(struct mfd_listener *l);

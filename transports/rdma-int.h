@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rdma-int.h - what the files of the rdma: transport share (see rdma.c
+ * for how it works): the connection's struct, the constants both ends
+ * must agree on, and the one place where rdma-core's error conventions
+ * become -errno.
+ *
+ *   rdma.c         the ops table, timeouts, the region exchange
+ *   rdma-cm.c      connection setup and teardown with rdma_cm
+ *   rdma-mr.c      protection domains, registrations, the stream's rings
+ *   rdma-cq.c      posting work requests and waiting for completions
+ *   rdma-stream.c  the credit-based byte stream of SENDs
+ *   rdma-write.c   send(): region entries as RDMA WRITEs, then the stream
+ */
+#ifndef MFD_RDMA_INT_H
+#define MFD_RDMA_INT_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "multifd.h"
+#include "transport.h"
+
+/* rdma-core reports failure as NULL + errno, -1 + errno or a positive
+ * errno depending on the call; every call goes through one of these. */
+
+/* NULL + errno */
+static inline int err_ptr(const void *p)
+{
+	return p ? 0 : errno ? -errno : -ENOMEM;
+}
+
+/* -1 + errno (and some providers: a negative errno) */
+static inline int err_neg(int r)
+{
+	if (r >= 0)
+		return 0;
+	return errno ? -errno : r < -1 ? r : -EIO;
+}
+
+/* a positive errno (and some providers: -1 + errno) */
+static inline int err_pos(int r)
+{
+	if (r > 0)
+		return -r;
+	return r < 0 ? (errno ? -errno : -EIO) : 0;
+}
+
+/*
+ * The stream's receive ring: up to RING_BUFS messages of BUF_SIZE bytes
+ * per direction. Both ends use these constants: each posts RING_START
+ * receive buffers when it connects, so each starts with RING_START
+ * credits, and posts the rest (returned to the peer as credits) once the
+ * handshake is over, at the first region: a connection that never gets
+ * that far pins only RING_START buffers each way.
+ */
+#define RING_BUFS 32
+#define RING_START 4
+#define BUF_SIZE (32u << 10)
+#define SQ_DEPTH 256u
+/* an unsignalled WR completes with the next signalled one; signal often
+ * enough that the send queue never fills with unreaped WRs */
+#define SIG_EVERY 16u
+#define INLINE_WANT 128u
+#define CONNECT_TIMEOUT_MS 30000u
+
+/* wr_id: the kind in the top byte, a sequence number or index below */
+#define WR_WRITE 1ull
+#define WR_SEND 2ull
+#define WR_RECV 3ull
+#define WR_ID(kind, v) ((kind) << 56 | (v))
+#define WR_KIND(id) ((id) >> 56)
+#define WR_VAL(id) ((id) & ((1ull << 56) - 1))
+
+
+/*
+ * A protection domain on one device, on a list (see rdma-mr.c for whose),
+ * with the registrations made in it. Protected by rdma-mr.c's table_lock.
+ */
+struct dev_ent {
+	struct ibv_context *verbs;
+	struct ibv_pd *pd;
+	unsigned refs;
+	struct dev_ent **list; /* NULL once its list is gone */
+	struct dev_ent *next;
+	struct mr_ent *mrs;
+};
+
+struct mr_ent {
+	struct dev_ent *dev;
+	void *mem;
+	uint64_t len;
+	int access; /* IBV_ACCESS_* it was registered with */
+	struct ibv_mr *mr;
+	unsigned refs;
+	struct mr_ent *next;
+};
+
+struct region {
+	uint8_t *mem;
+	uint64_t len;
+	struct mr_ent *mr;
+	uint64_t raddr; /* sender: the receiver's copy */
+	uint32_t rkey;
+};
+
+/* A ring of RING_BUFS buffers, the first n registered: buffers below
+ * RING_START in mr[0], the others in mr[1]. */
+struct ring {
+	uint8_t *mem;
+	struct ibv_mr *mr[2];
+	unsigned n;
+};
+
+struct rd_conn {
+	struct mfd_conn base;
+
+	/* Immutable after connect/accept. */
+	struct rdma_event_channel *ech;
+	struct rdma_cm_id *id;
+	struct dev_ent *dev;
+	struct ibv_comp_channel *cch;
+	struct ibv_cq *cq;
+	struct ibv_qp *qp;
+	int wake_fd;
+	bool passive; /* accepted: the receiving end of a session */
+	uint32_t max_msg;
+	uint32_t max_inline;
+	uint32_t sq_depth;
+	struct ring rx, tx;
+
+	/* Written by shutdown() from any thread. */
+	int down;
+
+	/* Only the channel thread touches the rest. */
+	unsigned timeout_ms;
+	int64_t deadline; /* of the send, recv or flush under way; 0: none */
+	const char *stalled; /* the wait that ran past it */
+	bool armed; /* the CQ is armed: a completion will wake poll() */
+	bool connected;
+	int failed; /* sticky: the connection is unusable */
+	/* send queue: WRs are numbered; those below sq_done completed */
+	uint64_t sq_posted, sq_done;
+	unsigned unsignalled;
+	/* tx ring: slot i is reusable once the SEND in tx_seq[i] is done */
+	uint64_t tx_seq[RING_BUFS];
+	unsigned tx_head, tx_tail;
+	/* credits: our SENDs the peer can take; returns we owe the peer */
+	unsigned credits;
+	unsigned owed, owed_data;
+	/* received messages not yet consumed, in order */
+	unsigned rxq[RING_BUFS];
+	uint32_t rxq_len[RING_BUFS];
+	unsigned rxq_head, rxq_n;
+	uint32_t rx_off; /* bytes of rxq[rxq_head] already consumed */
+	uint64_t rx_bytes; /* for error messages */
+	struct region regions[MFD_MAX_REGIONS];
+	unsigned nregions;
+};
+
+struct rd_listener {
+	struct mfd_listener base;
+	struct rdma_event_channel *ech;
+	struct rdma_cm_id *id;
+	int wake_fd;
+	struct dev_ent *devs; /* the domains of the connections it accepts */
+};
+
+
+int mfd__rd_fail(struct rd_conn *rc, int e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The deadline of an op that starts now. */
+static inline void op_start(struct rd_conn *rc)
+{
+	rc->deadline = rc->timeout_ms ? now_ms() + rc->timeout_ms : 0;
+}
+
+/* poll() timeout left before deadline (0: none), at least 0 */
+static inline int left_ms(int64_t deadline)
+{
+	int64_t l;
+
+	if (!deadline)
+		return -1;
+	l = deadline - now_ms();
+	return l < 0 ? 0 : l > 1000000000 ? 1000000000 : (int)l;
+}
+
+static inline int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return err_neg(fl < 0 ? fl : fcntl(fd, F_SETFL, fl | O_NONBLOCK));
+}
+
+static inline bool is_down(struct rd_conn *rc)
+{
+	return __atomic_load_n(&rc->down, __ATOMIC_ACQUIRE);
+}
+
+/* rdma-mr.c */
+struct dev_ent **mfd__rd_active_devs(void);
+struct dev_ent *mfd__rd_dev_get(struct dev_ent **list,
+				struct ibv_context *verbs);
+void mfd__rd_dev_put(struct dev_ent *d);
+void mfd__rd_devs_release(struct dev_ent **list);
+void mfd__rd_reg_error(int r, uint64_t len, const char *what, char *err,
+		       size_t errlen);
+int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
+		   struct mr_ent **out);
+void mfd__rd_mr_put(struct mr_ent *m);
+int mfd__rd_ring_alloc(struct rd_conn *rc, struct ring *g, char *err,
+		       size_t errlen);
+int mfd__rd_ring_grow(struct rd_conn *rc, struct ring *g, char *err,
+		      size_t errlen);
+uint32_t mfd__rd_ring_lkey(const struct ring *g, unsigned i);
+void mfd__rd_ring_free(struct ring *g);
+
+/* rdma-cq.c */
+int mfd__rd_progress(struct rd_conn *rc, bool block, const char *what);
+int mfd__rd_usable(struct rd_conn *rc);
+int mfd__rd_post_wr(struct rd_conn *rc, struct ibv_send_wr *wr,
+		    uint64_t kind, bool signal);
+int mfd__rd_flush(struct mfd_conn *c);
+
+/* rdma-stream.c */
+int mfd__rd_post_recv(struct rd_conn *rc, unsigned i);
+int mfd__rd_stream_grow(struct rd_conn *rc);
+int mfd__rd_stream_send(struct rd_conn *rc, const struct iovec *iov, int n,
+			size_t stream, size_t *done);
+int mfd__rd_recv(struct mfd_conn *c, const struct iovec *iov, int n);
+
+/* rdma-write.c */
+struct region *mfd__rd_find_region(struct rd_conn *rc, const void *p,
+				   size_t len);
+int mfd__rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
+		 unsigned flags);
+
+/* rdma-cm.c */
+int mfd__rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
+		    struct mfd_conn **out, char *err, size_t errlen);
+int mfd__rd_listen(const struct mfd_uri *u, struct mfd_listener **out,
+		   char *err, size_t errlen);
+int mfd__rd_accept(struct mfd_listener *ml, unsigned timeout_ms,
+		   struct mfd_conn **out, char *err, size_t errlen);
+void mfd__rd_listener_wake(struct mfd_listener *ml);
+void mfd__rd_listener_close(struct mfd_listener *ml);
+void mfd__rd_shutdown(struct mfd_conn *c);
+void mfd__rd_close(struct mfd_conn *c);
+
+#endif

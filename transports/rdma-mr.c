@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rdma-mr.c - protection domains and memory registrations of the rdma:
+ * transport, and the registered rings of the byte stream.
+ *
+ * An rkey is valid on every QP of its protection domain, so the domains
+ * follow who may write: each listener (one per receiving session) has
+ * its own, shared by the connections it accepts, and the region
+ * registrations live in it; nothing else is ever in it. Connections
+ * that connect (the sending end) share one domain per device in the
+ * process, which holds no registration with remote access at all.
+ * A region is registered once per domain however many channels use it.
+ */
+#include "config.h"
+
+#include <linux/capability.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "rdma-int.h"
+
+/* Protects every domain list and registration list. */
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+/* the connecting ends' domains */
+static struct dev_ent *active_devs;
+
+struct dev_ent **mfd__rd_active_devs(void)
+{
+	return &active_devs;
+}
+
+struct dev_ent *mfd__rd_dev_get(struct dev_ent **list,
+				struct ibv_context *verbs)
+{
+	struct dev_ent *d;
+
+	pthread_mutex_lock(&table_lock);
+	for (d = *list; d; d = d->next)
+		if (d->verbs == verbs)
+			break;
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (d) {
+			d->verbs = verbs;
+			d->pd = ibv_alloc_pd(verbs);
+			if (err_ptr(d->pd)) {
+				free(d);
+				d = NULL;
+			} else {
+				d->list = list;
+				d->next = *list;
+				*list = d;
+			}
+		}
+	}
+	if (d)
+		d->refs++;
+	pthread_mutex_unlock(&table_lock);
+	return d;
+}
+
+static void dev_unlink(struct dev_ent *d)
+{
+	struct dev_ent **pp;
+
+	if (!d->list)
+		return;
+	for (pp = d->list; *pp != d; pp = &(*pp)->next)
+		;
+	*pp = d->next;
+	d->list = NULL;
+}
+
+void mfd__rd_dev_put(struct dev_ent *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&table_lock);
+	if (--d->refs == 0) {
+		dev_unlink(d);
+		ibv_dealloc_pd(d->pd);
+		free(d);
+	}
+	pthread_mutex_unlock(&table_lock);
+}
+
+/* The listener's list goes with it; its connections keep their domain
+ * until the last of them is closed. */
+void mfd__rd_devs_release(struct dev_ent **list)
+{
+	pthread_mutex_lock(&table_lock);
+	while (*list)
+		dev_unlink(*list);
+	pthread_mutex_unlock(&table_lock);
+}
+
+/* Whether this process may lock memory beyond RLIMIT_MEMLOCK. */
+static bool can_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct c[2] = { { 0 } };
+
+	if (syscall(SYS_capget, &h, c))
+		return false;
+	return c[CAP_IPC_LOCK / 32].effective & (1u << CAP_IPC_LOCK % 32);
+}
+
+/* Bytes this process has pinned (VmPin), what RLIMIT_MEMLOCK counts
+ * registrations against; 0 when unknown. */
+static uint64_t pinned_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	unsigned long long kb = 0;
+	char line[128];
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb << 10;
+}
+
+/*
+ * ibv_reg_mr failed with r: say why in err. The kernel refuses with
+ * ENOMEM (EPERM, EAGAIN on some) when pinning len more bytes would pass
+ * RLIMIT_MEMLOCK; only then is raising the limit the remedy.
+ */
+void mfd__rd_reg_error(int r, uint64_t len, const char *what, char *err,
+		       size_t errlen)
+{
+	struct rlimit rl;
+	uint64_t pinned;
+
+	if ((r == -ENOMEM || r == -EPERM || r == -EAGAIN) &&
+	    !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	    !can_ipc_lock()) {
+		pinned = pinned_bytes();
+		if (pinned + len > rl.rlim_cur) {
+			/* in KiB, as ulimit -l takes it */
+			snprintf(err, errlen,
+				 "ibv_reg_mr of %llu bytes for %s: "
+				 "RLIMIT_MEMLOCK is %llu KiB, %llu KiB pinned "
+				 "already, %llu KiB needed: raise it with "
+				 "ulimit -l",
+				 (unsigned long long)len, what,
+				 (unsigned long long)rl.rlim_cur >> 10,
+				 (unsigned long long)pinned >> 10,
+				 (unsigned long long)(pinned + len + 1023) >>
+					 10);
+			return;
+		}
+	}
+	snprintf(err, errlen, "ibv_reg_mr of %llu bytes for %s: %s",
+		 (unsigned long long)len, what, strerror(-r));
+}
+
+int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
+		   struct mr_ent **out)
+{
+	struct mr_ent *m;
+	int r = 0;
+
+	pthread_mutex_lock(&table_lock);
+	for (m = d->mrs; m; m = m->next)
+		if (m->mem == mem && m->len == len && m->access == access)
+			break;
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (!m) {
+			r = -ENOMEM;
+			goto out;
+		}
+		m->mr = ibv_reg_mr(d->pd, mem, len, access);
+		r = err_ptr(m->mr);
+		if (r) {
+			free(m);
+			goto out;
+		}
+		m->access = access;
+		m->dev = d;
+		m->mem = mem;
+		m->len = len;
+		m->next = d->mrs;
+		d->mrs = m;
+	}
+	m->refs++;
+	*out = m;
+out:
+	pthread_mutex_unlock(&table_lock);
+	return r;
+}
+
+void mfd__rd_mr_put(struct mr_ent *m)
+{
+	struct mr_ent **pp;
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&table_lock);
+	if (--m->refs == 0) {
+		for (pp = &m->dev->mrs; *pp != m; pp = &(*pp)->next)
+			;
+		*pp = m->next;
+		ibv_dereg_mr(m->mr);
+		free(m);
+	}
+	pthread_mutex_unlock(&table_lock);
+}
+
+void mfd__rd_ring_free(struct ring *g)
+{
+	for (int i = 0; i < 2; i++)
+		if (g->mr[i])
+			ibv_dereg_mr(g->mr[i]);
+	free(g->mem);
+}
+
+/* Register buffers [from, to) of the ring, as its MR number `part`. */
+static int ring_reg(struct rd_conn *rc, struct ring *g, int part,
+		    unsigned from, unsigned to, char *err, size_t errlen)
+{
+	size_t len = (size_t)(to - from) * BUF_SIZE;
+	int r;
+
+	g->mr[part] = ibv_reg_mr(rc->dev->pd, g->mem + (size_t)from * BUF_SIZE,
+				 len, IBV_ACCESS_LOCAL_WRITE);
+	r = err_ptr(g->mr[part]);
+	if (r)
+		mfd__rd_reg_error(r, len, "the stream's buffers", err, errlen);
+	else
+		g->n = to;
+	return r;
+}
+
+/* The ring's memory, its first RING_START buffers registered. */
+int mfd__rd_ring_alloc(struct rd_conn *rc, struct ring *g, char *err,
+		       size_t errlen)
+{
+	int r;
+
+	/* only what is registered is ever touched, so pinned */
+	r = -posix_memalign((void **)&g->mem, 4096,
+			    (size_t)RING_BUFS * BUF_SIZE);
+	if (r) {
+		snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	return ring_reg(rc, g, 0, 0, RING_START, err, errlen);
+}
+
+/* Register the rest of the ring (once). */
+int mfd__rd_ring_grow(struct rd_conn *rc, struct ring *g, char *err,
+		      size_t errlen)
+{
+	return g->n == RING_BUFS
+		       ? 0
+		       : ring_reg(rc, g, 1, RING_START, RING_BUFS, err, errlen);
+}
+
+uint32_t mfd__rd_ring_lkey(const struct ring *g, unsigned i)
+{
+	return g->mr[i >= RING_START]->lkey;
+}
