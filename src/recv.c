@@ -288,14 +288,15 @@ static int check_round(struct mfd_session *s, struct mfd_channel *ch)
 
 /* Checked against the header's when checksums were negotiated. */
 static int check_sum(struct mfd_session *s, struct mfd_channel *ch,
-		     size_t wire_len, const struct iovec *iov, int niov)
+		     const uint8_t *wire, size_t wire_len,
+		     const struct iovec *iov, int niov)
 {
 	struct mfd_packet *p = &ch->pkt;
 	uint64_t sum;
 
 	if (!(s->features & MFD_FEAT_CHECKSUM))
 		return 0;
-	sum = mfd__packet_checksum(p->wire, wire_len, iov, niov);
+	sum = mfd__packet_checksum(wire, wire_len, iov, niov);
 	if (sum == p->hdr.checksum)
 		return 0;
 	mfd__session_fail(s, (int)ch->index, -EBADMSG,
@@ -311,18 +312,22 @@ static int recv_zero_range(struct mfd_session *s, struct mfd_channel *ch)
 {
 	struct mfd_packet *p = &ch->pkt;
 	struct mfd_region *rg = &s->regions[p->hdr.region];
+	/* the packet buffer holds a header and pages_per_packet offsets,
+	 * which may be fewer bytes than the range */
+	uint8_t buf[MFD_HDR_SIZE + MFD_RANGE_SIZE];
 	uint64_t off, len;
 	char err[160];
 	int r = check_round(s, ch);
 
+	memcpy(buf, p->wire, MFD_HDR_SIZE);
 	if (!r)
-		r = mfd__tp_recv_buf(ch->conn, p->wire + MFD_HDR_SIZE,
+		r = mfd__tp_recv_buf(ch->conn, buf + MFD_HDR_SIZE,
 				     MFD_RANGE_SIZE);
 	if (!r)
-		r = check_sum(s, ch, MFD_HDR_SIZE + MFD_RANGE_SIZE, NULL, 0);
+		r = check_sum(s, ch, buf, sizeof(buf), NULL, 0);
 	if (r)
 		return r;
-	r = mfd__range_decode(p->wire + MFD_HDR_SIZE, s->cfg.page_size,
+	r = mfd__range_decode(buf + MFD_HDR_SIZE, s->cfg.page_size,
 			      rg->length, &off, &len, err, sizeof(err));
 	if (r) {
 		mfd__session_fail(s, (int)ch->index, r, "packet %llu: %s of "
@@ -376,8 +381,8 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 	if (!r && p->hdr.payload_len)
 		r = mfd__tp_recv(ch->conn, p->iov, p->niov);
 	if (!r)
-		r = check_sum(s, ch, MFD_HDR_SIZE + 8 * (size_t)n, p->iov,
-			      p->niov);
+		r = check_sum(s, ch, p->wire, MFD_HDR_SIZE + 8 * (size_t)n,
+			      p->iov, p->niov);
 	if (r == 0 && staged) {
 		unstage(ch, p, ps);
 	} else if (r == 0 && s->method->recv_finish) {

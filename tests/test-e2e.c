@@ -183,6 +183,8 @@ static void zero_range_onto(uint8_t *dst, int memfd)
 	memset(dst, 0xaa, LEN);
 	mfd_config_init(&cfg);
 	cfg.uri = "tcp:127.0.0.1:0";
+	/* a packet buffer of one offset: smaller than a range's payload */
+	cfg.pages_per_packet = 1;
 	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_RECV, &rx, err,
 					      sizeof(err)), 0);
 	CU_ASSERT_EQUAL(mfd_session_add_region(rx, "ram", dst, LEN, false), 0);
