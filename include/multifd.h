@@ -75,7 +75,14 @@ typedef void (*mfd_log_cb)(void *opaque, const char *msg);
  * defaults noted beside each field, then change what you need.
  */
 struct mfd_config {
-	const char *uri;	/* tcp:HOST:PORT, unix:PATH, rdma:HOST:PORT */
+	const char *uri;	/* tcp:HOST:PORT, unix:PATH, rdma:HOST:PORT,
+				   or fd:N[,N...]: connected stream sockets
+				   the caller opened, one per channel (the
+				   sender's channels must equal their
+				   number; each end may list them in any
+				   order, since each channel names itself
+				   in its handshake). The session works on
+				   duplicates: close yours when you like */
 	unsigned channels;	/* 1..MFD_MAX_CHANNELS; default 2. The
 				   receiver learns it from the sender and
 				   ignores this field. */

@@ -638,6 +638,7 @@ int mfd__send_start(struct mfd_session *s)
 				return -ENOMEM;
 			}
 		}
+		s->parsed_uri.channel = i;
 		r = s->tp->connect(&s->parsed_uri, s->cfg.timeout_ms,
 				   &ch->conn, err, sizeof(err));
 		if (r) {

@@ -131,6 +131,17 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
 		r = -EINVAL;
 		goto fail;
 	}
+	if (role == MFD_ROLE_SEND && s->parsed_uri.scheme == MFD_SCHEME_FD &&
+	    s->parsed_uri.nfds != cfg->channels) {
+		snprintf(errbuf, errlen,
+			 "'%s' hands in %u descriptor%s for %u channel%s: "
+			 "expected one per channel",
+			 cfg->uri, s->parsed_uri.nfds,
+			 s->parsed_uri.nfds == 1 ? "" : "s", cfg->channels,
+			 cfg->channels == 1 ? "" : "s");
+		r = -EINVAL;
+		goto fail;
+	}
 	if (cfg->secret && cfg->secret_len < 16) {
 		snprintf(errbuf, errlen,
 			 "a secret of %zu bytes is too short: at least 16",

@@ -341,6 +341,7 @@ static int parse_common(int c, const char *arg, struct opts *o)
 
 	switch (c) {
 	case 'c':
+		o->channels_given = true;
 		return parse_uint(arg, "channel count", 1, MFD_MAX_CHANNELS,
 				  &o->cfg.channels);
 	case 'm':

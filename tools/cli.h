@@ -19,6 +19,7 @@ struct opts {
 	bool json;
 	bool quiet;
 	bool progress;
+	bool channels_given; /* -c: else fd: URIs give one per descriptor */
 	double stats_interval;
 	uint8_t secret[4096]; /* --secret-file's bytes */
 	/* send, recv: --region NAME=PATH */

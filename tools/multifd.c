@@ -54,7 +54,9 @@ static const char send_usage[] =
 	"       multifd send [OPTIONS] URI --region NAME=PATH...\n"
 	"Send FILE (a multiple of the page size) as one region, or each\n"
 	"--region file as a region of that name, to a receiver listening at\n"
-	"URI: tcp:HOST:PORT, tcp:[V6ADDR]:PORT, unix:PATH or rdma:HOST:PORT.\n"
+	"URI: tcp:HOST:PORT, tcp:[V6ADDR]:PORT, unix:PATH, rdma:HOST:PORT,\n"
+	"or fd:N[,N...], connected sockets this process inherited, one per\n"
+	"channel (the channel count defaults to their number).\n"
 	"Files may be regular files, /dev/shm objects or the memory-backend\n"
 	"files of a paused hypervisor.\n\n" COMMON_HELP
 	"  -R, --region NAME=PATH  send PATH as region NAME (repeatable)\n"
@@ -69,7 +71,8 @@ static const char recv_usage[] =
 	"new file that replaces FILE only once the session succeeded: a\n"
 	"failed session leaves an existing FILE as it was. Exit once every\n"
 	"page is in place. The method, page size and channel count come from\n"
-	"the sender.\n\n"
+	"the sender. With fd:N[,N...] it listens nowhere: the channels are\n"
+	"the connected sockets it inherited.\n\n"
 	COMMON_HELP
 	"  -R, --region NAME=PATH  receive region NAME into PATH (repeatable)\n"
 	"      --inplace           write into an existing FILE (of the\n"
@@ -293,6 +296,12 @@ int cmd_send(int argc, char **argv)
 		o.regions[o.nregions++].path = argv[optind + 1];
 	}
 	o.cfg.uri = argv[optind];
+	/* fd:N,N,...: a channel per descriptor unless -c says otherwise */
+	if (!o.channels_given && !strncmp(o.cfg.uri, "fd:", 3)) {
+		o.cfg.channels = 1;
+		for (const char *p = o.cfg.uri; *p; p++)
+			o.cfg.channels += *p == ',';
+	}
 	r = mfd_session_new(&o.cfg, MFD_ROLE_SEND, &s, err, sizeof(err));
 	if (r) {
 		die_msg("send: %s", err);

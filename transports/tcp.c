@@ -55,6 +55,9 @@ struct sock_conn {
 	int fd;
 	unsigned timeout_ms;
 	bool zerocopy;
+	/* a duplicate of a descriptor the caller keeps: closing ours alone
+	 * would not end the connection, so close() shuts it down first */
+	bool handed_in;
 	/* MSG_ZEROCOPY sends made, and how many of them have completed (the
 	 * sum of the lengths of the ranges the kernel reported, which may
 	 * come in any order). Only the channel thread touches these. */
@@ -505,6 +508,8 @@ static void sock_close(struct mfd_conn *c)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
 
+	if (sc->handed_in)
+		shutdown(sc->fd, SHUT_RDWR);
 	close(sc->fd);
 	free(sc);
 }
@@ -554,6 +559,51 @@ static int conn_out(const struct mfd_transport_ops *ops, int fd,
 		return -ENOMEM;
 	}
 	*out = &sc->base;
+	return 0;
+}
+
+int mfd__sock_conn_from_fd(int fd, struct mfd_conn **out, char *err,
+			   size_t errlen)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	int type = 0, copy;
+	socklen_t tlen = sizeof(type);
+	struct stat st;
+
+	if (fstat(fd, &st)) {
+		snprintf(err, errlen, "descriptor %d: %s", fd, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISSOCK(st.st_mode) ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) ||
+	    type != SOCK_STREAM) {
+		snprintf(err, errlen,
+			 "descriptor %d is not a stream socket: expected a "
+			 "connected TCP or Unix stream socket",
+			 fd);
+		return -ENOTSOCK;
+	}
+	if (getpeername(fd, (struct sockaddr *)&peer, &len)) {
+		snprintf(err, errlen,
+			 "descriptor %d is not connected (%s): expected a "
+			 "connected socket, one per channel",
+			 fd, strerror(errno));
+		return -ENOTCONN;
+	}
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (copy < 0) {
+		snprintf(err, errlen, "descriptor %d: dup: %s", fd,
+			 strerror(errno));
+		return -errno;
+	}
+	if (conn_out(peer.ss_family == AF_UNIX ? &mfd__unix_ops
+					       : &mfd__tcp_ops,
+		     copy, out)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	((struct sock_conn *)*out)->handed_in = true;
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,48 @@ static int split_host_port(const char *rest, struct mfd_uri *u, char *err,
 	return 0;
 }
 
+/* fd:N[,N...]: decimal descriptor numbers, each named once. */
+static int parse_fds(const char *s, struct mfd_uri *u, char *err,
+		     size_t errlen)
+{
+	const char *p = s + 3;
+
+	for (;;) {
+		char *end = NULL;
+		long v = -1;
+
+		errno = 0;
+		if (*p >= '0' && *p <= '9')
+			v = strtol(p, &end, 10);
+		if (v < 0 || errno || v > INT_MAX || (*end && *end != ',')) {
+			snprintf(err, errlen,
+				 "bad descriptor list in '%s': expected "
+				 "fd:N[,N...], N a file descriptor number",
+				 s);
+			return -EINVAL;
+		}
+		for (unsigned i = 0; i < u->nfds; i++)
+			if (u->fds[i] == (int)v) {
+				snprintf(err, errlen,
+					 "'%s' names descriptor %ld twice: "
+					 "expected one per channel",
+					 s, v);
+				return -EINVAL;
+			}
+		if (u->nfds == MFD_URI_MAX_FDS) {
+			snprintf(err, errlen,
+				 "'%s' names more than %u descriptors: at "
+				 "most one per channel",
+				 s, MFD_URI_MAX_FDS);
+			return -EINVAL;
+		}
+		u->fds[u->nfds++] = (int)v;
+		if (!*end)
+			return 0;
+		p = end + 1;
+	}
+}
+
 int mfd__uri_parse(const char *s, struct mfd_uri *u, char *err,
 		   size_t errlen)
 {
@@ -94,9 +137,13 @@ int mfd__uri_parse(const char *s, struct mfd_uri *u, char *err,
 		memcpy(u->path, s + 5, n + 1);
 		return 0;
 	}
+	if (!strncmp(s, "fd:", 3)) {
+		u->scheme = MFD_SCHEME_FD;
+		return parse_fds(s, u, err, errlen);
+	}
 	snprintf(err, errlen,
-		 "unknown URI '%s': expected tcp:HOST:PORT, unix:PATH or "
-		 "rdma:HOST:PORT",
+		 "unknown URI '%s': expected tcp:HOST:PORT, unix:PATH, "
+		 "rdma:HOST:PORT or fd:N[,N...]",
 		 s);
 	return -EINVAL;
 }
@@ -108,6 +155,8 @@ const struct mfd_transport_ops *mfd__transport_get(enum mfd_scheme s)
 		return &mfd__tcp_ops;
 	case MFD_SCHEME_UNIX:
 		return &mfd__unix_ops;
+	case MFD_SCHEME_FD:
+		return &mfd__fd_ops;
 	case MFD_SCHEME_RDMA:
 #ifdef HAVE_RDMA
 		return &mfd__rdma_ops;

@@ -21,7 +21,11 @@ enum mfd_scheme {
 	MFD_SCHEME_TCP = 1,
 	MFD_SCHEME_UNIX,
 	MFD_SCHEME_RDMA,
+	MFD_SCHEME_FD, /* connections opened by the caller, one per channel */
 };
+
+/* fd: names at most one descriptor per channel. */
+#define MFD_URI_MAX_FDS 64
 
 /* A parsed URI. */
 struct mfd_uri {
@@ -29,9 +33,15 @@ struct mfd_uri {
 	char host[256]; /* tcp, rdma: without brackets */
 	char port[16];
 	char path[108]; /* unix: sun_path */
+	int fds[MFD_URI_MAX_FDS]; /* fd: the descriptors, in the URI's order */
+	unsigned nfds;
+	/* connect(): the index of the channel being opened (fd: takes the
+	 * channel's own descriptor); set by the sender per channel */
+	unsigned channel;
 };
 
-/* Parse tcp:HOST:PORT, tcp:[V6]:PORT, unix:PATH, rdma:HOST:PORT. */
+/* Parse tcp:HOST:PORT, tcp:[V6]:PORT, unix:PATH, rdma:HOST:PORT,
+ * fd:N[,N...]. */
 int mfd__uri_parse(const char *s, struct mfd_uri *u, char *err,
 		   size_t errlen);
 
@@ -142,6 +152,13 @@ struct mfd_transport_ops {
 
 extern const struct mfd_transport_ops mfd__tcp_ops;
 extern const struct mfd_transport_ops mfd__unix_ops;
+extern const struct mfd_transport_ops mfd__fd_ops;
+
+/* A connection over a duplicate of fd, a connected stream socket handed in
+ * by the caller (tcp or unix ops by its family). 0 or -errno, err saying
+ * what fd is when it is not such a socket. */
+int mfd__sock_conn_from_fd(int fd, struct mfd_conn **out, char *err,
+			   size_t errlen);
 #ifdef HAVE_RDMA
 extern const struct mfd_transport_ops mfd__rdma_ops;
 #endif

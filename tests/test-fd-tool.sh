@@ -1,0 +1,66 @@
+#!/bin/bash
+# test-fd-tool.sh - the tool over fd: channels: a parent (python3) opens
+# socketpairs, hands one end of each to `multifd recv fd:...` and the
+# other, listed backwards, to `multifd send fd:...`; the file arrives
+# identical. A descriptor that is not a socket, and a -c that does not
+# match the list, are refused with a sentence that says so.
+set -u
+MULTIFD=${MULTIFD:-./multifd}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+. "$(dirname "$0")/lib/report.sh"
+
+head -c $((4 << 20)) /dev/urandom >"$dir/src"
+
+# pair N SEND-ARGS...: prints "RECV-STATUS SEND-STATUS" after both ended
+pair() {
+	python3 - "$MULTIFD" "$dir" "$@" <<'PY'
+import socket, subprocess, sys
+multifd, d, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+extra = sys.argv[4:]
+pairs = [socket.socketpair() for _ in range(n)]
+a = [p[0].fileno() for p in pairs]
+b = [p[1].fileno() for p in pairs]
+uri = lambda fds: "fd:" + ",".join(str(f) for f in fds)
+with open(d + "/recv.err", "w") as re, open(d + "/send.err", "w") as se:
+    r = subprocess.Popen([multifd, "recv", "--timeout", "10", uri(a),
+                          d + "/dst"], pass_fds=a, stderr=re,
+                         stdout=subprocess.DEVNULL)
+    s = subprocess.Popen([multifd, "send", "--timeout", "10"] + extra +
+                         [uri(b[::-1]), d + "/src"], pass_fds=b, stderr=se,
+                         stdout=subprocess.DEVNULL)
+    for p in pairs:  # only the children hold them now
+        p[0].close()
+        p[1].close()
+    print(r.wait(timeout=60), s.wait(timeout=60))
+PY
+}
+
+for n in 1 4; do
+	rm -f "$dir/dst"
+	st=$(pair $n)
+	if [ "$st" = "0 0" ] && cmp -s "$dir/src" "$dir/dst"; then
+		ok "$n socketpair(s), listed backwards by the sender"
+	else
+		bad "$n socketpair(s): exit statuses $st: $(cat "$dir/recv.err" "$dir/send.err")"
+	fi
+done
+
+rm -f "$dir/dst"
+st=$(pair 2 -c 3)
+if [ "${st#* }" = 2 ] && grep -q "2 descriptors for 3 channels" "$dir/send.err"; then
+	ok "-c 3 with two descriptors: usage error"
+else
+	bad "-c 3 with two descriptors: $st: $(cat "$dir/send.err")"
+fi
+[ -e "$dir/dst" ] && bad "a refused session left a file behind" ||
+	ok "nothing received, nothing written"
+
+out=$("$MULTIFD" send fd:0 "$dir/src" </dev/null 2>&1)
+st=$?
+if [ $st = 1 ] && [[ $out == *"descriptor 0 is not a stream socket"* ]]; then
+	ok "fd:0 on /dev/null refused: $out"
+else
+	bad "fd:0 on /dev/null: status $st: $out"
+fi
+report test-fd-tool.sh
