@@ -613,6 +613,8 @@ static void prefault_start(struct mfd_session *s)
 	if (s->cfg.prefault)
 		s->prefault_started = !pthread_create(&s->prefault_thread, NULL,
 						      prefault_main, s);
+	if (s->prefault_started)
+		pthread_setname_np(s->prefault_thread, "mfd-prefault");
 }
 
 static void prefault_stop(struct mfd_session *s)

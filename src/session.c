@@ -544,6 +544,15 @@ int mfd__channels_start(struct mfd_session *s, void *(*fn)(void *))
 			return -r;
 		}
 		s->ch[i].thread_started = true;
+		/* named for top, perf and gdb: mfd-tx-3, mfd-rx-0 */
+		{
+			char name[16];
+
+			snprintf(name, sizeof(name), "mfd-%s-%u",
+				 s->role == MFD_ROLE_SEND ? "tx" : "rx",
+				 i % MFD_MAX_CHANNELS);
+			pthread_setname_np(s->ch[i].thread, name);
+		}
 	}
 	return 0;
 }

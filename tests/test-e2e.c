@@ -6,7 +6,9 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -236,6 +238,56 @@ static void test_zero_range_shared(void)
 	close(fd);
 }
 
+/* Does a thread of this process carry the name? */
+static bool thread_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	bool found = false;
+
+	while (d && !found && (e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = 0;
+		fclose(f);
+		found = !strcmp(comm, name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Channel threads are named after their role and channel. */
+static void test_thread_names(void)
+{
+	enum { LEN = 1 << 20 };
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_config cfg;
+	struct pair p;
+
+	mfd_config_init(&cfg);
+	cfg.channels = 2;
+	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src,
+					 dst, LEN), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	/* after a sync the receiver's channels are running too */
+	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), 0);
+	CU_ASSERT(thread_named("mfd-tx-0") && thread_named("mfd-tx-1"));
+	CU_ASSERT(thread_named("mfd-rx-0") && thread_named("mfd-rx-1"));
+	CU_ASSERT_FALSE(thread_named("mfd-tx-2"));
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -252,6 +304,7 @@ int main(void)
 		{ "zero ranges into fresh memory", test_zero_ranges_fresh },
 		{ "zero ranges onto old data, private", test_zero_range_private },
 		{ "zero ranges onto old data, shared", test_zero_range_shared },
+		{ "channel threads are named", test_thread_names },
 		{ NULL, NULL },
 	};
 
