@@ -141,6 +141,17 @@ struct mfd_config {
 				   succeeds only when all are identical.
 				   Hashing takes about 0.1 s per GiB on each
 				   side and must fit in timeout_ms */
+	/* Receiver policy: a receiver adopts what its sender proposes
+	   unless these bound it; a sender outside them is refused at the
+	   handshake with a sentence that names the value and the bound
+	   (the sender reports it as the receiver's refusal). Defaults:
+	   accept anything. */
+	unsigned accept_max_channels; /* 0: up to MFD_MAX_CHANNELS */
+	unsigned accept_methods;	/* bit (1u << method) per accepted
+					   method; 0: every built-in one */
+	uint32_t accept_max_page_size;	/* 0: any (up to 65536) */
+	bool require_checksum;	/* refuse senders without checksum */
+	bool require_verify;	/* refuse senders without verify */
 };
 
 /* Per-channel and per-session counters. */

@@ -944,6 +944,40 @@ static int adopt(struct mfd_session *s, const struct mfd_init *in)
 	return mfd__channels_alloc(s, in->channels);
 }
 
+/* The sender's proposal is inside the embedder's bounds (mfd_config's
+ * receiver policy). */
+static int policy_allows(const struct mfd_config *c, const struct mfd_init *in,
+			 char *err, size_t errlen)
+{
+	if (c->accept_max_channels && in->channels > c->accept_max_channels)
+		snprintf(err, errlen,
+			 "the sender proposes %u channels; this receiver "
+			 "accepts at most %u",
+			 in->channels, c->accept_max_channels);
+	else if (c->accept_methods && !(c->accept_methods & (1u << in->method)))
+		snprintf(err, errlen,
+			 "the sender proposes method %s, which this receiver "
+			 "does not accept",
+			 mfd_method_name(in->method));
+	else if (c->accept_max_page_size &&
+		 in->page_size > c->accept_max_page_size)
+		snprintf(err, errlen,
+			 "the sender proposes pages of %u bytes; this "
+			 "receiver accepts at most %u",
+			 in->page_size, c->accept_max_page_size);
+	else if (c->require_checksum && !(in->features & MFD_FEAT_CHECKSUM))
+		snprintf(err, errlen,
+			 "this receiver requires packet checksums: the sender "
+			 "must use checksum (--checksum)");
+	else if (c->require_verify && !(in->features & MFD_FEAT_VERIFY))
+		snprintf(err, errlen,
+			 "this receiver requires region digests: the sender "
+			 "must use verify (--verify)");
+	else
+		return 0;
+	return -EPERM;
+}
+
 /* A channel's authentication matches what this receiver demands. */
 static int auth_agrees(const struct mfd_session *s, const struct mfd_init *in,
 		       char *err, size_t errlen)
@@ -1052,6 +1086,8 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 			 mfd__integrity_missing(in->features));
 		r = -ENOTSUP;
 	}
+	if (!r)
+		r = policy_allows(&s->cfg, in, err, sizeof(err));
 	if (!r)
 		r = auth_agrees(s, in, err, sizeof(err));
 	/* nothing from an unproven peer shapes the session */

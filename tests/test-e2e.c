@@ -238,6 +238,82 @@ static void test_zero_range_shared(void)
 	close(fd);
 }
 
+/* A receiver bounded by rx's policy refuses a sender configured by tx,
+ * with a reason that names `word`, which the sender reports. */
+static void policy_refuses(const struct mfd_config *rx,
+			   const struct mfd_config *tx, const char *word)
+{
+	uint8_t *src = guarded_alloc(1 << 20), *dst = guarded_alloc(1 << 20);
+	/* the receiver waits on for a sender it accepts: not for long */
+	struct mfd_config quick = *rx;
+	struct pair p;
+	const char *e;
+
+	quick.timeout_ms = 1000;
+	memset(&p, 0, sizeof(p));
+	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &quick, "tcp:127.0.0.1:0", dst,
+				       1 << 20), 0);
+	CU_ASSERT(tx_start(&p, tx, src, 1 << 20) == -EPERM);
+	e = p.tx ? mfd_session_error(p.tx) : NULL;
+	if (!e || !strstr(e, word)) {
+		fprintf(stderr, "sender error '%s' does not say '%s'\n", e,
+			word);
+		CU_FAIL("the refusal does not say why");
+	}
+	pair_join_rx(&p);
+	pair_free(&p);
+	guarded_free(src, 1 << 20);
+	guarded_free(dst, 1 << 20);
+}
+
+static void test_receiver_policy(void)
+{
+	struct mfd_config rx, tx;
+
+	mfd_config_init(&tx);
+	tx.channels = 4;
+	tx.timeout_ms = 5000;
+	rx = tx;
+	rx.accept_max_channels = 2;
+	policy_refuses(&rx, &tx, "proposes 4 channels; this receiver accepts "
+				 "at most 2");
+	rx = tx;
+	rx.accept_methods = 1u << MFD_METHOD_ZSTD;
+	policy_refuses(&rx, &tx, "method none");
+	rx = tx;
+	rx.accept_max_page_size = 4096;
+	tx.page_size = 8192;
+	policy_refuses(&rx, &tx, "pages of 8192 bytes");
+	tx.page_size = 4096;
+	rx = tx;
+	rx.require_checksum = true;
+	policy_refuses(&rx, &tx, "requires packet checksums");
+	rx = tx;
+	rx.require_verify = true;
+	policy_refuses(&rx, &tx, "requires region digests");
+	/* inside the bounds: accepted */
+	rx = tx;
+	rx.accept_max_channels = 4;
+	rx.accept_methods = 1u << MFD_METHOD_NONE;
+	rx.accept_max_page_size = 4096;
+	rx.require_checksum = true;
+	tx.checksum = true;
+	{
+		uint8_t *src = guarded_alloc(1 << 20), *dst = guarded_alloc(1 << 20);
+		struct pair p;
+
+		memset(&p, 0, sizeof(p));
+		CU_ASSERT_EQUAL_FATAL(rx_start(&p, &rx, "tcp:127.0.0.1:0", dst,
+					       1 << 20), 0);
+		CU_ASSERT_EQUAL(tx_start(&p, &tx, src, 1 << 20), 0);
+		CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+		CU_ASSERT_EQUAL(pair_finish(&p), 0);
+		pair_free(&p);
+		guarded_free(src, 1 << 20);
+		guarded_free(dst, 1 << 20);
+	}
+}
+
 /* Does a thread of this process carry the name? */
 static bool thread_named(const char *name)
 {
@@ -305,6 +381,8 @@ int main(void)
 		{ "zero ranges onto old data, private", test_zero_range_private },
 		{ "zero ranges onto old data, shared", test_zero_range_shared },
 		{ "channel threads are named", test_thread_names },
+		{ "receiver policy bounds what a sender proposes",
+		  test_receiver_policy },
 		{ NULL, NULL },
 	};
 

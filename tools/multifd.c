@@ -79,6 +79,12 @@ static const char recv_usage[] =
 	"                          region's size) where it is; a failed\n"
 	"                          session leaves it a mix of old and new\n"
 	"                          (a missing FILE is made as without it)\n"
+	"What a sender may propose (refused at the handshake otherwise):\n"
+	"      --max-channels N    at most N channels\n"
+	"      --methods LIST      only these methods (none,zlib,zstd)\n"
+	"      --max-page-size BYTES  pages of at most BYTES\n"
+	"      --require-checksum  senders must use --checksum\n"
+	"      --require-verify    senders must use --verify\n"
 	"The method, level, page size, packet size, zero-copy, bandwidth,\n"
 	"checksum and verify options belong to the sender: the receiver\n"
 	"takes them from it and ignores its own.\n"
@@ -431,20 +437,83 @@ static void log_line(void *opaque, const char *msg)
 	fprintf(stderr, "multifd: recv: %s\n", msg);
 }
 
-enum { OPT_INPLACE = 300 };
+enum {
+	OPT_INPLACE = 300,
+	OPT_MAX_CHANNELS,
+	OPT_METHODS,
+	OPT_MAX_PAGE_SIZE,
+	OPT_REQUIRE_CHECKSUM,
+	OPT_REQUIRE_VERIFY,
+};
 
 static const struct option recv_opt[] = {
 	{ "region", required_argument, NULL, 'R' },
 	{ "inplace", no_argument, NULL, OPT_INPLACE },
+	{ "max-channels", required_argument, NULL, OPT_MAX_CHANNELS },
+	{ "methods", required_argument, NULL, OPT_METHODS },
+	{ "max-page-size", required_argument, NULL, OPT_MAX_PAGE_SIZE },
+	{ "require-checksum", no_argument, NULL, OPT_REQUIRE_CHECKSUM },
+	{ "require-verify", no_argument, NULL, OPT_REQUIRE_VERIFY },
 	{ NULL, 0, NULL, 0 },
 };
 
+/* --methods none,zstd: the methods a receiver accepts */
+static int parse_methods(const char *arg, unsigned *mask)
+{
+	char buf[64], *save = NULL;
+
+	if (strlen(arg) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, arg);
+	*mask = 0;
+	for (char *w = strtok_r(buf, ",", &save); w;
+	     w = strtok_r(NULL, ",", &save)) {
+		enum mfd_method m;
+
+		if (mfd_method_parse(w, &m))
+			goto bad;
+		*mask |= 1u << m;
+	}
+	if (*mask)
+		return 0;
+bad:
+	die_msg("bad method list '%s': expected methods from none, zlib and "
+		"zstd, separated by commas",
+		arg);
+	return -1;
+}
+
 static int recv_arg(int c, const char *arg, struct opts *o)
 {
-	if (c != OPT_INPLACE)
-		return region_arg(c, arg, o);
-	o->inplace = true;
-	return 0;
+	uint64_t size;
+
+	switch (c) {
+	case OPT_INPLACE:
+		o->inplace = true;
+		return 0;
+	case OPT_MAX_CHANNELS:
+		return parse_uint(arg, "channel count", 1, MFD_MAX_CHANNELS,
+				  &o->cfg.accept_max_channels);
+	case OPT_METHODS:
+		return parse_methods(arg, &o->cfg.accept_methods);
+	case OPT_MAX_PAGE_SIZE:
+		if (parse_size(arg, "page size", &size))
+			return -1;
+		if (size < 512 || size > 65536) {
+			die_msg("bad --max-page-size '%s': expected 512..65536",
+				arg);
+			return -1;
+		}
+		o->cfg.accept_max_page_size = (uint32_t)size;
+		return 0;
+	case OPT_REQUIRE_CHECKSUM:
+		o->cfg.require_checksum = true;
+		return 0;
+	case OPT_REQUIRE_VERIFY:
+		o->cfg.require_verify = true;
+		return 0;
+	}
+	return region_arg(c, arg, o);
 }
 
 int cmd_recv(int argc, char **argv)
