@@ -73,8 +73,16 @@ typedef void (*mfd_log_cb)(void *opaque, const char *msg);
 /*
  * Session configuration. Start from mfd_config_init(), which fills the
  * defaults noted beside each field, then change what you need.
+ *
+ * The struct grows at its end from version to version: `size` records
+ * how large the caller's copy is (mfd_config_init() sets it), so that a
+ * library newer than the program reads only the fields the program knows
+ * and takes the defaults for the rest, and an older library refuses a
+ * newer program's fields only when it sets them.
  */
 struct mfd_config {
+	size_t size;		/* sizeof(struct mfd_config) where the caller
+				   was built; set by mfd_config_init() */
 	const char *uri;	/* tcp:HOST:PORT, unix:PATH, rdma:HOST:PORT,
 				   or fd:N[,N...]: connected stream sockets
 				   the caller opened, one per channel (the
@@ -154,7 +162,12 @@ struct mfd_config {
 	bool require_verify;	/* refuse senders without verify */
 };
 
-/* Per-channel and per-session counters. */
+/*
+ * Per-channel and per-session counters. The struct grows at its end: the
+ * library fills as many bytes as the caller's copy has (the macros below
+ * pass its size), so a program built against an older header keeps
+ * working with a newer library.
+ */
 struct mfd_stats {
 	uint64_t bytes;		/* bytes on the wire, headers included */
 	uint64_t payload_bytes;	/* page bytes before compression */
@@ -174,8 +187,10 @@ struct mfd_stats {
 	double seconds;		/* from start to finish (or to now) */
 };
 
-/* Fill *cfg with the defaults. */
-MFD_EXTERN void mfd_config_init(struct mfd_config *cfg);
+/* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the
+ * macro, which passes the size of the struct the caller was built with. */
+MFD_EXTERN void mfd_config_init_sized(struct mfd_config *cfg, size_t size);
+#define mfd_config_init(cfg) mfd_config_init_sized((cfg), sizeof(*(cfg)))
 
 /*
  * Create a session for `role` from *cfg (copied; cfg->uri is copied too).
@@ -298,13 +313,19 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s);
  */
 MFD_EXTERN void mfd_session_cancel(struct mfd_session *s);
 
-/* Totals over all channels. Thread-safe; counters may lag by a packet. */
-MFD_EXTERN void mfd_session_stats(const struct mfd_session *s,
-				  struct mfd_stats *st);
+/* Totals over all channels, into the first size bytes of *st. Thread-safe;
+ * counters may lag by a packet. Call it through the macro. */
+MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
+					struct mfd_stats *st, size_t size);
+#define mfd_session_stats(s, st) \
+	mfd_session_stats_sized((s), (st), sizeof(*(st)))
 
 /* Counters of one channel; -EINVAL for a bad index. Thread-safe. */
-MFD_EXTERN int mfd_channel_stats(const struct mfd_session *s,
-				 unsigned channel, struct mfd_stats *st);
+MFD_EXTERN int mfd_channel_stats_sized(const struct mfd_session *s,
+				       unsigned channel, struct mfd_stats *st,
+				       size_t size);
+#define mfd_channel_stats(s, channel, st) \
+	mfd_channel_stats_sized((s), (channel), (st), sizeof(*(st)))
 
 /* The number of channels (on the receiver, known after the handshake). */
 MFD_EXTERN unsigned mfd_session_channels(const struct mfd_session *s);

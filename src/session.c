@@ -22,15 +22,60 @@ MFD_EXTERN const char *mfd_version(void)
 	return PACKAGE_VERSION;
 }
 
-MFD_EXTERN void mfd_config_init(struct mfd_config *cfg)
+static void config_defaults(struct mfd_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
 	cfg->channels = 2;
 	cfg->method = MFD_METHOD_NONE;
 	cfg->page_size = 4096;
 	cfg->pages_per_packet = 0; /* 128, fewer for pages over 32 KiB */
 	cfg->zero_page_detection = true;
 	cfg->timeout_ms = 30000;
+}
+
+/* The defaults, as far as the caller's struct reaches. */
+MFD_EXTERN void mfd_config_init_sized(struct mfd_config *cfg, size_t size)
+{
+	struct mfd_config d;
+
+	if (size < sizeof(cfg->size))
+		return;
+	config_defaults(&d);
+	if (size > sizeof(d)) /* a newer header: its new fields are 0 */
+		memset((uint8_t *)cfg + sizeof(d), 0, size - sizeof(d));
+	memcpy(cfg, &d, size < sizeof(d) ? size : sizeof(d));
+	cfg->size = size;
+}
+
+/*
+ * The caller's config as this library's struct: fields the caller's
+ * header did not have take their defaults; fields this library does not
+ * know must be zero (unset), else the caller asks for what it cannot get.
+ */
+static int config_import(const struct mfd_config *in, struct mfd_config *out,
+			 char *err, size_t errlen)
+{
+	config_defaults(out);
+	if (in->size < offsetof(struct mfd_config, uri) + sizeof(in->uri)) {
+		snprintf(err, errlen,
+			 "struct mfd_config of %zu bytes: start it with "
+			 "mfd_config_init()",
+			 in->size);
+		return -EINVAL;
+	}
+	for (size_t i = sizeof(*out); i < in->size; i++)
+		if (((const uint8_t *)in)[i]) {
+			snprintf(err, errlen,
+				 "struct mfd_config sets fields (byte %zu of "
+				 "%zu) this libmultifd does not know: it is "
+				 "older than the program",
+				 i, in->size);
+			return -ENOTSUP;
+		}
+	memcpy(out, in, in->size < sizeof(*out) ? in->size : sizeof(*out));
+	out->size = sizeof(*out);
+	return 0;
 }
 
 static int check_config(const struct mfd_config *c, enum mfd_role role,
@@ -84,10 +129,11 @@ static int check_config(const struct mfd_config *c, enum mfd_role role,
 	return 0;
 }
 
-MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
+MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 			       enum mfd_role role, struct mfd_session **out,
 			       char *errbuf, size_t errlen)
 {
+	struct mfd_config own, *cfg = &own;
 	char scratch[1];
 	struct mfd_session *s;
 	int r;
@@ -97,7 +143,9 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *cfg,
 		errbuf = scratch;
 		errlen = sizeof(scratch);
 	}
-	r = check_config(cfg, role, errbuf, errlen);
+	r = config_import(caller_cfg, &own, errbuf, errlen);
+	if (!r)
+		r = check_config(cfg, role, errbuf, errlen);
 	if (r)
 		return r;
 	s = calloc(1, sizeof(*s));
@@ -628,19 +676,35 @@ static double elapsed(const struct mfd_session *s)
 	       (double)(end.tv_nsec - s->t_start.tv_nsec) / 1e9;
 }
 
+/* The counters a channel keeps, summed field by field (a new field of
+ * struct mfd_stats that channels count is added here). */
+#define CHANNEL_COUNTERS(X)                                                \
+	X(bytes) X(payload_bytes) X(packets) X(normal_pages) X(zero_pages) \
+	X(raw_packets) X(zerocopy_sends) X(zerocopy_copied)                \
+	X(zerocopy_fallbacks) X(rounds) X(cpu_ns)
+
 static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
 {
-	const uint64_t *a = (const uint64_t *)src;
-	uint64_t *b = (uint64_t *)dst;
-
-	/* every field before `seconds` is a uint64_t counter */
-	for (size_t i = 0; i < offsetof(struct mfd_stats, seconds) / 8; i++)
-		b[i] += __atomic_load_n(&a[i], __ATOMIC_RELAXED);
+#define ADD(f) dst->f += __atomic_load_n(&src->f, __ATOMIC_RELAXED);
+	CHANNEL_COUNTERS(ADD)
+#undef ADD
 }
 
-MFD_EXTERN void mfd_session_stats(const struct mfd_session *s,
-				  struct mfd_stats *st)
+/* The first size bytes of *st (a caller's older, smaller struct), or all
+ * of it and zeros beyond (a newer header's larger one). */
+static void stats_out(const struct mfd_stats *st, void *out, size_t size)
 {
+	if (size > sizeof(*st)) {
+		memset((uint8_t *)out + sizeof(*st), 0, size - sizeof(*st));
+		size = sizeof(*st);
+	}
+	memcpy(out, st, size);
+}
+
+MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
+					struct mfd_stats *out, size_t size)
+{
+	struct mfd_stats total, *st = &total;
 	struct mfd_channel *ch;
 	unsigned n;
 
@@ -659,11 +723,14 @@ MFD_EXTERN void mfd_session_stats(const struct mfd_session *s,
 	else
 		st->rounds = __atomic_load_n(&s->rounds, __ATOMIC_RELAXED);
 	st->seconds = elapsed(s);
+	stats_out(st, out, size);
 }
 
-MFD_EXTERN int mfd_channel_stats(const struct mfd_session *s,
-				 unsigned channel, struct mfd_stats *st)
+MFD_EXTERN int mfd_channel_stats_sized(const struct mfd_session *s,
+				       unsigned channel, struct mfd_stats *out,
+				       size_t size)
 {
+	struct mfd_stats one, *st = &one;
 	struct mfd_channel *ch;
 	unsigned n;
 
@@ -676,6 +743,7 @@ MFD_EXTERN int mfd_channel_stats(const struct mfd_session *s,
 	memset(st, 0, sizeof(*st));
 	stats_read(&ch[channel].st, st);
 	st->seconds = elapsed(s);
+	stats_out(st, out, size);
 	return 0;
 }
 
