@@ -292,6 +292,37 @@ MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 MFD_EXTERN int mfd_send_sync(struct mfd_session *s);
 
 /*
+ * Sender: the figures of one completed round (rounds end at each
+ * mfd_send_sync(), the last at mfd_send_finish()), for deciding when to
+ * stop iterating. The struct grows at its end, like struct mfd_stats.
+ */
+struct mfd_round_stats {
+	uint64_t round;		/* 0, 1, ... */
+	uint64_t pages;		/* pages the round named, zero ones too */
+	uint64_t bytes;		/* bytes on the wire */
+	double seconds;		/* from the previous round's end (or the
+				   session's start) to this one's */
+	double bytes_per_s;	/* bytes / seconds */
+	uint64_t dirty_pages;	/* pages mfd_send_dirty() found in it */
+	double dirty_pages_per_s; /* those over the time since the previous
+				     round's first mfd_send_dirty() (or
+				     its start, for a round without one:
+				     mfd_send_region()) */
+	double projected_downtime_s; /* what stopping after this round
+					would take: the pages dirtied
+					during it at that rate, sent at
+					its bandwidth */
+};
+
+/* Round `round`'s figures; -ENOENT when it has not completed. Thread-safe.
+ * Call it through the macro. */
+MFD_EXTERN int mfd_round_stats_sized(const struct mfd_session *s,
+				     unsigned round,
+				     struct mfd_round_stats *st, size_t size);
+#define mfd_round_stats(s, round, st) \
+	mfd_round_stats_sized((s), (round), (st), sizeof(*(st)))
+
+/*
  * Sender: end the session: a final sync, an END packet on every channel,
  * and a wait for the receiver's acknowledgement that every page is in
  * place. Returns 0 only when the receiver confirmed.

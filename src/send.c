@@ -884,6 +884,7 @@ MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 		if (queued)
 			*queued = total;
 	}
+	mfd__rounds_dirty(&s->round_log, total);
 	return 0;
 }
 
@@ -914,8 +915,15 @@ MFD_EXTERN int mfd_send_sync(struct mfd_session *s)
 	if (r)
 		return r;
 	r = all_channels(s, MFD_JOB_SYNC);
-	if (!r) /* atomic: mfd_session_stats() reads it from any thread */
+	if (!r) { /* atomic: mfd_session_stats() reads it from any thread */
+		struct mfd_stats st;
+
 		__atomic_store_n(&s->round, s->round + 1, __ATOMIC_RELAXED);
+		mfd_session_stats(s, &st);
+		r = mfd__rounds_end(&s->round_log, st.bytes,
+				    st.normal_pages + st.zero_pages,
+				    s->cfg.page_size);
+	}
 	return r;
 }
 

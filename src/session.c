@@ -234,6 +234,7 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 	pthread_mutex_init(&s->lock, NULL);
 	mfd__cond_init(&s->idle_cond);
 	mfd__cond_init(&s->barrier_cond);
+	mfd__rounds_init(&s->round_log);
 	*out = s;
 	return 0;
 fail:
@@ -284,6 +285,7 @@ MFD_EXTERN int mfd_session_start(struct mfd_session *s)
 		return -EBUSY;
 	s->started = true;
 	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
+	mfd__rounds_begin(&s->round_log, 0, 0);
 	r = mfd__guard_install();
 	if (r) {
 		mfd__session_fail(s, -1, r, "cannot install the SIGBUS handler: %s",
@@ -806,5 +808,14 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 	pthread_cond_destroy(&s->idle_cond);
 	pthread_mutex_destroy(&s->lock);
 	mfd__ratelimit_destroy(&s->ratelimit);
+	mfd__rounds_free(&s->round_log);
 	free(s);
+}
+
+MFD_EXTERN int mfd_round_stats_sized(const struct mfd_session *s,
+				     unsigned round,
+				     struct mfd_round_stats *st, size_t size)
+{
+	return mfd__rounds_get((struct mfd_rounds *)&s->round_log, round, st,
+			       size);
 }

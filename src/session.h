@@ -14,6 +14,7 @@
 #include "multifd.h"
 #include "method.h"
 #include "ratelimit.h"
+#include "rounds.h"
 #include "transports/transport.h"
 
 /* What a sender channel thread is asked to do next. */
@@ -106,6 +107,7 @@ struct mfd_session {
 	bool verified;	      /* receiver: the VERIFY packet arrived */
 	uint64_t sent_digest[MFD_MAX_REGIONS]; /* receiver: VERIFY's */
 	uint64_t rounds;      /* receiver: rounds every channel completed */
+	struct mfd_rounds round_log; /* sender: each round's figures */
 	char cb_err[300];     /* mfd_session_set_error() from a callback */
 
 	/* Only the owner thread touches these. */

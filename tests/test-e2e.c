@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -314,6 +315,58 @@ static void test_receiver_policy(void)
 	}
 }
 
+/* Each round's figures: a full round, then two rounds of dirty pages
+ * found 100 ms apart, whose rate and projected downtime follow. */
+static void test_round_figures(void)
+{
+	enum { LEN = 4 << 20, PAGES = LEN / 4096 };
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	uint64_t bitmap[PAGES / 64] = { 0 }, queued = 0, seed = 8;
+	struct mfd_round_stats r[3], small;
+	struct mfd_config cfg;
+	struct pair p;
+
+	fill_random(src, LEN, &seed);
+	mfd_config_init(&cfg);
+	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src,
+					 dst, LEN), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), 0);
+	bitmap[0] = 0x3ff; /* 10 pages */
+	CU_ASSERT_EQUAL(mfd_send_dirty(p.tx, p.region, bitmap, &queued), 0);
+	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), 0);
+	usleep(100 * 1000);
+	bitmap[1] = 0xfffff; /* 20 pages */
+	CU_ASSERT_EQUAL(mfd_send_dirty(p.tx, p.region, bitmap, &queued), 0);
+	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), 0);
+	for (unsigned i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(mfd_round_stats(p.tx, i, &r[i]), 0);
+	CU_ASSERT_EQUAL(mfd_round_stats(p.tx, 3, &small), -ENOENT);
+	CU_ASSERT(r[0].round == 0 && r[0].pages == PAGES &&
+		  r[0].bytes > (uint64_t)LEN && r[0].seconds > 0 &&
+		  r[0].bytes_per_s > 0 && r[0].dirty_pages == 0);
+	/* dirtied since the full round began */
+	CU_ASSERT(r[1].pages == 10 && r[1].dirty_pages == 10 &&
+		  r[1].dirty_pages_per_s > 0);
+	CU_ASSERT(r[2].pages == 20 && r[2].dirty_pages == 20);
+	/* 20 pages over the 0.1 s or more since the previous scan */
+	CU_ASSERT(r[2].dirty_pages_per_s > 20 && r[2].dirty_pages_per_s <= 200);
+	CU_ASSERT(r[2].projected_downtime_s > 0);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT_EQUAL(mfd_round_stats(p.tx, 3, &small), 0); /* the last */
+	/* an older, smaller struct: only its bytes */
+	memset(&small, 0xee, sizeof(small));
+	CU_ASSERT_EQUAL(mfd_round_stats_sized(p.tx, 2, &small,
+					      offsetof(struct mfd_round_stats,
+						       dirty_pages)), 0);
+	CU_ASSERT(small.pages == 20 && small.dirty_pages ==
+						  0xeeeeeeeeeeeeeeeeull);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
 /* Does a thread of this process carry the name? */
 static bool thread_named(const char *name)
 {
@@ -381,6 +434,7 @@ int main(void)
 		{ "zero ranges onto old data, private", test_zero_range_private },
 		{ "zero ranges onto old data, shared", test_zero_range_shared },
 		{ "channel threads are named", test_thread_names },
+		{ "figures of each round", test_round_figures },
 		{ "receiver policy bounds what a sender proposes",
 		  test_receiver_policy },
 		{ NULL, NULL },

@@ -93,6 +93,7 @@ transfer() {
 	fi
 	json_ok "$out" "send --json"
 	json_ok "$(cat "$dir/recv.json")" "recv --json"
+	send_json=$out
 }
 
 transfer tcp:127.0.0.1:0
@@ -107,6 +108,15 @@ transfer tcp:127.0.0.1:0 -c 2 --page-size 65536
 transfer tcp:127.0.0.1:0 -c 4
 grep -q '"rounds":1,' "$dir/recv.json" && ok "the receiver reports 1 round of 4 channels" ||
 	bad "receiver's rounds: $(cat "$dir/recv.json")"
+# the sender's figures of that round: every page of the file
+if python3 -c 'import json, sys
+r = json.loads(sys.argv[1])["stats"]["rounds"]
+assert len(r) == 1 and r[0]["pages"] == int(sys.argv[2]) // 4096, r
+assert r[0]["bytes"] > 0 and r[0]["seconds"] > 0, r' "$send_json" "$(stat -c %s "$dir/src")"; then
+	ok "send --json gives the round's pages, bytes and time"
+else
+	bad "send --json rounds: $send_json"
+fi
 
 # several regions: existing files are replaced, missing ones created
 head -c $((2 << 20)) /dev/urandom >"$dir/vga"

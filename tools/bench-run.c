@@ -260,18 +260,12 @@ static int fixed_rounds(const struct opts *o, struct mfd_session *snd,
 	int r = 0;
 
 	for (unsigned k = 0; !r && k < o->rounds; k++) {
-		double t = now_seconds();
-		uint64_t queued = pages;
-
 		if (k == 0)
 			r = mfd_send_region(snd, region);
 		else
-			r = mfd_send_dirty(snd, region, dirty, &queued);
+			r = mfd_send_dirty(snd, region, dirty, NULL);
 		if (!r)
 			r = mfd_send_sync(snd);
-		res->rounds[res->nrounds++] = (struct round_log){
-			.pages = queued, .seconds = now_seconds() - t
-		};
 		if (k + 1 < o->rounds)
 			rewrite_pages(mem, pages, o->cfg.page_size,
 				      o->rewrite_pct, o->content, dirty, seed);
@@ -355,19 +349,17 @@ static int live_rounds(const struct opts *o, struct mfd_session *snd,
 	pthread_create(&wt, NULL, writer_main, &w);
 	for (unsigned k = 0; !r; k++) {
 		struct mfd_stats before, after;
-		uint64_t queued = pages, left;
+		uint64_t left;
 		double secs, rate;
 
 		mfd_session_stats(snd, &before);
 		t = now_seconds();
 		r = k == 0 ? mfd_send_region(snd, region)
-			   : mfd_send_dirty(snd, region, dirty, &queued);
+			   : mfd_send_dirty(snd, region, dirty, NULL);
 		if (!r)
 			r = mfd_send_sync(snd);
 		secs = now_seconds() - t;
 		mfd_session_stats(snd, &after);
-		res->rounds[res->nrounds++] =
-			(struct round_log){ .pages = queued, .seconds = secs };
 		/* the link rate as this round saw it, wire bytes per second */
 		rate = secs > 0 ? (double)(after.bytes - before.bytes) / secs
 				: 0;
@@ -376,7 +368,7 @@ static int live_rounds(const struct opts *o, struct mfd_session *snd,
 			res->converged = true;
 			break;
 		}
-		if (res->nrounds + 1 >= o->max_rounds)
+		if (k + 2 >= o->max_rounds)
 			break;
 	}
 	__atomic_store_n(&w.stop, true, __ATOMIC_RELEASE);
@@ -385,17 +377,10 @@ static int live_rounds(const struct opts *o, struct mfd_session *snd,
 		return r;
 	/* stop and copy: the guest is paused, the rest goes */
 	t = now_seconds();
-	{
-		uint64_t queued = 0;
-
-		r = mfd_send_dirty(snd, region, dirty, &queued);
-		if (!r)
-			r = mfd_send_finish(snd);
-		res->downtime = now_seconds() - t;
-		res->rounds[res->nrounds++] = (struct round_log){
-			.pages = queued, .seconds = res->downtime
-		};
-	}
+	r = mfd_send_dirty(snd, region, dirty, NULL);
+	if (!r)
+		r = mfd_send_finish(snd);
+	res->downtime = now_seconds() - t;
 	return r;
 }
 
@@ -486,6 +471,9 @@ int bench_run(const struct opts *o, struct bench_result *res)
 		res->ceiling = raw_ceiling(src.mem, o->size, o->cfg.channels,
 					   o->pretouch);
 	mfd_session_stats(snd, &res->st);
+	while (res->nrounds < max_rounds + 1 &&
+	       !mfd_round_stats(snd, res->nrounds, &res->rounds[res->nrounds]))
+		res->nrounds++;
 	gib = (double)res->st.payload_bytes / (1u << 30);
 	res->gib_per_s = gib / res->seconds;
 	res->send_cpu_per_gib = gib > 0 ? send_cpu / gib : 0;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "progress.h"
 
 static const char bench_usage[] =
 	"Usage: multifd bench [OPTIONS]\n"
@@ -194,10 +195,10 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 		printf(",\"converged\":%s,\"downtime_s\":%.6f",
 		       r->converged ? "true" : "false", r->downtime);
 	printf(",\"round_log\":[");
-	for (unsigned k = 0; k < r->nrounds; k++)
-		printf("%s{\"pages\":%llu,\"seconds\":%.6f}", k ? "," : "",
-		       (unsigned long long)r->rounds[k].pages,
-		       r->rounds[k].seconds);
+	for (unsigned k = 0; k < r->nrounds; k++) {
+		fputs(k ? "," : "", stdout);
+		fprint_round_json(stdout, &r->rounds[k]);
+	}
 	printf("]}\n");
 }
 
@@ -211,13 +212,20 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 	       mfd_method_name(o->cfg.method), content_names[o->content],
 	       (double)o->size / (1 << 20), o->live ? ", live" : "",
 	       o->pretouch ? "pre-touched" : "fresh");
-	for (unsigned k = 0; r->nrounds > 1 && k < r->nrounds; k++)
-		printf("  round %u: %llu pages (%.1f MiB) in %.3f s%s\n", k + 1,
-		       (unsigned long long)r->rounds[k].pages,
-		       (double)r->rounds[k].pages * o->cfg.page_size /
-			       (1 << 20),
-		       r->rounds[k].seconds,
-		       o->live && k + 1 == r->nrounds ? " (stop and copy)" : "");
+	for (unsigned k = 0; r->nrounds > 2 && k < r->nrounds; k++) {
+		const struct mfd_round_stats *rs = &r->rounds[k];
+
+		printf("  round %u: %llu pages (%.1f MiB) in %.3f s, %.0f MB/s",
+		       k + 1, (unsigned long long)rs->pages,
+		       (double)rs->pages * o->cfg.page_size / (1 << 20),
+		       rs->seconds, rs->bytes_per_s / 1e6);
+		if (rs->dirty_pages_per_s > 0)
+			printf("; dirtied at %.0f pages/s, a stop now: %.1f ms",
+			       rs->dirty_pages_per_s,
+			       rs->projected_downtime_s * 1000);
+		printf("%s\n", o->live && k + 1 == r->nrounds
+				       ? " (stop and copy)" : "");
+	}
 	if (o->live)
 		printf("  %s; downtime %.1f ms (budget %u ms)\n",
 		       r->converged ? "converged"

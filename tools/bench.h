@@ -12,11 +12,6 @@
 
 #include "cli.h"
 
-struct round_log {
-	uint64_t pages;
-	double seconds;
-};
-
 struct bench_result {
 	bool identical;
 	double seconds;	/* sender: start to finish */
@@ -25,7 +20,9 @@ struct bench_result {
 	double send_cpu_per_gib, recv_cpu_per_gib;
 	struct mfd_stats st; /* the sender's */
 	unsigned nrounds;
-	struct round_log *rounds; /* nrounds entries; free() it */
+	/* the library's figures of every round, the one mfd_send_finish()
+	 * ends included; nrounds entries; free() it */
+	struct mfd_round_stats *rounds;
 	/* --live */
 	bool converged;	 /* the dirty set fitted the downtime */
 	double downtime; /* seconds of the final stop-and-copy round */

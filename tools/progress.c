@@ -33,9 +33,21 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       (double)st->cpu_ns / 1e9, st->seconds);
 }
 
+void fprint_round_json(FILE *f, const struct mfd_round_stats *rs)
+{
+	fprintf(f, "{\"round\":%llu,\"pages\":%llu,\"bytes\":%llu,"
+		"\"seconds\":%.6f,\"bytes_per_s\":%.0f,\"dirty_pages\":%llu,"
+		"\"dirty_pages_per_s\":%.1f,\"projected_downtime_s\":%.6f}",
+		(unsigned long long)rs->round, (unsigned long long)rs->pages,
+		(unsigned long long)rs->bytes, rs->seconds, rs->bytes_per_s,
+		(unsigned long long)rs->dirty_pages, rs->dirty_pages_per_s,
+		rs->projected_downtime_s);
+}
+
 void fprint_stats_json(FILE *f, const struct mfd_session *s)
 {
 	unsigned n = mfd_session_channels(s);
+	struct mfd_round_stats rs;
 	struct mfd_stats st;
 
 	mfd_session_stats(s, &st);
@@ -48,6 +60,12 @@ void fprint_stats_json(FILE *f, const struct mfd_session *s)
 		mfd_channel_stats(s, i, &cs);
 		fputs(i ? "," : "", f);
 		stats_object(f, &cs);
+	}
+	/* a sender's completed rounds (a receiver has none) */
+	fputs("],\"rounds\":[", f);
+	for (unsigned k = 0; !mfd_round_stats(s, k, &rs); k++) {
+		fputs(k ? "," : "", f);
+		fprint_round_json(f, &rs);
 	}
 	fputs("]}", f);
 }

@@ -36,5 +36,7 @@ void progress_stop(struct progress *p);
 /* One JSON object: totals and per channel, to stdout or f. */
 void print_stats_json(const struct mfd_session *s);
 void fprint_stats_json(FILE *f, const struct mfd_session *s);
+/* One round's figures as a JSON object. */
+void fprint_round_json(FILE *f, const struct mfd_round_stats *rs);
 
 #endif
