@@ -160,6 +160,14 @@ struct mfd_config {
 	uint32_t accept_max_page_size;	/* 0: any (up to 65536) */
 	bool require_checksum;	/* refuse senders without checksum */
 	bool require_verify;	/* refuse senders without verify */
+	/* The one process-wide setting the library makes: at the first
+	   mfd_session_start() it installs a SIGBUS handler (chained to the
+	   one before it; faults outside its channels' work go there), so
+	   that a region whose file shrinks or fills its disk fails the
+	   session with a sentence instead of killing the process. true:
+	   install nothing; such a fault then kills the process as it would
+	   without the library. Default false. */
+	bool no_sigbus_handler;
 };
 
 /*

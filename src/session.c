@@ -286,7 +286,7 @@ MFD_EXTERN int mfd_session_start(struct mfd_session *s)
 	s->started = true;
 	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
 	mfd__rounds_begin(&s->round_log, 0, 0);
-	r = mfd__guard_install();
+	r = s->cfg.no_sigbus_handler ? 0 : mfd__guard_install();
 	if (r) {
 		mfd__session_fail(s, -1, r, "cannot install the SIGBUS handler: %s",
 				  strerror(-r));

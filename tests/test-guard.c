@@ -8,7 +8,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "pair.h"
@@ -126,9 +129,50 @@ static void test_send_zlib(void) { sender_file_shrinks(MFD_METHOD_ZLIB, false); 
 static void test_recv_zlib(void) { receiver_file_shrinks(MFD_METHOD_ZLIB); }
 #endif
 
+/* With no_sigbus_handler, a session leaves the process's SIGBUS
+ * disposition alone (checked in a child, whose disposition is its own). */
+static void test_no_handler(void)
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct mfd_config cfg;
+		struct mfd_session *s;
+		struct sigaction sa;
+		char err[200];
+		int bad = 0;
+
+		signal(SIGBUS, SIG_DFL);
+		mfd_config_init(&cfg);
+		cfg.uri = "tcp:127.0.0.1:0";
+		cfg.no_sigbus_handler = true;
+		bad |= mfd_session_new(&cfg, MFD_ROLE_RECV, &s, err,
+				       sizeof(err)) != 0;
+		bad |= !bad && mfd_session_start(s) != 0;
+		bad |= sigaction(SIGBUS, NULL, &sa) != 0 ||
+		       sa.sa_handler != SIG_DFL;
+		mfd_session_free(s);
+		/* and without it, a handler is installed */
+		cfg.no_sigbus_handler = false;
+		bad |= mfd_session_new(&cfg, MFD_ROLE_RECV, &s, err,
+				       sizeof(err)) != 0;
+		bad |= !bad && mfd_session_start(s) != 0;
+		bad |= sigaction(SIGBUS, NULL, &sa) != 0 ||
+		       sa.sa_handler == SIG_DFL;
+		mfd_session_free(s);
+		_exit(bad ? 1 : 0);
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
+		{ "no_sigbus_handler: the process's SIGBUS left alone",
+		  test_no_handler },
 		{ "sender's file shrinks, none", test_send_none },
 		{ "sender's file shrinks, none + checksum",
 		  test_send_none_checksum },
