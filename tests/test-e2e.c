@@ -84,6 +84,27 @@ static void *rx_wait(void *rx)
 	return NULL;
 }
 
+/* A receiver whose region `dst` holds old data (not zeroed memory) on
+ * its thread, and a sender with `src` connected to it and started. */
+static void dirty_pair_start(struct mfd_config *cfg, uint8_t *src,
+			     uint8_t *dst, uint64_t len, struct mfd_session **rx,
+			     struct mfd_session **tx, pthread_t *t)
+{
+	char err[200];
+
+	cfg->uri = "tcp:127.0.0.1:0";
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(cfg, MFD_ROLE_RECV, rx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(*rx, "ram", dst, len, false), 0);
+	CU_ASSERT_EQUAL_FATAL(mfd_session_start(*rx), 0);
+	pthread_create(t, NULL, rx_wait, *rx);
+	cfg->uri = mfd_session_uri(*rx);
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(cfg, MFD_ROLE_SEND, tx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(*tx, "ram", src, len, false), 0);
+	CU_ASSERT_EQUAL(mfd_session_start(*tx), 0);
+}
+
 /* The pre-declared region on the receiver is not zeroed memory: zero
  * pages must be cleared there, old content and all. */
 static void test_dirty_receiver_memory(void)
@@ -92,23 +113,12 @@ static void test_dirty_receiver_memory(void)
 	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
 	struct mfd_config cfg;
 	struct mfd_session *rx, *tx;
-	char err[200];
 	pthread_t t;
 
 	memset(dst, 0xaa, LEN); /* old data the sender's zeros must clear */
 	memset(src, 0x55, LEN / 2);
 	mfd_config_init(&cfg);
-	cfg.uri = "tcp:127.0.0.1:0";
-	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_RECV, &rx, err,
-					      sizeof(err)), 0);
-	CU_ASSERT_EQUAL(mfd_session_add_region(rx, "ram", dst, LEN, false), 0);
-	CU_ASSERT_EQUAL_FATAL(mfd_session_start(rx), 0);
-	pthread_create(&t, NULL, rx_wait, rx);
-	cfg.uri = mfd_session_uri(rx);
-	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					      sizeof(err)), 0);
-	CU_ASSERT_EQUAL(mfd_session_add_region(tx, "ram", src, LEN, false), 0);
-	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
+	dirty_pair_start(&cfg, src, dst, LEN, &rx, &tx, &t);
 	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
 	CU_ASSERT_EQUAL(mfd_send_finish(tx), 0);
 	pthread_join(t, NULL);
@@ -178,26 +188,15 @@ static void zero_range_onto(uint8_t *dst, int memfd)
 	uint64_t seed = 4, off[LEN / 2 / PS];
 	struct mfd_config cfg;
 	struct mfd_session *rx, *tx;
-	char err[200];
 	pthread_t t;
 
 	for (uint64_t o = 0; o < LEN / 2; o += PS)
 		fill_random(src + o, PS, &seed);
 	memset(dst, 0xaa, LEN);
 	mfd_config_init(&cfg);
-	cfg.uri = "tcp:127.0.0.1:0";
 	/* a packet buffer of one offset: smaller than a range's payload */
 	cfg.pages_per_packet = 1;
-	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_RECV, &rx, err,
-					      sizeof(err)), 0);
-	CU_ASSERT_EQUAL(mfd_session_add_region(rx, "ram", dst, LEN, false), 0);
-	CU_ASSERT_EQUAL_FATAL(mfd_session_start(rx), 0);
-	pthread_create(&t, NULL, rx_wait, rx);
-	cfg.uri = mfd_session_uri(rx);
-	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					      sizeof(err)), 0);
-	CU_ASSERT_EQUAL(mfd_session_add_region(tx, "ram", src, LEN, false), 0);
-	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
+	dirty_pair_start(&cfg, src, dst, LEN, &rx, &tx, &t);
 	for (size_t i = 0; i < LEN / 2 / PS; i++)
 		off[i] = i * PS;
 	CU_ASSERT_EQUAL(mfd_send_pages(tx, 0, off, LEN / 2 / PS), 0);
