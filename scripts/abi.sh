@@ -4,7 +4,8 @@
 # check: fail when
 #  - the library exports anything but the MFD_EXTERN functions of
 #    include/multifd.h, or src/libmultifd.map does not list exactly those;
-#  - debian/libmultifd0.symbols does not list exactly the exports;
+#  - debian/libmultifd0.symbols does not list exactly the exports (when
+#    there is a debian/: a make dist tarball has none);
 #  - abidiff finds any change against the baseline abi/libmultifd.abi.
 # update: write a new baseline and symbols file from LIB, after showing
 #  what changed; refuses an incompatible change (a function gone, say)
@@ -93,7 +94,8 @@ check)
 		status=1
 	fi
 	gen_symbols >"$tmp/symbols"
-	if ! diff -u "$symfile" "$tmp/symbols" >"$tmp/symdiff"; then
+	# (a make dist tarball has no debian/)
+	if [ -d "$src/debian" ] && ! diff -u "$symfile" "$tmp/symbols" >"$tmp/symdiff"; then
 		cat "$tmp/symdiff"
 		echo "abi.sh: $symfile is not the library's exports: make abi-update"
 		status=1
@@ -112,8 +114,10 @@ update)
 	fi
 	mkdir -p "$src/abi"
 	cp "$tmp/new.abi" "$base"
-	gen_symbols >"$tmp/symbols"
-	cp "$tmp/symbols" "$symfile"
+	if [ -d "$src/debian" ]; then
+		gen_symbols >"$tmp/symbols"
+		cp "$tmp/symbols" "$symfile"
+	fi
 	echo "abi.sh: wrote $base and $symfile for $soname"
 	[ "$soname" = "${base_soname:-$soname}" ] ||
 		echo "abi.sh: the soname is now $soname: rename the libmultifd0 package in debian/ (control, *.install, symbols)"
