@@ -42,6 +42,16 @@ clean_copy() {
 	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C "$1"
 }
 
+# what a build in $work/a was made from: install and repro rebuild it when
+# the tree or the epoch changed since
+tree_stamp() {
+	echo "$SOURCE_DATE_EPOCH $(git rev-parse HEAD 2>/dev/null)" \
+		"$(git status --porcelain 2>/dev/null | sha256sum)"
+}
+have_debs() {
+	[ "$(cat "$work/a/stamp" 2>/dev/null)" = "$(tree_stamp)" ]
+}
+
 # build_debs DIR: .debs of a clean copy in DIR/multifd-VERSION, into DIR
 build_debs() {
 	local dir=$1
@@ -53,6 +63,7 @@ build_debs() {
 		dpkg-buildpackage -us -uc -b -Pnocheck >"$dir/build.log" 2>&1) ||
 		{ tail -40 "$dir/build.log"; die "dpkg-buildpackage failed in $dir (log: $dir/build.log)"; }
 	ls "$dir"/*.deb >/dev/null
+	tree_stamp >"$dir/stamp"
 }
 
 step_versions() {
@@ -79,7 +90,7 @@ step_deb() {
 step_install() {
 	local before after added t uri rpid
 	[ "$(id -u)" = 0 ] || die "install: needs root"
-	ls "$work/a"/libmultifd0_*.deb >/dev/null 2>&1 || step_deb
+	have_debs || step_deb
 	for p in libmultifd0 libmultifd-dev multifd; do
 		[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) = *"ok installed" ]] &&
 			die "$p is installed already: not touching this machine"
@@ -135,7 +146,7 @@ step_install() {
 
 step_repro() {
 	local a b
-	ls "$work/a"/*.deb >/dev/null 2>&1 || step_deb
+	have_debs || step_deb
 	# another path, another length: paths must not reach the .debs
 	build_debs "$work/second-build"
 	a=$(cd "$work/a" && sha256sum *.deb)
