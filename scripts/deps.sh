@@ -1,7 +1,8 @@
 #!/bin/bash
 # deps.sh [build|test] - install the Debian packages multifd needs, only
 # those missing. "build": what building and the demo need. "test": also
-# what the test suite needs (the soft-RoCE guest, sanitizers, fuzzing).
+# what the test suite needs (the soft-RoCE guest, sanitizers, fuzzing,
+# packaging: dpkg-buildpackage, lintian, rpmbuild, abidiff).
 set -euo pipefail
 what=${1:-build}
 
@@ -10,7 +11,8 @@ build_pkgs=(gcc make autoconf automake libtool pkg-config
 	libxxhash-dev)
 test_pkgs=(libcunit1-dev python3 jq groff-base mandoc gnuplot-nox clang
 	iproute2 qemu-system-x86 linux-image-amd64 busybox-static cpio
-	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest)
+	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest
+	dpkg-dev debhelper fakeroot lintian rpm abigail-tools)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

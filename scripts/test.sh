@@ -4,6 +4,7 @@
 # bounded time, and the RDMA tests inside a soft-RoCE guest. Each part
 # prints its own summary; the script fails when any part fails.
 #   QUICK=1     make check only
+#   ONLY=packaging  build, then the ABI and packaging parts only
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -20,6 +21,32 @@ finish() {
 	exit $status
 }
 
+# The ABI and the packages as a distribution builds them (about 2 minutes
+# on 2 cores): scripts/abi.sh, scripts/package-test.sh. The install part
+# removes the packages again, so the later parts see the in-tree build only.
+packaging() {
+	part "ABI: exports, symbols file, abidiff against abi/libmultifd.abi"
+	make -s abi-check || fail "ABI check (make abi-check)"
+	part "Debian packages: dpkg-buildpackage -b from a clean tree, lintian"
+	if scripts/package-test.sh versions deb; then
+		part "installed .debs: example built with pkg-config, the tool over loopback"
+		scripts/package-test.sh install || fail "installed .debs"
+		part "reproducible .debs: a second build, byte-identical"
+		scripts/package-test.sh repro || fail "reproducible .debs"
+	else
+		fail "Debian packages"
+	fi
+	part "RPM packages: rpmbuild -bb from the make dist tarball"
+	scripts/package-test.sh rpm || fail "RPM packages"
+}
+
+if [ "${ONLY:-}" = packaging ]; then
+	part "build"
+	scripts/build.sh || exit 1
+	packaging
+	finish
+fi
+
 part "build and make check"
 scripts/build.sh || exit 1
 make -s -j"$(nproc)" check || fail "make check"
@@ -29,6 +56,8 @@ part "make distcheck"
 make -s -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
 	>/tmp/multifd-distcheck.log 2>&1 && tail -4 /tmp/multifd-distcheck.log ||
 	{ tail -40 /tmp/multifd-distcheck.log; fail "make distcheck"; }
+
+packaging
 
 # Sanitizer builds go in copies of the tree so the in-tree build stays.
 sanitized() {
