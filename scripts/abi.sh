@@ -23,7 +23,8 @@ die() { echo "abi.sh: $*" >&2; exit 1; }
 command -v abidw >/dev/null || die "abidw not found: apt-get install abigail-tools"
 
 # what is public: every MFD_EXTERN function of the header
-sed -n '/^MFD_EXTERN/,/;/p' "$src/include/multifd.h" | tr '\n' ' ' |
+# (a declaration runs from MFD_EXTERN to its ';', on the same line or not)
+sed -n '/^MFD_EXTERN/{:a;/;/!{N;ba};p}' "$src/include/multifd.h" | tr '\n' ' ' |
 	grep -o 'mfd_[a-z0-9_]* *(' | tr -d ' (' | sort -u >"$tmp/header"
 # what the library exports (name@version, defined only)
 nm -D --defined-only "$lib" | awk '$2 == "T" || $2 == "D" || $2 == "B" {print $3}' |
