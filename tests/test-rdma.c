@@ -5,7 +5,8 @@
  * to data), methods none (pages as RDMA WRITEs) and zstd (compressed
  * packets on the stream, incompressible ones raw as WRITEs), compared
  * byte for byte; and a sender or a receiver process that dies mid-round,
- * which the other end must report as an error within its timeout.
+ * which the other end must report as an error within its timeout; a
+ * region registered in several slices, for longer than the timeout.
  *
  * And what a peer can write: nothing, with the session's rkey, once
  * mfd_recv_wait() returned (after success or failure); nothing in one
@@ -68,6 +69,35 @@ static void transfer(enum mfd_method method, unsigned channels)
 		CU_ASSERT(st.raw_packets > 0);
 		CU_ASSERT(st.raw_packets < st.packets);
 	}
+}
+
+/*
+ * A region in several slices (MFD_RDMA_SLICE: 64 MiB and 3 pages, so that
+ * slice boundaries fall inside packets), whose registration (a few
+ * seconds of pinning fresh memory in the guest) takes longer than the
+ * timeout: the WAIT records of the region exchange keep the waiting end
+ * from timing out.
+ */
+static void test_slices(void)
+{
+	const uint64_t len = 256ull << 20;
+	struct mfd_config cfg;
+	struct mfd_stats st = { 0 };
+
+	setenv("MFD_RDMA_SLICE", "67121152", 1);
+	mfd_config_init(&cfg);
+	cfg.channels = 2;
+	cfg.timeout_ms = 1000;
+	CU_ASSERT_EQUAL(run_transfer(&cfg, listen_uri, len, 2, fill_page,
+				     &st),
+			0);
+	unsetenv("MFD_RDMA_SLICE");
+	CU_ASSERT_EQUAL(st.register_bytes, len);
+	fprintf(stderr,
+		"sender: %llu MiB registered in 4 slices in %.2f s "
+		"(%.3f s/GiB), timeout 1 s\n",
+		(unsigned long long)(st.register_bytes >> 20),
+		st.register_seconds, st.register_seconds * (1u << 30) / len);
 }
 
 static void test_none_1(void) { transfer(MFD_METHOD_NONE, 1); }
@@ -269,12 +299,12 @@ static struct mfd_conn *peer_start(struct pair *p, uint8_t *src, uint8_t *dst,
 
 static uint64_t peer_raddr(struct mfd_conn *c)
 {
-	return ((struct rd_conn *)c)->regions[0].raddr;
+	return ((struct rd_conn *)c)->regions[0].rs[0].addr;
 }
 
 static uint32_t peer_rkey(struct mfd_conn *c)
 {
-	return ((struct rd_conn *)c)->regions[0].rkey;
+	return ((struct rd_conn *)c)->regions[0].rs[0].rkey;
 }
 
 /* RDMA WRITE len bytes of src to (raddr, rkey) over c's QP, as any peer
@@ -495,6 +525,8 @@ int main(int argc, char **argv)
 		{ "zstd, 2 channels", test_zstd_2 },
 		{ "zstd, 4 channels", test_zstd_4 },
 #endif
+		{ "slices, registering longer than the timeout",
+		  test_slices },
 		{ "sender dies mid-round", test_sender_dies },
 		{ "receiver dies mid-round", test_receiver_dies },
 		{ "rkey revoked after success", test_revoked_after_success },

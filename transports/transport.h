@@ -57,6 +57,9 @@ struct mfd_conn {
 	char err[160]; /* why the last op failed, for the session's error */
 	/* zero-copy counters, maintained by the transport */
 	uint64_t zc_sends, zc_copied, zc_fallbacks;
+	/* register_region: time spent registering and the bytes registered
+	 * (a registration made once for several channels counts once) */
+	uint64_t reg_ns, reg_bytes;
 };
 
 struct mfd_listener {
