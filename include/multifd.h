@@ -197,6 +197,8 @@ struct mfd_stats {
 	 * regions for the transport, and how many bytes; 0 elsewhere */
 	double register_seconds;
 	uint64_t register_bytes;
+	uint64_t inline_packets; /* rdma: page packets whose header (and
+				    offsets) went inline with the SEND */
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the

@@ -701,7 +701,7 @@ static double elapsed(const struct mfd_session *s)
 #define CHANNEL_COUNTERS(X)                                                \
 	X(bytes) X(payload_bytes) X(packets) X(normal_pages) X(zero_pages) \
 	X(raw_packets) X(zerocopy_sends) X(zerocopy_copied)                \
-	X(zerocopy_fallbacks) X(rounds) X(cpu_ns)
+	X(zerocopy_fallbacks) X(rounds) X(cpu_ns) X(inline_packets)
 
 static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
 {

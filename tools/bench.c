@@ -178,7 +178,8 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       "\"recv_register_s_per_gib\":%.4f,"
 	       "\"zero_pages\":%llu,\"raw_packets\":%llu,"
 	       "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu,"
-	       "\"zerocopy_fallbacks\":%llu",
+	       "\"zerocopy_fallbacks\":%llu,\"inline_packets\":%llu,"
+	       "\"inline_share\":%.4f",
 	       r->identical ? "true" : "false", o->uri ? o->uri : "tcp",
 	       (unsigned long long)o->size, o->cfg.channels,
 	       mfd_method_name(o->cfg.method), o->cfg.level,
@@ -196,7 +197,10 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       (unsigned long long)st->raw_packets,
 	       (unsigned long long)st->zerocopy_sends,
 	       (unsigned long long)st->zerocopy_copied,
-	       (unsigned long long)st->zerocopy_fallbacks);
+	       (unsigned long long)st->zerocopy_fallbacks,
+	       (unsigned long long)st->inline_packets,
+	       st->packets ? (double)st->inline_packets / (double)st->packets
+			   : 0);
 	if (o->live)
 		printf(",\"converged\":%s,\"downtime_s\":%.6f",
 		       r->converged ? "true" : "false", r->downtime);
@@ -247,8 +251,10 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 	       r->send_cpu_per_gib, r->recv_cpu_per_gib);
 	if (r->send_reg_per_gib > 0 || r->recv_reg_per_gib > 0)
 		printf("  registration: sender %.3f s/GiB, receiver %.3f "
-		       "s/GiB\n",
-		       r->send_reg_per_gib, r->recv_reg_per_gib);
+		       "s/GiB; headers inline: %llu of %llu packets\n",
+		       r->send_reg_per_gib, r->recv_reg_per_gib,
+		       (unsigned long long)st->inline_packets,
+		       (unsigned long long)st->packets);
 	if (o->cfg.zero_copy)
 		printf("  zero-copy: %llu sends completed, %llu of them copied "
 		       "by the kernel, %llu fell back\n",

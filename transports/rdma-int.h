@@ -160,6 +160,7 @@ struct rd_conn {
 	/* send queue: WRs are numbered; those below sq_done completed */
 	uint64_t sq_posted, sq_done;
 	unsigned unsignalled;
+	uint64_t big_msgs; /* stream messages too large to go inline */
 	/* tx ring: slot i is reusable once the SEND in tx_seq[i] is done */
 	uint64_t tx_seq[RING_BUFS];
 	unsigned tx_head, tx_tail;

@@ -131,9 +131,13 @@ static int rd_send_list(struct rd_conn *rc, const struct iovec *iov, int n,
 		*done += wlen;
 	}
 	if (stream) {
+		uint64_t big = rc->big_msgs;
+
 		r = mfd__rd_stream_send(rc, iov, n, stream, done);
 		if (r)
 			return r;
+		if (rc->big_msgs == big)
+			rc->base.inline_sends++;
 	}
 	/* reap what is done without waiting, so the CQ never backs up */
 	return mfd__rd_progress(rc, false, "send");

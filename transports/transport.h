@@ -60,6 +60,9 @@ struct mfd_conn {
 	/* register_region: time spent registering and the bytes registered
 	 * (a registration made once for several channels counts once) */
 	uint64_t reg_ns, reg_bytes;
+	/* sends whose bytes outside regions all went inline with the
+	 * work request (rdma: IBV_SEND_INLINE) */
+	uint64_t inline_sends;
 };
 
 struct mfd_listener {
