@@ -34,9 +34,10 @@ for f in register_s_per_gib send_register_s_per_gib \
 	echo "multifd bench: $f $(json_num $f)"
 done
 # the first round alone: setup (registration included) is not the link's
-ours=$(sed -n 's/.*"round_log":\[{"pages":\([0-9]*\),"seconds":\([0-9.]*\)}.*/\1 \2/p' \
-	/tmp/bench.json |
-	awk '$2 > 0 { printf "%.2f", $1 * 4096 / $2 / 1048576 }')
+ours=$(sed -n 's/.*"round_log":\[{\([^}]*\)}.*/\1/p' /tmp/bench.json |
+	tr , '\n' | awk -F: '$1 == "\"pages\"" { p = $2 }
+		$1 == "\"seconds\"" { t = $2 }
+		END { if (t > 0) printf "%.2f", p * 4096 / t / 1048576 }')
 echo "multifd bench: ${ours:-?} MiB/s in the round (method none, 2 channels)"
 
 # ib_write_bw SIZE QPS ITERS: its average MiB/s (perftest's MB are MiB)
