@@ -9,7 +9,8 @@
  * registrations live in it; nothing else is ever in it. Connections
  * that connect (the sending end) share one domain per device in the
  * process, which holds no registration with remote access at all.
- * A region is registered once per domain however many channels use it.
+ * A region is registered once per domain however many channels use it,
+ * in slices registered in parallel (see SLICE_MAX).
  */
 #include "config.h"
 
