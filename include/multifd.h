@@ -193,6 +193,12 @@ struct mfd_stats {
 	uint64_t rejected_connections; /* receiver: connections refused at
 					  the handshake (strays, bad init) */
 	double seconds;		/* from start to finish (or to now) */
+	/* rdma: wall time the session spent registering (pinning) its
+	 * regions for the transport, and how many bytes; 0 elsewhere */
+	double register_seconds;
+	uint64_t register_bytes;
+	uint64_t inline_packets; /* rdma: page packets whose header (and
+				    offsets) went inline with the SEND */
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the

@@ -124,6 +124,7 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	struct mfd_packet *p = &ch->pkt;
 	const struct mfd_region *rg = &s->regions[ch->job_region];
 	uint32_t ps = s->cfg.page_size, normal, zero;
+	uint64_t inlined = ch->conn->inline_sends;
 	int r;
 
 	sort_pages(s, ch, ch->stable, &normal, &zero);
@@ -174,6 +175,8 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	}
 	if (r)
 		return r;
+	if (ch->conn->inline_sends != inlined)
+		mfd__stat_add(&ch->st.inline_packets, 1);
 	mfd__stat_add(&ch->st.bytes, p->next_packet_size);
 	mfd__stat_add(&ch->st.payload_bytes, (uint64_t)normal * ps);
 	mfd__stat_add(&ch->st.packets, 1);

@@ -634,7 +634,7 @@ void mfd__session_limits(const struct mfd_session *s, struct mfd_limits *l)
 	l->features = s->features;
 }
 
-int mfd__register_regions(struct mfd_session *s)
+static int register_all(struct mfd_session *s)
 {
 	for (unsigned i = 0; i < s->nchannels; i++) {
 		struct mfd_conn *c = s->ch[i].conn;
@@ -661,6 +661,24 @@ int mfd__register_regions(struct mfd_session *s)
 	return 0;
 }
 
+static void add_reg_time(struct mfd_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		s->reg_ns += s->ch[i].conn->reg_ns;
+		s->reg_bytes += s->ch[i].conn->reg_bytes;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+int mfd__register_regions(struct mfd_session *s)
+{
+	int r = register_all(s);
+
+	add_reg_time(s);
+	return r;
+}
+
 static double elapsed(const struct mfd_session *s)
 {
 	struct timespec now, end;
@@ -683,7 +701,7 @@ static double elapsed(const struct mfd_session *s)
 #define CHANNEL_COUNTERS(X)                                                \
 	X(bytes) X(payload_bytes) X(packets) X(normal_pages) X(zero_pages) \
 	X(raw_packets) X(zerocopy_sends) X(zerocopy_copied)                \
-	X(zerocopy_fallbacks) X(rounds) X(cpu_ns)
+	X(zerocopy_fallbacks) X(rounds) X(cpu_ns) X(inline_packets)
 
 static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
 {
@@ -716,6 +734,8 @@ MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
 	ch = s->ch;
 	n = s->nchannels;
 	st->rejected_connections = s->rejected;
+	st->register_seconds = (double)s->reg_ns / 1e9;
+	st->register_bytes = s->reg_bytes;
 	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
 	for (unsigned i = 0; ch && i < n; i++)
 		stats_read(&ch[i].st, st);

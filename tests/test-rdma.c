@@ -5,7 +5,8 @@
  * to data), methods none (pages as RDMA WRITEs) and zstd (compressed
  * packets on the stream, incompressible ones raw as WRITEs), compared
  * byte for byte; and a sender or a receiver process that dies mid-round,
- * which the other end must report as an error within its timeout.
+ * which the other end must report as an error within its timeout; a
+ * region registered in several slices, for longer than the timeout.
  *
  * And what a peer can write: nothing, with the session's rkey, once
  * mfd_recv_wait() returned (after success or failure); nothing in one
@@ -68,6 +69,57 @@ static void transfer(enum mfd_method method, unsigned channels)
 		CU_ASSERT(st.raw_packets > 0);
 		CU_ASSERT(st.raw_packets < st.packets);
 	}
+}
+
+/*
+ * A region in several slices (MFD_RDMA_SLICE: 64 MiB and 3 pages, so that
+ * slice boundaries fall inside packets), whose registration (a few
+ * seconds of pinning fresh memory in the guest) takes longer than the
+ * timeout: the WAIT records of the region exchange keep the waiting end
+ * from timing out.
+ */
+static void test_slices(void)
+{
+	const uint64_t len = 256ull << 20;
+	uint8_t *src = guarded_alloc(len), *dst = guarded_alloc(len);
+	struct mfd_stats ts = { 0 }, rs = { 0 };
+	struct mfd_config cfg;
+	uint64_t seed = 3;
+	struct pair p;
+	int r;
+
+	CU_ASSERT_FATAL(src && dst);
+	fill_random(src, len, &seed);
+	setenv("MFD_RDMA_SLICE", "67121152", 1);
+	mfd_config_init(&cfg);
+	cfg.channels = 2;
+	cfg.timeout_ms = 1000;
+	r = pair_start(&p, &cfg, listen_uri, src, dst, len);
+	if (!r)
+		r = mfd_send_region(p.tx, p.region);
+	if (!r)
+		r = mfd_send_sync(p.tx);
+	if (!r)
+		r = pair_finish(&p);
+	unsetenv("MFD_RDMA_SLICE");
+	if (p.tx)
+		mfd_session_stats(p.tx, &ts);
+	if (p.rx)
+		mfd_session_stats(p.rx, &rs);
+	fprintf(stderr, "sender: %s\nreceiver: %s\n",
+		p.tx ? mfd_session_error(p.tx) : "not started",
+		p.rx ? mfd_session_error(p.rx) : "not started");
+	CU_ASSERT_EQUAL(r, 0);
+	CU_ASSERT(!memcmp(src, dst, len));
+	CU_ASSERT_EQUAL(ts.register_bytes, len);
+	CU_ASSERT_EQUAL(rs.register_bytes, len);
+	fprintf(stderr,
+		"256 MiB in 4 slices registered in %.2f s by the sender, "
+		"%.2f s by the receiver; timeout 1 s\n",
+		ts.register_seconds, rs.register_seconds);
+	pair_free(&p);
+	guarded_free(src, len);
+	guarded_free(dst, len);
 }
 
 static void test_none_1(void) { transfer(MFD_METHOD_NONE, 1); }
@@ -269,12 +321,12 @@ static struct mfd_conn *peer_start(struct pair *p, uint8_t *src, uint8_t *dst,
 
 static uint64_t peer_raddr(struct mfd_conn *c)
 {
-	return ((struct rd_conn *)c)->regions[0].raddr;
+	return ((struct rd_conn *)c)->regions[0].rs[0].addr;
 }
 
 static uint32_t peer_rkey(struct mfd_conn *c)
 {
-	return ((struct rd_conn *)c)->regions[0].rkey;
+	return ((struct rd_conn *)c)->regions[0].rs[0].rkey;
 }
 
 /* RDMA WRITE len bytes of src to (raddr, rkey) over c's QP, as any peer
@@ -495,6 +547,8 @@ int main(int argc, char **argv)
 		{ "zstd, 2 channels", test_zstd_2 },
 		{ "zstd, 4 channels", test_zstd_4 },
 #endif
+		{ "slices, registering longer than the timeout",
+		  test_slices },
 		{ "sender dies mid-round", test_sender_dies },
 		{ "receiver dies mid-round", test_receiver_dies },
 		{ "rkey revoked after success", test_revoked_after_success },

@@ -384,6 +384,18 @@ static int live_rounds(const struct opts *o, struct mfd_session *snd,
 	return r;
 }
 
+/* Seconds of registration per GiB registered (0: none). */
+static double reg_per_gib(const struct mfd_session *s)
+{
+	struct mfd_stats st;
+
+	mfd_session_stats(s, &st);
+	return st.register_bytes ? st.register_seconds /
+					   ((double)st.register_bytes /
+					    (1u << 30))
+				 : 0;
+}
+
 int bench_run(const struct opts *o, struct bench_result *res)
 {
 	struct receiver rc = { .dst.fd = -1 };
@@ -478,6 +490,8 @@ int bench_run(const struct opts *o, struct bench_result *res)
 	res->gib_per_s = gib / res->seconds;
 	res->send_cpu_per_gib = gib > 0 ? send_cpu / gib : 0;
 	res->recv_cpu_per_gib = gib > 0 ? channels_cpu(rc.s) / gib : 0;
+	res->send_reg_per_gib = reg_per_gib(snd);
+	res->recv_reg_per_gib = reg_per_gib(rc.s);
 out:
 	if (rt_started) {
 		mfd_session_cancel(rc.s);

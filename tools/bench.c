@@ -173,9 +173,13 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       "\"gib_per_s\":%.4f,\"ceiling_gib_per_s\":%.4f,"
 	       "\"ratio_to_ceiling\":%.4f,\"compression_ratio\":%.4f,"
 	       "\"send_cpu_s_per_gib\":%.4f,\"recv_cpu_s_per_gib\":%.4f,"
+	       "\"register_s_per_gib\":%.4f,"
+	       "\"send_register_s_per_gib\":%.4f,"
+	       "\"recv_register_s_per_gib\":%.4f,"
 	       "\"zero_pages\":%llu,\"raw_packets\":%llu,"
 	       "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu,"
-	       "\"zerocopy_fallbacks\":%llu",
+	       "\"zerocopy_fallbacks\":%llu,\"inline_packets\":%llu,"
+	       "\"inline_share\":%.4f",
 	       r->identical ? "true" : "false", o->uri ? o->uri : "tcp",
 	       (unsigned long long)o->size, o->cfg.channels,
 	       mfd_method_name(o->cfg.method), o->cfg.level,
@@ -186,11 +190,17 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       r->ceiling > 0 ? r->gib_per_s / r->ceiling : 0,
 	       st->bytes ? (double)st->payload_bytes / (double)st->bytes : 0,
 	       r->send_cpu_per_gib, r->recv_cpu_per_gib,
+	       r->send_reg_per_gib > r->recv_reg_per_gib ? r->send_reg_per_gib
+							 : r->recv_reg_per_gib,
+	       r->send_reg_per_gib, r->recv_reg_per_gib,
 	       (unsigned long long)st->zero_pages,
 	       (unsigned long long)st->raw_packets,
 	       (unsigned long long)st->zerocopy_sends,
 	       (unsigned long long)st->zerocopy_copied,
-	       (unsigned long long)st->zerocopy_fallbacks);
+	       (unsigned long long)st->zerocopy_fallbacks,
+	       (unsigned long long)st->inline_packets,
+	       st->packets ? (double)st->inline_packets / (double)st->packets
+			   : 0);
 	if (o->live)
 		printf(",\"converged\":%s,\"downtime_s\":%.6f",
 		       r->converged ? "true" : "false", r->downtime);
@@ -239,6 +249,12 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 	       r->seconds, r->gib_per_s);
 	printf("  CPU: sender %.3f s/GiB, receiver %.3f s/GiB\n",
 	       r->send_cpu_per_gib, r->recv_cpu_per_gib);
+	if (r->send_reg_per_gib > 0 || r->recv_reg_per_gib > 0)
+		printf("  registration: sender %.3f s/GiB, receiver %.3f "
+		       "s/GiB; headers inline: %llu of %llu packets\n",
+		       r->send_reg_per_gib, r->recv_reg_per_gib,
+		       (unsigned long long)st->inline_packets,
+		       (unsigned long long)st->packets);
 	if (o->cfg.zero_copy)
 		printf("  zero-copy: %llu sends completed, %llu of them copied "
 		       "by the kernel, %llu fell back\n",

@@ -18,6 +18,7 @@ struct bench_result {
 	double gib_per_s;  /* page bytes moved per second */
 	double ceiling;	   /* raw sockets, GiB/s; 0 when skipped */
 	double send_cpu_per_gib, recv_cpu_per_gib;
+	double send_reg_per_gib, recv_reg_per_gib; /* rdma: registration */
 	struct mfd_stats st; /* the sender's */
 	unsigned nrounds;
 	/* the library's figures of every round, the one mfd_send_finish()

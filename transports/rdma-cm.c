@@ -103,8 +103,10 @@ static void conn_free(struct rd_conn *rc)
 		ibv_destroy_comp_channel(rc->cch);
 	mfd__rd_ring_free(&rc->rx);
 	mfd__rd_ring_free(&rc->tx);
-	for (unsigned i = 0; i < rc->nregions; i++)
+	for (unsigned i = 0; i < rc->nregions; i++) {
 		mfd__rd_mr_put(rc->regions[i].mr);
+		free(rc->regions[i].rs);
+	}
 	mfd__rd_dev_put(rc->dev);
 	if (rc->id)
 		rdma_destroy_id(rc->id);

@@ -92,22 +92,34 @@ struct dev_ent {
 	struct mr_ent *mrs;
 };
 
+/* A registration, in slices of `slice` bytes (the last may be shorter):
+ * slice i covers [mem + i * slice, ...) with mrs[i]. */
 struct mr_ent {
 	struct dev_ent *dev;
 	void *mem;
 	uint64_t len;
 	int access; /* IBV_ACCESS_* it was registered with */
-	struct ibv_mr *mr;
+	uint64_t slice;
+	unsigned nmrs;
+	struct ibv_mr **mrs;
 	unsigned refs;
 	struct mr_ent *next;
+};
+
+/* One slice of the receiver's copy, at offset `off` of the region. */
+struct rslice {
+	uint64_t off;
+	uint64_t addr;
+	uint32_t rkey;
 };
 
 struct region {
 	uint8_t *mem;
 	uint64_t len;
 	struct mr_ent *mr;
-	uint64_t raddr; /* sender: the receiver's copy */
-	uint32_t rkey;
+	/* sender: the receiver's copy, in slices by ascending offset */
+	struct rslice *rs;
+	unsigned nrs;
 };
 
 /* A ring of RING_BUFS buffers, the first n registered: buffers below
@@ -148,6 +160,7 @@ struct rd_conn {
 	/* send queue: WRs are numbered; those below sq_done completed */
 	uint64_t sq_posted, sq_done;
 	unsigned unsignalled;
+	uint64_t big_msgs; /* stream messages too large to go inline */
 	/* tx ring: slot i is reusable once the SEND in tx_seq[i] is done */
 	uint64_t tx_seq[RING_BUFS];
 	unsigned tx_head, tx_tail;
@@ -221,7 +234,18 @@ void mfd__rd_dev_put(struct dev_ent *d);
 void mfd__rd_devs_release(struct dev_ent **list);
 void mfd__rd_reg_error(int r, uint64_t len, const char *what, char *err,
 		       size_t errlen);
+/* What mfd__rd_mr_get() calls every every_ms while it registers. */
+struct reg_tick {
+	int (*fn)(void *arg);
+	void *arg;
+	unsigned every_ms;
+};
+
+/* The registration of [mem, mem + len) in d with `access`, made once
+ * (in slices, in parallel; *ns: how long it took, 0 when it was made
+ * before) and shared. */
 int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
+		   const struct reg_tick *tick, uint64_t *ns,
 		   struct mr_ent **out);
 void mfd__rd_mr_put(struct mr_ent *m);
 int mfd__rd_ring_alloc(struct rd_conn *rc, struct ring *g, char *err,

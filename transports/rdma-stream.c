@@ -44,6 +44,8 @@ static int post_msg(struct rd_conn *rc, int slot, uint32_t len, bool signal)
 		wr.num_sge = 1;
 		if (len <= rc->max_inline)
 			wr.send_flags = IBV_SEND_INLINE;
+		else
+			rc->big_msgs++;
 	}
 	wr.imm_data = htonl(rc->owed);
 	r = mfd__rd_post_wr(rc, &wr, WR_SEND, signal);

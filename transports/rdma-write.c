@@ -27,26 +27,55 @@ struct region *mfd__rd_find_region(struct rd_conn *rc, const void *p,
 	return NULL;
 }
 
-/* RDMA WRITE [p, p + len) of region g to the peer's copy, in pieces of
- * at most the port's max_msg_sz. */
+/* The slice of the receiver's copy that holds offset off of g. */
+static const struct rslice *find_rslice(const struct region *g, uint64_t off)
+{
+	unsigned lo = 0, hi = g->nrs;
+
+	while (hi - lo > 1) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (g->rs[mid].off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &g->rs[lo];
+}
+
+/* RDMA WRITE [p, p + len) of region g to the peer's copy, one WR per
+ * piece within one local slice, one remote slice and the port's
+ * max_msg_sz. */
 static int post_write(struct rd_conn *rc, struct region *g, uint8_t *p,
 		      uint64_t len, bool last)
 {
+	const struct mr_ent *m = g->mr;
+
 	while (len) {
-		uint32_t n = len < rc->max_msg ? (uint32_t)len : rc->max_msg;
-		struct ibv_sge sge = { .addr = (uintptr_t)p,
-				       .length = n,
-				       .lkey = g->mr->mr->lkey };
-		struct ibv_send_wr wr = {
+		uint64_t off = (uint64_t)(p - g->mem);
+		unsigned li = (unsigned)(off / m->slice);
+		const struct rslice *s = find_rslice(g, off);
+		uint64_t rend = s + 1 < g->rs + g->nrs ? s[1].off : g->len;
+		uint64_t n = len < rc->max_msg ? len : rc->max_msg;
+		struct ibv_sge sge;
+		struct ibv_send_wr wr;
+		int r;
+
+		if (n > (uint64_t)(li + 1) * m->slice - off)
+			n = (uint64_t)(li + 1) * m->slice - off;
+		if (n > rend - off)
+			n = rend - off;
+		sge = (struct ibv_sge){ .addr = (uintptr_t)p,
+					.length = (uint32_t)n,
+					.lkey = m->mrs[li]->lkey };
+		wr = (struct ibv_send_wr){
 			.opcode = IBV_WR_RDMA_WRITE,
 			.sg_list = &sge,
 			.num_sge = 1,
-			.wr.rdma.remote_addr = g->raddr +
-					       (uint64_t)(p - g->mem),
-			.wr.rdma.rkey = g->rkey,
+			.wr.rdma.remote_addr = s->addr + (off - s->off),
+			.wr.rdma.rkey = s->rkey,
 		};
-		int r = mfd__rd_post_wr(rc, &wr, WR_WRITE, last && n == len);
-
+		r = mfd__rd_post_wr(rc, &wr, WR_WRITE, last && n == len);
 		if (r)
 			return r;
 		p += n;
@@ -102,9 +131,13 @@ static int rd_send_list(struct rd_conn *rc, const struct iovec *iov, int n,
 		*done += wlen;
 	}
 	if (stream) {
+		uint64_t big = rc->big_msgs;
+
 		r = mfd__rd_stream_send(rc, iov, n, stream, done);
 		if (r)
 			return r;
+		if (rc->big_msgs == big)
+			rc->base.inline_sends++;
 	}
 	/* reap what is done without waiting, so the CQ never backs up */
 	return mfd__rd_progress(rc, false, "send");

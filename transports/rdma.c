@@ -37,6 +37,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rdma-int.h"
@@ -69,7 +70,20 @@ static int rd_enable_zerocopy(struct mfd_conn *c)
 	return -ENOTSUP;
 }
 
-#define REGION_MSG 20 /* address, length (8 bytes each), rkey */
+/*
+ * The region exchange (protocol.md 13.3), on each channel for each
+ * region: the receiver sends its region message, the sender answers
+ * READY once its own copy is registered. Every record starts with a
+ * big-endian u32: a region message with its slice count (>= 1), then
+ * SLICE_MSG bytes per slice; READY; or WAIT, which an end sends while it
+ * registers, so that a peer waiting for its next record (each wait is a
+ * recv with its own timeout) does not time out however long pinning
+ * takes.
+ */
+#define REG_WAIT 0u
+#define REG_READY 1u
+#define SLICE_MSG 20 /* address, length (8 bytes each), rkey */
+#define MAX_SLICES 65536u
 
 static void put_be(uint8_t *p, uint64_t v, int bytes)
 {
@@ -86,13 +100,140 @@ static uint64_t get_be(const uint8_t *p, int bytes)
 	return v;
 }
 
+static int send_record(struct rd_conn *rc, uint32_t kind)
+{
+	uint8_t rec[4];
+	struct iovec v = { rec, sizeof(rec) };
+
+	put_be(rec, kind, 4);
+	return mfd__rd_send(&rc->base, &v, 1, 0);
+}
+
+/* The reg_tick of a registration: a WAIT, unless the peer has not read
+ * the last ones (it is registering too, so not waiting): never block on
+ * its credits. */
+static int send_wait(void *arg)
+{
+	struct rd_conn *rc = arg;
+	int r = mfd__rd_progress(rc, false, "registering");
+
+	if (r || rc->credits < 2 || rc->tx_head - rc->tx_tail == rc->tx.n)
+		return r;
+	return send_record(rc, REG_WAIT);
+}
+
+/* The next record that is not a WAIT: its first u32 in *kind. */
+static int recv_record(struct rd_conn *rc, uint32_t *kind)
+{
+	uint8_t rec[4];
+	struct iovec v = { rec, sizeof(rec) };
+	int r;
+
+	do {
+		r = mfd__rd_recv(&rc->base, &v, 1);
+		if (r)
+			return r;
+		*kind = (uint32_t)get_be(rec, 4);
+	} while (*kind == REG_WAIT);
+	return 0;
+}
+
+/* Receiver: region message of g, one slice per registration slice, then
+ * the sender's READY. */
+static int offer_region(struct rd_conn *rc, unsigned index, struct region *g)
+{
+	const struct mr_ent *m = g->mr;
+	size_t len = 4 + (size_t)m->nmrs * SLICE_MSG;
+	uint8_t *msg = malloc(len);
+	struct iovec v = { msg, len };
+	uint32_t kind;
+	int r;
+
+	if (!msg)
+		return mfd__rd_fail(rc, -ENOMEM, "out of memory");
+	put_be(msg, m->nmrs, 4);
+	for (unsigned i = 0; i < m->nmrs; i++) {
+		uint8_t *p = msg + 4 + (size_t)i * SLICE_MSG;
+
+		put_be(p, (uintptr_t)m->mrs[i]->addr, 8);
+		put_be(p + 8, m->mrs[i]->length, 8);
+		put_be(p + 16, m->mrs[i]->rkey, 4);
+	}
+	r = mfd__rd_send(&rc->base, &v, 1, 0);
+	free(msg);
+	if (!r)
+		r = recv_record(rc, &kind);
+	if (!r && kind != REG_READY)
+		r = mfd__rd_fail(rc, -EPROTO,
+				 "region %u: record %u where READY was due",
+				 index, kind);
+	return r;
+}
+
+/* Sender: the receiver's region message for g (len bytes here), then
+ * READY. */
+static int take_region(struct rd_conn *rc, unsigned index, struct region *g,
+		       uint64_t len)
+{
+	uint64_t off = 0;
+	uint8_t *msg = NULL;
+	struct iovec v;
+	uint32_t n;
+	int r = recv_record(rc, &n);
+
+	if (r)
+		return r;
+	if (n > MAX_SLICES)
+		return mfd__rd_fail(rc, -EPROTO,
+				    "region %u: %u slices (at most %u)", index,
+				    n, MAX_SLICES);
+	msg = malloc((size_t)n * SLICE_MSG);
+	g->rs = calloc(n, sizeof(*g->rs));
+	if (!msg || !g->rs) {
+		free(msg);
+		return mfd__rd_fail(rc, -ENOMEM, "out of memory");
+	}
+	v = (struct iovec){ msg, (size_t)n * SLICE_MSG };
+	r = mfd__rd_recv(&rc->base, &v, 1);
+	for (unsigned i = 0; !r && i < n; i++) {
+		const uint8_t *p = msg + (size_t)i * SLICE_MSG;
+		uint64_t slen = get_be(p + 8, 8);
+
+		if (!slen || slen > len - off)
+			r = mfd__rd_fail(rc, -EPROTO,
+					 "region %u: slice %u of %llu bytes at "
+					 "offset %llu: empty or past the %llu "
+					 "bytes here",
+					 index, i, (unsigned long long)slen,
+					 (unsigned long long)off,
+					 (unsigned long long)len);
+		g->rs[i] = (struct rslice){ .off = off,
+					    .addr = get_be(p, 8),
+					    .rkey = (uint32_t)get_be(p + 16, 4) };
+		off += slen;
+	}
+	free(msg);
+	if (r)
+		return r;
+	g->nrs = n;
+	if (off != len)
+		return mfd__rd_fail(rc, -EPROTO,
+				    "region %u: %llu bytes here, %llu in the "
+				    "peer's %u slices",
+				    index, (unsigned long long)len,
+				    (unsigned long long)off, n);
+	return send_record(rc, REG_READY);
+}
+
 static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 			      uint64_t len)
 {
 	struct rd_conn *rc = (struct rd_conn *)c;
+	/* often enough that a waiting peer never sees a whole timeout */
+	struct reg_tick tick = { send_wait, rc,
+				 rc->timeout_ms / 4 ? rc->timeout_ms / 4 : 1 };
 	struct region *g;
-	uint8_t msg[REGION_MSG];
-	struct iovec v = { msg, sizeof(msg) };
+	uint64_t ns;
 	int r = mfd__rd_usable(rc);
 
 	if (r)
@@ -105,6 +246,7 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 	if (r)
 		return r;
 	g = &rc->regions[index];
+	rc->nregions = index + 1;
 	/* the least access each end needs: the sender's pages are only the
 	 * source of its WRITEs (and may be a read-only mapping); only the
 	 * receiver's are written, locally and by the peer */
@@ -112,47 +254,35 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 			   rc->passive ? IBV_ACCESS_LOCAL_WRITE |
 						 IBV_ACCESS_REMOTE_WRITE
 				       : 0,
-			   &g->mr);
+			   rc->timeout_ms ? &tick : NULL, &ns, &g->mr);
+	if (!r && ns) {
+		c->reg_ns += ns;
+		c->reg_bytes += len;
+	}
 	/* Kernels before 6.2 pin every registration for writing, which a
 	 * read-only file mapping refuses (EFAULT): the sender's pages of
 	 * such a region then go on the stream (the core flags them STAGED).
-	 * The peer's region message is still read, to keep the stream. */
+	 * The exchange still takes place, to keep the stream. */
 	if (r == -EFAULT && !rc->passive) {
 		g->mr = NULL;
-		rc->nregions = index + 1;
-		r = mfd__rd_recv(c, &v, 1);
+		r = take_region(rc, index, g, len);
 		return r ? r : 1;
 	}
 	if (r) {
-		mfd__rd_reg_error(r, len,
-				  rc->passive ? "remote writes" : "local reads",
-				  c->err, sizeof(c->err));
+		if (!rc->failed)
+			mfd__rd_reg_error(r, len,
+					  rc->passive ? "remote writes"
+						      : "local reads",
+					  c->err, sizeof(c->err));
 		return r;
 	}
 	g->mem = mem;
 	g->len = len;
-	rc->nregions = index + 1;
 	/* The accepting end receives: it tells the sender where to write.
-	 * The message is sent before any region is known on the stream,
-	 * so it cannot be taken for region memory. */
-	if (rc->passive) {
-		put_be(msg, (uintptr_t)mem, 8);
-		put_be(msg + 8, len, 8);
-		put_be(msg + 16, g->mr->mr->rkey, 4);
-		return mfd__rd_send(c, &v, 1, 0);
-	}
-	r = mfd__rd_recv(c, &v, 1);
-	if (r)
-		return r;
-	if (get_be(msg + 8, 8) != len)
-		return mfd__rd_fail(rc, -EPROTO,
-				    "region %u: %llu bytes here, %llu at "
-				    "the peer",
-				    index, (unsigned long long)len,
-				    (unsigned long long)get_be(msg + 8, 8));
-	g->raddr = get_be(msg, 8);
-	g->rkey = (uint32_t)get_be(msg + 16, 4);
-	return 0;
+	 * The exchange precedes every packet on the stream, so it cannot
+	 * be taken for region memory or a header. */
+	return rc->passive ? offer_region(rc, index, g)
+			   : take_region(rc, index, g, len);
 }
 
 /*

@@ -57,6 +57,12 @@ struct mfd_conn {
 	char err[160]; /* why the last op failed, for the session's error */
 	/* zero-copy counters, maintained by the transport */
 	uint64_t zc_sends, zc_copied, zc_fallbacks;
+	/* register_region: time spent registering and the bytes registered
+	 * (a registration made once for several channels counts once) */
+	uint64_t reg_ns, reg_bytes;
+	/* sends whose bytes outside regions all went inline with the
+	 * work request (rdma: IBV_SEND_INLINE) */
+	uint64_t inline_sends;
 };
 
 struct mfd_listener {
