@@ -12,18 +12,23 @@ trap 'rm -rf "$dir"' EXIT
 
 head -c $((4 << 20)) /dev/urandom >"$dir/src"
 
-# pair N SEND-ARGS...: prints "RECV-STATUS SEND-STATUS" after both ended
+head -c 32 /dev/urandom >"$dir/secret"
+chmod 600 "$dir/secret"
+
+# pair N ARGS...: prints "RECV-STATUS SEND-STATUS" after both ended; ARGS
+# go to both ends, except -c N which goes to the sender only
 pair() {
 	python3 - "$MULTIFD" "$dir" "$@" <<'PY'
 import socket, subprocess, sys
 multifd, d, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 extra = sys.argv[4:]
+both = [a for a in extra if a != "-c" and not a.isdigit()]
 pairs = [socket.socketpair() for _ in range(n)]
 a = [p[0].fileno() for p in pairs]
 b = [p[1].fileno() for p in pairs]
 uri = lambda fds: "fd:" + ",".join(str(f) for f in fds)
 with open(d + "/recv.err", "w") as re, open(d + "/send.err", "w") as se:
-    r = subprocess.Popen([multifd, "recv", "--timeout", "10", uri(a),
+    r = subprocess.Popen([multifd, "recv", "--timeout", "10"] + both + [uri(a),
                           d + "/dst"], pass_fds=a, stderr=re,
                          stdout=subprocess.DEVNULL)
     s = subprocess.Popen([multifd, "send", "--timeout", "10"] + extra +
@@ -43,6 +48,19 @@ for n in 1 4; do
 		ok "$n socketpair(s), listed backwards by the sender"
 	else
 		bad "$n socketpair(s): exit statuses $st: $(cat "$dir/recv.err" "$dir/send.err")"
+	fi
+done
+
+# with a secret the sender proves channel 0 before it opens channel 1: the
+# receiver must take the channels as they come, not in its list's order
+for n in 2 4; do
+	rm -f "$dir/dst"
+	SECONDS=0
+	st=$(pair $n --secret-file "$dir/secret")
+	if [ "$st" = "0 0" ] && cmp -s "$dir/src" "$dir/dst" && [ $SECONDS -lt 4 ]; then
+		ok "$n socketpairs with a secret, listed backwards, in ${SECONDS}s"
+	else
+		bad "$n socketpairs with a secret: statuses $st after ${SECONDS}s: $(cat "$dir/recv.err" "$dir/send.err")"
 	fi
 done
 

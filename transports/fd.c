@@ -3,9 +3,10 @@
  * fd.c - the fd: transport: channels over stream sockets that the caller
  * opened (a proxy, a tunnel, an orchestrator), one per channel, named by
  * descriptor number: fd:N[,N...]. A sender's channel i takes the i-th
- * descriptor; a receiver "accepts" them in the URI's order, and each
- * still says in its handshake which channel it is, so the two ends may
- * list them in different orders. The session works on duplicates: the
+ * descriptor; a receiver "accepts" them as their first bytes arrive (a
+ * sender may be waiting on one channel's handshake before it opens the
+ * next), and each still says in its handshake which channel it is, so the
+ * two ends may list them in different orders. The session works on duplicates: the
  * caller keeps its descriptors and may close them at any time; the
  * connection is shut down when the session closes its copy.
  *
@@ -15,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,7 +30,8 @@
 struct fd_listener {
 	struct mfd_listener base;
 	struct mfd_uri u;
-	unsigned next; /* the next descriptor to hand out */
+	bool taken[MFD_URI_MAX_FDS];
+	unsigned left; /* descriptors not handed out yet */
 	int wake_fd;
 };
 
@@ -66,6 +69,7 @@ static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 	}
 	l->base.ops = &mfd__fd_ops;
 	l->u = *u;
+	l->left = u->nfds;
 	at = (size_t)snprintf(l->base.uri, sizeof(l->base.uri), "fd:");
 	for (unsigned i = 0; i < u->nfds && at < sizeof(l->base.uri); i++)
 		at += (size_t)snprintf(l->base.uri + at,
@@ -76,28 +80,59 @@ static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 }
 
 /*
- * The next descriptor, at once. When every one is taken, nothing more can
- * come: fail at once rather than wait out the timeout, unless woken.
+ * The first descriptor not handed out yet that has bytes to read (or is
+ * closed or broken, which its handshake then says), as a listener's
+ * accept() gives the connection that came first; within timeout_ms (0:
+ * forever). When every one is taken, nothing more can come: fail at once
+ * rather than wait out the timeout.
  */
 static int fd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 		     struct mfd_conn **out, char *err, size_t errlen)
 {
 	struct fd_listener *l = (struct fd_listener *)ml;
-	struct pollfd p = { .fd = l->wake_fd, .events = POLLIN };
+	struct pollfd p[MFD_URI_MAX_FDS + 1];
+	unsigned idx[MFD_URI_MAX_FDS], n = 0;
+	int r;
 
-	(void)timeout_ms;
-	if (poll(&p, 1, 0) > 0) {
-		snprintf(err, errlen, "cancelled");
-		return -ECANCELED;
-	}
-	if (l->next == l->u.nfds) {
+	if (!l->left) {
 		snprintf(err, errlen,
 			 "every descriptor handed in (%s) is taken, and none "
 			 "more can come",
 			 ml->uri);
 		return -ENOTCONN;
 	}
-	return mfd__sock_conn_from_fd(l->u.fds[l->next++], out, err, errlen);
+	p[0] = (struct pollfd){ .fd = l->wake_fd, .events = POLLIN };
+	for (unsigned i = 0; i < l->u.nfds; i++)
+		if (!l->taken[i]) {
+			idx[n] = i;
+			p[++n] = (struct pollfd){ .fd = l->u.fds[i],
+						  .events = POLLIN };
+		}
+	do
+		r = poll(p, n + 1, timeout_ms ? (int)timeout_ms : -1);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		snprintf(err, errlen, "poll: %s", strerror(errno));
+		return -errno;
+	}
+	if (r == 0) {
+		snprintf(err, errlen, "no bytes on %s within %u ms", ml->uri,
+			 timeout_ms);
+		return -ETIMEDOUT;
+	}
+	if (p[0].revents) {
+		snprintf(err, errlen, "cancelled");
+		return -ECANCELED;
+	}
+	for (unsigned k = 1; k <= n; k++)
+		if (p[k].revents) {
+			l->taken[idx[k - 1]] = true;
+			l->left--;
+			return mfd__sock_conn_from_fd(p[k].fd, out, err,
+						      errlen);
+		}
+	snprintf(err, errlen, "poll: no descriptor ready");
+	return -EIO;
 }
 
 static void fd_listener_wake(struct mfd_listener *ml)
