@@ -159,6 +159,19 @@ else
 	wait $rpid
 fi
 
+# a command whose results go to a closed stdout says they were lost and
+# exits 1, as README promises, instead of writing them nowhere
+for cmd in "--version" "bench -s 8M --no-ceiling" "bench -s 8M --no-ceiling --json"; do
+	# shellcheck disable=SC2086
+	err=$("$MULTIFD" $cmd 2>&1 >&-)
+	st=$?
+	if [ $st = 1 ] && [[ $err == *"cannot write"*"stdout"* ]]; then
+		ok "multifd $cmd >&- -> 1: $err"
+	else
+		bad "multifd $cmd >&-: status $st: $err"
+	fi
+done
+
 # --- 2. closed pipes: the statistics stop, the transfer goes on ---------
 # warned FILE WHAT: exactly one warning in FILE, and it names WHAT
 warned() {

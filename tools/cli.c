@@ -71,24 +71,33 @@ void die_msg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/*
+ * A closed stdin, stdout or stderr gets a descriptor in its place, so
+ * that no socket or file the command opens takes its number (and its
+ * output). stdin and stderr get /dev/null; stdout gets a pipe with no
+ * reader, so that writing the results fails with EPIPE and the command
+ * says that they were lost and exits 1, as with `| head -1`.
+ */
 int cli_init(void)
 {
 	for (int fd = 0; fd <= 2; fd++) {
-		int null;
+		int p[2] = { -1, -1 }, in;
 
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
 			continue;
+		if (fd == 1 && !pipe(p))
+			close(p[0]);
 		/* the lowest free number: fd itself, as those below are open */
-		null = open("/dev/null", O_RDWR);
-		if (null < 0) {
-			die_msg("fd %d is closed and /dev/null cannot be opened "
-				"to take its place: %s",
+		in = fd == 1 ? p[1] : open("/dev/null", O_RDWR);
+		if (in < 0) {
+			die_msg("fd %d is closed and nothing can be opened to "
+				"take its place: %s",
 				fd, strerror(errno));
 			return -1;
 		}
-		if (null != fd) {
-			dup2(null, fd);
-			close(null);
+		if (in != fd) {
+			dup2(in, fd);
+			close(in);
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
