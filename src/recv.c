@@ -655,11 +655,13 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 			     .msg_len = (uint16_t)len };
 	uint8_t buf[MFD_ACK_SIZE];
 
-	pthread_mutex_lock(&s->lock);
-	s->rejected++;
-	pthread_mutex_unlock(&s->lock);
 	if (!why)
 		why = msg;
+	pthread_mutex_lock(&s->lock);
+	s->rejected++;
+	if (why[0]) /* for the wait's error, should no sender come */
+		snprintf(s->last_refusal, sizeof(s->last_refusal), "%s", why);
+	pthread_mutex_unlock(&s->lock);
 	if (s->cfg.log_cb && why[0]) {
 		char line[400];
 
@@ -1128,8 +1130,11 @@ static int accept_channels(struct mfd_session *s)
 			       : s->listener->ops->accept(s->listener, left,
 							  &c, err, sizeof(err));
 		if (r == -ETIMEDOUT)
-			snprintf(err, sizeof(err), "no connection within %u ms",
-				 t);
+			snprintf(err, sizeof(err), "%s within %u ms%s%s",
+				 s->rejected ? "no connection accepted"
+					     : "no connection",
+				 t, s->rejected ? "; the last refused: " : "",
+				 s->rejected ? s->last_refusal : "");
 		if (r) {
 			if (s->ch)
 				mfd__session_fail(s, -1, r,

@@ -103,6 +103,7 @@ struct mfd_session {
 	uint32_t barrier_round;
 	struct timespec t_end; /* zero until finished */
 	uint64_t rejected; /* connections refused at the handshake */
+	char last_refusal[300]; /* why the last of them was refused */
 	uint64_t reg_ns, reg_bytes; /* the transport's registrations */
 	char verify_msg[300]; /* receiver: why the digests differ, or "" */
 	bool verified;	      /* receiver: the VERIFY packet arrived */

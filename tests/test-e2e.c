@@ -260,7 +260,14 @@ static void policy_refuses(const struct mfd_config *rx,
 			word);
 		CU_FAIL("the refusal does not say why");
 	}
-	pair_join_rx(&p);
+	/* the receiver waits on for a sender it accepts; when none came,
+	 * its error says why it refused the last one */
+	CU_ASSERT(pair_join_rx(&p) == -ETIMEDOUT);
+	e = mfd_session_error(p.rx);
+	if (!e || !strstr(e, "the last refused") || !strstr(e, word)) {
+		fprintf(stderr, "receiver error '%s'\n", e);
+		CU_FAIL("the receiver does not say what it refused");
+	}
 	pair_free(&p);
 	guarded_free(src, 1 << 20);
 	guarded_free(dst, 1 << 20);
