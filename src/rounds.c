@@ -48,10 +48,14 @@ void mfd__rounds_begin(struct mfd_rounds *r, uint64_t bytes, uint64_t pages)
 	r->scan = (struct timespec){ 0 };
 }
 
-void mfd__rounds_dirty(struct mfd_rounds *r, uint64_t n)
+void mfd__rounds_scan(struct mfd_rounds *r)
 {
 	if (!is_set(&r->scan))
 		clock_gettime(CLOCK_MONOTONIC, &r->scan);
+}
+
+void mfd__rounds_dirty(struct mfd_rounds *r, uint64_t n)
+{
 	r->dirty += n;
 }
 

@@ -32,7 +32,11 @@ void mfd__rounds_init(struct mfd_rounds *r);
 void mfd__rounds_free(struct mfd_rounds *r);
 /* A round starts now, with the session's totals so far. */
 void mfd__rounds_begin(struct mfd_rounds *r, uint64_t bytes, uint64_t pages);
-/* mfd_send_dirty() found n dirty pages. */
+/* mfd_send_dirty() begins to read the caller's bitmap: the first call in
+ * a round is its scan, which the dirty rate is timed by (the queueing
+ * after it may take most of the round). */
+void mfd__rounds_scan(struct mfd_rounds *r);
+/* ... and found n dirty pages. */
 void mfd__rounds_dirty(struct mfd_rounds *r, uint64_t n);
 /* The round ended (its sync completed) with these totals; 0 or -ENOMEM. */
 int mfd__rounds_end(struct mfd_rounds *r, uint64_t bytes, uint64_t pages,

@@ -862,6 +862,7 @@ MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 		*queued = 0;
 	if (region < 0 || region >= s->nregions || !bitmap)
 		return -EINVAL;
+	mfd__rounds_scan(&s->round_log);
 	pages = s->regions[region].length / s->cfg.page_size;
 	words = (pages + 63) / 64;
 	for (uint64_t w = 0; w < words; w++) {

@@ -225,8 +225,9 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 	for (unsigned k = 0; r->nrounds > 2 && k < r->nrounds; k++) {
 		const struct mfd_round_stats *rs = &r->rounds[k];
 
-		printf("  round %u: %llu pages (%.1f MiB) in %.3f s, %.0f MB/s",
-		       k + 1, (unsigned long long)rs->pages,
+		printf("  round %llu: %llu pages (%.1f MiB) in %.3f s, %.0f MB/s",
+		       (unsigned long long)rs->round,
+		       (unsigned long long)rs->pages,
 		       (double)rs->pages * o->cfg.page_size / (1 << 20),
 		       rs->seconds, rs->bytes_per_s / 1e6);
 		if (rs->dirty_pages_per_s > 0)

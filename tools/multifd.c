@@ -462,7 +462,9 @@ static int parse_methods(const char *arg, unsigned *mask)
 {
 	char buf[64], *save = NULL;
 
-	if (strlen(arg) >= sizeof(buf))
+	/* strtok_r would skip an empty name: "none," is a typo, not none */
+	if (strlen(arg) >= sizeof(buf) || !arg[0] || arg[0] == ',' ||
+	    arg[strlen(arg) - 1] == ',' || strstr(arg, ",,"))
 		goto bad;
 	strcpy(buf, arg);
 	*mask = 0;
