@@ -18,6 +18,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 work=${PKG_WORK:-/tmp/multifd-pkg}
+# the build tools' temporary files (dh_dwz leaves some behind) go into the
+# work folder, which scripts/test.sh removes when the packaging is done
+mkdir -p "$work/tmp"
+export TMPDIR=$work/tmp
 steps=("$@")
 [ ${#steps[@]} = 0 ] && steps=(versions deb install repro rpm)
 die() { echo "package-test: $*" >&2; exit 1; }

@@ -38,6 +38,8 @@ packaging() {
 	fi
 	part "RPM packages: rpmbuild -bb from the make dist tarball"
 	scripts/package-test.sh rpm || fail "RPM packages"
+	# the package builds' work (and their tools' temporary files)
+	rm -rf "${PKG_WORK:-/tmp/multifd-pkg}"
 }
 
 if [ "${ONLY:-}" = packaging ]; then
