@@ -59,12 +59,11 @@ void mfd__rounds_dirty(struct mfd_rounds *r, uint64_t n)
 	r->dirty += n;
 }
 
-int mfd__rounds_end(struct mfd_rounds *r, uint64_t bytes, uint64_t pages,
-		    uint32_t page_size)
+void mfd__rounds_end(struct mfd_rounds *r, uint64_t bytes, uint64_t pages,
+		     uint32_t page_size)
 {
 	struct mfd_round_stats st = { 0 };
 	struct timespec now;
-	int err = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	st.pages = pages - r->pages0;
@@ -92,17 +91,15 @@ int mfd__rounds_end(struct mfd_rounds *r, uint64_t bytes, uint64_t pages,
 		if (log) {
 			r->log = log;
 			r->cap = cap;
-		} else {
-			err = -ENOMEM;
 		}
 	}
-	if (!err) {
+	/* out of memory, the figures stop; the round itself completed */
+	if (r->n < r->cap) {
 		st.round = r->n;
 		r->log[r->n++] = st;
 	}
 	pthread_mutex_unlock(&r->lock);
 	mfd__rounds_begin(r, bytes, pages);
-	return err;
 }
 
 int mfd__rounds_get(struct mfd_rounds *r, unsigned i, void *out, size_t size)

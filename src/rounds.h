@@ -38,9 +38,10 @@ void mfd__rounds_begin(struct mfd_rounds *r, uint64_t bytes, uint64_t pages);
 void mfd__rounds_scan(struct mfd_rounds *r);
 /* ... and found n dirty pages. */
 void mfd__rounds_dirty(struct mfd_rounds *r, uint64_t n);
-/* The round ended (its sync completed) with these totals; 0 or -ENOMEM. */
-int mfd__rounds_end(struct mfd_rounds *r, uint64_t bytes, uint64_t pages,
-		    uint32_t page_size);
+/* The round ended (its sync completed) with these totals. Without memory
+ * for them its figures are dropped: a sync never fails for its record. */
+void mfd__rounds_end(struct mfd_rounds *r, uint64_t bytes, uint64_t pages,
+		     uint32_t page_size);
 /* Round i's figures into the first size bytes of out; -ENOENT when round
  * i has not completed. */
 int mfd__rounds_get(struct mfd_rounds *r, unsigned i, void *out, size_t size);

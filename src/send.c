@@ -924,9 +924,9 @@ MFD_EXTERN int mfd_send_sync(struct mfd_session *s)
 
 		__atomic_store_n(&s->round, s->round + 1, __ATOMIC_RELAXED);
 		mfd_session_stats(s, &st);
-		r = mfd__rounds_end(&s->round_log, st.bytes,
-				    st.normal_pages + st.zero_pages,
-				    s->cfg.page_size);
+		mfd__rounds_end(&s->round_log, st.bytes,
+				st.normal_pages + st.zero_pages,
+				s->cfg.page_size);
 	}
 	return r;
 }

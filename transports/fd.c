@@ -31,7 +31,6 @@ struct fd_listener {
 	struct mfd_listener base;
 	struct mfd_uri u;
 	bool taken[MFD_URI_MAX_FDS];
-	unsigned left; /* descriptors not handed out yet */
 	int wake_fd;
 };
 
@@ -69,7 +68,6 @@ static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 	}
 	l->base.ops = &mfd__fd_ops;
 	l->u = *u;
-	l->left = u->nfds;
 	at = (size_t)snprintf(l->base.uri, sizeof(l->base.uri), "fd:");
 	for (unsigned i = 0; i < u->nfds && at < sizeof(l->base.uri); i++)
 		at += (size_t)snprintf(l->base.uri + at,
@@ -94,13 +92,6 @@ static int fd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	unsigned idx[MFD_URI_MAX_FDS], n = 0;
 	int r;
 
-	if (!l->left) {
-		snprintf(err, errlen,
-			 "every descriptor handed in (%s) is taken, and none "
-			 "more can come",
-			 ml->uri);
-		return -ENOTCONN;
-	}
 	p[0] = (struct pollfd){ .fd = l->wake_fd, .events = POLLIN };
 	for (unsigned i = 0; i < l->u.nfds; i++)
 		if (!l->taken[i]) {
@@ -108,6 +99,13 @@ static int fd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 			p[++n] = (struct pollfd){ .fd = l->u.fds[i],
 						  .events = POLLIN };
 		}
+	if (!n) {
+		snprintf(err, errlen,
+			 "every descriptor handed in (%s) is taken, and none "
+			 "more can come",
+			 ml->uri);
+		return -ENOTCONN;
+	}
 	do
 		r = poll(p, n + 1, timeout_ms ? (int)timeout_ms : -1);
 	while (r < 0 && errno == EINTR);
@@ -127,7 +125,6 @@ static int fd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	for (unsigned k = 1; k <= n; k++)
 		if (p[k].revents) {
 			l->taken[idx[k - 1]] = true;
-			l->left--;
 			return mfd__sock_conn_from_fd(p[k].fd, out, err,
 						      errlen);
 		}
