@@ -71,6 +71,21 @@ typedef int (*mfd_region_cb)(void *opaque, const char *name, uint64_t length,
 typedef void (*mfd_log_cb)(void *opaque, const char *msg);
 
 /*
+ * Called on the receiver with a blob (mfd_send_blob()): `len` bytes at
+ * `data`, valid only during the call, and its name (1..255 printable
+ * ASCII characters). It runs on one of the session's channel threads at
+ * the end of the round the blob was sent in: every page of that round is
+ * in place and no page of the next is applied until it returns, so the
+ * memory reads exactly as the sender's round left it. The blobs of a
+ * round come one after another, in the order they were sent, each once.
+ * Return 0, or a negative errno to fail the session (say why with
+ * mfd_session_set_error() first). Do not call the session's functions
+ * from it, except mfd_session_set_error().
+ */
+typedef int (*mfd_blob_cb)(void *opaque, const char *name, const void *data,
+			   uint64_t len);
+
+/*
  * Session configuration. Start from mfd_config_init(), which fills the
  * defaults noted beside each field, then change what you need.
  *
@@ -168,6 +183,15 @@ struct mfd_config {
 	   install nothing; such a fault then kills the process as it would
 	   without the library. Default false. */
 	bool no_sigbus_handler;
+	/* Receiver: where blobs go (mfd_send_blob()); NULL: a sender's
+	   blob fails the session, saying so. */
+	mfd_blob_cb blob_cb;
+	void *blob_opaque;
+	/* Receiver: the most bytes of blobs held at once, between the
+	   arrival of their first piece and the end of their round; a blob
+	   that does not fit fails the session before anything is
+	   allocated for it. Default 256 MiB; at most 1 TiB. */
+	uint64_t max_blob_bytes;
 };
 
 /*
@@ -199,6 +223,8 @@ struct mfd_stats {
 	uint64_t register_bytes;
 	uint64_t inline_packets; /* rdma: page packets whose header (and
 				    offsets) went inline with the SEND */
+	uint64_t blobs;		/* blobs sent, or delivered */
+	uint64_t blob_bytes;	/* their bytes before compression */
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the
@@ -294,6 +320,20 @@ MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
  */
 MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 			      uint64_t *bitmap, uint64_t *queued);
+
+/*
+ * Sender: send `len` bytes at `data` as a blob named `name` (device
+ * state, a checkpoint's metadata: 1..255 printable ASCII characters)
+ * beside the pages of the current round: compressed by the session's
+ * method, in pieces of up to pages_per_packet pages spread over the
+ * channels like pages. The receiver hands it whole to its blob_cb at the
+ * end of this round (see mfd_blob_cb), after the blobs sent before it.
+ * `data` must stay valid and unchanged until the next mfd_send_sync()
+ * (or mfd_send_finish()) returns. The receiver bounds what it holds
+ * (max_blob_bytes): a larger blob fails the session there.
+ */
+MFD_EXTERN int mfd_send_blob(struct mfd_session *s, const char *name,
+			     const void *data, uint64_t len);
 
 /*
  * Sender: end the current round. Every channel sends what it holds,

@@ -80,8 +80,13 @@ void mfd__packet_seal(struct mfd_packet *p)
 			  (p->hdr.flags & MFD_FLAG_RAW)))
 		p->hdr.flags |= MFD_FLAG_STAGED;
 	mfd__hdr_encode(&p->hdr, p->wire);
-	mfd__offsets_encode(p->offsets, n, p->wire + MFD_HDR_SIZE);
-	p->wire_len = MFD_HDR_SIZE + 8 * (size_t)n;
+	if (p->desc_len) {
+		memcpy(p->wire + MFD_HDR_SIZE, p->desc, p->desc_len);
+		p->wire_len = MFD_HDR_SIZE + p->desc_len;
+	} else {
+		mfd__offsets_encode(p->offsets, n, p->wire + MFD_HDR_SIZE);
+		p->wire_len = MFD_HDR_SIZE + 8 * (size_t)n;
+	}
 	p->niov = 0;
 	if (!p->header_apart) {
 		p->iov[0].iov_base = p->wire;

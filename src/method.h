@@ -57,9 +57,13 @@ struct mfd_packet {
 	/* hdr.normal offsets of pages with data, then hdr.zero offsets of
 	 * zero pages */
 	uint64_t *offsets;
-	/* the encoded header and offsets */
+	/* the encoded header and offsets (BLOB packets: the descriptor) */
 	uint8_t *wire;
 	size_t wire_len;
+	/* sender, BLOB packets: the encoded descriptor, which follows the
+	 * header in place of offsets (desc_len 0 for page packets) */
+	const uint8_t *desc;
+	size_t desc_len;
 	/*
 	 * Sender: the list to send; iov[0] is the header unless
 	 * header_apart (zero-copy sends the header with its own copying
@@ -126,8 +130,8 @@ const struct mfd_method_ops *mfd__method_get(unsigned method);
 /* Default and range of levels for a method. */
 void mfd__method_levels(unsigned method, int *min, int *max, int *def);
 
-/* Encode p->hdr and the offsets into p->wire and, unless header_apart,
- * make it iov[0]. Sets p->niov to 1 (or 0). */
+/* Encode p->hdr and the offsets (or the descriptor) into p->wire and,
+ * unless header_apart, make it iov[0]. Sets p->niov to 1 (or 0). */
 void mfd__packet_seal(struct mfd_packet *p);
 
 /*

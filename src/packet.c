@@ -204,10 +204,10 @@ void mfd__hdr_set_checksum(uint8_t buf[MFD_HDR_SIZE], uint64_t sum)
 	put64(buf + MFD_HDR_CHECKSUM_AT, sum);
 }
 
-static int check_pages(const struct mfd_hdr *h, const struct mfd_limits *lim,
-		       char *err, size_t errlen)
+/* What page and BLOB packets share: method, flags, payload length. */
+static int check_payload(const struct mfd_hdr *h, const struct mfd_limits *lim,
+			 char *err, size_t errlen)
 {
-	uint64_t pages = (uint64_t)h->normal + h->zero;
 	uint64_t plain = (uint64_t)h->normal * lim->page_size;
 
 	if (h->method != lim->method)
@@ -224,14 +224,6 @@ static int check_pages(const struct mfd_hdr *h, const struct mfd_limits *lim,
 	    !(h->flags & MFD_FLAG_RAW))
 		BAD("packet %llu: staged flag on a compressed payload",
 		    (unsigned long long)h->packet_num);
-	if (h->region >= lim->region_count)
-		BAD("packet %llu: unknown region %u (the session has %u)",
-		    (unsigned long long)h->packet_num, h->region,
-		    lim->region_count);
-	if (pages == 0 || pages > lim->pages_per_packet)
-		BAD("packet %llu: %u normal + %u zero pages, expected 1..%u",
-		    (unsigned long long)h->packet_num, h->normal, h->zero,
-		    lim->pages_per_packet);
 	if (h->method == MFD_METHOD_NONE || (h->flags & MFD_FLAG_RAW)) {
 		if (h->payload_len != plain)
 			BAD("packet %llu: payload length %u, but %u normal "
@@ -248,6 +240,38 @@ static int check_pages(const struct mfd_hdr *h, const struct mfd_limits *lim,
 		    h->normal, (unsigned long long)(plain ? plain - 1 : 0));
 	}
 	return 0;
+}
+
+static int check_pages(const struct mfd_hdr *h, const struct mfd_limits *lim,
+		       char *err, size_t errlen)
+{
+	uint64_t pages = (uint64_t)h->normal + h->zero;
+
+	if (h->region >= lim->region_count)
+		BAD("packet %llu: unknown region %u (the session has %u)",
+		    (unsigned long long)h->packet_num, h->region,
+		    lim->region_count);
+	if (pages == 0 || pages > lim->pages_per_packet)
+		BAD("packet %llu: %u normal + %u zero pages, expected 1..%u",
+		    (unsigned long long)h->packet_num, h->normal, h->zero,
+		    lim->pages_per_packet);
+	return check_payload(h, lim, err, errlen);
+}
+
+/* A blob's pieces are all pages with data, and not staged: they always
+ * travel on the stream. The region field numbers the blob. */
+static int check_blob(const struct mfd_hdr *h, const struct mfd_limits *lim,
+		      char *err, size_t errlen)
+{
+	if (h->zero || h->normal > lim->pages_per_packet)
+		BAD("packet %llu: blob piece of %u + %u zero pages, expected "
+		    "0..%u and no zero pages",
+		    (unsigned long long)h->packet_num, h->normal, h->zero,
+		    lim->pages_per_packet);
+	if (h->flags & MFD_FLAG_STAGED)
+		BAD("packet %llu: staged flag on a blob piece",
+		    (unsigned long long)h->packet_num);
+	return check_payload(h, lim, err, errlen);
 }
 
 int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
@@ -272,12 +296,13 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	out->payload_len = get32(buf + 32);
 	out->checksum = get64(buf + MFD_HDR_CHECKSUM_AT);
 	if (out->checksum &&
-	    ((out->type != MFD_PKT_PAGES && out->type != MFD_PKT_ZERO_RANGE) ||
+	    ((out->type != MFD_PKT_PAGES && out->type != MFD_PKT_ZERO_RANGE &&
+	      out->type != MFD_PKT_BLOB) ||
 	     !(lim->features & MFD_FEAT_CHECKSUM)))
 		BAD("checksum field set, but checksums were not negotiated "
 		    "for packet type %u",
 		    out->type);
-	if (out->type != MFD_PKT_PAGES &&
+	if (out->type != MFD_PKT_PAGES && out->type != MFD_PKT_BLOB &&
 	    (out->method || out->flags || out->normal || out->zero ||
 	     (out->region && out->type != MFD_PKT_ZERO_RANGE)))
 		BAD("control packet type %u with non-zero page fields",
@@ -285,6 +310,8 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	switch (out->type) {
 	case MFD_PKT_PAGES:
 		return check_pages(out, lim, err, errlen);
+	case MFD_PKT_BLOB:
+		return check_blob(out, lim, err, errlen);
 	case MFD_PKT_SYNC:
 	case MFD_PKT_END:
 	case MFD_PKT_SYNC_ACK:
@@ -346,6 +373,61 @@ int mfd__range_decode(const uint8_t buf[MFD_RANGE_SIZE], uint32_t page_size,
 		    page_size, (unsigned long long)region_len);
 	*offset = off;
 	*length = len;
+	return 0;
+}
+
+size_t mfd__blob_desc_encode(const struct mfd_blob_desc *d, uint8_t *buf)
+{
+	memset(buf, 0, MFD_BLOB_DESC_SIZE);
+	put64(buf, d->total);
+	put64(buf + 8, d->offset);
+	put16(buf + 16, d->name_len);
+	memcpy(buf + MFD_BLOB_DESC_SIZE, d->name, d->name_len);
+	return MFD_BLOB_DESC_SIZE + d->name_len;
+}
+
+int mfd__blob_desc_decode(const uint8_t buf[MFD_BLOB_DESC_SIZE],
+			  struct mfd_blob_desc *d, char *err, size_t errlen)
+{
+	d->total = get64(buf);
+	d->offset = get64(buf + 8);
+	d->name_len = get16(buf + 16);
+	if (!all_zero(buf + 18, 6))
+		BAD("reserved bytes of a blob descriptor are not zero");
+	if (d->name_len == 0 || d->name_len > MFD_MAX_REGION_NAME)
+		BAD("blob name of %u bytes (expected 1..%u)", d->name_len,
+		    MFD_MAX_REGION_NAME);
+	return 0;
+}
+
+uint32_t mfd__blob_piece_pages(uint64_t total, uint64_t offset,
+			       uint32_t page_size, uint32_t pages_per_packet)
+{
+	uint64_t left = total - offset;
+	uint64_t pages = left / page_size + (left % page_size != 0);
+
+	return pages < pages_per_packet ? (uint32_t)pages : pages_per_packet;
+}
+
+int mfd__blob_desc_check(const struct mfd_blob_desc *d, const struct mfd_hdr *h,
+			 uint32_t page_size, uint32_t pages_per_packet,
+			 char *err, size_t errlen)
+{
+	uint64_t piece = (uint64_t)page_size * pages_per_packet;
+	uint32_t want;
+
+	if (d->offset % piece || (d->offset >= d->total && d->offset))
+		BAD("blob piece at %llu of a blob of %llu bytes (pieces start "
+		    "at multiples of %llu inside it)",
+		    (unsigned long long)d->offset,
+		    (unsigned long long)d->total, (unsigned long long)piece);
+	want = mfd__blob_piece_pages(d->total, d->offset, page_size,
+				     pages_per_packet);
+	if (h->normal != want)
+		BAD("blob piece at %llu of a blob of %llu bytes with %u pages "
+		    "(expected %u)",
+		    (unsigned long long)d->offset,
+		    (unsigned long long)d->total, h->normal, want);
 	return 0;
 }
 

@@ -53,10 +53,31 @@ enum {
 			      session; its payload says why */
 	MFD_PKT_ZERO_RANGE = 9, /* sender -> receiver: a range of pages of
 				   one region reads zero */
+	MFD_PKT_BLOB = 10, /* sender -> receiver: one piece of a named byte
+			      stream (device state), delivered whole at the
+			      round's end */
 };
 
 /* A ZERO_RANGE payload: offset and length, u64 each. */
 #define MFD_RANGE_SIZE 16
+
+/*
+ * A BLOB packet carries, after its header and in place of offsets, a
+ * descriptor: the blob's total length (u64), the offset of this piece in
+ * it (u64), the name's length (u16), 6 reserved bytes, then the name.
+ * The pieces are fixed: piece k covers bytes [k * P, (k + 1) * P) of the
+ * blob, with P = pages_per_packet * page_size, and travels as hdr.normal
+ * pages, the last one padded with zeros.
+ */
+#define MFD_BLOB_DESC_SIZE 24
+#define MFD_BLOB_DESC_MAX (MFD_BLOB_DESC_SIZE + MFD_MAX_REGION_NAME)
+
+struct mfd_blob_desc {
+	uint64_t total;	 /* bytes of the whole blob */
+	uint64_t offset; /* of this piece: a multiple of P */
+	uint16_t name_len;
+	char name[MFD_MAX_REGION_NAME + 1];
+};
 
 /* Page packet flags. */
 #define MFD_FLAG_RAW 0x0001u /* compressed method, payload sent as is */
@@ -153,6 +174,21 @@ void mfd__range_encode(uint64_t offset, uint64_t length,
 int mfd__range_decode(const uint8_t buf[MFD_RANGE_SIZE], uint32_t page_size,
 		      uint64_t region_len, uint64_t *offset, uint64_t *length,
 		      char *err, size_t errlen);
+
+/* A BLOB descriptor to the wire (returns its size) and back. Decoding
+ * reads the fixed part: the name follows (name_len bytes), and
+ * mfd__blob_desc_check() judges it all against the header. */
+size_t mfd__blob_desc_encode(const struct mfd_blob_desc *d, uint8_t *buf);
+int mfd__blob_desc_decode(const uint8_t buf[MFD_BLOB_DESC_SIZE],
+			  struct mfd_blob_desc *d, char *err, size_t errlen);
+/* The offset starts a piece inside the blob, and hdr->normal is the
+ * number of pages that piece takes (the caller judges the name). */
+int mfd__blob_desc_check(const struct mfd_blob_desc *d, const struct mfd_hdr *h,
+			 uint32_t page_size, uint32_t pages_per_packet,
+			 char *err, size_t errlen);
+/* Pages the piece of a blob of `total` bytes at `offset` takes. */
+uint32_t mfd__blob_piece_pages(uint64_t total, uint64_t offset,
+			       uint32_t page_size, uint32_t pages_per_packet);
 
 /* Offsets in wire order (big-endian u64) to and from host order. */
 void mfd__offsets_encode(const uint64_t *off, uint32_t n, uint8_t *buf);

@@ -101,6 +101,46 @@ static void compare_digests(struct mfd_session *s)
 }
 
 /*
+ * At the end of a round, by the barrier's last channel while the others
+ * wait: the round's blobs, whole, in the order they were sent. Returns
+ * 0 or the error that fails the session.
+ */
+static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
+			 uint32_t round)
+{
+	struct mfd_blob *list;
+	char err[600];
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = mfd__blobs_take(&s->blobs, round, &list, err, sizeof(err));
+	pthread_mutex_unlock(&s->lock);
+	if (r) {
+		mfd__session_fail(s, (int)ch->index, r, "%s", err);
+		return r;
+	}
+	while (list) {
+		struct mfd_blob *bl = list;
+
+		list = bl->next;
+		if (!r) {
+			s->cb_err[0] = 0;
+			r = s->cfg.blob_cb(s->cfg.blob_opaque, bl->name,
+					   bl->data, bl->total);
+			if (r)
+				mfd__session_fail(s, (int)ch->index, r,
+						  "blob '%s': %s", bl->name,
+						  s->cb_err[0] ? s->cb_err
+							       : strerror(-r));
+			mfd__stat_add(&ch->st.blobs, !r);
+			mfd__stat_add(&ch->st.blob_bytes, r ? 0 : bl->total);
+		}
+		mfd__blob_free(bl);
+	}
+	return r;
+}
+
+/*
  * Wait until every channel has reached the same SYNC (or END). The wait
  * itself has no time limit: every channel not here yet is reading, and
  * its reads are bounded by the timeout (keep-alives show a live sender
@@ -128,7 +168,14 @@ static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 	s->barrier_type = type;
 	s->barrier_round = round;
 	if (++s->barrier_count == s->nchannels) {
-		if (type == MFD_PKT_END) {
+		if (s->blobs.head) {
+			/* every channel waits here and none touches the
+			 * store: call back without the lock */
+			pthread_mutex_unlock(&s->lock);
+			r = deliver_blobs(s, ch, round);
+			pthread_mutex_lock(&s->lock);
+		}
+		if (type == MFD_PKT_END && !r) {
 			/* every page is in place: hash, without the lock */
 			pthread_mutex_unlock(&s->lock);
 			compare_digests(s);
@@ -343,6 +390,91 @@ static int recv_zero_range(struct mfd_session *s, struct mfd_channel *ch)
 	return 0;
 }
 
+/*
+ * A blob piece: the descriptor is judged, the blob found or made room
+ * for, and the piece claimed, all before its payload is read; the payload
+ * then lands in the blob's buffer as a packet's pages land in a region.
+ */
+static int recv_blob(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_packet *p = &ch->pkt;
+	uint32_t ps = s->cfg.page_size, ppp = s->cfg.pages_per_packet;
+	unsigned long long num = (unsigned long long)p->hdr.packet_num;
+	uint8_t buf[MFD_HDR_SIZE + MFD_BLOB_DESC_MAX];
+	uint8_t *wire = buf + MFD_HDR_SIZE;
+	struct mfd_region piece = { 0 };
+	struct mfd_blob_desc d;
+	struct mfd_blob *bl = NULL;
+	char err[600];
+	int r = check_round(s, ch);
+
+	memcpy(buf, p->wire, MFD_HDR_SIZE);
+	if (!r)
+		r = mfd__tp_recv_buf(ch->conn, wire, MFD_BLOB_DESC_SIZE);
+	if (r)
+		return r;
+	r = mfd__blob_desc_decode(wire, &d, err, sizeof(err));
+	if (r)
+		goto bad;
+	r = mfd__tp_recv_buf(ch->conn, wire + MFD_BLOB_DESC_SIZE, d.name_len);
+	if (r)
+		return r;
+	memcpy(d.name, wire + MFD_BLOB_DESC_SIZE, d.name_len);
+	d.name[d.name_len] = 0;
+	if (!mfd__region_name_ok(d.name, d.name_len)) {
+		snprintf(err, sizeof(err), "blob name is not printable ASCII");
+		r = -EBADMSG;
+		goto bad;
+	}
+	r = mfd__blob_desc_check(&d, &p->hdr, ps, ppp, err, sizeof(err));
+	if (r)
+		goto bad;
+	if (!s->cfg.blob_cb) { /* the name is printable: checked above */
+		snprintf(err, sizeof(err), "the sender sent blob '%s', but "
+			 "this receiver takes no blobs", d.name);
+		r = -EPROTO;
+		goto bad;
+	}
+	pthread_mutex_lock(&s->lock);
+	r = mfd__blob_claim(&s->blobs, p->hdr.region, p->hdr.round, &d,
+			    (uint64_t)ps * ppp, ps, s->cfg.max_blob_bytes, &bl,
+			    err, sizeof(err));
+	pthread_mutex_unlock(&s->lock);
+	if (r)
+		goto bad;
+	piece.mem = bl->data + d.offset;
+	piece.length = (uint64_t)p->hdr.normal * ps;
+	for (uint32_t i = 0; i < p->hdr.normal; i++)
+		p->offsets[i] = (uint64_t)i * ps;
+	p->region = &piece;
+	p->niov = 0;
+	r = s->method->recv_prepare(&ch->mctx, p);
+	if (!r && p->hdr.payload_len)
+		r = mfd__tp_recv(ch->conn, p->iov, p->niov);
+	if (!r)
+		r = check_sum(s, ch, buf,
+			      MFD_HDR_SIZE + MFD_BLOB_DESC_SIZE + d.name_len,
+			      p->iov, p->niov);
+	if (!r && s->method->recv_finish) {
+		r = s->method->recv_finish(&ch->mctx, p);
+		if (r) {
+			snprintf(err, sizeof(err), "%s", ch->mctx.err);
+			goto bad;
+		}
+	}
+	if (r)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	mfd__blob_piece_done(bl);
+	pthread_mutex_unlock(&s->lock);
+	mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE + MFD_BLOB_DESC_SIZE +
+					     d.name_len + p->hdr.payload_len);
+	return 0;
+bad:
+	mfd__session_fail(s, (int)ch->index, r, "packet %llu: %s", num, err);
+	return r;
+}
+
 static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 {
 	struct mfd_packet *p = &ch->pkt;
@@ -476,6 +608,8 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 		return recv_pages(s, ch);
 	case MFD_PKT_ZERO_RANGE:
 		return recv_zero_range(s, ch);
+	case MFD_PKT_BLOB:
+		return recv_blob(s, ch);
 	case MFD_PKT_SYNC:
 	case MFD_PKT_END:
 		if (p->hdr.round != ch->round) {

@@ -89,6 +89,77 @@ static int send_zero_range(struct mfd_session *s, struct mfd_channel *ch)
 }
 
 /*
+ * One piece of a blob: its bytes are copied into the channel's own
+ * buffer, padded with zeros to whole pages, and go through the method
+ * like the pages of a packet; a descriptor takes the offsets' place. On a
+ * one-sided transport the buffer is no region, so it goes on the stream.
+ */
+static int send_blob(struct mfd_session *s, struct mfd_channel *ch)
+{
+	struct mfd_packet *p = &ch->pkt;
+	const struct mfd_blob_desc *d = &ch->job_blob;
+	uint32_t ps = s->cfg.page_size, ppp = s->cfg.pages_per_packet;
+	uint32_t n = mfd__blob_piece_pages(d->total, d->offset, ps, ppp);
+	uint64_t len = d->total - d->offset;
+	struct mfd_region piece = { .length = (uint64_t)n * ps };
+	uint8_t desc[MFD_BLOB_DESC_MAX];
+	int r;
+
+	if (len > (uint64_t)n * ps)
+		len = (uint64_t)n * ps;
+	if (!ch->blob_buf) {
+		ch->blob_buf = malloc((size_t)ppp * ps);
+		if (!ch->blob_buf) {
+			mfd__session_fail(s, (int)ch->index, -ENOMEM,
+					  "no memory for a blob buffer");
+			return -ENOMEM;
+		}
+	}
+	memcpy(ch->blob_buf, ch->job_blob_data, len);
+	memset(ch->blob_buf + len, 0, (size_t)n * ps - len);
+	piece.mem = ch->blob_buf;
+	memset(&p->hdr, 0, sizeof(p->hdr));
+	p->hdr.type = MFD_PKT_BLOB;
+	p->hdr.method = s->cfg.method;
+	p->hdr.packet_num = ch->job_packet_num;
+	p->hdr.round = ch->job_round;
+	p->hdr.region = ch->job_region; /* the blob's number */
+	p->hdr.normal = n;
+	for (uint32_t i = 0; i < n; i++)
+		p->offsets[i] = (uint64_t)i * ps;
+	p->region = &piece;
+	p->header_apart = false;
+	p->copy = ch->blob_buf;
+	p->raw_from_region = false;
+	p->staged = false;
+	p->desc = desc;
+	p->desc_len = mfd__blob_desc_encode(d, desc);
+	r = s->method->send_prepare(&ch->mctx, p);
+	p->desc_len = 0;
+	if (r) {
+		mfd__session_fail(s, ch->index, r, "blob '%s': %s", d->name,
+				  ch->mctx.err);
+		return r;
+	}
+	if (s->features & MFD_FEAT_CHECKSUM)
+		mfd__hdr_set_checksum(p->wire,
+				      mfd__packet_checksum(p->wire, p->wire_len,
+							   p->iov + 1,
+							   p->niov - 1));
+	r = mfd__ratelimit_take(&s->ratelimit, p->next_packet_size, &s->failed,
+				s->keepalive_ms, rate_tick, ch);
+	if (!r)
+		r = mfd__tp_send(ch->conn, p->iov, p->niov, 0);
+	if (r)
+		return r;
+	mfd__stat_add(&ch->st.bytes, p->next_packet_size);
+	mfd__stat_add(&ch->st.blob_bytes, len);
+	if (d->offset + len == d->total) /* its last piece */
+		mfd__stat_add(&ch->st.blobs, 1);
+	return 0;
+}
+
+/*
  * Sort the job's pages into normal (from the front, in their order, so
  * that runs stay adjacent) and zero ones (from the back). With a stable
  * copy, each page is copied first and judged on the copy, so that what is
@@ -279,6 +350,8 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 		return send_pages(s, ch);
 	case MFD_JOB_ZERO_RANGE:
 		return send_zero_range(s, ch);
+	case MFD_JOB_BLOB:
+		return send_blob(s, ch);
 	case MFD_JOB_SYNC:
 		/* after this, no page of the round is referenced anymore */
 		r = mfd__tp_flush(ch->conn);
@@ -825,6 +898,44 @@ MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
 	s->ch[c].job_packet_num = s->next_packet_num++;
 	pthread_mutex_unlock(&s->lock);
 	give_job(s, (unsigned)c, MFD_JOB_ZERO_RANGE);
+	return 0;
+}
+
+MFD_EXTERN int mfd_send_blob(struct mfd_session *s, const char *name,
+			     const void *data, uint64_t len)
+{
+	uint64_t piece = (uint64_t)s->cfg.page_size * s->cfg.pages_per_packet;
+	size_t name_len = name ? strlen(name) : 0;
+	uint64_t off = 0;
+	uint32_t id;
+	int r = check_sending(s);
+
+	if (r)
+		return r;
+	if (!mfd__region_name_ok(name, name_len) || (!data && len) ||
+	    len > MFD_MAX_BLOB_BYTES)
+		return -EINVAL;
+	id = s->next_blob_id++;
+	/* one piece at least: an empty blob is delivered too */
+	do {
+		struct mfd_channel *ch;
+		int c = wait_idle(s, -1);
+
+		if (c < 0)
+			return c;
+		ch = &s->ch[c];
+		pthread_mutex_lock(&s->lock);
+		ch->job_region = id;
+		ch->job_blob_data = (const uint8_t *)data + off;
+		ch->job_blob.total = len;
+		ch->job_blob.offset = off;
+		ch->job_blob.name_len = (uint16_t)name_len;
+		memcpy(ch->job_blob.name, name, name_len + 1);
+		ch->job_packet_num = s->next_packet_num++;
+		pthread_mutex_unlock(&s->lock);
+		give_job(s, (unsigned)c, MFD_JOB_BLOB);
+		off += piece;
+	} while (off < len);
 	return 0;
 }
 

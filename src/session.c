@@ -32,6 +32,7 @@ static void config_defaults(struct mfd_config *cfg)
 	cfg->pages_per_packet = 0; /* 128, fewer for pages over 32 KiB */
 	cfg->zero_page_detection = true;
 	cfg->timeout_ms = 30000;
+	cfg->max_blob_bytes = MFD_DEFAULT_MAX_BLOB_BYTES;
 }
 
 /* The defaults, as far as the caller's struct reaches. */
@@ -114,6 +115,14 @@ static int check_config(const struct mfd_config *c, enum mfd_role role,
 		snprintf(err, errlen,
 			 "page size %u is not a power of two in 512..65536",
 			 c->page_size);
+		return -EINVAL;
+	}
+	if (c->max_blob_bytes > MFD_MAX_BLOB_BYTES) {
+		snprintf(err, errlen,
+			 "max_blob_bytes %llu over the most a receiver may "
+			 "hold (%llu, 1 TiB)",
+			 (unsigned long long)c->max_blob_bytes,
+			 (unsigned long long)MFD_MAX_BLOB_BYTES);
 		return -EINVAL;
 	}
 	if (c->pages_per_packet > 1024 ||
@@ -563,7 +572,10 @@ int mfd__channel_setup(struct mfd_session *s, struct mfd_channel *ch)
 	ch->mctx.pages_per_packet = ppp;
 	ch->job_offsets = calloc(ppp, sizeof(uint64_t));
 	p->offsets = calloc(ppp, sizeof(uint64_t));
-	p->wire = malloc(MFD_HDR_SIZE + 8 * (size_t)ppp);
+	/* offsets, or a blob's descriptor */
+	p->wire = malloc(MFD_HDR_SIZE + (8 * (size_t)ppp > MFD_BLOB_DESC_MAX
+						 ? 8 * (size_t)ppp
+						 : MFD_BLOB_DESC_MAX));
 	/* header, one entry per page at worst, and one spare */
 	p->iov = calloc(ppp + 2, sizeof(struct iovec));
 	if (!ch->job_offsets || !p->offsets || !p->wire || !p->iov) {
@@ -618,6 +630,7 @@ void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 	free(ch->job_offsets);
 	free(ch->stable);
 	free(ch->staging);
+	free(ch->blob_buf);
 	free(ch->pkt.offsets);
 	free(ch->pkt.wire);
 	free(ch->pkt.iov);
@@ -701,7 +714,8 @@ static double elapsed(const struct mfd_session *s)
 #define CHANNEL_COUNTERS(X)                                                \
 	X(bytes) X(payload_bytes) X(packets) X(normal_pages) X(zero_pages) \
 	X(raw_packets) X(zerocopy_sends) X(zerocopy_copied)                \
-	X(zerocopy_fallbacks) X(rounds) X(cpu_ns) X(inline_packets)
+	X(zerocopy_fallbacks) X(rounds) X(cpu_ns) X(inline_packets)       \
+	X(blobs) X(blob_bytes)
 
 static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
 {
@@ -820,6 +834,7 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 	for (int i = 0; i < s->nregions; i++)
 		free(s->regions[i].written);
 	free(s->batch);
+	mfd__blobs_free(&s->blobs);
 	if (s->secret) {
 		explicit_bzero(s->secret, s->cfg.secret_len);
 		free(s->secret);

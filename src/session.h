@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "multifd.h"
+#include "blob.h"
 #include "method.h"
 #include "ratelimit.h"
 #include "rounds.h"
@@ -22,6 +23,7 @@ enum mfd_job {
 	MFD_JOB_NONE = 0, /* idle */
 	MFD_JOB_PAGES,
 	MFD_JOB_ZERO_RANGE,
+	MFD_JOB_BLOB,
 	MFD_JOB_SYNC,
 	MFD_JOB_VERIFY,
 	MFD_JOB_END,
@@ -45,6 +47,9 @@ struct mfd_channel {
 	uint32_t job_count;
 	uint64_t job_range_offset; /* MFD_JOB_ZERO_RANGE */
 	uint64_t job_range_length;
+	/* MFD_JOB_BLOB: one piece of a blob (the caller's bytes) */
+	const uint8_t *job_blob_data;
+	struct mfd_blob_desc job_blob;
 	uint32_t job_region;
 	uint32_t job_round;
 	uint64_t job_packet_num;
@@ -58,6 +63,9 @@ struct mfd_channel {
 	uint8_t *stable;
 	/* receiver: where STAGED payloads land (or NULL until one does) */
 	uint8_t *staging;
+	/* sender: a blob piece, copied and padded to whole pages (or NULL
+	 * until one is sent) */
+	uint8_t *blob_buf;
 
 	/* Written by the channel thread with relaxed atomics, read by
 	 * anyone (mfd_channel_stats). */
@@ -110,6 +118,7 @@ struct mfd_session {
 	uint64_t sent_digest[MFD_MAX_REGIONS]; /* receiver: VERIFY's */
 	uint64_t rounds;      /* receiver: rounds every channel completed */
 	struct mfd_rounds round_log; /* sender: each round's figures */
+	struct mfd_blobs blobs; /* receiver: blobs not yet delivered */
 	char cb_err[300];     /* mfd_session_set_error() from a callback */
 
 	/* Only the owner thread touches these. */
@@ -120,8 +129,13 @@ struct mfd_session {
 	int batch_region;
 	uint32_t round;
 	uint64_t next_packet_num;
+	uint32_t next_blob_id;
 	unsigned next_channel;
 };
+
+/* The receiver's default bound on blobs held, and the largest allowed. */
+#define MFD_DEFAULT_MAX_BLOB_BYTES (256ull << 20)
+#define MFD_MAX_BLOB_BYTES (1ull << 40)
 
 /* Region memory must be aligned to the page size, or to 4 KiB (what mmap
  * guarantees) when pages are larger. */

@@ -263,19 +263,17 @@ struct rig {
 	double t0;
 };
 
-/* A receiver with one 1 MiB region, and `channels` raw channels of the
- * given method that passed the handshake. */
-static void rig_up(struct rig *g, uint8_t method, uint16_t channels)
+/* A receiver configured by cfg with one 1 MiB region, and `channels` raw
+ * channels of the given method that passed the handshake. */
+static void rig_up_cfg(struct rig *g, uint8_t method, uint16_t channels,
+		       const struct mfd_config *cfg)
 {
-	struct mfd_config cfg;
 	int32_t status;
 
 	memset(g, 0, sizeof(*g));
-	mfd_config_init(&cfg);
-	cfg.timeout_ms = TIMEOUT_MS;
 	g->dst = guarded_alloc(LEN);
 	CU_ASSERT_FATAL(g->dst != NULL);
-	CU_ASSERT_FATAL(rx_start(&g->p, &cfg, "tcp:127.0.0.1:0", g->dst,
+	CU_ASSERT_FATAL(rx_start(&g->p, cfg, "tcp:127.0.0.1:0", g->dst,
 				 LEN) == 0);
 	for (uint16_t i = 0; i < channels; i++)
 		g->c[i] = raw_connect(mfd_session_uri(g->p.rx), i, channels,
@@ -286,6 +284,15 @@ static void rig_up(struct rig *g, uint8_t method, uint16_t channels)
 				!status);
 	}
 	g->t0 = now();
+}
+
+static void rig_up(struct rig *g, uint8_t method, uint16_t channels)
+{
+	struct mfd_config cfg;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	rig_up_cfg(g, method, channels, &cfg);
 }
 
 /* The receiver fails within its timeout, naming `channel` and `word`. */
@@ -461,16 +468,185 @@ static void test_zero_range_hostile(void)
 	zero_range_bad(0, 1, 0, PS, "unknown region 1");
 }
 
+static unsigned blobs_delivered;
+
+static int count_blob(void *opaque, const char *name, const void *data,
+		      uint64_t len)
+{
+	(void)opaque;
+	(void)name;
+	(void)data;
+	(void)len;
+	blobs_delivered++;
+	return 0;
+}
+
+/* A receiver that takes blobs, up to 1 MiB held, on one raw channel. */
+static void blob_rig_up(struct rig *g)
+{
+	struct mfd_config cfg;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = TIMEOUT_MS;
+	cfg.blob_cb = count_blob;
+	cfg.max_blob_bytes = 1u << 20;
+	blobs_delivered = 0;
+	rig_up_cfg(g, MFD_METHOD_NONE, 1, &cfg);
+}
+
+/* One piece of blob `id`, with `pages` pages of 0x5a as its payload
+ * (method none), and the name's bytes as given. */
+static void send_piece(struct rig *g, uint32_t id, uint32_t round,
+		       uint64_t total, uint64_t offset, uint32_t pages,
+		       const char *name)
+{
+	static uint8_t payload[128 * PS];
+	struct mfd_hdr h = { .type = MFD_PKT_BLOB, .round = round,
+			     .region = id, .normal = pages,
+			     .payload_len = pages * PS };
+	struct mfd_blob_desc d = { .total = total, .offset = offset,
+				   .name_len = (uint16_t)strlen(name) };
+	uint8_t buf[MFD_HDR_SIZE + MFD_BLOB_DESC_MAX];
+	size_t n;
+
+	memset(payload, 0x5a, sizeof(payload));
+	memcpy(d.name, name, d.name_len);
+	mfd__hdr_encode(&h, buf);
+	n = mfd__blob_desc_encode(&d, buf + MFD_HDR_SIZE);
+	mfd__tp_send_buf(g->c[0], buf, MFD_HDR_SIZE + n);
+	mfd__tp_send_buf(g->c[0], payload, (size_t)pages * PS);
+}
+
+static void send_sync(struct rig *g, uint32_t round)
+{
+	struct mfd_hdr h = { .type = MFD_PKT_SYNC, .round = round };
+	uint8_t buf[MFD_HDR_SIZE];
+
+	mfd__hdr_encode(&h, buf);
+	mfd__tp_send_buf(g->c[0], buf, sizeof(buf));
+}
+
+/* A blob of 1 GiB claimed by its first piece: refused at once by the
+ * bound, before anything is allocated (the refusal names the bound, not
+ * a failed allocation) */
+static void test_blob_too_long(void)
+{
+	struct rig g;
+
+	blob_rig_up(&g);
+	send_piece(&g, 0, 0, 1ull << 30, 0, 128, "state");
+	rig_expect(&g, 0, "max_blob_bytes");
+	rig_down(&g);
+	blob_rig_up(&g); /* and the largest length there is */
+	send_piece(&g, 0, 0, ~0ull, 0, 128, "state");
+	rig_expect(&g, 0, "does not fit");
+	rig_down(&g);
+	/* two that fit alone, but not together */
+	blob_rig_up(&g);
+	send_piece(&g, 0, 0, 600 << 10, 0, 128, "a");
+	send_piece(&g, 1, 0, 600 << 10, 0, 128, "b");
+	rig_expect(&g, 0, "614400 held");
+	CU_ASSERT_EQUAL(blobs_delivered, 0);
+	rig_down(&g);
+}
+
+static void test_blob_piece_twice(void)
+{
+	struct rig g;
+
+	blob_rig_up(&g);
+	send_piece(&g, 0, 0, 600 << 10, 0, 128, "state");
+	send_piece(&g, 0, 0, 600 << 10, 0, 128, "state");
+	rig_expect(&g, 0, "came twice");
+	rig_down(&g);
+}
+
+static void test_blob_pieces_disagree(void)
+{
+	struct rig g;
+
+	blob_rig_up(&g);
+	send_piece(&g, 0, 0, 600 << 10, 0, 128, "state");
+	send_piece(&g, 0, 0, 600 << 10, 128 * PS, 22, "other");
+	rig_expect(&g, 0, "first piece said 'state'");
+	rig_down(&g);
+}
+
+/* Names with terminal controls, DEL or a tab: refused, not printed. */
+static void test_blob_bad_names(void)
+{
+	static const char *const names[] = { "esc\x1b[2J", "\x7f del",
+					      "tab\there" };
+	struct rig g;
+
+	for (int i = 0; i < 3; i++) {
+		blob_rig_up(&g);
+		send_piece(&g, 0, 0, 10, 0, 1, names[i]);
+		rig_expect(&g, 0, "not printable");
+		CU_ASSERT(strchr(mfd_session_error(g.p.rx), 0x1b) == NULL);
+		rig_down(&g);
+	}
+}
+
+static void test_blob_wrong_geometry(void)
+{
+	struct rig g;
+
+	blob_rig_up(&g);
+	send_piece(&g, 0, 0, 10, 0, 2, "state"); /* 10 bytes in 2 pages */
+	rig_expect(&g, 0, "expected 1");
+	rig_down(&g);
+	blob_rig_up(&g);
+	send_piece(&g, 0, 0, 600 << 10, PS, 1, "state"); /* mid-piece */
+	rig_expect(&g, 0, "pieces start at multiples");
+	rig_down(&g);
+}
+
+/* The round ends while a blob misses a piece, or misses a blob before it:
+ * nothing is delivered, the session fails naming what is missing. */
+static void test_blob_round_incomplete(void)
+{
+	struct rig g;
+
+	blob_rig_up(&g);
+	send_piece(&g, 0, 0, 600 << 10, 0, 128, "state");
+	send_sync(&g, 0);
+	rig_expect(&g, 0, "1 of the 2 pieces of blob 0");
+	CU_ASSERT_EQUAL(blobs_delivered, 0);
+	rig_down(&g);
+	blob_rig_up(&g);
+	send_piece(&g, 1, 0, 10, 0, 1, "second");
+	send_sync(&g, 0);
+	rig_expect(&g, 0, "without blob 0");
+	CU_ASSERT_EQUAL(blobs_delivered, 0);
+	rig_down(&g);
+}
+
+/* A blob delivered at the end of round 0, sent again in round 1: refused,
+ * delivered once. */
+static void test_blob_replayed(void)
+{
+	struct rig g;
+
+	blob_rig_up(&g);
+	send_piece(&g, 0, 0, 10, 0, 1, "state");
+	send_sync(&g, 0);
+	send_piece(&g, 0, 1, 10, 0, 1, "state");
+	rig_expect(&g, 0, "delivered already");
+	CU_ASSERT_EQUAL(blobs_delivered, 1);
+	rig_down(&g);
+}
+
 static void test_header_type_unknown(void)
 {
-	struct mfd_hdr h = { .type = 10 };
+	struct mfd_hdr h = { .type = 11 };
 	uint8_t buf[MFD_HDR_SIZE];
 	struct rig g;
 
 	rig_up(&g, MFD_METHOD_NONE, 1);
 	mfd__hdr_encode(&h, buf);
 	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
-	rig_expect(&g, 0, "packet type 10");
+	rig_expect(&g, 0, "packet type 11");
 	rig_down(&g);
 }
 
@@ -716,6 +892,15 @@ int main(void)
 		{ "region table: unknown name", test_table_unknown_region },
 		{ "header flags: unknown bits", test_header_flags_unknown },
 		{ "header type: unknown", test_header_type_unknown },
+		{ "blob: longer than the receiver holds", test_blob_too_long },
+		{ "blob: a piece twice", test_blob_piece_twice },
+		{ "blob: pieces that disagree", test_blob_pieces_disagree },
+		{ "blob: names not printable", test_blob_bad_names },
+		{ "blob: pages that do not match the piece",
+		  test_blob_wrong_geometry },
+		{ "blob: round ends without all of it",
+		  test_blob_round_incomplete },
+		{ "blob: replayed after delivery", test_blob_replayed },
 		{ "zero ranges: outside, empty, unaligned, wrong round",
 		  test_zero_range_hostile },
 		{ "header reserved bytes: not zero", test_header_reserved },

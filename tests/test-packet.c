@@ -100,7 +100,7 @@ static void test_hdr_rejects(void)
 	h.payload_len += 1;
 	expect_bad(h, &lim, "payload length");
 	h = good_pages();
-	h.type = 10;
+	h.type = 11;
 	expect_bad(h, &lim, "type");
 	h = (struct mfd_hdr){ .type = MFD_PKT_SYNC, .normal = 1 };
 	expect_bad(h, &lim, "control");
@@ -212,6 +212,77 @@ static void test_zero_range(void)
 			CU_ASSERT_PTR_NOT_NULL(strstr(err, "zero range"));
 		}
 	}
+}
+
+/* BLOB headers and descriptors (protocol.md 6.5). */
+static void test_blob(void)
+{
+	struct mfd_hdr h = { .type = MFD_PKT_BLOB, .method = MFD_METHOD_NONE,
+			     .region = 123456, .normal = 3,
+			     .payload_len = 3 * 4096 };
+	struct mfd_blob_desc d = { .total = 1000000, .offset = 0,
+				   .name_len = 5 }, out;
+	uint8_t buf[MFD_BLOB_DESC_MAX];
+	char err[200] = "";
+	size_t n;
+
+	/* any blob number; no zero pages; no staging; 0 pages allowed */
+	CU_ASSERT_EQUAL(decode(&h, &lim, err, sizeof(err)), 0);
+	h.zero = 1;
+	expect_bad(h, &lim, "zero pages");
+	h.zero = 0;
+	h.flags = MFD_FLAG_STAGED;
+	expect_bad(h, &lim, "staged");
+	h.flags = 0;
+	h.payload_len = 4096;
+	expect_bad(h, &lim, "payload length");
+	h.normal = 0;
+	h.payload_len = 0;
+	CU_ASSERT_EQUAL(decode(&h, &lim, err, sizeof(err)), 0);
+
+	memcpy(d.name, "state", 6);
+	n = mfd__blob_desc_encode(&d, buf);
+	CU_ASSERT_EQUAL(n, MFD_BLOB_DESC_SIZE + 5);
+	/* big-endian: 1000000 is 0x0f4240 */
+	CU_ASSERT(buf[5] == 0x0f && buf[6] == 0x42 && buf[7] == 0x40);
+	CU_ASSERT_EQUAL(mfd__blob_desc_decode(buf, &out, err, sizeof(err)), 0);
+	CU_ASSERT(out.total == d.total && out.offset == 0 &&
+		  out.name_len == 5);
+	buf[20] = 1;
+	CU_ASSERT_EQUAL(mfd__blob_desc_decode(buf, &out, err, sizeof(err)),
+			-EBADMSG);
+	CU_ASSERT(strstr(err, "reserved") != NULL);
+	d.name_len = 0;
+	mfd__blob_desc_encode(&d, buf);
+	CU_ASSERT_EQUAL(mfd__blob_desc_decode(buf, &out, err, sizeof(err)),
+			-EBADMSG);
+
+	/* pieces of 128 pages of 4 KiB: 1000000 bytes take 245 pages, in
+	 * a piece of 128 and one of 117 */
+	CU_ASSERT_EQUAL(mfd__blob_piece_pages(1000000, 0, 4096, 128), 128);
+	CU_ASSERT_EQUAL(mfd__blob_piece_pages(1000000, 128 * 4096, 4096, 128),
+			117);
+	CU_ASSERT_EQUAL(mfd__blob_piece_pages(0, 0, 4096, 128), 0);
+	d.name_len = 5;
+	h.normal = 117;
+	d.offset = 128 * 4096;
+	CU_ASSERT_EQUAL(mfd__blob_desc_check(&d, &h, 4096, 128, err,
+					     sizeof(err)), 0);
+	h.normal = 116;
+	CU_ASSERT_EQUAL(mfd__blob_desc_check(&d, &h, 4096, 128, err,
+					     sizeof(err)), -EBADMSG);
+	h.normal = 117;
+	d.offset = 4096; /* not where a piece starts */
+	CU_ASSERT_EQUAL(mfd__blob_desc_check(&d, &h, 4096, 128, err,
+					     sizeof(err)), -EBADMSG);
+	d.offset = 2 * 128 * 4096; /* past the end */
+	h.normal = 0;
+	CU_ASSERT_EQUAL(mfd__blob_desc_check(&d, &h, 4096, 128, err,
+					     sizeof(err)), -EBADMSG);
+	d.total = 0; /* an empty blob: one piece of no page */
+	d.offset = 0;
+	CU_ASSERT_EQUAL(mfd__blob_desc_check(&d, &h, 4096, 128, err,
+					     sizeof(err)), 0);
 }
 
 static void test_offsets(void)
@@ -369,6 +440,7 @@ int main(void)
 		{ "header rejects each bad field", test_hdr_rejects },
 		{ "offsets", test_offsets },
 		{ "zero ranges", test_zero_range },
+		{ "blob headers and descriptors", test_blob },
 		{ "init packet", test_init },
 		{ "ack and region entries", test_ack_and_region },
 		{ NULL, NULL },
