@@ -14,6 +14,10 @@ region over several rounds, ends the session and waits for FIN:
   round 3: empty (SYNC only)
   round 4: one page, then END right after it (no SYNC before END)
 
+--blobs DIR also sends blobs (6.5) and writes each, as the receiver must
+keep it, to DIR/NAME: one of several pieces in round 0, an empty one in
+round 2, one of one byte in round 4.
+
 --final OUT writes what the receiver must end up with. --secret-file PATH
 sets feature AUTH and proves the secret in PATH on every channel
 (HMAC-SHA256, docs/protocol.md 4.6). Standard library only; zstd frames are built by hand (raw and RLE blocks, XXH64 checksum)
@@ -39,7 +43,7 @@ MAGIC_CHAL = b"MFDC"
 MAGIC_PROOF = b"MFDR"
 FEAT_AUTH = 0x1
 NONCE = 32
-PAGES, SYNC, END, FIN, ZERO_RANGE = 1, 2, 3, 4, 9
+PAGES, SYNC, END, FIN, ZERO_RANGE, BLOB = 1, 2, 3, 4, 9, 10
 FLAG_RAW = 0x0001
 METHODS = {"none": 0, "zlib": 1, "zstd": 2}
 ENOTSUP = 95
@@ -54,7 +58,10 @@ ANSWER = struct.Struct(">IHHiI")
 # header: magic type method flags packet_num round region normal zero
 #         payload_len rsvd12
 HDR = struct.Struct(">IBBHQIIIII12x")
+# blob descriptor: total offset name_len rsvd6, then the name
+BLOB_DESC = struct.Struct(">QQH6x")
 assert INIT.size == 48 and ANSWER.size == 16 and HDR.size == 48
+assert BLOB_DESC.size == 24
 
 
 class PeerError(Exception):
@@ -197,10 +204,12 @@ class Sender:
             with open(args.secret_file, "rb") as f:
                 self.secret = f.read()
         self.packet_num = 0
+        self.blob_num = 0
+        self.blobs = {}  # name -> bytes, what the receiver must keep
         self.next_channel = 0
         self.round = 0
         self.stats = dict(packets=0, raw=0, compressed=0, normal=0, zero=0,
-                          rounds=0)
+                          rounds=0, blobs=0)
         if args.method == "zlib":
             self.compress = lambda d: zlib.compress(d, args.level or 1)
         elif args.method == "zstd":
@@ -303,6 +312,33 @@ class Sender:
         self.stats["packets"] += 1
         self.stats["zero"] += count
 
+    def send_blob(self, name, data):
+        """Blob `name` (6.5): pieces of pages_per_packet pages, each padded
+        to whole pages and compressed as a page packet's payload."""
+        piece = self.a.pages_per_packet * self.ps
+        for off in range(0, max(len(data), 1), piece):
+            part = data[off:off + piece]
+            n = -(-len(part) // self.ps)
+            plain = part + bytes(n * self.ps - len(part))
+            flags, payload = 0, plain
+            if self.method and plain:
+                c = self.compress(plain)
+                if len(c) < len(plain):
+                    payload = c
+                else:
+                    flags = FLAG_RAW
+            hdr = HDR.pack(MAGIC_PKT, BLOB, self.method, flags,
+                           self.packet_num, self.round, self.blob_num, n, 0,
+                           len(payload))
+            desc = BLOB_DESC.pack(len(data), off, len(name)) + name
+            s = self.socks[self.next_channel]
+            self.next_channel = (self.next_channel + 1) % len(self.socks)
+            s.sendall(hdr + desc + payload)
+            self.packet_num += 1
+        self.blob_num += 1
+        self.blobs[name] = data
+        self.stats["blobs"] += 1
+
     def send_pages(self, page_indexes):
         offs = [i * self.ps for i in sorted(page_indexes)]
         ppp = self.a.pages_per_packet
@@ -345,6 +381,10 @@ class Sender:
         npages = len(self.image) // self.ps
         self.handshake(name)
         self.send_pages(range(npages))
+        if self.a.blobs:  # of 2.5 pieces, text, then random
+            piece = self.a.pages_per_packet * self.ps
+            self.send_blob(b"state of device 0", (b"device state " * piece)
+                           [:piece + piece // 4] + os.urandom(piece // 4))
         self.sync()
         # round 1: changed pages, a data page zeroed, a zero page filled
         changed = {1: self.text_page(1, 1), 3: bytes(self.ps),
@@ -363,6 +403,8 @@ class Sender:
         self.set_page(1, self.text_page(2, 1))
         self.set_page(npages - 1, bytes(self.ps))
         self.send_pages([1, npages - 1, 2])
+        if self.a.blobs:
+            self.send_blob(b"empty", b"")
         self.sync()
         self.sync()  # round 3: empty
         # round 4: END straight after its pages, and a range of pages
@@ -370,6 +412,8 @@ class Sender:
         self.set_page(5, self.text_page(4, 5))
         self.send_pages([5])
         self.send_zero_range(0, 4)
+        if self.a.blobs:
+            self.send_blob(b"one", b"\x01")
         self.finish()
 
 
@@ -399,6 +443,7 @@ def main():
     ap.add_argument("--final", help="write the expected final image here")
     ap.add_argument("--secret-file",
                     help="authenticate with the secret in this file")
+    ap.add_argument("--blobs", help="send blobs too, and write them here")
     ap.add_argument("--stray", action="store_true",
                     help="first send a bad init on a connection of its own")
     a = ap.parse_args()
@@ -419,12 +464,16 @@ def main():
     if a.final:
         with open(a.final, "wb") as f:
             f.write(snd.image)
+    for name, data in snd.blobs.items():
+        with open(os.path.join(a.blobs, name.decode()), "wb") as f:
+            f.write(data)
     st = snd.stats
     print("pypeer: %s, %d channels%s: %d packets (%d compressed, %d raw), "
-          "%d normal + %d zero pages, %d rounds, FIN on every channel"
+          "%d normal + %d zero pages, %d rounds, %d blobs, FIN on every "
+          "channel"
           % (a.method, a.channels,
              ", authenticated" if a.secret_file else "", st["packets"], st["compressed"],
-             st["raw"], st["normal"], st["zero"], st["rounds"]))
+             st["raw"], st["normal"], st["zero"], st["rounds"], st["blobs"]))
     return 0
 
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 
+#include "blobs.h"
 #include "cli.h"
 #include "memory.h"
 #include "progress.h"
@@ -60,6 +61,8 @@ static const char send_usage[] =
 	"Files may be regular files, /dev/shm objects or the memory-backend\n"
 	"files of a paused hypervisor.\n\n" COMMON_HELP
 	"  -R, --region NAME=PATH  send PATH as region NAME (repeatable)\n"
+	"  -B, --blob NAME=FILE    send FILE's bytes as blob NAME after the\n"
+	"                          pages (repeatable; device state, metadata)\n"
 	"\nExit status: 0 when the receiver confirmed every page, 1 on a\n"
 	"transfer error, 2 on a usage error, 128 + N when signal N ended it.\n";
 
@@ -79,6 +82,10 @@ static const char recv_usage[] =
 	"                          region's size) where it is; a failed\n"
 	"                          session leaves it a mix of old and new\n"
 	"                          (a missing FILE is made as without it)\n"
+	"      --blob-dir DIR      write each blob the sender sends to\n"
+	"                          DIR/NAME (without it, blobs are refused)\n"
+	"      --max-blob-bytes SIZE  hold at most SIZE bytes of blobs at\n"
+	"                          once (default 256M)\n"
 	"What a sender may propose (refused at the handshake otherwise):\n"
 	"      --max-channels N    at most N channels\n"
 	"      --methods LIST      only these methods (none,zlib,zstd)\n"
@@ -103,11 +110,16 @@ static const char main_usage[] =
 	"  -h, --help      this help\n"
 	"  -V, --version   the version\n";
 
-/* --region NAME=PATH, on send and recv */
-static const struct option region_opt[] = {
+/* send: --region NAME=PATH, --blob NAME=FILE */
+static const struct option send_opt[] = {
 	{ "region", required_argument, NULL, 'R' },
+	{ "blob", required_argument, NULL, 'B' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* send --blob's files; recv --blob-dir's */
+static struct blob_files send_blobs;
+static struct blob_dir recv_blobs;
 
 static int region_arg(int c, const char *arg, struct opts *o)
 {
@@ -163,6 +175,13 @@ static int region_arg(int c, const char *arg, struct opts *o)
 	o->regions[o->nregions].name = name;
 	o->regions[o->nregions++].path = eq + 1;
 	return 0;
+}
+
+static int send_arg(int c, const char *arg, struct opts *o)
+{
+	if (c == 'B')
+		return blob_files_add(&send_blobs, arg);
+	return region_arg(c, arg, o);
 }
 
 static void free_region_names(struct opts *o)
@@ -284,7 +303,7 @@ int cmd_send(int argc, char **argv)
 	unsigned nmaps = 0;
 	int r, status = 1;
 
-	r = parse_opts(argc, argv, &o, send_usage, region_opt, region_arg);
+	r = parse_opts(argc, argv, &o, send_usage, send_opt, send_arg);
 	if (r) {
 		free_region_names(&o);
 		return r == 1 ? 0 : 2;
@@ -333,11 +352,18 @@ int cmd_send(int argc, char **argv)
 		}
 		total += m->len;
 	}
+	if (blob_files_read(&send_blobs, err, sizeof(err))) {
+		die_msg("send: %s", err);
+		goto out;
+	}
 	signals_watch(s);
 	r = mfd_session_start(s);
 	progress_from_opts(&pg, &o, s, total);
 	for (unsigned i = 0; !r && i < nmaps; i++)
 		r = send_file(s, (int)i, &maps[i], o.cfg.page_size);
+	/* in the last round: the receiver has every page when it gets them */
+	if (!r)
+		r = blob_files_send(&send_blobs, s);
 	if (!r)
 		r = mfd_send_finish(s);
 	progress_stop(&pg);
@@ -362,6 +388,7 @@ out:
 	mfd_session_free(s);
 	while (nmaps)
 		unmap(&maps[--nmaps]);
+	blob_files_free(&send_blobs);
 	free_region_names(&o);
 	return status;
 }
@@ -444,6 +471,8 @@ enum {
 	OPT_MAX_PAGE_SIZE,
 	OPT_REQUIRE_CHECKSUM,
 	OPT_REQUIRE_VERIFY,
+	OPT_BLOB_DIR,
+	OPT_MAX_BLOB_BYTES,
 };
 
 static const struct option recv_opt[] = {
@@ -454,6 +483,8 @@ static const struct option recv_opt[] = {
 	{ "max-page-size", required_argument, NULL, OPT_MAX_PAGE_SIZE },
 	{ "require-checksum", no_argument, NULL, OPT_REQUIRE_CHECKSUM },
 	{ "require-verify", no_argument, NULL, OPT_REQUIRE_VERIFY },
+	{ "blob-dir", required_argument, NULL, OPT_BLOB_DIR },
+	{ "max-blob-bytes", required_argument, NULL, OPT_MAX_BLOB_BYTES },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -514,6 +545,19 @@ static int recv_arg(int c, const char *arg, struct opts *o)
 	case OPT_REQUIRE_VERIFY:
 		o->cfg.require_verify = true;
 		return 0;
+	case OPT_BLOB_DIR:
+		recv_blobs.dir = arg;
+		return 0;
+	case OPT_MAX_BLOB_BYTES:
+		if (parse_size(arg, "blob bytes", &size))
+			return -1;
+		if (size > (1ull << 40)) {
+			die_msg("bad --max-blob-bytes '%s': expected at most "
+				"1T", arg);
+			return -1;
+		}
+		o->cfg.max_blob_bytes = size;
+		return 0;
 	}
 	return region_arg(c, arg, o);
 }
@@ -551,10 +595,17 @@ int cmd_recv(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (recv_blobs.dir && blob_dir_check(&recv_blobs, err, sizeof(err))) {
+		die_msg("recv: %s", err);
+		free_region_names(&o);
+		return 1;
+	}
 	o.cfg.uri = argv[optind];
 	o.cfg.region_cb = create_target;
 	o.cfg.region_opaque = &t;
 	o.cfg.log_cb = log_line;
+	o.cfg.blob_cb = blob_dir_take;
+	o.cfg.blob_opaque = &recv_blobs;
 	r = mfd_session_new(&o.cfg, MFD_ROLE_RECV, &s, err, sizeof(err));
 	if (r) {
 		die_msg("recv: %s", err);
@@ -562,6 +613,7 @@ int cmd_recv(int argc, char **argv)
 		goto out;
 	}
 	t.s = s;
+	recv_blobs.s = s;
 	/* every --region must come, or the session is refused */
 	for (unsigned i = 0; i < o.nregions; i++) {
 		r = mfd_session_add_region(s, o.regions[i].name, NULL, 0, false);
@@ -589,6 +641,10 @@ int cmd_recv(int argc, char **argv)
 		if (r)
 			die_msg("recv: %s", err);
 	}
+	if (!r && blob_dir_commit(&recv_blobs, err, sizeof(err))) {
+		die_msg("recv: %s", err);
+		r = -EIO;
+	}
 	if (r && !err[0])
 		report("recv", s, r, t.maps, t.nmaps, false);
 	if (r && t.inplace_used)
@@ -602,6 +658,7 @@ out:
 	mfd_session_free(s);
 	while (t.nmaps)
 		unmap(&t.maps[--t.nmaps]);
+	blob_dir_free(&recv_blobs);
 	free_region_names(&o);
 	return status;
 }

@@ -17,8 +17,8 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       "\"normal_pages\":%llu,\"zero_pages\":%llu,\"raw_packets\":%llu,"
 	       "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu,"
 	       "\"zerocopy_fallbacks\":%llu,\"rounds\":%llu,"
-	       "\"rejected_connections\":%llu,\"cpu_seconds\":%.3f,"
-	       "\"seconds\":%.6f}",
+	       "\"rejected_connections\":%llu,\"blobs\":%llu,"
+	       "\"blob_bytes\":%llu,\"cpu_seconds\":%.3f,\"seconds\":%.6f}",
 	       (unsigned long long)st->bytes,
 	       (unsigned long long)st->payload_bytes,
 	       (unsigned long long)st->packets,
@@ -30,6 +30,8 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       (unsigned long long)st->zerocopy_fallbacks,
 	       (unsigned long long)st->rounds,
 	       (unsigned long long)st->rejected_connections,
+	       (unsigned long long)st->blobs,
+	       (unsigned long long)st->blob_bytes,
 	       (double)st->cpu_ns / 1e9, st->seconds);
 }
 

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/* blobs.c - see blobs.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blobs.h"
+#include "cli.h"
+
+int blob_files_add(struct blob_files *f, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	size_t n = eq ? (size_t)(eq - arg) : 0;
+
+	if (!eq || !n || n > MFD_MAX_REGION_NAME || !eq[1]) {
+		die_msg("bad blob '%s': expected NAME=FILE (a name of 1..%d "
+			"characters)",
+			arg, MFD_MAX_REGION_NAME);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)arg[i] < 0x20 || (unsigned char)arg[i] > 0x7e) {
+			die_msg("bad blob name for --blob: byte %zu is 0x%02x; "
+				"expected printable ASCII (0x20..0x7e)",
+				i, (unsigned char)arg[i]);
+			return -1;
+		}
+	for (unsigned i = 0; i < f->n; i++)
+		if (strlen(f->b[i].name) == n && !memcmp(f->b[i].name, arg, n)) {
+			die_msg("blob '%s' given twice: expected each NAME "
+				"once",
+				f->b[i].name);
+			return -1;
+		}
+	if (f->n == BLOBS_MAX) {
+		die_msg("too many blobs at '--blob %s': expected at most %d",
+			arg, BLOBS_MAX);
+		return -1;
+	}
+	memcpy(f->b[f->n].name, arg, n);
+	f->b[f->n].name[n] = 0;
+	f->b[f->n++].path = eq + 1;
+	return 0;
+}
+
+/* The whole of path into *data (NULL for an empty file). */
+static int read_whole(const char *path, uint8_t **data, uint64_t *len,
+		      char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint64_t got = 0;
+
+	*data = NULL;
+	if (fd < 0 || fstat(fd, &st)) {
+		snprintf(err, errlen, "blob file '%s': %s", path,
+			 strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "blob file '%s': not a regular file",
+			 path);
+		goto fail;
+	}
+	*len = (uint64_t)st.st_size;
+	*data = malloc(*len ? *len : 1);
+	if (!*data) {
+		snprintf(err, errlen, "blob file '%s': no memory for %llu "
+			 "bytes", path, (unsigned long long)*len);
+		goto fail;
+	}
+	while (got < *len) {
+		ssize_t r = read(fd, *data + got, *len - got);
+
+		if (r <= 0) {
+			snprintf(err, errlen, "blob file '%s': %s", path,
+				 r ? strerror(errno)
+				   : "it shrank while it was read");
+			goto fail;
+		}
+		got += (uint64_t)r;
+	}
+	close(fd);
+	return 0;
+fail:
+	free(*data);
+	*data = NULL;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int blob_files_read(struct blob_files *f, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < f->n; i++)
+		if (read_whole(f->b[i].path, &f->b[i].data, &f->b[i].len, err,
+			       errlen))
+			return -1;
+	return 0;
+}
+
+int blob_files_send(const struct blob_files *f, struct mfd_session *s)
+{
+	for (unsigned i = 0; i < f->n; i++) {
+		int r = mfd_send_blob(s, f->b[i].name, f->b[i].data,
+				      f->b[i].len);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+void blob_files_free(struct blob_files *f)
+{
+	for (unsigned i = 0; i < f->n; i++)
+		free(f->b[i].data);
+	f->n = 0;
+}
+
+int blob_dir_check(struct blob_dir *d, char *err, size_t errlen)
+{
+	const char *dir = d->dir;
+	mode_t mask = umask(0);
+	struct stat st;
+
+	/* read here, on the main thread, for the files made later */
+	umask(mask);
+	d->mode = 0666 & ~mask;
+	if (stat(dir, &st)) {
+		snprintf(err, errlen, "--blob-dir '%s': %s", dir,
+			 strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "--blob-dir '%s': not a directory", dir);
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK)) {
+		snprintf(err, errlen, "--blob-dir '%s': %s", dir,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* A blob's name is the sender's word: it names a file in DIR only when
+ * it cannot reach outside it or hide ("..", "a/b", ".x"). */
+static bool file_name_ok(const char *name)
+{
+	return name[0] && name[0] != '.' && !strchr(name, '/');
+}
+
+static int write_all(int fd, const uint8_t *p, uint64_t len)
+{
+	while (len) {
+		ssize_t r = write(fd, p, len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		p += r;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+int blob_dir_take(void *opaque, const char *name, const void *data,
+		  uint64_t len)
+{
+	struct blob_dir *d = opaque;
+	char *tmp = NULL, *path = NULL;
+	int fd = -1, r;
+
+	if (!d->dir) {
+		mfd_session_set_error(d->s, "this receiver keeps blobs only "
+				      "with --blob-dir DIR");
+		return -EPROTO;
+	}
+	if (!file_name_ok(name)) {
+		mfd_session_set_error(d->s, "the name is no file name in "
+				      "--blob-dir (expected no '/' and no "
+				      "leading '.')");
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < d->n; i++)
+		if (!strcmp(strrchr(d->f[i].path, '/') + 1, name)) {
+			mfd_session_set_error(d->s, "sent twice");
+			return -EEXIST;
+		}
+	if (d->n == BLOBS_MAX) {
+		mfd_session_set_error(d->s, "more than %d blobs", BLOBS_MAX);
+		return -ENOSPC;
+	}
+	if (asprintf(&path, "%s/%s", d->dir, name) < 0 ||
+	    asprintf(&tmp, "%s/.%s.multifd-XXXXXX", d->dir, name) < 0) {
+		free(path);
+		return -ENOMEM;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	r = fd < 0 ? -errno : fchmod(fd, d->mode) ? -errno
+						  : write_all(fd, data, len);
+	if (!r && fsync(fd))
+		r = -errno;
+	if (fd >= 0 && close(fd) && !r)
+		r = -errno;
+	if (r) {
+		mfd_session_set_error(d->s, "cannot write %s: %s", tmp,
+				      strerror(-r));
+		if (fd >= 0)
+			unlink(tmp);
+		free(tmp);
+		free(path);
+		return r;
+	}
+	d->f[d->n].tmp = tmp;
+	d->f[d->n++].path = path;
+	return 0;
+}
+
+int blob_dir_commit(struct blob_dir *d, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < d->n; i++) {
+		if (rename(d->f[i].tmp, d->f[i].path)) {
+			snprintf(err, errlen, "blob '%s': %s", d->f[i].path,
+				 strerror(errno));
+			return -1;
+		}
+		free(d->f[i].tmp);
+		d->f[i].tmp = NULL;
+	}
+	return 0;
+}
+
+void blob_dir_free(struct blob_dir *d)
+{
+	for (unsigned i = 0; i < d->n; i++) {
+		if (d->f[i].tmp)
+			unlink(d->f[i].tmp);
+		free(d->f[i].tmp);
+		free(d->f[i].path);
+	}
+	d->n = 0;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * blobs.h - the tool's blobs: send --blob NAME=FILE reads FILE and sends
+ * it as blob NAME after the pages (in the last round, so the receiver
+ * gets it once every page is in place); recv --blob-dir DIR writes each
+ * blob to DIR/NAME, as a new file that takes that name only once the
+ * session succeeded.
+ */
+#ifndef MFD_TOOL_BLOBS_H
+#define MFD_TOOL_BLOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "multifd.h"
+
+#define BLOBS_MAX 64
+
+/* Sender: the --blob files, read whole. */
+struct blob_files {
+	unsigned n;
+	struct {
+		char name[MFD_MAX_REGION_NAME + 1];
+		const char *path;
+		uint8_t *data;
+		uint64_t len;
+	} b[BLOBS_MAX];
+};
+
+/* --blob NAME=PATH: checked and noted (read later). 0 or -1 after a
+ * message. */
+int blob_files_add(struct blob_files *f, const char *arg);
+/* Read every file; 0, or -1 with the reason in err. */
+int blob_files_read(struct blob_files *f, char *err, size_t errlen);
+/* Queue each blob (mfd_send_blob()); 0 or its error. */
+int blob_files_send(const struct blob_files *f, struct mfd_session *s);
+void blob_files_free(struct blob_files *f);
+
+/* Receiver: where blobs go. dir NULL: blobs are refused, saying how to
+ * keep them. */
+struct blob_dir {
+	const char *dir;
+	unsigned mode; /* of the files: 0666 less the umask */
+	struct mfd_session *s;
+	unsigned n;
+	struct {
+		char *tmp;  /* written, not yet named */
+		char *path; /* DIR/NAME */
+	} f[BLOBS_MAX];
+};
+
+/* d->dir (--blob-dir DIR) must be a writable directory. 0 or -1 with
+ * err. */
+int blob_dir_check(struct blob_dir *d, char *err, size_t errlen);
+/* The session's blob_cb, with a struct blob_dir as opaque. */
+int blob_dir_take(void *opaque, const char *name, const void *data,
+		  uint64_t len);
+/* The session succeeded: give every blob its name. 0, or -1 with err. */
+int blob_dir_commit(struct blob_dir *d, char *err, size_t errlen);
+/* Remove what was not committed, and free. */
+void blob_dir_free(struct blob_dir *d);
+
+#endif
