@@ -69,7 +69,7 @@ echo "multifd bench: exit $rc, inline_packets $(json_num inline_packets)" \
 	"inline_share $(json_num inline_share)"
 [ "$rc" -eq 0 ] || { cat /tmp/bench.json; status=1; }
 
-echo "== multifd send and recv of a file over rdma, every method"
+echo "== multifd send and recv of a file and blobs over rdma, every method"
 # the tool maps its input read-only: the sender's registration must not
 # ask for write access; files on tmpfs, as hypervisors' memory is
 # (the guest's tools are busybox's: no size suffixes, no mountpoint)
@@ -80,9 +80,13 @@ grep -q " /dev/shm " /proc/mounts || mount -t tmpfs tmpfs /dev/shm
 	head -c $((4 << 20)) /dev/zero
 	yes "pages of text compress" | head -c $((4 << 20))
 } >/dev/shm/in
+# blobs travel on the byte stream, never by WRITE: one of several pieces
+head -c $((3 << 20)) /dev/urandom >/tmp/blob
 for m in none zlib zstd; do
-	rm -f /dev/shm/out
-	./multifd recv --timeout 20 "rdma:$MFD_RDMA_ADDR:0" /dev/shm/out \
+	rm -rf /dev/shm/out /tmp/blobs
+	mkdir /tmp/blobs
+	./multifd recv --timeout 20 --blob-dir /tmp/blobs \
+		"rdma:$MFD_RDMA_ADDR:0" /dev/shm/out \
 		2>/tmp/recv.log &
 	rpid=$!
 	uri=
@@ -91,19 +95,21 @@ for m in none zlib zstd; do
 		[ -n "$uri" ] && break
 		sleep 0.1
 	done
-	./multifd send -q --timeout 20 -c 2 -m "$m" "$uri" /dev/shm/in
+	./multifd send -q --timeout 20 -c 2 -m "$m" --blob state=/tmp/blob \
+		"$uri" /dev/shm/in
 	sst=$?
 	wait $rpid
 	rst=$?
-	if [ $sst = 0 ] && [ $rst = 0 ] && cmp -s /dev/shm/in /dev/shm/out; then
-		echo "file over rdma, $m: identical"
+	if [ $sst = 0 ] && [ $rst = 0 ] && cmp -s /dev/shm/in /dev/shm/out &&
+		cmp -s /tmp/blob /tmp/blobs/state; then
+		echo "file and blob over rdma, $m: identical"
 	else
 		echo "file over rdma, $m: FAILED (send $sst, recv $rst)"
 		cat /tmp/recv.log
 		status=1
 	fi
 done
-rm -f /dev/shm/in /dev/shm/out
+rm -rf /dev/shm/in /dev/shm/out /tmp/blob /tmp/blobs
 
 echo "== live precopy over rdma with checksums: pages rewritten mid-round"
 for m in none zstd; do
