@@ -360,6 +360,8 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 		r = send_hdr(ch, MFD_PKT_SYNC, ch->job_round);
 		if (!r && ch->conn->ops->one_sided)
 			r = recv_answer(s, ch, MFD_PKT_SYNC_ACK);
+		if (!r) /* the channel's end of the round, as on a receiver */
+			mfd__stat_add(&ch->st.rounds, 1);
 		return r;
 	case MFD_JOB_VERIFY:
 		return send_verify(s, ch);

@@ -221,6 +221,18 @@ else
 	wait $rpid
 fi
 
+# output that is the result itself (bench --sweep's table) into a pipe
+# that closes early: exit 1, saying the pipe broke (not a bare EIO)
+"$MULTIFD" bench -s 8M --no-ceiling --sweep 2>"$dir/sweep.err" | head -1 \
+	>/dev/null
+st=${PIPESTATUS[0]}
+if [ "$st" = 1 ] && grep -q "cannot write its output to stdout: Broken pipe" \
+	"$dir/sweep.err"; then
+	ok "bench --sweep | head -1: exit 1, Broken pipe"
+else
+	bad "bench --sweep | head -1: exit $st: $(cat "$dir/sweep.err")"
+fi
+
 # the progress display into a pipe that closes: the transfer goes on
 rm -f "$dir/dst"
 timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \

@@ -50,7 +50,9 @@ expect 2 "level 12 out of range" "$MULTIFD" send -m zlib -l 12 tcp:127.0.0.1:1 x
 expect 2 "unknown URI 'http://x'" "$MULTIFD" send http://x x
 expect 2 "bad port '99999'" "$MULTIFD" recv tcp:127.0.0.1:99999 x
 expect 2 "zero-copy needs method none" "$MULTIFD" send --zero-copy -m zstd tcp:127.0.0.1:1 x
-expect 2 "expected URI and FILE" "$MULTIFD" send tcp:127.0.0.1:1
+expect 2 "expected URI and either FILE or --region" "$MULTIFD" send tcp:127.0.0.1:1
+expect 2 "expected URI and either FILE or --region" "$MULTIFD" send \
+	-R a=/dev/null tcp:127.0.0.1:1 x
 expect 2 "bad size '12Q'" "$MULTIFD" bench --size 12Q
 # more than the machine has: refused before any memory is filled
 expect 2 "needs twice that in memory" "$MULTIFD" bench --size 64T
@@ -116,6 +118,14 @@ assert r[0]["bytes"] > 0 and r[0]["seconds"] > 0, r' "$send_json" "$(stat -c %s 
 	ok "send --json gives the round's pages, bytes and time"
 else
 	bad "send --json rounds: $send_json"
+fi
+# each of the sender's channels ended that round too
+if python3 -c 'import json, sys
+c = json.loads(sys.argv[1])["stats"]["per_channel"]
+assert len(c) == 4 and all(x["rounds"] == 1 for x in c), c' "$send_json"; then
+	ok "send --json: every channel counts the round"
+else
+	bad "send --json per-channel rounds: $send_json"
 fi
 
 # several regions: existing files are replaced, missing ones created
@@ -237,6 +247,14 @@ expect 0 "verified: identical" "$MULTIFD" bench -s 32M --live --dirty-rate 50 \
 out=$(timeout 120 "$MULTIFD" bench --size 32M --channels 3 --rounds 3 --content mixed --json 2>&1)
 json_ok "$out" "bench --json"
 if grep -q '"ok":true' <<<"$out"; then ok "bench verified"; else bad "bench: $out"; fi
+# --rounds 3 makes three rounds, not a fourth empty one at the end
+if python3 -c 'import json, sys
+r = json.loads(sys.argv[1])["round_log"]
+assert len(r) == 3 and r[0]["pages"] == 8192 and r[2]["pages"] > 0, r' "$out"; then
+	ok "bench --rounds 3: three rounds in round_log"
+else
+	bad "bench --rounds 3 round_log: $out"
+fi
 expect 0 "verified: identical" "$MULTIFD" bench -s 16M -c 2 -m zstd --content text -r 2
 expect 0 "raw ceiling" "$MULTIFD" bench -s 16M -c 2
 

@@ -264,7 +264,9 @@ static int fixed_rounds(const struct opts *o, struct mfd_session *snd,
 			r = mfd_send_region(snd, region);
 		else
 			r = mfd_send_dirty(snd, region, dirty, NULL);
-		if (!r)
+		/* mfd_send_finish() ends the last round: a sync before it
+		 * would make one more, empty */
+		if (!r && k + 1 < o->rounds)
 			r = mfd_send_sync(snd);
 		if (k + 1 < o->rounds)
 			rewrite_pages(mem, pages, o->cfg.page_size,

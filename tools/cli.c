@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -128,6 +129,16 @@ void output_failed(FILE *f, const char *what, int err)
 			strerror(err ? err : EIO));
 }
 
+/* A pipe whose reader closed it (`| head -1`) polls as an error. */
+static bool stdout_reader_gone(void)
+{
+	struct pollfd p = { .fd = 1, .events = POLLOUT };
+	struct stat st;
+
+	return !fstat(1, &st) && S_ISFIFO(st.st_mode) && poll(&p, 1, 0) == 1 &&
+	       (p.revents & POLLERR);
+}
+
 int finish_output(int status)
 {
 	bool failed;
@@ -139,8 +150,8 @@ int finish_output(int status)
 	failed |= ferror(stdout) != 0;
 	if (!failed)
 		return status;
-	if (!e)
-		e = EIO; /* stdio lost the errno of an earlier failed write */
+	if (!e) /* stdio lost the errno of an earlier failed write */
+		e = stdout_reader_gone() ? EPIPE : EIO;
 	if (!output.json && output.stats) {
 		output_failed(stdout, "statistics", e);
 		return status;

@@ -309,14 +309,14 @@ int cmd_send(int argc, char **argv)
 		return r == 1 ? 0 : 2;
 	}
 	if (argc - optind < 1 || argc - optind > 2 ||
-	    (argc - optind == 1 && !o.nregions)) {
-		die_msg("send: expected URI and FILE, or URI and --region "
+	    (argc - optind == 2) == (o.nregions > 0)) {
+		die_msg("send: expected URI and either FILE or --region "
 			"options (try --help)");
 		free_region_names(&o);
 		return 2;
 	}
-	/* the FILE form is one more region, named after the file */
-	if (argc - optind == 2 && o.nregions < MFD_MAX_REGIONS) {
+	/* the FILE form is one region, named after the file */
+	if (argc - optind == 2) {
 		o.regions[o.nregions].name = region_name_of(argv[optind + 1]);
 		o.regions[o.nregions++].path = argv[optind + 1];
 	}
