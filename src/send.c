@@ -115,7 +115,8 @@ static int send_blob(struct mfd_session *s, struct mfd_channel *ch)
 			return -ENOMEM;
 		}
 	}
-	memcpy(ch->blob_buf, ch->job_blob_data, len);
+	if (len) /* an empty blob has no data pointer to copy from */
+		memcpy(ch->blob_buf, ch->job_blob_data, len);
 	memset(ch->blob_buf + len, 0, (size_t)n * ps - len);
 	piece.mem = ch->blob_buf;
 	memset(&p->hdr, 0, sizeof(p->hdr));
