@@ -142,7 +142,7 @@ def transfer(srcpath, dstpath):
     check(src.hello["protocol"] == 1, "hello event: %s" % src.hello)
     # a slow session beside the main one, cancelled half-way
     csid, crid, _, _ = pair(src, dst, 64 << 20,
-                            {"max_bandwidth": 8 << 20, "channels": 2,
+                            {"max_bandwidth": 2 << 20, "channels": 2,
                              "progress_ms": 200}, name="slow")
     size = 256 << 20
     pages = size // PAGE
