@@ -169,7 +169,8 @@ def transfer(srcpath, dstpath):
     check(sorted(s["session"] for s in listed) == sorted([sid, csid]),
           "the owner lists its two sessions: %s" % listed)
 
-    prog = src.session_event(csid, ("progress",), 10)
+    prog = src.wait_event(lambda e: e.get("session") == csid and
+                          e["event"] == "progress" and e["bytes"] > 0, 10)
     check(0 < prog["bytes"] < 64 << 20 and prog["total_bytes"] == 64 << 20,
           "the slow session reports progress: %d of %d bytes"
           % (prog["bytes"], prog["total_bytes"]))
