@@ -403,8 +403,10 @@ py3=/usr/bin/python3
 if [ "$(id -u)" != 0 ]; then
 	echo "skip: the other-uid checks need root (to run a client as nobody)"
 elif ! command -v runuser >/dev/null 2>&1 || [ ! -x $py3 ] ||
-	! id nobody >/dev/null 2>&1; then
+	! id nobody >/dev/null 2>&1 ||
+	! timeout 10 runuser -u nobody -- $py3 -c '' >/dev/null 2>&1; then
 	echo "skip: the other-uid checks need runuser, $py3 and user nobody"
+	echo "  (and real root: fakeroot cannot change uids)"
 else
 	chmod 755 "$dir"
 	cp "$dir/drive.py" "$dir/drive-nobody.py"
