@@ -89,6 +89,8 @@ bool same_file(const struct file_id *a, const char *pa,
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* tools/daemon.c; without json-c, a message that it is left out */
+int cmd_daemon(int argc, char **argv);
 
 /*
  * Parse the options every subcommand shares plus `extra` (a getopt_long

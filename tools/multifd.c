@@ -105,7 +105,10 @@ static const char main_usage[] =
 	"  send URI FILE   send FILE to a receiver at URI\n"
 	"  recv URI FILE   receive into FILE, listening at URI\n"
 	"  bench           a sender and a receiver in one process over\n"
-	"                  loopback: throughput, CPU cost, the raw ceiling\n\n"
+	"                  loopback: throughput, CPU cost, the raw ceiling\n"
+	"  daemon --control unix:PATH\n"
+	"                  serve transfers of memory passed as descriptors\n"
+	"                  by local clients (docs/daemon.md)\n\n"
 	"'multifd COMMAND --help' describes each command.\n"
 	"  -h, --help      this help\n"
 	"  -V, --version   the version\n";
@@ -663,18 +666,34 @@ out:
 	return status;
 }
 
+#ifndef HAVE_JSONC
+int cmd_daemon(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	die_msg("daemon: this multifd was built without json-c, so the daemon "
+		"subcommand is left out (apt-get install libjson-c-dev, then "
+		"./configure again)");
+	return 2;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	/* fds 0-2 and SIGPIPE first: nothing may be opened before */
 	if (cli_init())
 		return 1;
+	/* the daemon takes its signals itself (a signalfd), from before its
+	 * first thread */
+	if (argc >= 2 && !strcmp(argv[1], "daemon"))
+		return finish_output(cmd_daemon(argc - 1, argv + 1));
 	/* before any thread: the library's threads inherit the blocked mask */
 	if (signals_start()) {
 		die_msg("cannot start the signal thread");
 		return 1;
 	}
 	if (argc < 2) {
-		die_msg("expected a command: send, recv or bench");
+		die_msg("expected a command: send, recv, bench or daemon");
 		fputs(main_usage, stderr);
 		return 2;
 	}
@@ -695,7 +714,7 @@ int main(int argc, char **argv)
 		       mfd_version());
 		return finish_output(0);
 	}
-	die_msg("unknown command '%s': expected send, recv or bench (try "
+	die_msg("unknown command '%s': expected send, recv, bench or daemon (try "
 		"--help)",
 		argv[1]);
 	return 2;
