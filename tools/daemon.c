@@ -60,8 +60,8 @@ static const char daemon_usage[] =
 	"or hugetlbfs files); the daemon answers with JSON events. The\n"
 	"protocol is in docs/daemon.md. Several sessions run at once, each\n"
 	"owned by the connection that started it; a connection that closes\n"
-	"cancels its sessions. SIGINT or SIGTERM cancel every session, remove\n"
-	"PATH and exit 0.\n\n"
+	"cancels its sessions. SIGINT, SIGTERM or SIGHUP cancel every session,\n"
+	"remove PATH and exit 0.\n\n"
 	"  -C, --control unix:PATH  the socket to serve (a stale socket file\n"
 	"                          there is replaced; a live daemon's is not)\n"
 	"      --allow-uid UID     also serve clients of user id UID\n"
@@ -73,7 +73,7 @@ static const char daemon_usage[] =
 	"  -V, --version           the version\n"
 	"By default only clients with the daemon's own user id are served\n"
 	"(SO_PEERCRED), and the socket file is mode 0600.\n"
-	"\nExit status: 0 after SIGINT or SIGTERM, 1 when PATH cannot be\n"
+	"\nExit status: 0 after SIGINT, SIGTERM or SIGHUP, 1 when PATH cannot be\n"
 	"served, 2 on a usage error.\n";
 
 struct region {
