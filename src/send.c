@@ -929,7 +929,8 @@ MFD_EXTERN int mfd_send_blob(struct mfd_session *s, const char *name,
 		ch = &s->ch[c];
 		pthread_mutex_lock(&s->lock);
 		ch->job_region = id;
-		ch->job_blob_data = (const uint8_t *)data + off;
+		/* an empty blob may come without data: no NULL + 0 */
+		ch->job_blob_data = len ? (const uint8_t *)data + off : NULL;
 		ch->job_blob.total = len;
 		ch->job_blob.offset = off;
 		ch->job_blob.name_len = (uint16_t)name_len;
