@@ -832,6 +832,16 @@ static int parse_config(struct msg *m, enum mfd_role role,
 	    get_uint(o, "progress_ms", 0, 3600000, progress_ms, e, el) ||
 	    get_str(o, "secret", false, &str, e, el))
 		return -EINVAL;
+	/* fd:N would be the daemon's own descriptor N: another connection's
+	 * channel socket, say. Only what a client can name by address. */
+	if (!strncmp(cfg->uri, "fd:", 3)) {
+		snprintf(e, el,
+			 "field 'uri' is \"%.200s\"; expected tcp:HOST:PORT, "
+			 "unix:PATH or rdma:HOST:PORT (fd: would name the "
+			 "daemon's own descriptors)",
+			 cfg->uri);
+		return -EINVAL;
+	}
 	if (str && parse_hex_secret(str, secret, &slen, e, el))
 		return -EINVAL;
 	if (str) {
