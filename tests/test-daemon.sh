@@ -466,14 +466,20 @@ for _ in $(seq 100); do
 	grep -q ready "$dir/stop.out" && break
 	sleep 0.1
 done
+grep -q ready "$dir/stop.out" ||
+	bad "the client of the SIGTERM check started no session"
 kill -TERM $src_pid
 SECONDS=0
 wait $src_pid
 st=$?
 wait $cpid
+cst=$?
 cat "$dir/stop.out"
 pass=$((pass + $(grep -c '^ok:' "$dir/stop.out")))
 fail=$((fail + $(grep -c '^FAIL:' "$dir/stop.out")))
+# a client that crashed or timed out printed no FAIL: line of its own
+[ $cst = 0 ] && [ "$(grep -c '^ok:' "$dir/stop.out")" = 2 ] ||
+	bad "the client of the SIGTERM check: status $cst, $(grep -c '^ok:' "$dir/stop.out") of 2 checks passed"
 if [ $st = 0 ] && [ ! -e "$dir/src.sock" ] && [ $SECONDS -lt 10 ]; then
 	ok "SIGTERM with a session: exit 0 in ${SECONDS}s, socket removed"
 else
