@@ -289,7 +289,7 @@ def errors(path, pid):
         ({"cmd": "send", "uri": tcp, "regions": reg}, [odd],
          "has 1000 bytes; expected a non-zero multiple of 4096"),
         ({"cmd": "send", "uri": tcp, "regions": reg}, [rp],
-         "descriptor 0 is a pipe; expected a memfd"),
+         "descriptor 0 is a FIFO; expected a memfd"),
         ({"cmd": "recv", "uri": tcp, "regions": reg}, [rofd],
          "expected read-write (O_RDWR)"),
         ({"cmd": "send", "uri": tcp, "regions": reg, "channels": "4"},

@@ -251,7 +251,7 @@ int parse_uint(const char *s, const char *what, unsigned min, unsigned max,
 	return 0;
 }
 
-static const char *file_kind(mode_t mode)
+const char *file_kind(mode_t mode)
 {
 	switch (mode & S_IFMT) {
 	case S_IFDIR:

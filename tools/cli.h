@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "multifd.h"
 
@@ -107,6 +108,10 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 int parse_size(const char *s, const char *what, uint64_t *out);
 int parse_uint(const char *s, const char *what, unsigned min, unsigned max,
 	       unsigned *out);
+
+/* What a file that is not a regular one is, for a message: "a directory",
+ * "a FIFO", "a socket"... */
+const char *file_kind(mode_t mode);
 
 /* Error helper: "multifd: " + message, to stderr. */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -407,23 +407,6 @@ static int parse_hex_secret(const char *hex, uint8_t *out, size_t *len,
 	return 0;
 }
 
-static const char *fd_kind(mode_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFDIR:
-		return "a directory";
-	case S_IFIFO:
-		return "a pipe";
-	case S_IFSOCK:
-		return "a socket";
-	case S_IFCHR:
-		return "a character device";
-	case S_IFBLK:
-		return "a block device";
-	}
-	return "not a regular file";
-}
-
 /*
  * Map descriptor `fd` (the n-th of its message) whole, MAP_SHARED:
  * writable when `rw`. It must be a regular file (memfd, shmem,
@@ -445,7 +428,7 @@ static int map_fd(int fd, unsigned n, const char *what, bool rw,
 		snprintf(err, errlen,
 			 "%s: descriptor %u is %s; expected a memfd, shmem or "
 			 "hugetlbfs file",
-			 what, n, fd_kind(st.st_mode));
+			 what, n, file_kind(st.st_mode));
 		return -EINVAL;
 	}
 	if ((fl & O_ACCMODE) != O_RDWR &&
