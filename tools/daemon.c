@@ -218,11 +218,19 @@ static void emit(struct client *c, json_object *ev, bool droppable)
 	json_object_put(ev);
 }
 
+/* An "ok" answer about a session; emit_ok() adds the command and tag. */
+static json_object *ok_ev(unsigned session)
+{
+	json_object *ev = ev_new("ok");
+
+	add_int(ev, "session", session);
+	return ev;
+}
+
+/* ev: an "ok" event with the command's own fields already in */
 static void emit_ok(struct client *c, const char *cmd, json_object *tag,
 		    json_object *ev)
 {
-	if (!ev)
-		ev = ev_new("ok");
 	add_str(ev, "cmd", cmd);
 	if (tag)
 		json_object_object_add(ev, "tag", json_object_get(tag));
@@ -290,6 +298,7 @@ static int get_int(json_object *o, const char *key, int64_t min, int64_t max,
 {
 	json_object *v;
 	char want[96];
+	int64_t i;
 
 	if (!json_object_object_get_ex(o, key, &v))
 		return 0;
@@ -298,10 +307,11 @@ static int get_int(json_object *o, const char *key, int64_t min, int64_t max,
 	if (!json_object_is_type(v, json_type_int))
 		return field_error(err, len, key, v, want);
 	errno = 0;
-	*out = json_object_get_int64(v);
+	i = json_object_get_int64(v);
 	/* json-c saturates what int64 cannot hold */
-	if (errno || *out < min || *out > max)
+	if (errno || i < min || i > max)
 		return field_error(err, len, key, v, want);
+	*out = i;
 	return 0;
 }
 
@@ -313,6 +323,27 @@ static int get_uint(json_object *o, const char *key, unsigned min,
 
 	*out = (unsigned)v;
 	return r;
+}
+
+/* The required array `key` of 1 to MAX_FDS elements: one per descriptor
+ * of the message. `missing` says what it holds when it is absent. */
+static int get_fd_array(json_object *o, const char *key, const char *missing,
+			const char *expected, json_object **arr, unsigned *n,
+			char *err, size_t len)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v)) {
+		snprintf(err, len, "missing field '%s' (%s)", key, missing);
+		return -EINVAL;
+	}
+	if (!json_object_is_type(v, json_type_array) ||
+	    !json_object_array_length(v) ||
+	    json_object_array_length(v) > MAX_FDS)
+		return field_error(err, len, key, v, expected);
+	*arr = v;
+	*n = (unsigned)json_object_array_length(v);
+	return 0;
 }
 
 static int get_bool(json_object *o, const char *key, bool *out, char *err,
@@ -574,34 +605,39 @@ static int run_op(struct session *d, struct op *op, unsigned *round)
 					   op->bitmaps[i].map, &q);
 			queued += q;
 		}
-		if (r)
-			return r;
-		ev = ev_new("ok");
-		add_int(ev, "session", d->id);
-		add_int(ev, "queued", (int64_t)queued);
-		emit_ok(d->c, op->cmd, op->tag, ev);
-		return 0;
+		break;
 	case OP_SYNC:
 		r = mfd_send_sync(d->s);
-		if (r)
-			return r;
-		emit_round(d, (*round)++, false);
-		ev = ev_new("ok");
-		add_int(ev, "session", d->id);
-		emit_ok(d->c, op->cmd, op->tag, ev);
-		return 0;
+		if (!r)
+			emit_round(d, (*round)++, false);
+		break;
 	case OP_FINISH:
 		r = mfd_send_finish(d->s);
-		if (r)
-			return r;
-		emit_round(d, (*round)++, true);
-		emit_finished(d);
-		ev = ev_new("ok");
-		add_int(ev, "session", d->id);
-		emit_ok(d->c, op->cmd, op->tag, ev);
-		return 0;
+		if (!r) {
+			emit_round(d, (*round)++, true);
+			emit_finished(d);
+		}
+		break;
 	}
-	return -EINVAL;
+	if (r)
+		return r;
+	ev = ok_ev(d->id);
+	if (op->kind == OP_DIRTY)
+		add_int(ev, "queued", (int64_t)queued);
+	emit_ok(d->c, op->cmd, op->tag, ev);
+	return 0;
+}
+
+/* With d->c->lock held. why: the "cancelled" event's message; NULL for
+ * the client's own cancel. Once only: the first reason stays. */
+static void cancel_session(struct session *d, const char *why)
+{
+	if (d->cancelled)
+		return;
+	d->cancelled = true;
+	d->cancel_why = why;
+	mfd_session_cancel(d->s);
+	pthread_cond_signal(&d->cond);
 }
 
 static bool is_cancelled(struct session *d)
@@ -888,7 +924,7 @@ static int cmd_start(struct client *c, struct msg *m, enum mfd_role role)
 	struct mfd_config cfg;
 	static __thread uint8_t secret[4096];
 	struct session *d;
-	json_object *regions, *ev;
+	json_object *regions;
 	pthread_attr_t attr;
 	pthread_t t;
 	unsigned progress_ms = DEFAULT_PROGRESS_MS, n;
@@ -898,19 +934,12 @@ static int cmd_start(struct client *c, struct msg *m, enum mfd_role role)
 
 	if (parse_config(m, role, &cfg, secret, &progress_ms, &full))
 		return -EINVAL;
-	if (!json_object_object_get_ex(m->obj, "regions", &regions)) {
-		snprintf(m->err, sizeof(m->err),
-			 "missing field 'regions' (an array of {\"name\": "
-			 "NAME}, one per descriptor attached, in order)");
+	if (get_fd_array(m->obj, "regions",
+			 "an array of {\"name\": NAME}, one per descriptor "
+			 "attached, in order",
+			 "an array of 1 to 253 objects {\"name\": NAME}",
+			 &regions, &n, m->err, sizeof(m->err)))
 		return -EINVAL;
-	}
-	if (!json_object_is_type(regions, json_type_array) ||
-	    !json_object_array_length(regions) ||
-	    json_object_array_length(regions) > MAX_FDS)
-		return field_error(m->err, sizeof(m->err), "regions", regions,
-				   "an array of 1 to 253 objects "
-				   "{\"name\": NAME}");
-	n = (unsigned)json_object_array_length(regions);
 	if (n != m->nfds) {
 		snprintf(m->err, sizeof(m->err),
 			 "the message carries %u file descriptor%s for %u "
@@ -1042,9 +1071,7 @@ static int cmd_start(struct client *c, struct msg *m, enum mfd_role role)
 	}
 	/* the answer goes before any event of the session: under c->lock,
 	 * which its thread takes before it says "started" */
-	ev = ev_new("ok");
-	add_int(ev, "session", d->id);
-	emit_ok(c, m->cmd, m->tag, ev);
+	emit_ok(c, m->cmd, m->tag, ok_ev(d->id));
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 fail:
@@ -1068,21 +1095,13 @@ static int cmd_queue(struct client *c, struct msg *m, enum op_kind kind)
 			 kind == OP_DIRTY ? dirty_fields : plain_fields,
 			 m->err, sizeof(m->err)))
 		return -EINVAL;
-	if (kind == OP_DIRTY) {
-		if (!json_object_object_get_ex(m->obj, "regions", &regions)) {
-			snprintf(m->err, sizeof(m->err),
-				 "missing field 'regions' (an array of region "
-				 "names, one per bitmap descriptor attached)");
-			return -EINVAL;
-		}
-		if (!json_object_is_type(regions, json_type_array) ||
-		    !json_object_array_length(regions) ||
-		    json_object_array_length(regions) > MAX_FDS)
-			return field_error(m->err, sizeof(m->err), "regions",
-					   regions,
-					   "an array of 1 to 253 region names");
-		n = (unsigned)json_object_array_length(regions);
-	}
+	if (kind == OP_DIRTY &&
+	    get_fd_array(m->obj, "regions",
+			 "an array of region names, one per bitmap "
+			 "descriptor attached",
+			 "an array of 1 to 253 region names", &regions, &n,
+			 m->err, sizeof(m->err)))
+		return -EINVAL;
 	if (m->nfds != n) {
 		snprintf(m->err, sizeof(m->err),
 			 "the message carries %u file descriptor%s; '%s' "
@@ -1192,8 +1211,6 @@ static int cmd_cancel(struct client *c, struct msg *m)
 {
 	static const char *const fields[] = { "session", NULL };
 	struct session *d;
-	json_object *ev;
-	unsigned id;
 
 	if (check_fields(m->obj, m->cmd, fields, m->err, sizeof(m->err)))
 		return -EINVAL;
@@ -1203,17 +1220,10 @@ static int cmd_cancel(struct client *c, struct msg *m)
 		pthread_mutex_unlock(&c->lock);
 		return -ENOENT;
 	}
-	id = d->id;
-	if (!d->cancelled) {
-		d->cancelled = true;
-		mfd_session_cancel(d->s);
-		pthread_cond_signal(&d->cond);
-	}
+	cancel_session(d, NULL);
 	/* before the session's "cancelled": its thread needs c->lock to
 	 * leave the list first */
-	ev = ev_new("ok");
-	add_int(ev, "session", id);
-	emit_ok(c, m->cmd, m->tag, ev);
+	emit_ok(c, m->cmd, m->tag, ok_ev(d->id));
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
@@ -1385,12 +1395,7 @@ static int progress_tick(struct client *c)
 static void cancel_all(struct client *c, const char *why)
 {
 	for (struct session *d = c->sessions; d; d = d->next)
-		if (!d->cancelled) {
-			d->cancelled = true;
-			d->cancel_why = why;
-			mfd_session_cancel(d->s);
-			pthread_cond_signal(&d->cond);
-		}
+		cancel_session(d, why);
 }
 
 static void *client_main(void *arg)
