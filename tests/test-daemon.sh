@@ -183,6 +183,15 @@ def transfer(srcpath, dstpath):
           "its receiver fails with a sentence: %s" % ev.get("message"))
 
     # rounds of dirty pages: bitmaps in a memfd, u64 words
+    short, _ = memfd("short", 8)
+    try:
+        src.call({"cmd": "send-dirty", "session": sid, "regions": ["ram"]},
+                 [short])
+        bad("a bitmap of 8 bytes for %d pages was taken" % pages)
+    except mc.DaemonError as e:
+        check("has 8 bytes; expected at least %d" % ((pages + 63) // 64 * 8)
+              in str(e), "a bitmap too short is refused: %s" % e)
+    os.close(short)
     bfd, bm = memfd("bitmap", (pages + 63) // 64 * 8)
     for k, step in enumerate((97, 13, 4099), start=1):
         n = 0

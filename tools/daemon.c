@@ -439,21 +439,22 @@ static int parse_hex_secret(const char *hex, uint8_t *out, size_t *len,
 }
 
 /*
- * Map descriptor `fd` (the n-th of its message) whole, MAP_SHARED:
- * writable when `rw`. It must be a regular file (memfd, shmem,
- * hugetlbfs) of a non-zero multiple of `multiple` bytes.
+ * Descriptor `fd` (the n-th of its message) must be a regular file
+ * (memfd, shmem, hugetlbfs) open for reading, and for writing too when
+ * `rw`. *size gets its size.
  */
-static int map_fd(int fd, unsigned n, const char *what, bool rw,
-		  uint64_t multiple, void **mem, uint64_t *len, char *err,
-		  size_t errlen)
+static int check_fd(int fd, unsigned n, const char *what, bool rw,
+		    uint64_t *size, char *err, size_t errlen)
 {
 	struct stat st;
 	int fl = fcntl(fd, F_GETFL);
 
-	if (fstat(fd, &st) || fl < 0) {
+	if (fl < 0 || fstat(fd, &st)) {
+		int e = errno;
+
 		snprintf(err, errlen, "%s: descriptor %u: %s", what, n,
-			 strerror(errno));
-		return -errno;
+			 strerror(e));
+		return -e;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen,
@@ -471,22 +472,22 @@ static int map_fd(int fd, unsigned n, const char *what, bool rw,
 			 rw ? "read-write (O_RDWR)" : "for reading");
 		return -EBADF;
 	}
-	if (!st.st_size || (uint64_t)st.st_size % multiple) {
-		snprintf(err, errlen,
-			 "%s: the file of descriptor %u has %llu bytes; "
-			 "expected a non-zero multiple of %llu",
-			 what, n, (unsigned long long)st.st_size,
-			 (unsigned long long)multiple);
-		return -EINVAL;
-	}
-	*len = (uint64_t)st.st_size;
-	*mem = mmap(NULL, *len, PROT_READ | (rw ? PROT_WRITE : 0), MAP_SHARED,
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* Map the first `len` bytes of a descriptor check_fd() took, MAP_SHARED,
+ * writable when `rw`. */
+static int map_fd(int fd, unsigned n, const char *what, bool rw,
+		  uint64_t len, void **mem, char *err, size_t errlen)
+{
+	*mem = mmap(NULL, len, PROT_READ | (rw ? PROT_WRITE : 0), MAP_SHARED,
 		    fd, 0);
 	if (*mem == MAP_FAILED) {
 		int e = errno;
 
 		snprintf(err, errlen, "%s: cannot map descriptor %u (%llu "
-			 "bytes): %s", what, n, (unsigned long long)*len,
+			 "bytes): %s", what, n, (unsigned long long)len,
 			 strerror(e));
 		*mem = NULL;
 		return -e;
@@ -1023,13 +1024,29 @@ static int cmd_start(struct client *c, struct msg *m, enum mfd_role role)
 				r = -EINVAL;
 				goto fail;
 			}
-		rg->name = strdup(name);
 		rg->fd = m->fds[i];
 		m->fds[i] = -1; /* the session's now */
+		rg->name = strdup(name);
+		if (!rg->name) {
+			snprintf(m->err, sizeof(m->err), "out of memory");
+			r = -ENOMEM;
+			goto fail;
+		}
 		snprintf(what, sizeof(what), "region '%s'", name);
-		r = map_fd(rg->fd, i, what, role == MFD_ROLE_RECV,
-			   cfg.page_size, &rg->mem, &rg->len, m->err,
-			   sizeof(m->err));
+		/* the whole file is the region */
+		r = check_fd(rg->fd, i, what, role == MFD_ROLE_RECV, &rg->len,
+			     m->err, sizeof(m->err));
+		if (!r && (!rg->len || rg->len % cfg.page_size)) {
+			snprintf(m->err, sizeof(m->err),
+				 "%s: the file of descriptor %u has %llu "
+				 "bytes; expected a non-zero multiple of %u",
+				 what, i, (unsigned long long)rg->len,
+				 cfg.page_size);
+			r = -EINVAL;
+		}
+		if (!r)
+			r = map_fd(rg->fd, i, what, role == MFD_ROLE_RECV,
+				   rg->len, &rg->mem, m->err, sizeof(m->err));
 		if (r)
 			goto fail;
 		r = mfd_session_add_region(d->s, name, rg->mem, rg->len, false);
@@ -1174,25 +1191,27 @@ static int cmd_queue(struct client *c, struct msg *m, enum op_kind kind)
 		pages = d->regs[k].len / d->page_size;
 		need = (pages + 63) / 64 * 8;
 		snprintf(what, sizeof(what), "bitmap of region '%s'", name);
-		/* any length the words fit in; what is past them is not read */
-		r = map_fd(m->fds[i], i, what, true, 1, &map, &len, m->err,
-			   sizeof(m->err));
+		/* any length the words fit in; only they are mapped */
+		r = check_fd(m->fds[i], i, what, true, &len, m->err,
+			     sizeof(m->err));
+		if (!r && len < need) {
+			snprintf(m->err, sizeof(m->err),
+				 "%s: the file of descriptor %u has %llu "
+				 "bytes; expected at least %llu (one bit per "
+				 "page of %u bytes, in 64-bit words)",
+				 what, i, (unsigned long long)len,
+				 (unsigned long long)need, d->page_size);
+			r = -EINVAL;
+		}
+		if (!r)
+			r = map_fd(m->fds[i], i, what, true, need, &map, m->err,
+				   sizeof(m->err));
 		if (r)
 			break;
 		op->bitmaps[i].region = k;
 		op->bitmaps[i].map = map;
-		op->bitmaps[i].len = len;
+		op->bitmaps[i].len = need;
 		op->n = i + 1;
-		if (len < need) {
-			snprintf(m->err, sizeof(m->err),
-				 "bitmap of region '%s': the file of "
-				 "descriptor %u has %llu bytes; expected at "
-				 "least %llu (one bit per page of %u bytes, "
-				 "in 64-bit words)",
-				 name, i, (unsigned long long)len,
-				 (unsigned long long)need, d->page_size);
-			r = -EINVAL;
-		}
 	}
 	if (!r) {
 		op->next = NULL;
