@@ -919,11 +919,11 @@ static int parse_config(struct msg *m, enum mfd_role role,
 }
 
 /* send / recv: a new session of this connection, running on its own
- * thread once this returns 0. */
-static int cmd_start(struct client *c, struct msg *m, enum mfd_role role)
+ * thread once this returns 0. secret: room for the command's. */
+static int start_session(struct client *c, struct msg *m, enum mfd_role role,
+			 uint8_t *secret)
 {
 	struct mfd_config cfg;
-	static __thread uint8_t secret[4096];
 	struct session *d;
 	json_object *regions;
 	pthread_attr_t attr;
@@ -1094,6 +1094,16 @@ static int cmd_start(struct client *c, struct msg *m, enum mfd_role role)
 fail:
 	session_free(d);
 	return r ? r : -EINVAL;
+}
+
+static int cmd_start(struct client *c, struct msg *m, enum mfd_role role)
+{
+	uint8_t secret[4096];
+	int r = start_session(c, m, role, secret);
+
+	/* the session has its own copy (mfd_session_new) */
+	explicit_bzero(secret, sizeof(secret));
+	return r;
 }
 
 /* send-dirty, sync, finish: queued for the session's thread */
