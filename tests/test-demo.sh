@@ -71,7 +71,15 @@ run() {
 		bad "$name: left behind: $new"
 	[ -z "$(ls -A "$priv/tmp")" ] && ok "$name: nothing left in TMPDIR" ||
 		bad "$name: left in TMPDIR: $(ls -A "$priv/tmp")"
-	if kill -0 -- -"$pid" 2>/dev/null; then
+	# an exited child lingers as a zombie until init reaps it: give that a
+	# moment, then count only the processes that still run
+	for _ in $(seq 40); do
+		kill -0 -- -"$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	live=$(for p in $(pgrep -g "$pid"); do
+		ps -o stat= -p "$p" | grep -qv '^Z' && echo "$p"; done)
+	if [ -n "$live" ]; then
 		bad "$name: processes left: $(pgrep -a -g "$pid")"
 		kill -KILL -- -"$pid" 2>/dev/null
 	else
