@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -274,16 +275,43 @@ int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
 		*out = t;
 		return 0;
 	}
+	{
+		const char *files[3][2] = { { "certificate", p->cert },
+					    { "key", p->key },
+					    { "CA certificates", p->ca } };
+
+		for (int i = 0; i < 3; i++)
+			if (access(files[i][1], R_OK)) {
+				snprintf(err, errlen,
+					 "TLS: cannot read the %s '%s': %s",
+					 files[i][0], files[i][1],
+					 strerror(errno));
+				mfd__tls_ctx_free(t);
+				return -errno;
+			}
+	}
 	ERR_clear_error();
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, p->cert) != 1)
 		return ctx_fail(t, err, errlen, "cannot load the certificate",
 				p->cert);
-	if (SSL_CTX_use_PrivateKey_file(t->ctx, p->key, SSL_FILETYPE_PEM) != 1)
-		return ctx_fail(t, err, errlen, "cannot load the key", p->key);
-	if (SSL_CTX_check_private_key(t->ctx) != 1)
-		return ctx_fail(t, err, errlen,
-				"the key does not match the certificate",
-				p->key);
+	if (SSL_CTX_use_PrivateKey_file(t->ctx, p->key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(t->ctx) != 1) {
+		char why[200];
+		const char *r = ssl_reason(why, sizeof(why));
+
+		if (r && strstr(r, "mismatch")) {
+			snprintf(err, errlen,
+				 "TLS: the key '%s' does not match the "
+				 "certificate '%s'",
+				 p->key, p->cert);
+			mfd__tls_ctx_free(t);
+			return -EINVAL;
+		}
+		snprintf(err, errlen, "TLS: cannot load the key '%s': %s",
+			 p->key, r ? r : "failed");
+		mfd__tls_ctx_free(t);
+		return -EINVAL;
+	}
 	if (SSL_CTX_load_verify_locations(t->ctx, p->ca, NULL) != 1)
 		return ctx_fail(t, err, errlen,
 				"cannot load the CA certificates", p->ca);
@@ -405,8 +433,10 @@ static int handshake_failed(struct tls_conn *tc, int e, int ret)
 		snprintf(c->err, sizeof(c->err),
 			 "TLS handshake failed: the %s refused it (%s)%s", peer,
 			 r,
-			 strstr(r, "decrypt error") && tc->t->psk_mode
-				 ? ": the secrets differ"
+			 tc->t->psk_mode && (strstr(r, "decrypt error") ||
+					     strstr(r, "illegal parameter"))
+				 ? ": the two ends' secrets differ, or one "
+				   "has none"
 				 : "");
 		return -EACCES;
 	}
@@ -522,6 +552,21 @@ static int handshake(struct tls_conn *tc, int64_t deadline)
 	return 0;
 }
 
+/* An alert the peer sent before it reset the connection: read what is
+ * still queued on the socket. True with its text in buf. */
+static bool peer_alert(struct tls_conn *tc, char *buf, size_t len)
+{
+	uint8_t junk[256];
+	size_t k;
+	const char *r;
+
+	ERR_clear_error();
+	if (SSL_read_ex(tc->ssl, junk, sizeof(junk), &k) == 1)
+		return false;
+	r = ssl_reason(buf, len);
+	return r && strstr(r, "alert");
+}
+
 /* What an SSL_read/SSL_write failure means, in c->err, as -errno. */
 static int io_failed(struct tls_conn *tc, int e, const char *what,
 		     size_t done, size_t total)
@@ -542,6 +587,20 @@ static int io_failed(struct tls_conn *tc, int e, const char *what,
 			 what);
 		return -EPIPE;
 	}
+	if (e == SSL_ERROR_SYSCALL &&
+	    (sys == ECONNRESET || sys == EPIPE) && peer_alert(tc, why,
+							     sizeof(why))) {
+		/* TLS 1.3: a client learns that the server refused its
+		 * certificate only from the alert that follows the
+		 * handshake, and the reset that follows the alert */
+		snprintf(c->err, sizeof(c->err),
+			 "the %s ended the TLS session: %.80s%s", peer_name(tc),
+			 why,
+			 strstr(why, "certificate") || strstr(why, "unknown ca")
+				 ? " (it refused our certificate)"
+				 : "");
+		return -EACCES;
+	}
 	if (e == SSL_ERROR_SYSCALL) {
 		snprintf(c->err, sizeof(c->err), "%s: %s", what,
 			 strerror(sys));
@@ -550,15 +609,23 @@ static int io_failed(struct tls_conn *tc, int e, const char *what,
 	if (r && (strstr(r, "bad record mac") ||
 		  strstr(r, "decryption failed"))) {
 		snprintf(c->err, sizeof(c->err),
-			 "TLS: a record failed its integrity check (%s): the "
+			 "TLS: a record failed its integrity check (%.40s): the "
 			 "bytes were altered on the way (%zu of %zu bytes of "
 			 "this %s done)",
 			 r, done, total, what);
 		return -EBADMSG;
 	}
-	snprintf(c->err, sizeof(c->err), "TLS %s failed: %s%s", what,
-		 r ? r : "error",
-		 r && strstr(r, "alert") ? " (sent by the peer)" : "");
+	if (r && strstr(r, "alert")) {
+		snprintf(c->err, sizeof(c->err),
+			 "the %s ended the TLS session: %.80s%s", peer_name(tc),
+			 r,
+			 strstr(r, "certificate") || strstr(r, "unknown ca")
+				 ? " (it refused our certificate)"
+				 : "");
+		return -EACCES;
+	}
+	snprintf(c->err, sizeof(c->err), "TLS %s failed: %.100s", what,
+		 r ? r : "error");
 	return -EPROTO;
 }
 
@@ -650,14 +717,16 @@ static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	for (int i = 0; i < n; i++) {
 		size_t len = iov[i].iov_len;
 
-		if (have && have + len > GATHER_MAX) {
+		bool direct = len >= GATHER_MAX / 4;
+
+		if (have && (direct || have + len > GATHER_MAX)) {
 			r = write_all(tc, tc->gather, have, deadline, &done,
 				      total);
 			if (r)
 				return r;
 			have = 0;
 		}
-		if (len >= GATHER_MAX / 4) {
+		if (direct) {
 			r = write_all(tc, iov[i].iov_base, len, deadline,
 				      &done, total);
 			if (r)
