@@ -192,6 +192,24 @@ struct mfd_config {
 	   that does not fit fails the session before anything is
 	   allocated for it. Default 256 MiB; at most 1 TiB. */
 	uint64_t max_blob_bytes;
+	/* TLS 1.3 on every channel (tcp:, unix:, fd:; refused with rdma:,
+	   whose one-sided writes no TLS record covers, and with zero_copy).
+	   The whole multifd handshake runs inside it. Either x509: all of
+	   tls_cert and tls_key (this end's certificate chain and key) and
+	   tls_ca (the CAs the peer's certificate must chain to), PEM file
+	   paths (copied); each end verifies the other's certificate, and
+	   the sender also checks that the receiver's carries the name
+	   tls_hostname, or the URI's host when it is NULL (tcp: only:
+	   unix: and fd: need tls_hostname). Or tls with a secret: a TLS
+	   1.3 external pre-shared key derived from the secret, no
+	   certificates. The kernel encrypts where it can (kTLS; see
+	   struct mfd_stats). Both ends must agree: a TLS end refuses a
+	   plaintext peer with a sentence saying so. Default: no TLS. */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
+	const char *tls_hostname; /* sender, x509 */
+	bool tls;		  /* PSK mode: needs secret */
 };
 
 /*
@@ -225,6 +243,13 @@ struct mfd_stats {
 				    offsets) went inline with the SEND */
 	uint64_t blobs;		/* blobs sent, or delivered */
 	uint64_t blob_bytes;	/* their bytes before compression */
+	/* TLS (per channel 0 or 1; totals: how many channels): channels
+	   that run inside TLS, and of those the ones whose sending /
+	   receiving direction the kernel encrypts (kTLS) rather than
+	   OpenSSL in userspace */
+	uint64_t tls_channels;
+	uint64_t ktls_send_channels;
+	uint64_t ktls_recv_channels;
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the

@@ -86,6 +86,11 @@ int mfd__init_decode(const uint8_t buf[MFD_INIT_SIZE], struct mfd_init *out,
 {
 	uint32_t magic = get32(buf);
 
+	/* a TLS record of type handshake, version 3.x: a ClientHello */
+	if ((magic >> 16) == 0x1603)
+		BAD("the sender uses TLS (its first bytes are a TLS "
+		    "ClientHello), and this receiver does not: configure "
+		    "TLS on both ends");
 	if (magic != MFD_MAGIC_INIT)
 		BAD("bad init magic 0x%08x (expected 0x%08x)", magic,
 		    MFD_MAGIC_INIT);

@@ -138,6 +138,123 @@ static int check_config(const struct mfd_config *c, enum mfd_role role,
 	return 0;
 }
 
+static bool wants_tls(const struct mfd_config *c)
+{
+	return c->tls || c->tls_cert || c->tls_key || c->tls_ca ||
+	       c->tls_hostname;
+}
+
+/*
+ * Put the tls layer on top of the transport when the configuration asks
+ * for TLS: s->tp becomes the layer, which reaches the transport below
+ * through the parsed URI. Every file is loaded now, so that a missing
+ * or bad one fails mfd_session_new() with a sentence.
+ */
+static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
+{
+	struct mfd_config *c = &s->cfg;
+	const char **f[4] = { &c->tls_cert, &c->tls_key, &c->tls_ca,
+			      &c->tls_hostname };
+	struct mfd_tls_params p = { 0 };
+	bool x509 = c->tls_cert || c->tls_key || c->tls_ca;
+	int r;
+
+	if (!wants_tls(c))
+		return 0;
+	if (s->parsed_uri.scheme == MFD_SCHEME_RDMA) {
+		snprintf(err, errlen,
+			 "TLS cannot protect rdma: channels: their pages "
+			 "travel as one-sided RDMA WRITEs that no TLS record "
+			 "covers; use tcp: or unix: for an encrypted session");
+		return -ENOTSUP;
+	}
+	if (c->zero_copy && s->role == MFD_ROLE_SEND) {
+		snprintf(err, errlen,
+			 "zero-copy cannot be combined with TLS: every byte is "
+			 "encrypted into a new buffer before it is sent, so "
+			 "there is no copy to save (and kernel TLS does not "
+			 "take MSG_ZEROCOPY)");
+		return -EINVAL;
+	}
+	if (c->tls && x509) {
+		snprintf(err, errlen,
+			 "TLS with a pre-shared key (tls) and with "
+			 "certificates (tls_cert, tls_key, tls_ca) exclude "
+			 "each other: choose one");
+		return -EINVAL;
+	}
+	if (c->tls && !c->secret) {
+		snprintf(err, errlen,
+			 "TLS with a pre-shared key (tls) needs the secret "
+			 "it is derived from (secret, --secret-file)");
+		return -EINVAL;
+	}
+	if (!c->tls && (!c->tls_cert || !c->tls_key || !c->tls_ca)) {
+		snprintf(err, errlen,
+			 "TLS with certificates needs all of tls_cert, "
+			 "tls_key and tls_ca (--tls-cert, --tls-key, "
+			 "--tls-ca)%s",
+			 x509 ? "" : "; or tls with a secret");
+		return -EINVAL;
+	}
+	if (!c->tls && s->role == MFD_ROLE_SEND && !c->tls_hostname &&
+	    s->parsed_uri.scheme != MFD_SCHEME_TCP) {
+		snprintf(err, errlen,
+			 "TLS over %s needs tls_hostname (--tls-hostname): "
+			 "the name the receiver's certificate must carry, "
+			 "which the URI does not give",
+			 s->parsed_uri.scheme == MFD_SCHEME_UNIX ? "unix:"
+								 : "fd:");
+		return -EINVAL;
+	}
+#ifdef HAVE_LIBSSL
+	for (int i = 0; i < 4; i++) {
+		if (!*f[i])
+			continue;
+		s->tls_files[i] = strdup(*f[i]);
+		if (!s->tls_files[i]) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		*f[i] = s->tls_files[i];
+	}
+	if (c->tls) {
+		p.secret = s->secret;
+		p.secret_len = c->secret_len;
+	} else {
+		p.cert = c->tls_cert;
+		p.key = c->tls_key;
+		p.ca = c->tls_ca;
+		p.hostname = c->tls_hostname ? c->tls_hostname
+					     : s->parsed_uri.host;
+	}
+	r = mfd__tls_ctx_new(&p, s->role == MFD_ROLE_RECV, &s->tls, err,
+			     errlen);
+	if (r)
+		return r;
+	s->parsed_uri.lower = s->tp;
+	s->parsed_uri.tls = s->tls;
+	s->tp = &mfd__tls_ops;
+	return 0;
+#else
+	(void)f;
+	(void)p;
+	(void)r;
+	snprintf(err, errlen,
+		 "this build has no TLS (configure found no libssl)");
+	return -ENOTSUP;
+#endif
+}
+
+static void free_tls(struct mfd_session *s)
+{
+#ifdef HAVE_LIBSSL
+	mfd__tls_ctx_free(s->tls);
+#endif
+	for (int i = 0; i < 4; i++)
+		free(s->tls_files[i]);
+}
+
 MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 			       enum mfd_role role, struct mfd_session **out,
 			       char *errbuf, size_t errlen)
@@ -227,6 +344,9 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 		memcpy(s->secret, cfg->secret, cfg->secret_len);
 		s->cfg.secret = s->secret;
 	}
+	r = setup_tls(s, errbuf, errlen);
+	if (r)
+		goto fail;
 	snprintf(s->uri, sizeof(s->uri), "%s", cfg->uri);
 	s->cfg.uri = s->uri;
 	if (!s->cfg.level) {
@@ -247,6 +367,11 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 	*out = s;
 	return 0;
 fail:
+	free_tls(s);
+	if (s->secret) {
+		explicit_bzero(s->secret, cfg->secret_len);
+		free(s->secret);
+	}
 	free(s);
 	return r;
 }
@@ -724,6 +849,24 @@ static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
 #undef ADD
 }
 
+/* How many of the n channels at ch run inside TLS, and with kTLS which
+ * way. A channel's connection is set under the lock, its flags before. */
+static void tls_read(const struct mfd_session *s, const struct mfd_channel *ch,
+		     unsigned n, struct mfd_stats *st)
+{
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	for (unsigned i = 0; ch && i < n; i++) {
+		const struct mfd_conn *c =
+			__atomic_load_n(&ch[i].conn, __ATOMIC_ACQUIRE);
+		unsigned f = c ? c->tls_flags : 0;
+
+		st->tls_channels += !!(f & MFD_CONN_TLS);
+		st->ktls_send_channels += !!(f & MFD_CONN_KTLS_SEND);
+		st->ktls_recv_channels += !!(f & MFD_CONN_KTLS_RECV);
+	}
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+}
+
 /* The first size bytes of *st (a caller's older, smaller struct), or all
  * of it and zeros beyond (a newer header's larger one). */
 static void stats_out(const struct mfd_stats *st, void *out, size_t size)
@@ -753,6 +896,7 @@ MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
 	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
 	for (unsigned i = 0; ch && i < n; i++)
 		stats_read(&ch[i].st, st);
+	tls_read(s, ch, n, st);
 	/* a round is the session's, not a channel's */
 	if (s->role == MFD_ROLE_SEND)
 		st->rounds = __atomic_load_n(&s->round, __ATOMIC_RELAXED);
@@ -778,6 +922,7 @@ MFD_EXTERN int mfd_channel_stats_sized(const struct mfd_session *s,
 		return -EINVAL;
 	memset(st, 0, sizeof(*st));
 	stats_read(&ch[channel].st, st);
+	tls_read(s, &ch[channel], 1, st);
 	st->seconds = elapsed(s);
 	stats_out(st, out, size);
 	return 0;
@@ -839,6 +984,7 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 		explicit_bzero(s->secret, s->cfg.secret_len);
 		free(s->secret);
 	}
+	free_tls(s);
 	pthread_cond_destroy(&s->barrier_cond);
 	pthread_cond_destroy(&s->idle_cond);
 	pthread_mutex_destroy(&s->lock);

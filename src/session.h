@@ -84,6 +84,8 @@ struct mfd_session {
 	uint64_t session_id;
 	uint64_t features; /* MFD_FEAT_* of this session */
 	uint8_t *secret;   /* cfg.secret, copied; wiped at free */
+	struct mfd_tls_ctx *tls; /* the tls layer's, or NULL */
+	char *tls_files[4]; /* cfg.tls_cert, _key, _ca, _hostname, copied */
 	unsigned nchannels;
 	struct mfd_channel *ch;
 	struct mfd_region regions[MFD_MAX_REGIONS];

@@ -52,7 +52,12 @@ static const char bench_usage[] =
 	"      --no-zero-detect    send zero pages with their content\n"
 	"      --prefault          receiver: fault fresh memory in ahead of the\n"
 	"                          data from a thread of its own\n"
-	"      --timeout SECONDS   longest stall of any channel (default 30)\n"
+"      --timeout SECONDS   longest stall of any channel (default 30)\n"
+	"      --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
+	"                          TLS 1.3 on every channel, both ends with\n"
+	"                          this certificate (it must name the --uri\n"
+	"                          host, or give --tls-hostname NAME)\n"
+	"      --tls --secret-file PATH  TLS 1.3 with a pre-shared key\n"
 	"      --json              print one JSON object with the results\n"
 	"  -q, --quiet             print nothing but errors\n"
 	"  -h, --help              this help\n"
@@ -201,6 +206,12 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       (unsigned long long)st->inline_packets,
 	       st->packets ? (double)st->inline_packets / (double)st->packets
 			   : 0);
+	/* the sender's channels; its kTLS send is the receiver's receive */
+	printf(",\"tls_channels\":%llu,\"ktls_send_channels\":%llu,"
+	       "\"ktls_recv_channels\":%llu",
+	       (unsigned long long)st->tls_channels,
+	       (unsigned long long)st->ktls_send_channels,
+	       (unsigned long long)st->ktls_recv_channels);
 	if (o->live)
 		printf(",\"converged\":%s,\"downtime_s\":%.6f",
 		       r->converged ? "true" : "false", r->downtime);
@@ -262,6 +273,12 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 		       (unsigned long long)st->zerocopy_sends,
 		       (unsigned long long)st->zerocopy_copied,
 		       (unsigned long long)st->zerocopy_fallbacks);
+	if (st->tls_channels)
+		printf("  TLS 1.3 on %llu channels; kernel TLS (sender): send "
+		       "on %llu, receive on %llu, the rest in userspace\n",
+		       (unsigned long long)st->tls_channels,
+		       (unsigned long long)st->ktls_send_channels,
+		       (unsigned long long)st->ktls_recv_channels);
 	if (r->ceiling > 0)
 		printf("  raw ceiling (%u plain sockets): %.3f GiB/s; multifd "
 		       "at %.2f of it\n",

@@ -35,6 +35,11 @@ enum {
 	OPT_CHECKSUM,
 	OPT_VERIFY,
 	OPT_PREFAULT,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
+	OPT_TLS_HOSTNAME,
+	OPT_TLS,
 };
 
 static const struct option common[] = {
@@ -55,6 +60,11 @@ static const struct option common[] = {
 	{ "checksum", no_argument, NULL, OPT_CHECKSUM },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
 	{ "prefault", no_argument, NULL, OPT_PREFAULT },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
+	{ "tls", no_argument, NULL, OPT_TLS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 };
@@ -437,6 +447,21 @@ static int parse_common(int c, const char *arg, struct opts *o)
 	case OPT_PREFAULT:
 		o->cfg.prefault = true;
 		return 0;
+	case OPT_TLS_CERT:
+		o->cfg.tls_cert = arg;
+		return 0;
+	case OPT_TLS_KEY:
+		o->cfg.tls_key = arg;
+		return 0;
+	case OPT_TLS_CA:
+		o->cfg.tls_ca = arg;
+		return 0;
+	case OPT_TLS_HOSTNAME:
+		o->cfg.tls_hostname = arg;
+		return 0;
+	case OPT_TLS:
+		o->cfg.tls = true;
+		return 0;
 	case OPT_MAX_BANDWIDTH:
 		if (parse_size(arg, "bandwidth (bytes per second)",
 			       &o->cfg.max_bandwidth))
@@ -511,6 +536,24 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 		} else if (!on_extra || on_extra(c, optarg, o)) {
 			return 2;
 		}
+	}
+	if (o->cfg.tls && !o->cfg.secret) {
+		die_msg("--tls needs --secret-file: the pre-shared key is "
+			"derived from the secret (or use --tls-cert, --tls-key "
+			"and --tls-ca)");
+		return 2;
+	}
+	if (o->cfg.tls && (o->cfg.tls_cert || o->cfg.tls_key || o->cfg.tls_ca)) {
+		die_msg("--tls (a pre-shared key) and --tls-cert/--tls-key/"
+			"--tls-ca (certificates) exclude each other");
+		return 2;
+	}
+	if (!o->cfg.tls && (o->cfg.tls_cert || o->cfg.tls_key ||
+			    o->cfg.tls_ca || o->cfg.tls_hostname) &&
+	    (!o->cfg.tls_cert || !o->cfg.tls_key || !o->cfg.tls_ca)) {
+		die_msg("TLS with certificates needs all of --tls-cert, "
+			"--tls-key and --tls-ca");
+		return 2;
 	}
 	output.json = o->json;
 	output.stats = o->stats_interval > 0;

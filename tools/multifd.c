@@ -45,6 +45,16 @@
 	"                          both sides at the end\n"                  \
 	"      --prefault          receiver: fault new memory in ahead of the\n" \
 	"                          data from a thread of its own\n"          \
+	"      --tls-cert FILE     TLS 1.3 on every channel: this end's PEM\n" \
+	"                          certificate (chain); with --tls-key and\n" \
+	"                          --tls-ca, each end verifies the other's\n" \
+	"      --tls-key FILE      this end's PEM private key\n"              \
+	"      --tls-ca FILE       the CAs the peer's certificate must chain to\n" \
+	"      --tls-hostname NAME sender: the name the receiver's certificate\n" \
+	"                          must carry (default: the URI's host;\n"    \
+	"                          needed with unix: and fd:)\n"              \
+	"      --tls               TLS 1.3 with a key derived from\n"        \
+	"                          --secret-file instead of certificates\n"  \
 	"      --json              print one JSON object with the results\n"   \
 	"  -q, --quiet             print nothing but errors\n"                  \
 	"  -h, --help              this help\n"                                 \

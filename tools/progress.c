@@ -18,7 +18,9 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu,"
 	       "\"zerocopy_fallbacks\":%llu,\"rounds\":%llu,"
 	       "\"rejected_connections\":%llu,\"blobs\":%llu,"
-	       "\"blob_bytes\":%llu,\"cpu_seconds\":%.3f,\"seconds\":%.6f}",
+	       "\"blob_bytes\":%llu,\"cpu_seconds\":%.3f,"
+	       "\"seconds\":%.6f,\"tls_channels\":%llu,"
+	       "\"ktls_send_channels\":%llu,\"ktls_recv_channels\":%llu}",
 	       (unsigned long long)st->bytes,
 	       (unsigned long long)st->payload_bytes,
 	       (unsigned long long)st->packets,
@@ -32,7 +34,10 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       (unsigned long long)st->rejected_connections,
 	       (unsigned long long)st->blobs,
 	       (unsigned long long)st->blob_bytes,
-	       (double)st->cpu_ns / 1e9, st->seconds);
+	       (double)st->cpu_ns / 1e9, st->seconds,
+	       (unsigned long long)st->tls_channels,
+	       (unsigned long long)st->ktls_send_channels,
+	       (unsigned long long)st->ktls_recv_channels);
 }
 
 void fprint_round_json(FILE *f, const struct mfd_round_stats *rs)

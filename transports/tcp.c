@@ -399,8 +399,9 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 				retried = true;
 				continue;
 			}
-			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    deadline) {
+			/* also without a deadline: a layer above (tls)
+			 * may have made the socket non-blocking */
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				int w = sock_wait(sc, POLLOUT, deadline, "send");
 
 				if (w < 0)
@@ -451,8 +452,7 @@ static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    deadline) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				int w = sock_wait(sc, POLLIN, deadline, "recv");
 
 				if (w < 0)
@@ -492,6 +492,11 @@ static int tcp_enable_zerocopy(struct mfd_conn *c)
 		return fail(c, errno, "setsockopt(SO_ZEROCOPY)");
 	sc->zerocopy = true;
 	return 0;
+}
+
+static int sock_fd(struct mfd_conn *c)
+{
+	return ((struct sock_conn *)c)->fd;
 }
 
 static void sock_shutdown(struct mfd_conn *c)
@@ -884,6 +889,7 @@ const struct mfd_transport_ops mfd__tcp_ops = {
 	.shutdown = sock_shutdown,
 	.shutdown_read = sock_shutdown_read,
 	.close = sock_close,
+	.fd = sock_fd,
 };
 
 const struct mfd_transport_ops mfd__unix_ops = {
@@ -900,4 +906,5 @@ const struct mfd_transport_ops mfd__unix_ops = {
 	.shutdown = sock_shutdown,
 	.shutdown_read = sock_shutdown_read,
 	.close = sock_close,
+	.fd = sock_fd,
 };

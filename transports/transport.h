@@ -38,6 +38,11 @@ struct mfd_uri {
 	/* connect(): the index of the channel being opened (fd: takes the
 	 * channel's own descriptor); set by the sender per channel */
 	unsigned channel;
+	/* A layer's view of the stack (tls): the transport under it, whose
+	 * connect/listen/accept it calls, and its own state. NULL for a
+	 * bottom transport. Set by the session. */
+	const struct mfd_transport_ops *lower;
+	struct mfd_tls_ctx *tls;
 };
 
 /* Parse tcp:HOST:PORT, tcp:[V6]:PORT, unix:PATH, rdma:HOST:PORT,
@@ -63,7 +68,15 @@ struct mfd_conn {
 	/* sends whose bytes outside regions all went inline with the
 	 * work request (rdma: IBV_SEND_INLINE) */
 	uint64_t inline_sends;
+	/* MFD_CONN_TLS*: set by the tls layer once its handshake is done,
+	 * before the connection becomes a session's channel; read for the
+	 * statistics */
+	unsigned tls_flags;
 };
+
+#define MFD_CONN_TLS 0x1u	/* the channel runs inside TLS */
+#define MFD_CONN_KTLS_SEND 0x2u /* the kernel encrypts what it sends */
+#define MFD_CONN_KTLS_RECV 0x4u /* the kernel decrypts what it receives */
 
 struct mfd_listener {
 	const struct mfd_transport_ops *ops;
@@ -154,11 +167,43 @@ struct mfd_transport_ops {
 	 */
 	void (*revoke)(struct mfd_conn *c);
 	void (*close)(struct mfd_conn *c);
+	/*
+	 * The socket under c, for a layer above that must drive it itself
+	 * (tls hands it to OpenSSL, and to the kernel for kTLS). The layer
+	 * may make it non-blocking: the transport's send and recv must
+	 * then still work (they wait with poll() for EAGAIN). Optional:
+	 * -ENOTSUP.
+	 */
+	int (*fd)(struct mfd_conn *c);
 };
 
 extern const struct mfd_transport_ops mfd__tcp_ops;
 extern const struct mfd_transport_ops mfd__unix_ops;
 extern const struct mfd_transport_ops mfd__fd_ops;
+
+/*
+ * The tls layer (tls.c): TLS 1.3 over the connection of the transport
+ * under it (u->lower: tcp, unix or fd), with u->tls for its settings.
+ * connect() runs the client's handshake before it returns; accept()
+ * returns at once and the server's handshake runs in the first send or
+ * recv, within that call's timeout (the receiver's handshake deadline).
+ */
+extern const struct mfd_transport_ops mfd__tls_ops;
+
+/* What a session asks of TLS (see struct mfd_config). */
+struct mfd_tls_params {
+	const char *cert, *key, *ca; /* x509: PEM files, all three */
+	const char *hostname;	/* client: the name the receiver's
+				   certificate must carry (NULL: none) */
+	const uint8_t *secret;	/* PSK mode: the session's secret */
+	size_t secret_len;
+};
+
+/* Build the context for one end (server: the receiver), loading and
+ * checking every file now. 0 or -errno with a sentence in err. */
+int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
+		     struct mfd_tls_ctx **out, char *err, size_t errlen);
+void mfd__tls_ctx_free(struct mfd_tls_ctx *t);
 
 /* A connection over a duplicate of fd, a connected stream socket handed in
  * by the caller (tcp or unix ops by its family). 0 or -errno, err saying
