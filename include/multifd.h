@@ -193,7 +193,9 @@ struct mfd_config {
 	   allocated for it. Default 256 MiB; at most 1 TiB. */
 	uint64_t max_blob_bytes;
 	/* TLS 1.3 on every channel (tcp:, unix:, fd:; refused with rdma:,
-	   whose one-sided writes no TLS record covers, and with zero_copy).
+	   whose one-sided writes no TLS record covers; with zero_copy, kTLS
+	   encrypts straight from the pages and userspace TLS copies, each
+	   such send counted in zerocopy_fallbacks).
 	   The whole multifd handshake runs inside it. Either x509: all of
 	   tls_cert and tls_key (this end's certificate chain and key) and
 	   tls_ca (the CAs the peer's certificate must chain to), PEM file

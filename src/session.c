@@ -168,14 +168,6 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 			 "covers; use tcp: or unix: for an encrypted session");
 		return -ENOTSUP;
 	}
-	if (c->zero_copy && s->role == MFD_ROLE_SEND) {
-		snprintf(err, errlen,
-			 "zero-copy cannot be combined with TLS: every byte is "
-			 "encrypted into a new buffer before it is sent, so "
-			 "there is no copy to save (and kernel TLS does not "
-			 "take MSG_ZEROCOPY)");
-		return -EINVAL;
-	}
 	if (c->tls && x509) {
 		snprintf(err, errlen,
 			 "TLS with a pre-shared key (tls) and with "

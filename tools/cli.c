@@ -605,4 +605,18 @@ void print_result(const struct opts *o, const char *what,
 	       st.seconds > 0 ? gib / st.seconds : 0, mfd_session_channels(s),
 	       mfd_method_name(mfd_session_method(s)),
 	       (double)st.bytes / (1 << 20));
+	if (st.tls_channels)
+		printf("TLS 1.3 on %llu channels; the kernel encrypts the sending "
+		       "side of %llu, decrypts the receiving side of %llu "
+		       "(OpenSSL the rest)\n",
+		       (unsigned long long)st.tls_channels,
+		       (unsigned long long)st.ktls_send_channels,
+		       (unsigned long long)st.ktls_recv_channels);
+	if (st.zerocopy_fallbacks)
+		printf("zero-copy: %llu sends copied instead%s\n",
+		       (unsigned long long)st.zerocopy_fallbacks,
+		       st.tls_channels > st.ktls_send_channels
+			       ? " (OpenSSL encrypts in userspace: no kernel "
+				 "TLS here)"
+			       : "");
 }

@@ -72,6 +72,7 @@ struct tls_conn {
 	bool broken;	 /* a fatal TLS error: nothing more goes out */
 	bool plain_peer; /* server: the peer speaks plaintext multifd */
 	bool ktls_send, ktls_recv;
+	bool zerocopy;	 /* the session asked for zero-copy sends */
 	uint8_t *gather; /* GATHER_MAX bytes, on first use */
 };
 
@@ -702,9 +703,16 @@ static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		if (r)
 			return r;
 	}
+	/* The kernel's tls layer refuses MSG_ZEROCOPY, but it encrypts full
+	 * records straight from the caller's pages: no plaintext copy is
+	 * made, which is what zero-copy is for. OpenSSL in userspace
+	 * encrypts into its own buffer, which is then copied into the
+	 * socket: a zero-copy send that falls back, and is counted. */
 	if (tc->ktls_send)
 		return tc->lower->ops->send(tc->lower, iov, n,
 					    flags & ~MFD_SEND_ZEROCOPY);
+	if (tc->zerocopy && (flags & MFD_SEND_ZEROCOPY))
+		c->zc_fallbacks++;
 	if (!tc->gather) {
 		tc->gather = malloc(GATHER_MAX);
 		if (!tc->gather) {
@@ -738,6 +746,15 @@ static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	}
 	return have ? write_all(tc, tc->gather, have, deadline, &done, total)
 		    : 0;
+}
+
+/* Zero-copy is decided per send, after the handshake has shown whether
+ * the kernel encrypts (see tls_send()); the socket below takes no
+ * SO_ZEROCOPY, whose MSG_ZEROCOPY the kernel's tls layer refuses. */
+static int tls_enable_zerocopy(struct mfd_conn *c)
+{
+	((struct tls_conn *)c)->zerocopy = true;
+	return 0;
 }
 
 static int tls_recv(struct mfd_conn *c, const struct iovec *iov, int n)
@@ -932,6 +949,7 @@ const struct mfd_transport_ops mfd__tls_ops = {
 	.listener_wake = tls_listener_wake,
 	.listener_close = tls_listener_close,
 	.set_timeout = tls_set_timeout,
+	.enable_zerocopy = tls_enable_zerocopy,
 	.send = tls_send,
 	.recv = tls_recv,
 	.shutdown = tls_shutdown,
