@@ -343,7 +343,9 @@ MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
  * what was dirtied, round after round. The caller must not set bits
  * concurrently unless it does so with atomic operations: the bits are
  * cleared with an atomic exchange per word. *queued (may be NULL) gets the
- * number of pages queued.
+ * number of pages queued. A bitmap in a file mapping that shrank (SIGBUS
+ * on reading it) fails the session with -EFAULT and a sentence naming the
+ * bitmap, unless no_sigbus_handler is set.
  */
 MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 			      uint64_t *bitmap, uint64_t *queued);

@@ -966,11 +966,48 @@ MFD_EXTERN int mfd_send_region(struct mfd_session *s, int region)
 	return 0;
 }
 
+/* A walk over a dirty bitmap: the next word from `w` with dirty bits. */
+struct dirty_walk {
+	uint64_t *bitmap;
+	uint64_t w, words, pages;
+	uint64_t word, bits; /* the word found and the bits taken from it */
+};
+
+/*
+ * Take (clear) the bits of the next dirty word; 1 when one was found, 0
+ * at the end. Runs guarded: the bitmap is the application's memory and
+ * may be a shared file mapping that shrank (a SIGBUS then fails the call,
+ * not the process). Nothing in here holds a lock.
+ */
+static int take_dirty_word(void *arg)
+{
+	struct dirty_walk *d = arg;
+
+	for (; d->w < d->words; d->w++) {
+		uint64_t mask = ~0ull;
+
+		if (d->w == d->words - 1 && d->pages % 64)
+			mask = (1ull << (d->pages % 64)) - 1;
+		if (!__atomic_load_n(&d->bitmap[d->w], __ATOMIC_RELAXED))
+			continue;
+		d->bits = __atomic_fetch_and(&d->bitmap[d->w], ~mask,
+					     __ATOMIC_ACQ_REL) &
+			  mask;
+		if (d->bits) {
+			d->word = d->w++;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 			      uint64_t *bitmap, uint64_t *queued)
 {
-	uint64_t pages, words, total = 0;
+	struct dirty_walk d = { .bitmap = bitmap };
+	uint64_t total = 0;
 	uint64_t chunk[64];
+	uintptr_t addr;
 	int r;
 
 	if (queued)
@@ -978,23 +1015,16 @@ MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 	if (region < 0 || region >= s->nregions || !bitmap)
 		return -EINVAL;
 	mfd__rounds_scan(&s->round_log);
-	pages = s->regions[region].length / s->cfg.page_size;
-	words = (pages + 63) / 64;
-	for (uint64_t w = 0; w < words; w++) {
-		uint64_t mask = ~0ull, bits;
+	d.pages = s->regions[region].length / s->cfg.page_size;
+	d.words = (d.pages + 63) / 64;
+	while ((r = mfd__guarded(take_dirty_word, &d, &addr)) > 0) {
 		size_t n = 0;
 
-		if (w == words - 1 && pages % 64)
-			mask = (1ull << (pages % 64)) - 1;
-		if (!__atomic_load_n(&bitmap[w], __ATOMIC_RELAXED))
-			continue;
-		bits = __atomic_fetch_and(&bitmap[w], ~mask, __ATOMIC_ACQ_REL) &
-		       mask;
-		while (bits) {
-			unsigned b = (unsigned)__builtin_ctzll(bits);
+		while (d.bits) {
+			unsigned b = (unsigned)__builtin_ctzll(d.bits);
 
-			bits &= bits - 1;
-			chunk[n++] = (w * 64 + b) * s->cfg.page_size;
+			d.bits &= d.bits - 1;
+			chunk[n++] = (d.word * 64 + b) * s->cfg.page_size;
 		}
 		r = mfd_send_pages(s, region, chunk, n);
 		if (r)
@@ -1002,6 +1032,18 @@ MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 		total += n;
 		if (queued)
 			*queued = total;
+	}
+	if (r == -EFAULT) {
+		/* the pages of words already taken are queued; the rest of
+		 * the round is lost: the session cannot go on */
+		mfd__session_fail(s, -1, r,
+				  "the dirty bitmap of region '%s' cannot be "
+				  "read at %p (%llu bytes in; SIGBUS: a file "
+				  "mapping that shrank?)",
+				  s->regions[region].name, (void *)addr,
+				  (unsigned long long)((uint8_t *)addr -
+						       (uint8_t *)bitmap));
+		return r;
 	}
 	mfd__rounds_dirty(&s->round_log, total);
 	return 0;

@@ -129,6 +129,47 @@ static void test_send_zlib(void) { sender_file_shrinks(MFD_METHOD_ZLIB, false); 
 static void test_recv_zlib(void) { receiver_file_shrinks(MFD_METHOD_ZLIB); }
 #endif
 
+/* The application's dirty bitmap is a file mapping that shrinks before
+ * mfd_send_dirty() reads it: the call fails naming the bitmap, the
+ * process lives, and the receiver learns that the sender failed. */
+static void test_bitmap_shrinks(void)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	long pg = sysconf(_SC_PAGESIZE);
+	struct mfd_config cfg;
+	uint64_t *bitmap, queued = 1;
+	struct pair p;
+	int fd;
+
+	memset(src, 0x77, LEN);
+	fd = memfd_create("multifd-bitmap", MFD_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, pg) == 0);
+	bitmap = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      fd, 0);
+	CU_ASSERT_FATAL(bitmap != MAP_FAILED);
+	bitmap[0] = 0x5;
+	bitmap[3] = 1ull << 63;
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 3000;
+	CU_ASSERT_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
+				   LEN) == 0);
+	CU_ASSERT_EQUAL(ftruncate(fd, 0), 0);
+	CU_ASSERT_EQUAL(mfd_send_dirty(p.tx, p.region, bitmap, &queued),
+			-EFAULT);
+	CU_ASSERT_EQUAL(queued, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
+				      "dirty bitmap of region 'ram'"));
+	CU_ASSERT(mfd_send_finish(p.tx) < 0);
+	CU_ASSERT(pair_join_rx(&p) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.rx),
+				      "the sender failed: "));
+	pair_free(&p);
+	munmap(bitmap, (size_t)pg);
+	close(fd);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
 /* With no_sigbus_handler, a session leaves the process's SIGBUS
  * disposition alone (checked in a child, whose disposition is its own). */
 static void test_no_handler(void)
@@ -174,6 +215,7 @@ int main(void)
 		{ "no_sigbus_handler: the process's SIGBUS left alone",
 		  test_no_handler },
 		{ "sender's file shrinks, none", test_send_none },
+		{ "the dirty bitmap's file shrinks", test_bitmap_shrinks },
 		{ "sender's file shrinks, none + checksum",
 		  test_send_none_checksum },
 		{ "receiver's file shrinks, none", test_recv_none },
