@@ -359,6 +359,18 @@ static int get_bool(json_object *o, const char *key, bool *out, char *err,
 	return 0;
 }
 
+/* The C string of a JSON string, or NULL when it is not one or holds a
+ * NUL byte ("\u0000"), which would cut it short unseen. */
+static const char *cstr(json_object *v)
+{
+	const char *p;
+
+	if (!json_object_is_type(v, json_type_string))
+		return NULL;
+	p = json_object_get_string(v);
+	return strlen(p) == (size_t)json_object_get_string_len(v) ? p : NULL;
+}
+
 /* A string field; *out stays as it is when the field is absent. */
 static int get_str(json_object *o, const char *key, bool required,
 		   const char **out, char *err, size_t len)
@@ -373,7 +385,14 @@ static int get_str(json_object *o, const char *key, bool required,
 	}
 	if (!json_object_is_type(v, json_type_string))
 		return field_error(err, len, key, v, "a string");
-	*out = json_object_get_string(v);
+	if (!cstr(v)) {
+		snprintf(err, len,
+			 "field '%s' holds a NUL byte (\\u0000) at byte %zu; "
+			 "expected a string without one",
+			 key, strlen(json_object_get_string(v)));
+		return -EINVAL;
+	}
+	*out = cstr(v);
 	return 0;
 }
 
@@ -815,8 +834,7 @@ static int parse_methods(json_object *o, unsigned *mask, char *err,
 		json_object *e = json_object_array_get_idx(v, i);
 		enum mfd_method m;
 
-		if (!json_object_is_type(e, json_type_string) ||
-		    mfd_method_parse(json_object_get_string(e), &m)) {
+		if (!cstr(e) || mfd_method_parse(cstr(e), &m)) {
 			snprintf(err, len,
 				 "field 'accept_methods': element %zu is %s; "
 				 "expected a method built in: \"none\", "
@@ -1168,15 +1186,13 @@ static int cmd_queue(struct client *c, struct msg *m, enum op_kind kind)
 	}
 	for (unsigned i = 0; !r && i < n; i++) {
 		json_object *e = json_object_array_get_idx(regions, i);
-		const char *name = json_object_get_string(e);
+		const char *name = cstr(e);
 		uint64_t pages, need, len;
 		void *map;
 		char what[300];
 		int k = -1;
 
-		for (unsigned j = 0;
-		     json_object_is_type(e, json_type_string) && j < d->nregs;
-		     j++)
+		for (unsigned j = 0; name && j < d->nregs; j++)
 			if (!strcmp(d->regs[j].name, name))
 				k = (int)j;
 		if (k < 0) {
@@ -1341,11 +1357,11 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 			 "missing field 'cmd' (a string: %s)", commands);
 		goto out;
 	}
-	if (!json_object_is_type(v, json_type_string)) {
+	m.cmd = cstr(v);
+	if (!m.cmd) {
 		field_error(m.err, sizeof(m.err), "cmd", v, commands);
 		goto out;
 	}
-	m.cmd = json_object_get_string(v);
 	if (!strcmp(m.cmd, "send"))
 		r = cmd_start(c, &m, MFD_ROLE_SEND);
 	else if (!strcmp(m.cmd, "recv"))
