@@ -39,6 +39,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "ktls.h"
 #include "transport.h"
 
 /* The identity of the external PSK, and the label its key is derived
@@ -60,6 +61,9 @@ struct mfd_tls_ctx {
 	unsigned char psk[32];
 };
 
+/* OpenSSL's read buffer: 16 records of 16 KiB and their overhead */
+#define READ_AHEAD_BYTES (16 * (16384 + 256))
+
 struct tls_conn {
 	struct mfd_conn base;
 	struct mfd_conn *lower;
@@ -73,6 +77,7 @@ struct tls_conn {
 	bool plain_peer; /* server: the peer speaks plaintext multifd */
 	bool ktls_send, ktls_recv;
 	bool zerocopy;	 /* the session asked for zero-copy sends */
+	struct mfd_ktls_secret rx_secret; /* until the handshake ends */
 	uint8_t *gather; /* GATHER_MAX bytes, on first use */
 };
 
@@ -81,6 +86,16 @@ struct tls_listener {
 	struct mfd_listener *lower;
 	struct mfd_tls_ctx *t;
 };
+
+/* OpenSSL's key log: the peer's traffic secret, for kernel TLS on the
+ * receiving side (ktls.h) */
+static void keylog(const SSL *ssl, const char *line)
+{
+	struct tls_conn *tc = SSL_get_app_data(ssl);
+
+	if (tc)
+		mfd__ktls_take_secret(line, tc->t->server, &tc->rx_secret);
+}
 
 static int64_t now_ns(void)
 {
@@ -241,8 +256,10 @@ int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
 		return -ENOMEM;
 	}
 	SSL_CTX_set_app_data(t->ctx, t);
-	if (getenv("MULTIFD_NO_KTLS") == NULL)
+	if (getenv("MULTIFD_NO_KTLS") == NULL) {
 		opts |= SSL_OP_ENABLE_KTLS;
+		SSL_CTX_set_keylog_callback(t->ctx, keylog);
+	}
 	SSL_CTX_set_options(t->ctx, opts);
 	/* TLS 1.3 only; AES-128-GCM first: the cheapest per byte where
 	 * the CPU has AES instructions, and one the kernel offloads */
@@ -260,6 +277,8 @@ int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
 	/* no session tickets: nothing comes after the handshake but data,
 	 * which kernel TLS requires, and no session is ever resumed */
 	SSL_CTX_set_num_tickets(t->ctx, 0);
+	/* room for many records per read once read-ahead is on */
+	SSL_CTX_set_default_read_buffer_len(t->ctx, READ_AHEAD_BYTES);
 	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
 	if (t->psk_mode) {
 		if (derive_psk(t, p->secret, p->secret_len)) {
@@ -357,7 +376,8 @@ static int wrap(struct mfd_tls_ctx *t, struct mfd_conn *lower,
 	tc->t = t;
 	tc->fd = fd;
 	tc->ssl = SSL_new(t->ctx);
-	if (!tc->ssl || SSL_set_fd(tc->ssl, fd) != 1) {
+	if (!tc->ssl || SSL_set_fd(tc->ssl, fd) != 1 ||
+	    !SSL_set_app_data(tc->ssl, tc)) {
 		snprintf(err, errlen, "TLS: cannot create a connection");
 		SSL_free(tc->ssl);
 		free(tc);
@@ -547,6 +567,18 @@ static int handshake(struct tls_conn *tc, int64_t deadline)
 	tc->done = true;
 	tc->ktls_send = BIO_get_ktls_send(SSL_get_wbio(tc->ssl));
 	tc->ktls_recv = BIO_get_ktls_recv(SSL_get_rbio(tc->ssl));
+	/* OpenSSL 3.0 gives the kernel only the sending side of TLS 1.3;
+	 * the socket has the tls ULP then, and the receiving side can
+	 * follow (wipes the secret either way) */
+	if (tc->ktls_send && !tc->ktls_recv)
+		tc->ktls_recv = !mfd__ktls_install_rx(tc->fd, tc->ssl,
+						      &tc->rx_secret);
+	OPENSSL_cleanse(&tc->rx_secret, sizeof(tc->rx_secret));
+	/* userspace decryption: read as much as has arrived per syscall,
+	 * not a record header and then its body (set only now: kTLS must
+	 * find no record read ahead of the handshake's end) */
+	if (!tc->ktls_recv)
+		SSL_set_read_ahead(tc->ssl, 1);
 	c->tls_flags = MFD_CONN_TLS |
 		       (tc->ktls_send ? MFD_CONN_KTLS_SEND : 0) |
 		       (tc->ktls_recv ? MFD_CONN_KTLS_RECV : 0);
@@ -682,6 +714,15 @@ static size_t iov_bytes(const struct iovec *iov, int n)
 	return t;
 }
 
+/* A result of the connection below, with its sentence as ours. */
+static int from_lower(struct tls_conn *tc, int r)
+{
+	if (r)
+		snprintf(tc->base.err, sizeof(tc->base.err), "%s",
+			 tc->lower->err);
+	return r;
+}
+
 static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		    unsigned flags)
 {
@@ -709,8 +750,8 @@ static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	 * encrypts into its own buffer, which is then copied into the
 	 * socket: a zero-copy send that falls back, and is counted. */
 	if (tc->ktls_send)
-		return tc->lower->ops->send(tc->lower, iov, n,
-					    flags & ~MFD_SEND_ZEROCOPY);
+		return from_lower(tc, tc->lower->ops->send(tc->lower, iov, n,
+					     flags & ~MFD_SEND_ZEROCOPY));
 	if (tc->zerocopy && (flags & MFD_SEND_ZEROCOPY))
 		c->zc_fallbacks++;
 	if (!tc->gather) {
@@ -775,8 +816,14 @@ static int tls_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 		if (r)
 			return r;
 	}
-	if (tc->ktls_recv && !SSL_pending(tc->ssl))
-		return tc->lower->ops->recv(tc->lower, iov, n);
+	if (tc->ktls_recv && !SSL_pending(tc->ssl)) {
+		r = tc->lower->ops->recv(tc->lower, iov, n);
+		/* the kernel delivers application data only */
+		if (r == -EIO || r == -EBADMSG)
+			return mfd__ktls_explain_rx(tc->fd, r, c->err,
+						    sizeof(c->err));
+		return from_lower(tc, r);
+	}
 	for (int i = 0; i < n; i++) {
 		uint8_t *p = iov[i].iov_base;
 		size_t left = iov[i].iov_len;

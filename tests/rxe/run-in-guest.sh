@@ -113,9 +113,11 @@ if [ ! -f "$base" ] || [ "$base" -ot "$0" ]; then
 	put "$root" /usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav34.so
 	cp /etc/libibverbs.d/rxe.driver "$root/etc/libibverbs.d/"
 	# dependency order, see rxe-vm.md: crc32_generic is asked for by
-	# name when a device is created, modules.dep does not list it
+	# name when a device is created, modules.dep does not list it; the
+	# same for gcm(aes) and its parts, which kernel TLS asks for
 	for m in crc32_generic udp_tunnel ip6_udp_tunnel ib_core ib_uverbs \
-		rdma_rxe configfs ib_cm iw_cm rdma_cm rdma_ucm veth sch_netem; do
+		rdma_rxe configfs ib_cm iw_cm rdma_cm rdma_ucm veth sch_netem \
+		gf128mul ghash-generic ctr gcm tls; do
 		f=$(grep -E "(^|/)$m\.ko(\.xz|\.zst)?:" "$moddir/modules.dep" |
 			cut -d: -f1)
 		[ -n "$f" ] || skip "module $m not in $moddir"
