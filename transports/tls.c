@@ -61,8 +61,11 @@ struct mfd_tls_ctx {
 	unsigned char psk[32];
 };
 
-/* OpenSSL's read buffer: 16 records of 16 KiB and their overhead */
+/* OpenSSL's read buffer, and the buffer of records written in
+ * userspace before they go to the socket: 16 records of 16 KiB and their
+ * overhead each, so that a syscall moves many records, not one */
 #define READ_AHEAD_BYTES (16 * (16384 + 256))
+#define WRITE_BUFFER_BYTES READ_AHEAD_BYTES
 
 struct tls_conn {
 	struct mfd_conn base;
@@ -480,6 +483,23 @@ static int handshake_failed(struct tls_conn *tc, int e, int ret)
 	return -EPROTO;
 }
 
+/* Userspace encryption: records gather in a buffer BIO on top of the
+ * socket's, flushed at the end of each send (flush_writes()); where that
+ * cannot be set up, each record is written as it is made. */
+static void buffer_writes(struct tls_conn *tc)
+{
+	BIO *sock = SSL_get_wbio(tc->ssl), *buf = BIO_new(BIO_f_buffer());
+
+	if (!buf || BIO_set_write_buffer_size(buf, WRITE_BUFFER_BYTES) != 1 ||
+	    BIO_up_ref(sock) != 1) {
+		BIO_free(buf);
+		return;
+	}
+	/* the SSL drops its reference to the socket BIO, the chain holds
+	 * the one taken above */
+	SSL_set0_wbio(tc->ssl, BIO_push(buf, sock));
+}
+
 static int handshake(struct tls_conn *tc, int64_t deadline)
 {
 	struct mfd_conn *c = &tc->base;
@@ -579,6 +599,8 @@ static int handshake(struct tls_conn *tc, int64_t deadline)
 	 * find no record read ahead of the handshake's end) */
 	if (!tc->ktls_recv)
 		SSL_set_read_ahead(tc->ssl, 1);
+	if (!tc->ktls_send)
+		buffer_writes(tc);
 	c->tls_flags = MFD_CONN_TLS |
 		       (tc->ktls_send ? MFD_CONN_KTLS_SEND : 0) |
 		       (tc->ktls_recv ? MFD_CONN_KTLS_RECV : 0);
@@ -714,6 +736,38 @@ static size_t iov_bytes(const struct iovec *iov, int n)
 	return t;
 }
 
+/* Send what buffer_writes() holds, within the deadline. */
+static int flush_writes(struct tls_conn *tc, int64_t deadline, size_t done,
+			size_t total)
+{
+	BIO *b = SSL_get_wbio(tc->ssl);
+
+	while (BIO_wpending(b) > 0) {
+		int p;
+
+		errno = 0;
+		if (BIO_flush(b) == 1)
+			break;
+		if (!BIO_should_retry(b))
+			return io_failed(tc, SSL_ERROR_SYSCALL, "send", done,
+					 total);
+		p = wait_fd(tc->fd, POLLOUT, deadline);
+		if (p < 0) {
+			snprintf(tc->base.err, sizeof(tc->base.err),
+				 "send: poll: %s", strerror(-p));
+			return p;
+		}
+		if (p == 0) {
+			snprintf(tc->base.err, sizeof(tc->base.err),
+				 "send stalled for %u ms (%zu of %zu bytes of "
+				 "this send done)",
+				 tc->timeout_ms, done, total);
+			return -ETIMEDOUT;
+		}
+	}
+	return 0;
+}
+
 /* A result of the connection below, with its sentence as ours. */
 static int from_lower(struct tls_conn *tc, int r)
 {
@@ -785,8 +839,8 @@ static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		memcpy(tc->gather + have, iov[i].iov_base, len);
 		have += len;
 	}
-	return have ? write_all(tc, tc->gather, have, deadline, &done, total)
-		    : 0;
+	r = have ? write_all(tc, tc->gather, have, deadline, &done, total) : 0;
+	return r ? r : flush_writes(tc, deadline, done, total);
 }
 
 /* Zero-copy is decided per send, after the handshake has shown whether
@@ -895,8 +949,8 @@ static void tls_close(struct mfd_conn *c)
 
 	/* close_notify, once and without waiting: the peer then tells an
 	 * orderly end from a cut connection */
-	if (tc->done && !tc->broken)
-		SSL_shutdown(tc->ssl);
+	if (tc->done && !tc->broken && SSL_shutdown(tc->ssl) >= 0)
+		(void)BIO_flush(SSL_get_wbio(tc->ssl));
 	SSL_free(tc->ssl);
 	ERR_clear_error();
 	mfd__tp_close(tc->lower);
