@@ -79,12 +79,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(h.payload_len < (uint64_t)h.normal * lim.page_size ||
 		      (h.normal == 0 && h.payload_len == 0));
 
-	n = (uint32_t)pages;
+	n = mfd__hdr_entries(&h);
 	if ((size - MFD_HDR_SIZE) / 8 < n)
-		n = (uint32_t)((size - MFD_HDR_SIZE) / 8);
-	if (mfd__offsets_decode(data + MFD_HDR_SIZE, n, lim.page_size,
-				region_len, off, err, sizeof(err)))
 		return 0;
+	if (h.flags & MFD_FLAG_RUNS) {
+		/* runs expand to exactly the pages the header names */
+		if (mfd__runs_decode(data + MFD_HDR_SIZE, h.normal_runs,
+				     h.normal, lim.page_size, region_len, off,
+				     err, sizeof(err)) ||
+		    mfd__runs_decode(data + MFD_HDR_SIZE + 8 * h.normal_runs,
+				     h.zero_runs, h.zero, lim.page_size,
+				     region_len, off + h.normal, err,
+				     sizeof(err)))
+			return 0;
+		n = (uint32_t)pages;
+	} else if (mfd__offsets_decode(data + MFD_HDR_SIZE, n, lim.page_size,
+				       region_len, off, err, sizeof(err))) {
+		return 0;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		check(off[i] % lim.page_size == 0);
 		check(off[i] < region_len &&

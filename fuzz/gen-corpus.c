@@ -102,10 +102,11 @@ static size_t pack(uint8_t method, uint8_t *out, size_t cap,
 }
 
 /* A page packet of `normal` pages at offsets off[], then `zero` zero
- * pages, compressed unless raw or the method is none. */
-static void pages(struct buf *b, uint8_t method, bool raw, uint32_t round,
-		  uint64_t num, uint32_t region_idx, const uint64_t *off,
-		  uint32_t normal, uint32_t zero)
+ * pages, compressed unless raw or the method is none; the pages named by
+ * runs of adjacent pages when `runs`. */
+static void pages_as(struct buf *b, uint8_t method, bool raw, uint32_t round,
+		     uint64_t num, uint32_t region_idx, const uint64_t *off,
+		     uint32_t normal, uint32_t zero, bool runs)
 {
 	static uint8_t plain[PPP * PS], packed[2 * PPP * PS];
 	struct mfd_hdr h = { .type = MFD_PKT_PAGES,
@@ -127,10 +128,27 @@ static void pages(struct buf *b, uint8_t method, bool raw, uint32_t round,
 		h.flags = MFD_FLAG_RAW;
 	}
 	h.payload_len = (uint32_t)clen;
+	if (runs) {
+		h.flags |= MFD_FLAG_RUNS;
+		h.normal_runs = (uint16_t)mfd__runs_encode(off, normal, PS,
+							   w + MFD_HDR_SIZE);
+		h.zero_runs = (uint16_t)mfd__runs_encode(
+			off + normal, zero, PS,
+			w + MFD_HDR_SIZE + 8 * (size_t)h.normal_runs);
+	} else {
+		mfd__offsets_encode(off, normal + zero, w + MFD_HDR_SIZE);
+	}
 	mfd__hdr_encode(&h, w);
-	mfd__offsets_encode(off, normal + zero, w + MFD_HDR_SIZE);
-	put(b, w, MFD_HDR_SIZE + 8 * (size_t)(normal + zero));
+	put(b, w, MFD_HDR_SIZE + 8 * (size_t)mfd__hdr_entries(&h));
 	put(b, clen == plen ? plain : packed, clen);
+}
+
+static void pages(struct buf *b, uint8_t method, bool raw, uint32_t round,
+		  uint64_t num, uint32_t region_idx, const uint64_t *off,
+		  uint32_t normal, uint32_t zero)
+{
+	pages_as(b, method, raw, round, num, region_idx, off, normal, zero,
+		 false);
 }
 
 static void recv_seeds(const char *dir)
@@ -179,6 +197,11 @@ static void recv_seeds(const char *dir)
 	}
 	b.n = 0;
 	put(&b, "\x04", 1);
+	pages_as(&b, MFD_METHOD_NONE, false, 0, 1, 0, off + 1, 4, 1, true);
+	control(&b, MFD_PKT_END, 0);
+	save(dir, "recv", "pages-runs", &b);
+	b.n = 0;
+	put(&b, "\x04", 1);
 	control(&b, MFD_PKT_SYNC, 0);
 	control(&b, MFD_PKT_SYNC, 1);
 	control(&b, MFD_PKT_END, 2);
@@ -216,6 +239,10 @@ static void header_seeds(const char *dir)
 	header_prefix(&b, MFD_METHOD_ZLIB);
 	pages(&b, MFD_METHOD_ZLIB, true, 3, 7, 0, off, 1, 0);
 	save(dir, "header", "pages-zlib-raw", &b);
+	b.n = 0;
+	header_prefix(&b, MFD_METHOD_NONE);
+	pages_as(&b, MFD_METHOD_NONE, false, 0, 1, 0, off, 3, 1, true);
+	save(dir, "header", "pages-none-runs", &b);
 	b.n = 0;
 	header_prefix(&b, MFD_METHOD_NONE);
 	control(&b, MFD_PKT_SYNC, 4);

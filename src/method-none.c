@@ -15,7 +15,7 @@ static int none_send_prepare(struct mfd_mctx *m, struct mfd_packet *p)
 	size_t payload;
 
 	p->hdr.payload_len = p->hdr.normal * m->page_size;
-	mfd__packet_seal(p);
+	mfd__packet_seal(p, m->page_size);
 	payload = mfd__packet_page_iov(p, m->page_size);
 	p->next_packet_size = p->wire_len + payload;
 	return 0;

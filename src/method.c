@@ -72,21 +72,38 @@ MFD_EXTERN int mfd_method_parse(const char *name, enum mfd_method *m)
 	return -EINVAL;
 }
 
-void mfd__packet_seal(struct mfd_packet *p)
+void mfd__packet_seal(struct mfd_packet *p, uint32_t page_size)
 {
 	uint32_t n = p->hdr.normal + p->hdr.zero;
+	uint8_t *at = p->wire + MFD_HDR_SIZE;
 
 	if (p->staged && (p->hdr.method == MFD_METHOD_NONE ||
 			  (p->hdr.flags & MFD_FLAG_RAW)))
 		p->hdr.flags |= MFD_FLAG_STAGED;
-	mfd__hdr_encode(&p->hdr, p->wire);
 	if (p->desc_len) {
-		memcpy(p->wire + MFD_HDR_SIZE, p->desc, p->desc_len);
+		memcpy(at, p->desc, p->desc_len);
 		p->wire_len = MFD_HDR_SIZE + p->desc_len;
 	} else {
-		mfd__offsets_encode(p->offsets, n, p->wire + MFD_HDR_SIZE);
-		p->wire_len = MFD_HDR_SIZE + 8 * (size_t)n;
+		/* runs of adjacent pages where they name the pages in fewer
+		 * bytes (always at most n entries: they fit where offsets
+		 * would) */
+		uint32_t nr = mfd__runs_encode(p->offsets, p->hdr.normal,
+					       page_size, at);
+		uint32_t zr = mfd__runs_encode(p->offsets + p->hdr.normal,
+					       p->hdr.zero, page_size,
+					       at + 8 * (size_t)nr);
+
+		if (nr + zr < n) {
+			p->hdr.flags |= MFD_FLAG_RUNS;
+			p->hdr.normal_runs = (uint16_t)nr;
+			p->hdr.zero_runs = (uint16_t)zr;
+		} else {
+			p->hdr.normal_runs = p->hdr.zero_runs = 0;
+			mfd__offsets_encode(p->offsets, n, at);
+		}
+		p->wire_len = MFD_HDR_SIZE + 8 * (size_t)mfd__hdr_entries(&p->hdr);
 	}
+	mfd__hdr_encode(&p->hdr, p->wire);
 	p->niov = 0;
 	if (!p->header_apart) {
 		p->iov[0].iov_base = p->wire;
@@ -142,7 +159,7 @@ int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
 	if (plain && clen == 0) {
 		p->hdr.flags |= MFD_FLAG_RAW;
 		p->hdr.payload_len = (uint32_t)plain;
-		mfd__packet_seal(p);
+		mfd__packet_seal(p, m->page_size);
 		if (p->copy && p->raw_from_region && !p->staged) {
 			p->copy = NULL;
 			mfd__packet_page_iov(p, m->page_size);
@@ -151,7 +168,7 @@ int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
 		}
 	} else {
 		p->hdr.payload_len = (uint32_t)clen;
-		mfd__packet_seal(p);
+		mfd__packet_seal(p, m->page_size);
 		p->iov[1].iov_base = out;
 		p->iov[1].iov_len = (size_t)clen;
 		p->niov = clen ? 2 : 1;

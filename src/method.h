@@ -130,9 +130,10 @@ const struct mfd_method_ops *mfd__method_get(unsigned method);
 /* Default and range of levels for a method. */
 void mfd__method_levels(unsigned method, int *min, int *max, int *def);
 
-/* Encode p->hdr and the offsets (or the descriptor) into p->wire and,
- * unless header_apart, make it iov[0]. Sets p->niov to 1 (or 0). */
-void mfd__packet_seal(struct mfd_packet *p);
+/* Encode p->hdr and the offsets (as runs where that is shorter: it may
+ * set MFD_FLAG_RUNS) or the descriptor into p->wire and, unless
+ * header_apart, make it iov[0]. Sets p->niov to 1 (or 0). */
+void mfd__packet_seal(struct mfd_packet *p, uint32_t page_size);
 
 /*
  * Append the normal pages of p as iov entries, one per run of adjacent

@@ -186,7 +186,8 @@ int mfd__region_encode(const char *name, uint64_t length, uint8_t *buf,
 /*
  * Header: magic u32 | type u8 | method u8 | flags u16 | packet number u64
  * | round u32 | region u32 | normal u32 | zero u32 | payload length u32 |
- * reserved u32 | checksum u64 (page packets, when negotiated; else 0)
+ * normal runs u16 | zero runs u16 (MFD_FLAG_RUNS; else reserved, 0) |
+ * checksum u64 (page packets, when negotiated; else 0)
  */
 void mfd__hdr_encode(const struct mfd_hdr *h, uint8_t buf[MFD_HDR_SIZE])
 {
@@ -201,6 +202,8 @@ void mfd__hdr_encode(const struct mfd_hdr *h, uint8_t buf[MFD_HDR_SIZE])
 	put32(buf + 24, h->normal);
 	put32(buf + 28, h->zero);
 	put32(buf + 32, h->payload_len);
+	put16(buf + 36, h->normal_runs);
+	put16(buf + 38, h->zero_runs);
 	put64(buf + MFD_HDR_CHECKSUM_AT, h->checksum);
 }
 
@@ -260,6 +263,15 @@ static int check_pages(const struct mfd_hdr *h, const struct mfd_limits *lim,
 		BAD("packet %llu: %u normal + %u zero pages, expected 1..%u",
 		    (unsigned long long)h->packet_num, h->normal, h->zero,
 		    lim->pages_per_packet);
+	/* each run names at least one page, and pages of a kind need a
+	 * run of it */
+	if ((h->flags & MFD_FLAG_RUNS) &&
+	    (h->normal_runs > h->normal || h->zero_runs > h->zero ||
+	     !h->normal_runs != !h->normal || !h->zero_runs != !h->zero))
+		BAD("packet %llu: %u and %u runs for %u normal and %u zero "
+		    "pages, expected 1..pages runs of each kind present",
+		    (unsigned long long)h->packet_num, h->normal_runs,
+		    h->zero_runs, h->normal, h->zero);
 	return check_payload(h, lim, err, errlen);
 }
 
@@ -273,9 +285,10 @@ static int check_blob(const struct mfd_hdr *h, const struct mfd_limits *lim,
 		    "0..%u and no zero pages",
 		    (unsigned long long)h->packet_num, h->normal, h->zero,
 		    lim->pages_per_packet);
-	if (h->flags & MFD_FLAG_STAGED)
-		BAD("packet %llu: staged flag on a blob piece",
-		    (unsigned long long)h->packet_num);
+	if (h->flags & (MFD_FLAG_STAGED | MFD_FLAG_RUNS))
+		BAD("packet %llu: %s flag on a blob piece",
+		    (unsigned long long)h->packet_num,
+		    h->flags & MFD_FLAG_STAGED ? "staged" : "runs");
 	return check_payload(h, lim, err, errlen);
 }
 
@@ -288,11 +301,13 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	if (magic != MFD_MAGIC_PKT)
 		BAD("bad packet magic 0x%08x (expected 0x%08x)", magic,
 		    MFD_MAGIC_PKT);
-	if (!all_zero(buf + 36, 4))
-		BAD("reserved bytes of the packet header are not zero");
 	out->type = buf[4];
 	out->method = buf[5];
 	out->flags = get16(buf + 6);
+	if (!(out->flags & MFD_FLAG_RUNS) && !all_zero(buf + 36, 4))
+		BAD("reserved bytes of the packet header are not zero");
+	out->normal_runs = get16(buf + 36);
+	out->zero_runs = get16(buf + 38);
 	out->packet_num = get64(buf + 8);
 	out->round = get32(buf + 16);
 	out->region = get32(buf + 20);
@@ -458,5 +473,51 @@ int mfd__offsets_decode(const uint8_t *buf, uint32_t n, uint32_t page_size,
 			    (unsigned long long)region_len);
 		off[i] = o;
 	}
+	return 0;
+}
+
+uint32_t mfd__runs_encode(const uint64_t *off, uint32_t n, uint32_t page_size,
+			  uint8_t *buf)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n;) {
+		uint32_t len = 1;
+
+		while (i + len < n && len < MFD_RUN_PAGES_MAX &&
+		       off[i + len] == off[i] + (uint64_t)len * page_size)
+			len++;
+		put64(buf + 8 * k++, (off[i] / page_size) << 16 | (len - 1));
+		i += len;
+	}
+	return k;
+}
+
+int mfd__runs_decode(const uint8_t *buf, uint32_t entries, uint32_t pages,
+		     uint32_t page_size, uint64_t region_len, uint64_t *off,
+		     char *err, size_t errlen)
+{
+	uint64_t region_pages = region_len / page_size;
+	uint32_t done = 0;
+
+	for (uint32_t i = 0; i < entries; i++) {
+		uint64_t e = get64(buf + 8 * i), first = e >> 16;
+		uint32_t len = (uint32_t)(e & 0xffff) + 1;
+
+		if (len > pages - done)
+			BAD("run %u of %u pages at page %llu: more than the %u "
+			    "pages the header names",
+			    i, len, (unsigned long long)first, pages);
+		if (first >= region_pages || region_pages - first < len)
+			BAD("run %u of %u pages at offset 0x%llx outside the "
+			    "region (size 0x%llx)",
+			    i, len, (unsigned long long)(first * page_size),
+			    (unsigned long long)region_len);
+		for (uint32_t j = 0; j < len; j++)
+			off[done++] = (first + j) * page_size;
+	}
+	if (done != pages)
+		BAD("%u runs name %u pages, but the header names %u", entries,
+		    done, pages);
 	return 0;
 }

@@ -86,7 +86,14 @@ struct mfd_blob_desc {
  * there: a one-sided transport's sender whose pages must not change under
  * a checksum sends a copy, which it cannot place by address. */
 #define MFD_FLAG_STAGED 0x0002u
-#define MFD_FLAGS_KNOWN (MFD_FLAG_RAW | MFD_FLAG_STAGED)
+/* The pages are named by runs of adjacent pages rather than one offset
+ * each: normal_runs + zero_runs entries of 8 bytes, each the page index
+ * of a run's first page (offset / page size) shifted left by 16, ORed
+ * with the run's length in pages minus 1. 128 adjacent pages take one
+ * entry: a 56-byte header, which goes inline on RDMA. */
+#define MFD_FLAG_RUNS 0x0004u
+#define MFD_FLAGS_KNOWN (MFD_FLAG_RAW | MFD_FLAG_STAGED | MFD_FLAG_RUNS)
+#define MFD_RUN_PAGES_MAX 65536u
 
 /* Feature bits of the init packet. */
 #define MFD_FEAT_AUTH 0x1ull	 /* HMAC-SHA256 challenge-response */
@@ -129,8 +136,18 @@ struct mfd_hdr {
 	uint32_t normal;
 	uint32_t zero;
 	uint32_t payload_len;
+	uint16_t normal_runs; /* MFD_FLAG_RUNS: entries naming normal pages */
+	uint16_t zero_runs;   /* ... and zero pages; else both 0 */
 	uint64_t checksum; /* feature MFD_FEAT_CHECKSUM, page packets */
 };
+
+/* The 8-byte entries that follow a page packet's header. */
+static inline uint32_t mfd__hdr_entries(const struct mfd_hdr *h)
+{
+	return (h->flags & MFD_FLAG_RUNS)
+		       ? (uint32_t)h->normal_runs + h->zero_runs
+		       : h->normal + h->zero;
+}
 
 /* Where the checksum sits in the header; it is hashed as zeros. */
 #define MFD_HDR_CHECKSUM_AT 40
@@ -197,6 +214,15 @@ void mfd__offsets_encode(const uint64_t *off, uint32_t n, uint8_t *buf);
 int mfd__offsets_decode(const uint8_t *buf, uint32_t n, uint32_t page_size,
 			uint64_t region_len, uint64_t *off, char *err,
 			size_t errlen);
+/* The n offsets as runs of adjacent pages (MFD_FLAG_RUNS entries) in buf,
+ * which has room for n entries; returns how many entries it wrote. */
+uint32_t mfd__runs_encode(const uint64_t *off, uint32_t n, uint32_t page_size,
+			  uint8_t *buf);
+/* Expands `entries` run entries into exactly `pages` offsets, each
+ * checked as mfd__offsets_decode() checks them. 0 or -EBADMSG. */
+int mfd__runs_decode(const uint8_t *buf, uint32_t entries, uint32_t pages,
+		     uint32_t page_size, uint64_t region_len, uint64_t *off,
+		     char *err, size_t errlen);
 
 
 #endif

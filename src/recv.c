@@ -478,7 +478,7 @@ bad:
 static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 {
 	struct mfd_packet *p = &ch->pkt;
-	uint32_t ps = s->cfg.page_size, n = p->hdr.normal + p->hdr.zero;
+	uint32_t ps = s->cfg.page_size, n = mfd__hdr_entries(&p->hdr);
 	struct mfd_region *rg = &s->regions[p->hdr.region];
 	unsigned long long num = (unsigned long long)p->hdr.packet_num;
 	char err[160];
@@ -491,8 +491,22 @@ static int recv_pages(struct mfd_session *s, struct mfd_channel *ch)
 				     8 * (size_t)n);
 	if (r)
 		return r;
-	r = mfd__offsets_decode(p->wire + MFD_HDR_SIZE, n, ps, rg->length,
-				p->offsets, err, sizeof(err));
+	if (p->hdr.flags & MFD_FLAG_RUNS) {
+		const uint8_t *at = p->wire + MFD_HDR_SIZE;
+
+		r = mfd__runs_decode(at, p->hdr.normal_runs, p->hdr.normal, ps,
+				     rg->length, p->offsets, err, sizeof(err));
+		if (!r)
+			r = mfd__runs_decode(at + 8 * (size_t)p->hdr.normal_runs,
+					     p->hdr.zero_runs, p->hdr.zero, ps,
+					     rg->length,
+					     p->offsets + p->hdr.normal, err,
+					     sizeof(err));
+	} else {
+		r = mfd__offsets_decode(p->wire + MFD_HDR_SIZE, n, ps,
+					rg->length, p->offsets, err,
+					sizeof(err));
+	}
 	if (r) {
 		mfd__session_fail(s, (int)ch->index, r,
 				  "packet %llu: %s of region '%s'", num, err,

@@ -45,6 +45,7 @@ FEAT_AUTH = 0x1
 NONCE = 32
 PAGES, SYNC, END, FIN, ZERO_RANGE, BLOB = 1, 2, 3, 4, 9, 10
 FLAG_RAW = 0x0001
+FLAG_RUNS = 0x0004
 METHODS = {"none": 0, "zlib": 1, "zstd": 2}
 ENOTSUP = 95
 EBADMSG = 74
@@ -58,9 +59,27 @@ ANSWER = struct.Struct(">IHHiI")
 # header: magic type method flags packet_num round region normal zero
 #         payload_len rsvd12
 HDR = struct.Struct(">IBBHQIIIII12x")
+# the same with RUNS: ... payload_len normal_runs zero_runs rsvd8 (checksum)
+HDR_RUNS = struct.Struct(">IBBHQIIIIIHH8x")
 # blob descriptor: total offset name_len rsvd6, then the name
 BLOB_DESC = struct.Struct(">QQH6x")
 assert INIT.size == 48 and ANSWER.size == 16 and HDR.size == 48
+assert HDR_RUNS.size == 48
+
+
+def runs(offsets, page_size):
+    """The run entries (page index << 16 | pages - 1) of offsets, in order:
+    adjacent pages share an entry, up to 65536 of them."""
+    out = []
+    for o in offsets:
+        page = o // page_size
+        if out:
+            first, n = out[-1]
+            if first + n == page and n < 65536:
+                out[-1] = (first, n + 1)
+                continue
+        out.append((page, 1))
+    return [first << 16 | (n - 1) for first, n in out]
 assert BLOB_DESC.size == 24
 
 
@@ -198,6 +217,7 @@ class Sender:
         self.ps = args.page_size
         self.image = image  # what the receiver must end with
         self.method = METHODS[args.method]
+        self.runs = args.runs
         self.socks = []
         self.secret = None
         if args.secret_file:
@@ -287,10 +307,20 @@ class Sender:
             else:  # did not shrink: the pages go as they are
                 flags = FLAG_RAW
                 self.stats["raw"] += 1
-        hdr = HDR.pack(MAGIC_PKT, PAGES, self.method, flags, self.packet_num,
-                       self.round, 0, len(normal), len(zero), len(payload))
-        offs = struct.pack(">%dQ" % len(pages),
-                           *([o for o, _ in normal] + zero))
+        if self.runs:
+            nr = runs([o for o, _ in normal], self.ps)
+            zr = runs(zero, self.ps)
+            hdr = HDR_RUNS.pack(MAGIC_PKT, PAGES, self.method,
+                                flags | FLAG_RUNS, self.packet_num,
+                                self.round, 0, len(normal), len(zero),
+                                len(payload), len(nr), len(zr))
+            offs = struct.pack(">%dQ" % (len(nr) + len(zr)), *(nr + zr))
+        else:
+            hdr = HDR.pack(MAGIC_PKT, PAGES, self.method, flags,
+                           self.packet_num, self.round, 0, len(normal),
+                           len(zero), len(payload))
+            offs = struct.pack(">%dQ" % len(pages),
+                               *([o for o, _ in normal] + zero))
         s = self.socks[self.next_channel]
         self.next_channel = (self.next_channel + 1) % len(self.socks)
         s.sendall(hdr + offs + payload)
@@ -444,6 +474,8 @@ def main():
     ap.add_argument("--secret-file",
                     help="authenticate with the secret in this file")
     ap.add_argument("--blobs", help="send blobs too, and write them here")
+    ap.add_argument("--runs", action="store_true",
+                    help="name pages by runs of adjacent pages (RUNS)")
     ap.add_argument("--stray", action="store_true",
                     help="first send a bad init on a connection of its own")
     a = ap.parse_args()

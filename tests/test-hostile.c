@@ -367,6 +367,38 @@ static void test_header_flags_unknown(void)
 	header_refused(&h, some_offsets, 2, "unknown flag bits 0x8000");
 }
 
+/* Runs of adjacent pages (MFD_FLAG_RUNS) that lie: each is refused
+ * before a byte is written. An entry is page << 16 | (pages - 1). */
+static void runs_refused(uint32_t normal, uint64_t entry, const char *word)
+{
+	struct mfd_hdr h = pages_hdr(MFD_METHOD_NONE, normal, 0, normal * PS);
+
+	h.flags = MFD_FLAG_RUNS;
+	h.normal_runs = 1;
+	header_refused(&h, &entry, 1, word);
+}
+
+static void test_runs_past_region(void)
+{
+	runs_refused(2, (uint64_t)(LEN / PS - 1) << 16 | 1,
+		     "outside the region");
+}
+
+static void test_runs_huge_page(void)
+{
+	runs_refused(2, ~0ull << 16 | 1, "outside the region");
+}
+
+static void test_runs_fewer_pages(void)
+{
+	runs_refused(2, 3ull << 16, "1 runs name 1 pages, but the header names 2");
+}
+
+static void test_runs_more_pages(void)
+{
+	runs_refused(1, 3ull << 16 | 1, "more than the 1 pages");
+}
+
 static void test_header_counts_over_negotiated(void)
 {
 	struct mfd_hdr h = pages_hdr(MFD_METHOD_NONE, 129, 0, 129 * PS);
@@ -891,6 +923,10 @@ int main(void)
 		  test_table_name_over_255 },
 		{ "region table: unknown name", test_table_unknown_region },
 		{ "header flags: unknown bits", test_header_flags_unknown },
+		{ "runs: past the region's end", test_runs_past_region },
+		{ "runs: a page index near 2^48", test_runs_huge_page },
+		{ "runs: fewer pages than the header", test_runs_fewer_pages },
+		{ "runs: more pages than the header", test_runs_more_pages },
 		{ "header type: unknown", test_header_type_unknown },
 		{ "blob: longer than the receiver holds", test_blob_too_long },
 		{ "blob: a piece twice", test_blob_piece_twice },

@@ -39,18 +39,36 @@ static void test_list_shape(void)
 	CU_ASSERT_EQUAL_FATAL(mfd__method_none.send_prepare(&m, &p), 0);
 	CU_ASSERT_EQUAL_FATAL(p.niov, 4);
 	CU_ASSERT_PTR_EQUAL(iov[0].iov_base, wire);
-	CU_ASSERT_EQUAL(iov[0].iov_len, MFD_HDR_SIZE + 8 * 8);
+	/* 3 runs of normal pages and 2 of zero pages: 5 entries, not 8 */
+	CU_ASSERT_EQUAL(iov[0].iov_len, MFD_HDR_SIZE + 5 * 8);
 	CU_ASSERT_PTR_EQUAL(iov[1].iov_base, mem + 3 * PS);
 	CU_ASSERT_EQUAL(iov[1].iov_len, 3 * PS);
 	CU_ASSERT_PTR_EQUAL(iov[2].iov_base, mem + 9 * PS);
 	CU_ASSERT_EQUAL(iov[2].iov_len, 2 * PS);
 	CU_ASSERT_PTR_EQUAL(iov[3].iov_base, mem + 20 * PS);
 	CU_ASSERT_EQUAL(iov[3].iov_len, PS);
-	CU_ASSERT_EQUAL(p.next_packet_size, MFD_HDR_SIZE + 64 + 6 * PS);
-	/* the header in the list is a valid one for these pages */
+	CU_ASSERT_EQUAL(p.next_packet_size, MFD_HDR_SIZE + 40 + 6 * PS);
+	/* the header in the list is a valid one for these pages, and its
+	 * runs name them again */
 	CU_ASSERT_EQUAL(mfd__hdr_decode(wire, &lim, &back, err, sizeof(err)),
 			0);
 	CU_ASSERT_EQUAL(back.payload_len, 6 * PS);
+	CU_ASSERT(back.flags & MFD_FLAG_RUNS);
+	CU_ASSERT_EQUAL(back.normal_runs, 3);
+	CU_ASSERT_EQUAL(back.zero_runs, 2);
+	{
+		uint64_t again[8];
+
+		CU_ASSERT_EQUAL(mfd__runs_decode(wire + MFD_HDR_SIZE, 3, 6, PS,
+						 64 * PS, again, err,
+						 sizeof(err)),
+				0);
+		CU_ASSERT_EQUAL(mfd__runs_decode(wire + MFD_HDR_SIZE + 24, 2, 2,
+						 PS, 64 * PS, again + 6, err,
+						 sizeof(err)),
+				0);
+		CU_ASSERT_EQUAL(memcmp(again, offsets, sizeof(again)), 0);
+	}
 
 	/* zero-copy: the header travels apart, the list is pages only */
 	p.header_apart = true;
@@ -81,7 +99,8 @@ static void test_all_zero_packet(void)
 	CU_ASSERT_EQUAL(mfd__method_none.send_prepare(&m, &p), 0);
 	CU_ASSERT_EQUAL(p.niov, 1); /* header only */
 	CU_ASSERT_EQUAL(p.hdr.payload_len, 0);
-	CU_ASSERT_EQUAL(p.next_packet_size, MFD_HDR_SIZE + 16);
+	/* two adjacent zero pages: one run */
+	CU_ASSERT_EQUAL(p.next_packet_size, MFD_HDR_SIZE + 8);
 }
 
 int main(void)

@@ -310,6 +310,64 @@ static void test_offsets(void)
 					    sizeof(err)), -EBADMSG);
 }
 
+/* Runs of adjacent pages (MFD_FLAG_RUNS): what they encode decodes to
+ * the same offsets, and every lie about them is refused. */
+static void test_runs(void)
+{
+	static uint64_t many[MFD_RUN_PAGES_MAX + 1];
+	uint64_t in[6] = { 0, 4096, 8192, 5 * 4096, 7 * 4096, 8 * 4096 };
+	uint64_t out[6];
+	uint8_t buf[8 * 6];
+	struct mfd_hdr h = good_pages(), back;
+	uint8_t hb[MFD_HDR_SIZE];
+	char err[200] = "";
+
+	CU_ASSERT_EQUAL_FATAL(mfd__runs_encode(in, 6, 4096, buf), 3);
+	CU_ASSERT_EQUAL(mfd__runs_decode(buf, 3, 6, 4096, 9 * 4096, out, err,
+					 sizeof(err)), 0);
+	CU_ASSERT_EQUAL(memcmp(in, out, sizeof(in)), 0);
+	/* the header says fewer or more pages than the runs name */
+	CU_ASSERT_EQUAL(mfd__runs_decode(buf, 3, 5, 4096, 9 * 4096, out, err,
+					 sizeof(err)), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "more than"));
+	CU_ASSERT_EQUAL(mfd__runs_decode(buf, 2, 6, 4096, 9 * 4096, out, err,
+					 sizeof(err)), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "header names 6"));
+	/* the last run must fit the region whole, also near 2^48 pages */
+	CU_ASSERT_EQUAL(mfd__runs_decode(buf, 3, 6, 4096, 9 * 4096 - 1, out,
+					 err, sizeof(err)), -EBADMSG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "outside"));
+	memset(buf, 0xff, 8); /* page 2^48 - 1, 65536 pages */
+	CU_ASSERT_EQUAL(mfd__runs_decode(buf, 1, 6, 4096, ~0ull, out, err,
+					 sizeof(err)), -EBADMSG);
+	/* a run longer than one entry holds splits */
+	for (uint32_t i = 0; i <= MFD_RUN_PAGES_MAX; i++)
+		many[i] = (uint64_t)i * 512;
+	CU_ASSERT_EQUAL(mfd__runs_encode(many, MFD_RUN_PAGES_MAX + 1, 512,
+					 (uint8_t *)many), 2);
+
+	/* the header's run counts */
+	h.flags = MFD_FLAG_RUNS;
+	h.normal_runs = 2;
+	h.zero_runs = 1;
+	mfd__hdr_encode(&h, hb);
+	CU_ASSERT_EQUAL_FATAL(mfd__hdr_decode(hb, &lim, &back, err,
+					      sizeof(err)), 0);
+	CU_ASSERT(back.normal_runs == 2 && back.zero_runs == 1 &&
+		  mfd__hdr_entries(&back) == 3);
+	h.normal_runs = 0; /* 5 normal pages need a run */
+	expect_bad(h, &lim, "runs");
+	h.normal_runs = 6; /* more runs than pages */
+	expect_bad(h, &lim, "runs");
+	h.normal_runs = 2;
+	h.zero_runs = 0;
+	expect_bad(h, &lim, "runs");
+	h = (struct mfd_hdr){ .type = MFD_PKT_BLOB, .normal = 1,
+			      .flags = MFD_FLAG_RUNS, .normal_runs = 1,
+			      .payload_len = 4096 };
+	expect_bad(h, &lim, "runs flag on a blob");
+}
+
 static struct mfd_init good_init(void)
 {
 	return (struct mfd_init){ .version = MFD_PROTO_VERSION,
@@ -439,6 +497,7 @@ int main(void)
 		{ "header round trip", test_hdr_round_trip },
 		{ "header rejects each bad field", test_hdr_rejects },
 		{ "offsets", test_offsets },
+		{ "runs of adjacent pages", test_runs },
 		{ "zero ranges", test_zero_range },
 		{ "blob headers and descriptors", test_blob },
 		{ "init packet", test_init },

@@ -78,6 +78,10 @@ peer "none, 3 channels" tcp:127.0.0.1:0 -m none -c 3
 peer "zlib, 1 channel" "unix:$dir/sock" -m zlib -c 1
 peer "zlib, 3 channels" tcp:127.0.0.1:0 -m zlib -c 3 -l 6
 peer "zstd, 3 channels" "unix:$dir/sock" -m zstd -c 3
+# pages named by runs of adjacent pages (protocol.md 6, RUNS)
+peer "none, 3 channels, runs" tcp:127.0.0.1:0 -m none -c 3 --runs \
+	--pages-per-packet 16
+peer "zlib, 2 channels, runs" tcp:127.0.0.1:0 -m zlib -c 2 --runs
 peer "none, 2 channels, 1 page per packet, after a stray" \
 	tcp:127.0.0.1:0 -m none -c 2 --pages-per-packet 1 --stray
 peer "zlib, 4 channels, 64 KiB pages" tcp:127.0.0.1:0 -m zlib -c 4 \
