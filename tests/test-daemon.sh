@@ -122,13 +122,15 @@ def settle(pid, fds, tasks, seconds=10):
         time.sleep(0.1)
 
 
-def pair(src, dst, size, send_opts=None, name="ram"):
+def pair(src, dst, size, send_opts=None, name="ram", recv_opts=None):
     """A recv session on dst and a send session on src for a memfd of
     size bytes: (sender sid, receiver sid, source map, dest map, fds)"""
     sfd, sm = memfd("src", size, fill=True)
     dfd, dm = memfd("dst", size)
-    rid, st = dst.start({"cmd": "recv", "uri": "tcp:127.0.0.1:0",
-                         "regions": [{"name": name}]}, [dfd])
+    rcmd = {"cmd": "recv", "uri": "tcp:127.0.0.1:0",
+            "regions": [{"name": name}]}
+    rcmd.update(recv_opts or {})
+    rid, st = dst.start(rcmd, [dfd])
     cmd = {"cmd": "send", "uri": st["uri"], "regions": [{"name": name}]}
     cmd.update(send_opts or {})
     sid, _ = src.start(cmd, [sfd])
@@ -225,6 +227,21 @@ def transfer(srcpath, dstpath):
     check(src.call({"cmd": "list"})["sessions"] == [],
           "ended sessions are gone from the list")
 
+    # TLS with a key derived from the secret, both ends
+    tls = {"tls": True, "secret": "ab" * 32}
+    sid, rid, sm, dm = pair(src, dst, 16 << 20, tls, recv_opts=tls)
+    src.call({"cmd": "finish", "session": sid})
+    ev = dst.session_event(rid, mc.ENDS, 60)
+    check(ev["event"] == "finished" and digest(sm) == digest(dm),
+          "16 MiB over TLS (tls with a secret): identical")
+    # a plaintext sender to a TLS receiver fails on both ends, saying so
+    try:
+        pair(src, dst, 4 << 20, recv_opts=tls)
+        bad("a plaintext sender to a TLS receiver was taken")
+    except mc.DaemonError as e:
+        check("does not use TLS" in str(e),
+              "a plaintext sender to a TLS receiver is refused: %s" % e)
+
 
 def killed(srcpath, dstpath, srcpid, dstpid):
     srcpid, dstpid = int(srcpid), int(dstpid)
@@ -317,6 +334,10 @@ def errors(path, pid):
         ({"cmd": "send", "uri": tcp + "\x00x", "regions": reg}, [mem],
          "field 'uri'"),
         ({"cmd": "list\x00x"}, [], "field 'cmd'"),
+        ({"cmd": "send", "uri": tcp, "regions": reg, "tls": True}, [mem],
+         "needs the secret"),
+        ({"cmd": "send", "uri": tcp, "regions": reg, "tls_cert": "/nonexistent"},
+         [mem], "needs all of tls_cert, tls_key and tls_ca"),
         ({"cmd": "send", "uri": "bogus:1", "regions": reg}, [mem], "bogus"),
         ({"cmd": "send", "uri": "fd:%d" % c.fileno(), "regions": reg},
          [mem], "fd: would name the daemon's own descriptors"),

@@ -808,12 +808,14 @@ static const char *const send_fields[] = {
 	"uri", "regions", "channels", "method", "level", "page_size",
 	"pages_per_packet", "zero_page_detection", "zero_copy", "timeout_ms",
 	"max_bandwidth", "secret", "checksum", "verify", "full",
-	"progress_ms", NULL
+	"progress_ms", "tls", "tls_cert", "tls_key", "tls_ca", "tls_hostname",
+	NULL
 };
 static const char *const recv_fields[] = {
 	"uri", "regions", "page_size", "timeout_ms", "secret", "prefault",
 	"accept_max_channels", "accept_methods", "accept_max_page_size",
-	"require_checksum", "require_verify", "progress_ms", NULL
+	"require_checksum", "require_verify", "progress_ms", "tls",
+	"tls_cert", "tls_key", "tls_ca", NULL
 };
 
 static int parse_methods(json_object *o, unsigned *mask, char *err,
@@ -886,6 +888,14 @@ static int parse_config(struct msg *m, enum mfd_role role,
 		cfg->secret = secret;
 		cfg->secret_len = slen;
 	}
+	/* TLS: the library checks the combination and reads the files
+	 * (the daemon's, as the client's uid) */
+	if (get_bool(o, "tls", &cfg->tls, e, el) ||
+	    get_str(o, "tls_cert", false, &cfg->tls_cert, e, el) ||
+	    get_str(o, "tls_key", false, &cfg->tls_key, e, el) ||
+	    get_str(o, "tls_ca", false, &cfg->tls_ca, e, el) ||
+	    get_str(o, "tls_hostname", false, &cfg->tls_hostname, e, el))
+		return -EINVAL;
 	if (role == MFD_ROLE_RECV)
 		return get_bool(o, "prefault", &cfg->prefault, e, el) ||
 			       get_uint(o, "accept_max_channels", 1,
