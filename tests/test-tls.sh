@@ -419,4 +419,58 @@ rejected "a key of another certificate" "does not match" \
 	--tls-cert "$c/sender.crt" --tls-key "$c/receiver.key" \
 	--tls-ca "$c/ca.crt" tcp:127.0.0.1:1
 
+# ---- (f) the sender learns why the receiver failed, as without TLS ----
+# (OpenSSL would answer the receiver's own shutdown of its reads with a
+# fatal alert, and a reset under a send hid the reason that preceded it)
+head -c $((32 << 20)) /dev/urandom >"$dir/big"
+# why_told NAME WANT FAULT: a PSK session at 8 MiB/s, FAULT run on it,
+# the sender's error must carry WANT
+why_told() {
+	local name=$1 want=$2 fault=$3 st
+	start_recv "$name" tcp:127.0.0.1:0 --timeout 2 --tls \
+		--secret-file "$dir/secret" || return
+	"$MULTIFD" send -q -c 4 --max-bandwidth 8M --tls --timeout 20 \
+		--secret-file "$dir/secret" "$ruri" "$dir/big" \
+		2>"$dir/$name.send" &
+	spid=$!
+	sleep 1
+	$fault
+	wait $spid
+	st=$?
+	wait $rpid 2>/dev/null
+	if [ $st = 1 ] && grep -q -- "$want" "$dir/$name.send"; then
+		ok "$name: the sender says $(cat "$dir/$name.send")"
+	else
+		bad "$name (exit $st): $(cat "$dir/$name.send" "$dir/$name.err")"
+	fi
+}
+stop_sender() { kill -STOP $spid; sleep 3; kill -CONT $spid; }
+stop_receiver() { kill -TERM $rpid; }
+why_told "a receiver that times out" \
+	"the receiver failed: channel [0-9]: no data for 2000 ms" stop_sender
+why_told "a receiver cancelled (SIGTERM)" "the receiver failed: cancelled" \
+	stop_receiver
+# a full file system: the tool's own test of it runs without TLS
+# (test-files.sh); here only with a tmpfs this test may mount
+if [ "$(id -u)" = 0 ] && mkdir -p "$dir/small" &&
+	mount -t tmpfs -o size=4m tmpfs "$dir/small" 2>/dev/null; then
+	"$MULTIFD" recv --tls --secret-file "$dir/secret" --timeout 10 \
+		tcp:127.0.0.1:0 "$dir/small/out" 2>"$dir/full.err" &
+	rpid=$!
+	if ruri=$(wait_listening "$dir/full.err"); then
+		timeout 60 "$MULTIFD" send -q -c 4 --tls \
+			--secret-file "$dir/secret" "$ruri" "$dir/big" \
+			2>"$dir/full.send"
+		st=$?
+		wait $rpid
+		if [ $st = 1 ] && grep -q "the receiver failed: .*cannot be written" \
+			"$dir/full.send"; then
+			ok "a full file system: the sender says $(head -c 300 "$dir/full.send")"
+		else
+			bad "a full file system (exit $st): $(cat "$dir/full.send" "$dir/full.err")"
+		fi
+	fi
+	umount "$dir/small"
+fi
+
 report test-tls.sh

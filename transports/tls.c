@@ -66,6 +66,9 @@ struct mfd_tls_ctx {
  * overhead each, so that a syscall moves many records, not one */
 #define READ_AHEAD_BYTES (16 * (16384 + 256))
 #define WRITE_BUFFER_BYTES READ_AHEAD_BYTES
+/* The most of a peer's last records kept after a failed send: its reason
+ * is a header and at most 1 KiB */
+#define STASH_MAX (64 * 1024)
 
 struct tls_conn {
 	struct mfd_conn base;
@@ -77,10 +80,16 @@ struct tls_conn {
 	/* Only the channel thread touches these. */
 	bool done;	 /* the handshake completed */
 	bool broken;	 /* a fatal TLS error: nothing more goes out */
+	bool read_eof;	 /* the stream in ended: writes may go on */
 	bool plain_peer; /* server: the peer speaks plaintext multifd */
 	bool ktls_send, ktls_recv;
 	bool zerocopy;	 /* the session asked for zero-copy sends */
 	struct mfd_ktls_secret rx_secret; /* until the handshake ends */
+	/* what the peer sent before it reset the connection under a send
+	 * (its reason for failing the session), read by peer_alert() and
+	 * handed out by the reads that follow */
+	uint8_t *stash;
+	size_t stash_len, stash_off;
 	uint8_t *gather; /* GATHER_MAX bytes, on first use */
 };
 
@@ -243,7 +252,13 @@ int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
 		     struct mfd_tls_ctx **out, char *err, size_t errlen)
 {
 	struct mfd_tls_ctx *t = calloc(1, sizeof(*t));
-	uint64_t opts = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
+	/* An end of the stream without close_notify is a closed connection
+	 * (the protocol's END/FIN tell an orderly end from a cut), and
+	 * OpenSSL must not answer it with a fatal decode_error alert: a
+	 * cancelled receiver shuts its reads down, then tells the sender
+	 * why on the same connection. */
+	uint64_t opts = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+			SSL_OP_IGNORE_UNEXPECTED_EOF;
 
 	*out = NULL;
 	if (!t) {
@@ -611,16 +626,20 @@ static int handshake(struct tls_conn *tc, int64_t deadline)
  * still queued on the socket. True with its text in buf. */
 static bool peer_alert(struct tls_conn *tc, char *buf, size_t len)
 {
-	uint8_t junk[256];
-	size_t k;
 	const char *r;
+	size_t k;
 
-	ERR_clear_error();
-	if (SSL_read_ex(tc->ssl, junk, sizeof(junk), &k) == 1)
+	if (!tc->stash && !(tc->stash = malloc(STASH_MAX)))
 		return false;
+	ERR_clear_error();
+	while (tc->stash_len < STASH_MAX &&
+	       SSL_read_ex(tc->ssl, tc->stash + tc->stash_len,
+			   STASH_MAX - tc->stash_len, &k) == 1)
+		tc->stash_len += k;
 	r = ssl_reason(buf, len);
 	return r && strstr(r, "alert");
 }
+
 
 /* What an SSL_read/SSL_write failure means, in c->err, as -errno. */
 static int io_failed(struct tls_conn *tc, int e, const char *what,
@@ -631,10 +650,15 @@ static int io_failed(struct tls_conn *tc, int e, const char *what,
 	char why[200];
 	const char *r = ssl_reason(why, sizeof(why));
 
-	tc->broken = true;
 	if (e == SSL_ERROR_ZERO_RETURN ||
 	    (e == SSL_ERROR_SYSCALL && !sys) ||
 	    (r && strstr(r, "unexpected eof"))) {
+		/* nothing more comes in; this end may still say why it
+		 * stops (an end of a write is a broken connection) */
+		if (!strcmp(what, "read"))
+			tc->read_eof = true;
+		else
+			tc->broken = true;
 		snprintf(c->err, sizeof(c->err),
 			 "peer closed the connection%s (%zu bytes of this "
 			 "%s done)",
@@ -642,6 +666,7 @@ static int io_failed(struct tls_conn *tc, int e, const char *what,
 			 what);
 		return -EPIPE;
 	}
+	tc->broken = true;
 	if (e == SSL_ERROR_SYSCALL &&
 	    (sys == ECONNRESET || sys == EPIPE) && peer_alert(tc, why,
 							     sizeof(why))) {
@@ -852,6 +877,34 @@ static int tls_enable_zerocopy(struct mfd_conn *c)
 	return 0;
 }
 
+/* A read after a failed connection: what peer_alert() kept, then the
+ * end of the stream. */
+static int recv_stash(struct tls_conn *tc, const struct iovec *iov, int n)
+{
+	size_t got = 0, total = iov_bytes(iov, n);
+
+	for (int i = 0; i < n && tc->stash_off < tc->stash_len; i++) {
+		size_t k = tc->stash_len - tc->stash_off;
+
+		if (k > iov[i].iov_len)
+			k = iov[i].iov_len;
+		memcpy(iov[i].iov_base, tc->stash + tc->stash_off, k);
+		tc->stash_off += k;
+		got += k;
+	}
+	if (got == total)
+		return 0;
+	if (got || tc->stash_len || tc->read_eof)
+		snprintf(tc->base.err, sizeof(tc->base.err),
+			 "peer closed the connection (%zu of %zu bytes of "
+			 "this read done)",
+			 got, total);
+	else
+		snprintf(tc->base.err, sizeof(tc->base.err),
+			 "TLS: the connection failed");
+	return -EPIPE;
+}
+
 static int tls_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 {
 	struct tls_conn *tc = (struct tls_conn *)c;
@@ -859,12 +912,13 @@ static int tls_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 	size_t total = iov_bytes(iov, n), got = 0;
 	int r;
 
-	if (tc->plain_peer || tc->broken) {
-		if (!tc->plain_peer)
-			snprintf(c->err, sizeof(c->err),
-				 "TLS: the connection failed");
-		return -EPIPE;
-	}
+	/* a plaintext peer's bytes are read only to drop them after its
+	 * refusal (so that closing sends a FIN, not a RST that would
+	 * destroy the refusal in flight) */
+	if (tc->plain_peer)
+		return from_lower(tc, tc->lower->ops->recv(tc->lower, iov, n));
+	if (tc->broken || tc->read_eof)
+		return recv_stash(tc, iov, n);
 	if (!tc->done) {
 		r = handshake(tc, deadline);
 		if (r)
@@ -955,6 +1009,7 @@ static void tls_close(struct mfd_conn *c)
 	ERR_clear_error();
 	mfd__tp_close(tc->lower);
 	free(tc->gather);
+	free(tc->stash);
 	free(tc);
 }
 
