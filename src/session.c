@@ -150,6 +150,31 @@ static bool wants_tls(const struct mfd_config *c)
  * through the parsed URI. Every file is loaded now, so that a missing
  * or bad one fails mfd_session_new() with a sentence.
  */
+/* The name a sender checks the receiver's certificate against: a DNS
+ * name or an IP address, never empty (no name would check nothing). */
+static int check_tls_name(const char *name, enum mfd_role role, char *err,
+			  size_t errlen)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (role != MFD_ROLE_SEND)
+		return 0;
+	if (!n || n > 253 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789.-:_") != n) {
+		char shown[80];
+
+		snprintf(err, errlen,
+			 "TLS: the receiver's name '%s' (tls_hostname, "
+			 "--tls-hostname, or the URI's host) is no DNS name or "
+			 "IP address; expected 1..253 letters, digits, '.', "
+			 "'-', ':' or '_'",
+			 mfd__escape(shown, sizeof(shown), name ? name : "", n));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 {
 	struct mfd_config *c = &s->cfg;
@@ -179,6 +204,17 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "TLS with a pre-shared key (tls) needs the secret "
 			 "it is derived from (secret, --secret-file)");
+		return -EINVAL;
+	}
+	if (c->tls_hostname && (!x509 || s->role != MFD_ROLE_SEND)) {
+		snprintf(err, errlen,
+			 "tls_hostname (--tls-hostname) names what the "
+			 "receiver's certificate must carry: it goes with a "
+			 "sender's certificates (tls_cert, tls_key, tls_ca), "
+			 "not %s",
+			 s->role != MFD_ROLE_SEND ? "with a receiver"
+			 : c->tls		  ? "with a pre-shared key (tls)"
+						  : "alone");
 		return -EINVAL;
 	}
 	if (!c->tls && (!c->tls_cert || !c->tls_key || !c->tls_ca)) {
@@ -219,6 +255,9 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 		p.ca = c->tls_ca;
 		p.hostname = c->tls_hostname ? c->tls_hostname
 					     : s->parsed_uri.host;
+		r = check_tls_name(p.hostname, s->role, err, errlen);
+		if (r)
+			return r;
 	}
 	r = mfd__tls_ctx_new(&p, s->role == MFD_ROLE_RECV, &s->tls, err,
 			     errlen);

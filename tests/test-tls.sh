@@ -410,6 +410,13 @@ rejected() {
 rejected "rdma:" "one-sided RDMA WRITEs that no TLS record covers" \
 	$SEND_TLS rdma:127.0.0.1:1
 rejected "--tls without a secret" "needs --secret-file" --tls tcp:127.0.0.1:1
+# no name would check nothing: an empty or impossible one is refused
+rejected "an empty --tls-hostname" "the receiver's name '' " \
+	$SEND_TLS --tls-hostname "" tcp:127.0.0.1:1
+rejected "a --tls-hostname that is no name" "is no DNS name or IP address" \
+	$SEND_TLS --tls-hostname "bad name!*" tcp:127.0.0.1:1
+rejected "--tls-hostname with a pre-shared key" "not with a pre-shared key" \
+	--tls --secret-file "$dir/secret" --tls-hostname a.test tcp:127.0.0.1:1
 rejected "unix: without --tls-hostname" "needs tls_hostname" \
 	$SEND_TLS "unix:$dir/nosock"
 rejected "a missing certificate file" "cannot read the certificate" \

@@ -543,18 +543,6 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 			"and --tls-ca)");
 		return 2;
 	}
-	if (o->cfg.tls && (o->cfg.tls_cert || o->cfg.tls_key || o->cfg.tls_ca)) {
-		die_msg("--tls (a pre-shared key) and --tls-cert/--tls-key/"
-			"--tls-ca (certificates) exclude each other");
-		return 2;
-	}
-	if (!o->cfg.tls && (o->cfg.tls_cert || o->cfg.tls_key ||
-			    o->cfg.tls_ca || o->cfg.tls_hostname) &&
-	    (!o->cfg.tls_cert || !o->cfg.tls_key || !o->cfg.tls_ca)) {
-		die_msg("TLS with certificates needs all of --tls-cert, "
-			"--tls-key and --tls-ca");
-		return 2;
-	}
 	output.json = o->json;
 	output.stats = o->stats_interval > 0;
 	return 0;
