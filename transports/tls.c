@@ -455,10 +455,19 @@ static int handshake_failed(struct tls_conn *tc, int e, int ret)
 
 	tc->broken = true;
 	if (!tc->t->psk_mode && v != X509_V_OK) {
-		snprintf(c->err, sizeof(c->err),
-			 "TLS handshake failed: the %s's certificate does not "
-			 "verify: %s",
-			 peer, X509_verify_cert_error_string(v));
+		bool name = v == X509_V_ERR_HOSTNAME_MISMATCH ||
+			    v == X509_V_ERR_IP_ADDRESS_MISMATCH;
+		int n = snprintf(c->err, sizeof(c->err),
+				 "TLS handshake failed: the %s's certificate "
+				 "does not verify: %s",
+				 peer, X509_verify_cert_error_string(v));
+
+		/* the name is ours (the URI's host or --tls-hostname),
+		 * never the peer's text */
+		if (name && n > 0 && (size_t)n < sizeof(c->err) &&
+		    snprintf(c->err + n, sizeof(c->err) - (size_t)n,
+			     " (the name checked: '%s')", tc->t->hostname) < 0)
+			c->err[n] = '\0';
 		return -EACCES;
 	}
 	if (r && strstr(r, "binder does not verify")) {
