@@ -1220,7 +1220,13 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 	mfd__deadline_start(&h->d, handshake_ms(s), "the handshake");
 	r = hs_recv(h, buf, sizeof(buf));
 	if (r) {
-		snprintf(err, sizeof(err), "no init packet: %s", c->err);
+		/* a TLS layer's failure (its handshake, a plaintext peer)
+		 * says what happened before any init could come */
+		if (strstr(c->err, "TLS"))
+			snprintf(err, sizeof(err), "%s", c->err);
+		else
+			snprintf(err, sizeof(err), "no init packet: %s",
+				 c->err);
 		refuse(s, c, r, err, NULL);
 		return r;
 	}

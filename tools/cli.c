@@ -593,7 +593,16 @@ void print_result(const struct opts *o, const char *what,
 	       st.seconds > 0 ? gib / st.seconds : 0, mfd_session_channels(s),
 	       mfd_method_name(mfd_session_method(s)),
 	       (double)st.bytes / (1 << 20));
-	if (st.tls_channels)
+	if (st.tls_channels && !st.ktls_send_channels && !st.ktls_recv_channels)
+		printf("TLS 1.3 on %llu channels, by OpenSSL in userspace (no "
+		       "kernel TLS here)\n",
+		       (unsigned long long)st.tls_channels);
+	else if (st.tls_channels && st.ktls_send_channels == st.tls_channels &&
+		 st.ktls_recv_channels == st.tls_channels)
+		printf("TLS 1.3 on %llu channels, by the kernel (kernel TLS) "
+		       "both ways\n",
+		       (unsigned long long)st.tls_channels);
+	else if (st.tls_channels)
 		printf("TLS 1.3 on %llu channels; the kernel encrypts the sending "
 		       "side of %llu, decrypts the receiving side of %llu "
 		       "(OpenSSL the rest)\n",

@@ -169,7 +169,7 @@ sst=$?
 wait $rpid
 rst=$?
 if [ $sst = 0 ] && [ $rst = 0 ] && cmp -s /dev/shm/in /dev/shm/out &&
-	grep -q "the kernel encrypts the sending side of 2, decrypts the receiving side of 2" \
+	grep -q "TLS 1.3 on 2 channels, by the kernel (kernel TLS) both ways" \
 		/tmp/send.out /tmp/recv.out; then
 	echo "file over kTLS with the tool: identical; $(tail -n 1 /tmp/send.out)"
 else
