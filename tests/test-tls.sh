@@ -422,6 +422,20 @@ rejected "unix: without --tls-hostname" "needs tls_hostname" \
 rejected "a missing certificate file" "cannot read the certificate" \
 	--tls-cert "$dir/none.crt" --tls-key "$c/sender.key" \
 	--tls-ca "$c/ca.crt" tcp:127.0.0.1:1
+# a key with a passphrase: refused at once, never a prompt (which would
+# block without a deadline); a directory or a DER file: what was expected
+openssl pkey -in "$c/sender.key" -aes256 -passout pass:x \
+	-out "$c/locked.key" 2>/dev/null
+rejected "a key with a passphrase" "protected by a passphrase" \
+	--tls-cert "$c/sender.crt" --tls-key "$c/locked.key" \
+	--tls-ca "$c/ca.crt" tcp:127.0.0.1:1
+rejected "a directory as the certificate" "Is a directory (expected a PEM" \
+	--tls-cert "$c" --tls-key "$c/sender.key" --tls-ca "$c/ca.crt" \
+	tcp:127.0.0.1:1
+openssl x509 -in "$c/sender.crt" -outform DER -out "$c/sender.der"
+rejected "a DER certificate" "expected a PEM file" \
+	--tls-cert "$c/sender.der" --tls-key "$c/sender.key" \
+	--tls-ca "$c/ca.crt" tcp:127.0.0.1:1
 rejected "a key of another certificate" "does not match" \
 	--tls-cert "$c/sender.crt" --tls-key "$c/receiver.key" \
 	--tls-ca "$c/ca.crt" tcp:127.0.0.1:1

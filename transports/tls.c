@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -236,14 +237,35 @@ static int derive_psk(struct mfd_tls_ctx *t, const uint8_t *secret,
 	return ok ? 0 : -EIO;
 }
 
+/* OpenSSL's "no start line" means the file holds no PEM block at all */
+static const char *pem_hint(const char *reason)
+{
+	return reason && (strstr(reason, "no start line") ||
+			  strstr(reason, "unsupported"))
+		       ? " (expected a PEM file: -----BEGIN ...)"
+		       : "";
+}
+
+/* The key's passphrase callback: multifd asks for none (a prompt would
+ * block a tool or a daemon without any deadline); it notes the ask. */
+static int no_passphrase(char *buf, int size, int rwflag, void *asked)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	if (asked)
+		*(bool *)asked = true;
+	return 0;
+}
+
 static int ctx_fail(struct mfd_tls_ctx *t, char *err, size_t errlen,
 		    const char *what, const char *file)
 {
 	char why[200];
 	const char *r = ssl_reason(why, sizeof(why));
 
-	snprintf(err, errlen, "TLS: %s '%s': %s", what, file,
-		 r ? r : "failed");
+	snprintf(err, errlen, "TLS: %s '%s': %s%s", what, file,
+		 r ? r : "failed", pem_hint(r));
 	mfd__tls_ctx_free(t);
 	return -EINVAL;
 }
@@ -252,6 +274,8 @@ int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
 		     struct mfd_tls_ctx **out, char *err, size_t errlen)
 {
 	struct mfd_tls_ctx *t = calloc(1, sizeof(*t));
+	bool asked = false; /* for a passphrase, while the key loads */
+	bool loaded;
 	/* An end of the stream without close_notify is a closed connection
 	 * (the protocol's END/FIN tell an orderly end from a cut), and
 	 * OpenSSL must not answer it with a fatal decode_error alert: a
@@ -318,22 +342,35 @@ int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
 					    { "key", p->key },
 					    { "CA certificates", p->ca } };
 
-		for (int i = 0; i < 3; i++)
-			if (access(files[i][1], R_OK)) {
+		for (int i = 0; i < 3; i++) {
+			struct stat st;
+			int e = access(files[i][1], R_OK) ? errno
+				: stat(files[i][1], &st)  ? errno
+				: S_ISDIR(st.st_mode)	  ? EISDIR
+							  : 0;
+
+			if (e) {
 				snprintf(err, errlen,
-					 "TLS: cannot read the %s '%s': %s",
-					 files[i][0], files[i][1],
-					 strerror(errno));
+					 "TLS: cannot read the %s '%s': %s%s",
+					 files[i][0], files[i][1], strerror(e),
+					 e == EISDIR ? " (expected a PEM file)"
+						     : "");
 				mfd__tls_ctx_free(t);
-				return -errno;
+				return -e;
 			}
+		}
 	}
 	ERR_clear_error();
+	SSL_CTX_set_default_passwd_cb(t->ctx, no_passphrase);
+	SSL_CTX_set_default_passwd_cb_userdata(t->ctx, &asked);
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, p->cert) != 1)
 		return ctx_fail(t, err, errlen, "cannot load the certificate",
 				p->cert);
-	if (SSL_CTX_use_PrivateKey_file(t->ctx, p->key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(t->ctx) != 1) {
+	loaded = SSL_CTX_use_PrivateKey_file(t->ctx, p->key,
+					     SSL_FILETYPE_PEM) == 1 &&
+		 SSL_CTX_check_private_key(t->ctx) == 1;
+	SSL_CTX_set_default_passwd_cb_userdata(t->ctx, NULL);
+	if (!loaded) {
 		char why[200];
 		const char *r = ssl_reason(why, sizeof(why));
 
@@ -345,8 +382,17 @@ int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
 			mfd__tls_ctx_free(t);
 			return -EINVAL;
 		}
-		snprintf(err, errlen, "TLS: cannot load the key '%s': %s",
-			 p->key, r ? r : "failed");
+		if (asked)
+			snprintf(err, errlen,
+				 "TLS: the key '%s' is protected by a "
+				 "passphrase, which multifd does not ask for: "
+				 "give a key without one (openssl pkey -in KEY "
+				 "-out NEW)",
+				 p->key);
+		else
+			snprintf(err, errlen,
+				 "TLS: cannot load the key '%s': %s%s", p->key,
+				 r ? r : "failed", pem_hint(r));
 		mfd__tls_ctx_free(t);
 		return -EINVAL;
 	}
