@@ -177,6 +177,34 @@ else
 	cat /tmp/send.out /tmp/recv.out /tmp/recv.log
 	status=1
 fi
+rm -f /dev/shm/out
+# a receiver that times out while the sender is stopped: the sender
+# reads its reason through kernel TLS (and then its close_notify)
+./multifd recv --timeout 2 --tls --secret-file /tmp/secret \
+	tcp:127.0.0.1:0 /dev/shm/out >/dev/null 2>/tmp/recv.log &
+rpid=$!
+uri=
+for _ in $(seq 100); do
+	uri=$(sed -n 's/^multifd: listening on //p' /tmp/recv.log)
+	[ -n "$uri" ] && break
+	sleep 0.1
+done
+./multifd send -q --timeout 20 -c 2 --max-bandwidth 4M --tls \
+	--secret-file /tmp/secret "$uri" /dev/shm/in 2>/tmp/send.out &
+spid=$!
+sleep 1
+kill -STOP $spid
+sleep 3
+kill -CONT $spid
+wait $spid
+sst=$?
+wait $rpid
+if [ $sst = 1 ] && grep -q "the receiver failed: .*no data for 2000 ms" /tmp/send.out; then
+	echo "kTLS, receiver timed out: the sender says $(cat /tmp/send.out)"
+else
+	echo "kTLS, receiver timed out: FAILED (send $sst): $(cat /tmp/send.out /tmp/recv.log)"
+	status=1
+fi
 rm -f /dev/shm/in /dev/shm/out
 echo "-- what TLS costs in the guest (printed, not asserted)"
 MULTIFD=./multifd bash ./bench-tls.sh -s 128M -r 1 || status=1
