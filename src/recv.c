@@ -29,6 +29,7 @@
 /* Regions larger than this are refused as hostile (16 TiB). */
 #define MAX_REGION_BYTES (1ull << 44)
 
+static void prefault_stop(struct mfd_session *s);
 
 static const char *type_name(uint8_t t)
 {
@@ -179,17 +180,22 @@ static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 			pthread_mutex_lock(&s->lock);
 		}
 		if (type == MFD_PKT_END && !r) {
-			/* every page is in place: hash, without the lock */
+			/* every page sent is in place (a page still missing
+			 * now was never sent: it faults in as zeros) */
+			if (s->pc)
+				mfd__pc_complete(s);
+			/* hash, without the lock */
 			pthread_mutex_unlock(&s->lock);
 			compare_digests(s);
 			pthread_mutex_lock(&s->lock);
-			if (s->pc)
-				mfd__pc_complete(s);
 		}
 		if (type == MFD_PKT_POSTCOPY && !r && !s->failed) {
 			char err[300];
 
 			s->urgent->round = round + 1; /* the answers' round */
+			/* a populate racing the drop would map a zero page
+			 * that no later copy could replace */
+			prefault_stop(s);
 			r = mfd__pc_switch(s, err, sizeof(err));
 			if (r) {
 				pthread_mutex_unlock(&s->lock);
