@@ -39,6 +39,7 @@ int mfd__pc_take_maps(struct mfd_session *s, const uint64_t *const *bitmaps)
 	for (int i = 0; i < s->nregions; i++) {
 		uint64_t words = mfd__dirty_map_words(s->regions[i].length, ps);
 
+		free(pc->map[i]); /* a call that failed before this one */
 		pc->map[i] = calloc(words, 8);
 		if (!pc->map[i])
 			return -ENOMEM;
