@@ -122,13 +122,16 @@ int mfd__pc_recv_maps(struct mfd_session *s, struct mfd_channel *ch)
 /*
  * Drop the pages still to come, so that they fault. MADV_DONTNEED makes
  * private anonymous pages missing; any other memory keeps its pages (a
- * shared mapping's stay in the file), which mincore() tells.
+ * shared mapping's stay in the file), which mincore() tells: once per
+ * region, on its first dropped page, as the kind is the mapping's.
  */
 static int drop_pages(struct mfd_session *s, int i, char *err, size_t errlen)
 {
 	const struct mfd_region *rg = &s->regions[i];
 	uint64_t *m = s->pc->map[i], ps = s->cfg.page_size;
 	uint64_t pages = rg->length / ps;
+
+	bool checked = false;
 
 	for (uint64_t pg = 0; pg < pages;) {
 		uint64_t end = pg;
@@ -142,8 +145,9 @@ static int drop_pages(struct mfd_session *s, int i, char *err, size_t errlen)
 			end++;
 		if (madvise(rg->mem + pg * ps, (end - pg) * ps,
 			    MADV_DONTNEED) ||
-		    mincore(rg->mem + pg * ps, s->pc->sys_page, &in_core) ||
-		    (in_core & 1)) {
+		    (!checked && (mincore(rg->mem + pg * ps, s->pc->sys_page,
+					  &in_core) ||
+				  (in_core & 1)))) {
 			snprintf(err, errlen,
 				 "region '%s' is not private anonymous "
 				 "memory: postcopy cannot drop its page at "
@@ -151,6 +155,7 @@ static int drop_pages(struct mfd_session *s, int i, char *err, size_t errlen)
 				 rg->name, (unsigned long long)(pg * ps));
 			return -EINVAL;
 		}
+		checked = true;
 		pg = end;
 	}
 	return 0;

@@ -409,12 +409,14 @@ static int postcopy_rounds(const struct opts *o, struct mfd_session *snd,
 			   : mfd_send_dirty(snd, region, dirty, NULL);
 		if (!r)
 			r = mfd_send_sync(snd);
+		if (k + 1 == o->rounds) { /* the rate without the rewrite */
+			mfd_session_stats(snd, &after);
+			res->precopy_bps = (double)(after.bytes - before.bytes) /
+					   (now_seconds() - t);
+		}
 		rewrite_pages(mem, pages, o->cfg.page_size, o->rewrite_pct,
 			      o->content, dirty, seed);
 	}
-	mfd_session_stats(snd, &after);
-	res->precopy_bps = (double)(after.bytes - before.bytes) /
-			   (now_seconds() - t);
 	/* the writer is stopped: dirty is the final dirty set */
 	before = after;
 	t = now_seconds();
