@@ -24,7 +24,10 @@ int mfd__pc_new(struct mfd_session *s)
 	pc->uffd = -1;
 	pc->sys_page = (uint64_t)sysconf(_SC_PAGESIZE);
 	pthread_mutex_init(&pc->lock, NULL);
+	/* mfd_recv_postcopy_wait() and the statistics look from any thread */
+	pthread_mutex_lock(&s->lock);
 	s->pc = pc;
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
@@ -121,9 +124,8 @@ static double rank(const uint32_t *v, size_t n, unsigned pct)
 	return v[k ? k - 1 : 0];
 }
 
-void mfd__pc_stats(struct mfd_session *s, struct mfd_stats *st)
+void mfd__pc_stats(struct mfd_postcopy *pc, struct mfd_stats *st)
 {
-	struct mfd_postcopy *pc = s->pc;
 	uint32_t *v;
 	size_t n;
 

@@ -71,7 +71,7 @@ void mfd__pc_free(struct mfd_session *s);
  * missing pages: the regions leave userfaultfd). */
 void mfd__pc_on_fail(struct mfd_session *s);
 /* The latency percentiles into *st (a stats reader, any thread). */
-void mfd__pc_stats(struct mfd_session *s, struct mfd_stats *st);
+void mfd__pc_stats(struct mfd_postcopy *pc, struct mfd_stats *st);
 /* A tcp: or unix: session; otherwise the reason in err. */
 int mfd__pc_transport_ok(const struct mfd_session *s, char *err,
 			 size_t errlen);

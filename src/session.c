@@ -754,12 +754,14 @@ MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
 					struct mfd_stats *out, size_t size)
 {
 	struct mfd_stats total, *st = &total;
+	struct mfd_postcopy *pc;
 	struct mfd_channel *ch;
 	unsigned n;
 
 	memset(st, 0, sizeof(*st));
 	/* the receiver's channels appear during the handshake */
 	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	pc = s->pc;
 	ch = s->ch;
 	n = s->ch ? mfd__nconns(s) : 0;
 	st->rejected_connections = s->rejected;
@@ -774,8 +776,8 @@ MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
 	else
 		st->rounds = __atomic_load_n(&s->rounds, __ATOMIC_RELAXED);
 	st->seconds = elapsed(s);
-	if (s->pc)
-		mfd__pc_stats((struct mfd_session *)s, st);
+	if (pc)
+		mfd__pc_stats(pc, st);
 	stats_out(st, out, size);
 }
 
