@@ -260,7 +260,7 @@ int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	mfd__stat_add(&ch->st.zero_pages, zero);
 	if (p->hdr.flags & MFD_FLAG_RAW)
 		mfd__stat_add(&ch->st.raw_packets, 1);
-	if (s->pc && s->pc->switched && ch != s->urgent)
+	if (ch != s->urgent && s->pc && s->pc->switched)
 		mfd__stat_add(&ch->st.postcopy_stream_pages, normal + zero);
 	return 0;
 }
