@@ -487,6 +487,37 @@ static void *start_main(void *tx)
 	return NULL;
 }
 
+/* Shared memory keeps its pages through MADV_DONTNEED: the switch would
+ * leave old content where a page must fault, so it is refused. */
+static void test_shared_memory_refused(void)
+{
+	const uint64_t len = 1u << 20;
+	int fd = memfd_create("mfd-postcopy", 0);
+	uint8_t *dst;
+	struct mfd_config cfg;
+	struct raw_pc rp = { 0 };
+	struct pair p;
+
+	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, (off_t)len) == 0);
+	dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CU_ASSERT_FATAL(dst != MAP_FAILED);
+	memset(dst, 1, len); /* resident, as precopy would leave it */
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 2000;
+	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, len),
+			      0);
+	CU_ASSERT_EQUAL(raw_pc_start(&rp, mfd_session_uri(p.rx), len), 0);
+	CU_ASSERT_NOT_EQUAL(pair_join_rx(&p), 0);
+	CU_ASSERT(strstr(mfd_session_error(p.rx),
+			 "region 'ram' is not private anonymous memory") !=
+		  NULL);
+	CU_ASSERT_EQUAL(mfd_recv_postcopy_wait(p.rx, 0), -EINVAL);
+	raw_pc_close(&rp);
+	pair_free(&p);
+	munmap(dst, len);
+	close(fd);
+}
+
 /*
  * A hand-made receiver for a real postcopy sender: it accepts channel 0
  * and the urgent channel, then sends a request outside the region. The
@@ -579,6 +610,8 @@ int main(void)
 		{ "a misaligned answer", test_answer_misaligned },
 		{ "a sender that goes silent", test_sender_silent },
 		{ "a switch map of the wrong size", test_bad_map },
+		{ "shared memory is refused at the switch",
+		  test_shared_memory_refused },
 		{ "a request outside the region", test_bad_request },
 		{ NULL, NULL },
 	};
