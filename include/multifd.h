@@ -212,6 +212,14 @@ struct mfd_config {
 	const char *tls_ca;
 	const char *tls_hostname; /* sender, x509 */
 	bool tls;		  /* PSK mode: needs secret */
+	/* Sender: offer postcopy, so that mfd_send_postcopy() may switch
+	   the session (the receiver follows its sender; it needs Linux
+	   userfaultfd and the right to use it, root or
+	   vm.unprivileged_userfaultfd). The session opens one more
+	   connection, the urgent channel, for page requests and their
+	   answers. tcp: and unix: only: rdma: and fd: refuse it. Default
+	   false. */
+	bool postcopy;
 };
 
 /*
@@ -252,6 +260,22 @@ struct mfd_stats {
 	uint64_t tls_channels;
 	uint64_t ktls_send_channels;
 	uint64_t ktls_recv_channels;
+	/* Postcopy (mfd_send_postcopy()). Receiver: page requests sent;
+	 * pages placed by an answer to a request and pages placed by the
+	 * stream after the switch (a page is counted by the copy that
+	 * placed it first: later copies are dropped); the time from a
+	 * fault to its page being placed, in microseconds, over every
+	 * request answered so far (0 without any). Sender: requests
+	 * served and pages sent in their answers, pages streamed after
+	 * the switch; no latencies. Session totals only: a channel's
+	 * statistics carry its stream pages. */
+	uint64_t postcopy_requests;
+	uint64_t postcopy_demand_pages;
+	uint64_t postcopy_stream_pages;
+	double postcopy_latency_p50_us;
+	double postcopy_latency_p90_us;
+	double postcopy_latency_p99_us;
+	double postcopy_latency_max_us;
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the
@@ -411,6 +435,55 @@ MFD_EXTERN int mfd_round_stats_sized(const struct mfd_session *s,
  * place. Returns 0 only when the receiver confirmed.
  */
 MFD_EXTERN int mfd_send_finish(struct mfd_session *s);
+
+/*
+ * Postcopy: the receiver runs on its memory before every page has
+ * arrived; a page it touches that has not arrived yet is fetched on
+ * demand. The sender (cfg.postcopy) sends precopy rounds as usual, then:
+ *
+ * Sender, owner thread: stop every writer of the regions first (no page
+ * may change from here on), then call mfd_send_postcopy() with the
+ * final dirty set: bitmaps[i] (in the layout of mfd_send_dirty(); NULL
+ * for none) names the pages of region i whose content the receiver
+ * does not hold, those dirtied since they were last sent and those
+ * never sent. The call ends the current round (every page sent so far
+ * is in place on the receiver before the switch), tells the receiver
+ * these pages, which it drops and puts under userfaultfd, and streams
+ * them on the channels in region order, while a thread of the library
+ * answers the receiver's page requests on the urgent channel first
+ * (the page asked for and up to 7 following ones not sent yet). It
+ * returns once every named page was sent; the session then takes only
+ * mfd_send_finish() (other calls return -EINVAL), which returns 0 once
+ * the receiver holds every page. The bitmaps are read during the call,
+ * never changed nor kept. -EINVAL without cfg.postcopy, a bitmap bit
+ * past the region's end, or pages smaller than the system's; -EALREADY
+ * on a second call.
+ *
+ * Receiver: mfd_recv_wait() runs as always (the owner thread) and
+ * returns 0 once every page is in place and the regions are no longer
+ * under userfaultfd. The regions must be private anonymous memory
+ * (mmap MAP_PRIVATE | MAP_ANONYMOUS; a region that is not fails the
+ * session at the switch). Do not run on the memory before the switch:
+ * from another thread, mfd_recv_postcopy_wait() returns 0 once the
+ * switch is done (from then on the memory may be read and written by
+ * any thread; a touch of a page still missing blocks that thread until
+ * the page is in place, usually well under a millisecond), 1 when the
+ * session completed without a switch (every page is in place), or the
+ * session's error when it failed first; -ETIMEDOUT after timeout_ms
+ * (0: no limit). Thread-safe; may be called before mfd_recv_wait().
+ *
+ * Failure during postcopy (a dead sender or link, a cancel, a bad
+ * packet): the session fails within its timeout as always, and at once
+ * the regions leave userfaultfd, so no thread stays blocked on a
+ * missing page: each missing page then reads as zeros. The memory is
+ * incomplete, neither the sender's old nor its new content: the
+ * application must not go on running on it. The pages sent before the
+ * switch are in place; the sender still holds every page.
+ */
+MFD_EXTERN int mfd_send_postcopy(struct mfd_session *s,
+				 const uint64_t *const *bitmaps);
+MFD_EXTERN int mfd_recv_postcopy_wait(struct mfd_session *s,
+				      unsigned timeout_ms);
 
 /*
  * Receiver: accept the sender's channels, receive until the sender

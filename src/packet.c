@@ -112,7 +112,9 @@ int mfd__init_decode(const uint8_t buf[MFD_INIT_SIZE], struct mfd_init *out,
 	if (out->channels < 1 || out->channels > MFD_MAX_CHANNELS)
 		BAD("channel count %u outside 1..%u", out->channels,
 		    MFD_MAX_CHANNELS);
-	if (out->channel >= out->channels)
+	/* with postcopy, index `channels` is the urgent channel */
+	if (out->channel >= out->channels +
+				    !!(out->features & MFD_FEAT_POSTCOPY))
 		BAD("channel index %u not below the channel count %u",
 		    out->channel, out->channels);
 	if (out->method > MFD_METHOD_ZSTD)
@@ -324,7 +326,8 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 		    out->type);
 	if (out->type != MFD_PKT_PAGES && out->type != MFD_PKT_BLOB &&
 	    (out->method || out->flags || out->normal || out->zero ||
-	     (out->region && out->type != MFD_PKT_ZERO_RANGE)))
+	     (out->region && out->type != MFD_PKT_ZERO_RANGE &&
+	      out->type != MFD_PKT_REQUEST)))
 		BAD("control packet type %u with non-zero page fields",
 		    out->type);
 	switch (out->type) {
@@ -358,6 +361,26 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 			    "(expected %u)",
 			    (unsigned long long)out->packet_num,
 			    out->payload_len, MFD_RANGE_SIZE);
+		return 0;
+	case MFD_PKT_POSTCOPY:
+		if (!(lim->features & MFD_FEAT_POSTCOPY))
+			BAD("POSTCOPY packet, but postcopy was not negotiated");
+		return 0; /* its length depends on the channel */
+	case MFD_PKT_REQUEST:
+		if (!(lim->features & MFD_FEAT_POSTCOPY))
+			BAD("REQUEST packet, but postcopy was not negotiated");
+		if (out->region >= lim->region_count)
+			BAD("request %llu: unknown region %u (the session has "
+			    "%u)",
+			    (unsigned long long)out->packet_num, out->region,
+			    lim->region_count);
+		if (out->payload_len != MFD_REQUEST_SIZE)
+			BAD("request %llu: payload of %u bytes (expected %u)",
+			    (unsigned long long)out->packet_num,
+			    out->payload_len, MFD_REQUEST_SIZE);
+		if (out->round)
+			BAD("request %llu: round %u (expected 0)",
+			    (unsigned long long)out->packet_num, out->round);
 		return 0;
 	case MFD_PKT_VERIFY:
 		if (!(lim->features & MFD_FEAT_VERIFY))
@@ -449,6 +472,42 @@ int mfd__blob_desc_check(const struct mfd_blob_desc *d, const struct mfd_hdr *h,
 		    (unsigned long long)d->offset,
 		    (unsigned long long)d->total, h->normal, want);
 	return 0;
+}
+
+void mfd__request_encode(uint64_t offset, uint64_t length,
+			 uint8_t buf[MFD_REQUEST_SIZE])
+{
+	put64(buf, offset);
+	put64(buf + 8, length);
+}
+
+int mfd__request_decode(const uint8_t buf[MFD_REQUEST_SIZE],
+			uint32_t page_size, uint32_t pages_per_packet,
+			uint64_t region_len, uint64_t *offset,
+			uint64_t *length, char *err, size_t errlen)
+{
+	uint64_t off = get64(buf), len = get64(buf + 8);
+
+	if (off % page_size)
+		BAD("offset 0x%llx is not aligned to the page size %u",
+		    (unsigned long long)off, page_size);
+	if (len == 0 || len % page_size ||
+	    len > (uint64_t)pages_per_packet * page_size)
+		BAD("length %llu is not 1..%u whole pages of %u bytes",
+		    (unsigned long long)len, pages_per_packet, page_size);
+	if (off >= region_len || len > region_len - off)
+		BAD("offset 0x%llx + %llu bytes outside the region (size "
+		    "0x%llx)",
+		    (unsigned long long)off, (unsigned long long)len,
+		    (unsigned long long)region_len);
+	*offset = off;
+	*length = len;
+	return 0;
+}
+
+uint64_t mfd__dirty_map_words(uint64_t region_len, uint32_t page_size)
+{
+	return (region_len / page_size + 63) / 64;
 }
 
 void mfd__offsets_encode(const uint64_t *off, uint32_t n, uint8_t *buf)

@@ -56,7 +56,16 @@ enum {
 	MFD_PKT_BLOB = 10, /* sender -> receiver: one piece of a named byte
 			      stream (device state), delivered whole at the
 			      round's end */
+	MFD_PKT_POSTCOPY = 11, /* sender -> receiver, on every channel: the
+				  switch to postcopy; ends the round like a
+				  SYNC, and on channel 0 carries the pages
+				  still to come (protocol.md 12) */
+	MFD_PKT_REQUEST = 12, /* receiver -> sender, on the urgent channel:
+				 send these pages now */
 };
+
+/* A REQUEST payload: offset and length, u64 each, as a ZERO_RANGE's. */
+#define MFD_REQUEST_SIZE MFD_RANGE_SIZE
 
 /* A ZERO_RANGE payload: offset and length, u64 each. */
 #define MFD_RANGE_SIZE 16
@@ -99,8 +108,12 @@ struct mfd_blob_desc {
 #define MFD_FEAT_AUTH 0x1ull	 /* HMAC-SHA256 challenge-response */
 #define MFD_FEAT_CHECKSUM 0x2ull /* xxHash3-64 of every page packet */
 #define MFD_FEAT_VERIFY 0x4ull	 /* region digests before END */
+/* Postcopy: one more connection, the urgent channel, whose init names
+ * the index equal to the channel count (protocol.md 12). */
+#define MFD_FEAT_POSTCOPY 0x8ull
 #define MFD_FEATURES_KNOWN \
-	(MFD_FEAT_AUTH | MFD_FEAT_CHECKSUM | MFD_FEAT_VERIFY)
+	(MFD_FEAT_AUTH | MFD_FEAT_CHECKSUM | MFD_FEAT_VERIFY | \
+	 MFD_FEAT_POSTCOPY)
 
 /* Channel handshake, sender -> receiver, MFD_INIT_SIZE bytes. */
 struct mfd_init {
@@ -206,6 +219,21 @@ int mfd__blob_desc_check(const struct mfd_blob_desc *d, const struct mfd_hdr *h,
 /* Pages the piece of a blob of `total` bytes at `offset` takes. */
 uint32_t mfd__blob_piece_pages(uint64_t total, uint64_t offset,
 			       uint32_t page_size, uint32_t pages_per_packet);
+
+/* A REQUEST payload to and from host order; decoding checks that the
+ * range is whole pages, 1..pages_per_packet of them, inside a region of
+ * region_len, and names the bad value in err. */
+void mfd__request_encode(uint64_t offset, uint64_t length,
+			 uint8_t buf[MFD_REQUEST_SIZE]);
+int mfd__request_decode(const uint8_t buf[MFD_REQUEST_SIZE],
+			uint32_t page_size, uint32_t pages_per_packet,
+			uint64_t region_len, uint64_t *offset,
+			uint64_t *length, char *err, size_t errlen);
+
+/* A POSTCOPY payload on channel 0 holds one bitmap per region, in the
+ * region table's order, of whole big-endian u64 words (bit i of word
+ * i / 64 is page i): this many words for a region. */
+uint64_t mfd__dirty_map_words(uint64_t region_len, uint32_t page_size);
 
 /* Offsets in wire order (big-endian u64) to and from host order. */
 void mfd__offsets_encode(const uint64_t *off, uint32_t n, uint8_t *buf);

@@ -191,7 +191,7 @@ static void sort_pages(struct mfd_session *s, struct mfd_channel *ch,
 	}
 }
 
-static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
+int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch)
 {
 	struct mfd_packet *p = &ch->pkt;
 	const struct mfd_region *rg = &s->regions[ch->job_region];
@@ -209,7 +209,8 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	p->hdr.normal = normal;
 	p->hdr.zero = zero;
 	p->region = rg;
-	p->header_apart = s->cfg.zero_copy;
+	/* the urgent channel sends without zero-copy */
+	p->header_apart = s->cfg.zero_copy && ch != s->urgent;
 	p->copy = ch->stable;
 	p->raw_from_region = s->tp->one_sided;
 	p->staged = s->tp->one_sided &&
@@ -229,8 +230,11 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 							   p->iov + first,
 							   p->niov - first));
 	}
-	r = mfd__ratelimit_take(&s->ratelimit, p->next_packet_size, &s->failed,
-				s->keepalive_ms, rate_tick, ch);
+	/* answers to page requests go first, whatever the rate */
+	if (ch != s->urgent)
+		r = mfd__ratelimit_take(&s->ratelimit, p->next_packet_size,
+					&s->failed, s->keepalive_ms, rate_tick,
+					ch);
 	if (r)
 		return r;
 	if (p->header_apart) {
@@ -256,6 +260,8 @@ static int send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	mfd__stat_add(&ch->st.zero_pages, zero);
 	if (p->hdr.flags & MFD_FLAG_RAW)
 		mfd__stat_add(&ch->st.raw_packets, 1);
+	if (ch != s->urgent && s->pc && s->pc->switched)
+		mfd__stat_add(&ch->st.postcopy_stream_pages, normal + zero);
 	return 0;
 }
 
@@ -348,7 +354,7 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 
 	switch (job) {
 	case MFD_JOB_PAGES:
-		return send_pages(s, ch);
+		return mfd__send_pages(s, ch);
 	case MFD_JOB_ZERO_RANGE:
 		return send_zero_range(s, ch);
 	case MFD_JOB_BLOB:
@@ -366,6 +372,11 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 		return r;
 	case MFD_JOB_VERIFY:
 		return send_verify(s, ch);
+	case MFD_JOB_POSTCOPY:
+		r = mfd__pc_send_switch(s, ch);
+		if (!r)
+			mfd__stat_add(&ch->st.rounds, 1);
+		return r;
 	case MFD_JOB_END:
 		r = send_hdr(ch, MFD_PKT_END, ch->job_round);
 		return r ? r : recv_answer(s, ch, MFD_PKT_FIN);
@@ -698,11 +709,13 @@ int mfd__send_start(struct mfd_session *s)
 	}
 	s->batch = calloc(s->cfg.pages_per_packet, sizeof(uint64_t));
 	r = s->batch ? mfd__channels_alloc(s, n) : -ENOMEM;
+	if (!r && (s->features & MFD_FEAT_POSTCOPY))
+		r = mfd__pc_new(s);
 	if (r) {
 		mfd__session_fail(s, -1, r, "out of memory");
 		return r;
 	}
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < mfd__nconns(s); i++) {
 		struct mfd_channel *ch = &s->ch[i];
 
 		r = mfd__channel_setup(s, ch);
@@ -726,7 +739,7 @@ int mfd__send_start(struct mfd_session *s)
 			return r;
 		}
 		r = mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
-		if (!r && s->cfg.zero_copy)
+		if (!r && s->cfg.zero_copy && ch != s->urgent)
 			r = mfd__tp_enable_zerocopy(ch->conn);
 		if (!r)
 			r = handshake(s, ch);
@@ -737,10 +750,21 @@ int mfd__send_start(struct mfd_session *s)
 			return r;
 		}
 	}
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < mfd__nconns(s); i++) {
 		r = recv_ack(s, &s->ch[i]);
 		if (r)
 			return r;
+	}
+	/* requests come when the receiver faults, maybe never: the
+	 * urgent channel waits without a limit, and a dead receiver is
+	 * the stream's to find (mfd__session_fail wakes the wait) */
+	if (s->urgent) {
+		r = mfd__tp_set_timeout(s->urgent->conn, 0);
+		if (r) {
+			mfd__session_fail(s, (int)n, r, "%s",
+					  s->urgent->conn->err);
+			return r;
+		}
 	}
 	r = mfd__register_regions(s);
 	if (r)
@@ -756,6 +780,7 @@ void mfd__send_stop(struct mfd_session *s)
 	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
 		if (s->ch[i].thread_started)
 			pthread_join(s->ch[i].thread, NULL);
+	mfd__pc_stop(s);
 }
 
 /* Wait until channel c is idle (c < 0: any channel, which it returns). */
@@ -826,13 +851,22 @@ static int flush_batch(struct mfd_session *s)
 	return 0;
 }
 
-static int check_sending(struct mfd_session *s)
+/* A call that sends is valid now; after the postcopy switch, only
+ * mfd_send_finish() is (postcopy_ok). */
+static int check_state(struct mfd_session *s, bool postcopy_ok)
 {
 	if (!s->started || !s->ch || s->role != MFD_ROLE_SEND)
 		return -EINVAL;
 	if (s->finished)
 		return -EPIPE;
+	if (!postcopy_ok && s->pc && s->pc->switched)
+		return -EINVAL;
 	return mfd__session_err(s);
+}
+
+static int check_sending(struct mfd_session *s)
+{
+	return check_state(s, false);
 }
 
 /* Queue checked offsets into the batch. */
@@ -1069,13 +1103,11 @@ static int all_channels(struct mfd_session *s, enum mfd_job job)
 	return r;
 }
 
-MFD_EXTERN int mfd_send_sync(struct mfd_session *s)
+/* End the round on every channel with `job` (SYNC, or POSTCOPY). */
+static int end_round(struct mfd_session *s, enum mfd_job job)
 {
-	int r = check_sending(s);
+	int r = all_channels(s, job);
 
-	if (r)
-		return r;
-	r = all_channels(s, MFD_JOB_SYNC);
 	if (!r) { /* atomic: mfd_session_stats() reads it from any thread */
 		struct mfd_stats st;
 
@@ -1088,9 +1120,80 @@ MFD_EXTERN int mfd_send_sync(struct mfd_session *s)
 	return r;
 }
 
+MFD_EXTERN int mfd_send_sync(struct mfd_session *s)
+{
+	int r = check_sending(s);
+
+	return r ? r : end_round(s, MFD_JOB_SYNC);
+}
+
+/* Queue the pages of region i still pending in the postcopy map, in
+ * order, each claimed from the map first (an answer may have sent it). */
+static int stream_region(struct mfd_session *s, int i)
+{
+	uint64_t *m = s->pc->map[i], chunk[64];
+	uint64_t words = mfd__dirty_map_words(s->regions[i].length,
+					      s->cfg.page_size);
+	int r;
+
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t bits;
+		size_t n = 0;
+
+		if (!__atomic_load_n(&m[w], __ATOMIC_RELAXED))
+			continue;
+		bits = __atomic_exchange_n(&m[w], 0, __ATOMIC_ACQ_REL);
+		for (; bits; bits &= bits - 1)
+			chunk[n++] = (w * 64 + (uint64_t)__builtin_ctzll(bits)) *
+				     s->cfg.page_size;
+		r = queue_pages(s, i, chunk, n);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+MFD_EXTERN int mfd_send_postcopy(struct mfd_session *s,
+				 const uint64_t *const *bitmaps)
+{
+	int r = check_state(s, true);
+
+	if (r)
+		return r;
+	if (!s->pc)
+		return -EINVAL;
+	if (s->pc->switched)
+		return -EALREADY;
+	r = mfd__pc_take_maps(s, bitmaps);
+	if (r)
+		return r;
+	/* the urgent thread runs before any request can come */
+	r = mfd__pc_start_sender(s);
+	if (!r)
+		r = end_round(s, MFD_JOB_POSTCOPY);
+	if (!r) { /* channel threads read it for their statistics */
+		pthread_mutex_lock(&s->lock);
+		s->pc->switched = true;
+		pthread_mutex_unlock(&s->lock);
+	}
+	for (int i = 0; !r && i < s->nregions; i++)
+		r = stream_region(s, i);
+	if (!r)
+		r = flush_batch(s);
+	for (unsigned i = 0; !r && i < s->nchannels; i++) {
+		r = wait_idle(s, (int)i);
+		if (r >= 0)
+			r = 0;
+	}
+	return r;
+}
+
 MFD_EXTERN int mfd_send_finish(struct mfd_session *s)
 {
-	int r = mfd_send_sync(s);
+	int r = check_state(s, true);
+
+	if (!r)
+		r = end_round(s, MFD_JOB_SYNC);
 
 	if (!r && (s->features & MFD_FEAT_VERIFY)) {
 		r = wait_idle(s, 0);
@@ -1104,6 +1207,7 @@ MFD_EXTERN int mfd_send_finish(struct mfd_session *s)
 	r = all_channels(s, MFD_JOB_END);
 	if (r)
 		return r;
+	mfd__pc_stop(s);
 	s->finished = true;
 	pthread_mutex_lock(&s->lock);
 	clock_gettime(CLOCK_MONOTONIC, &s->t_end);

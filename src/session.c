@@ -354,6 +354,12 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 		r = -EINVAL;
 		goto fail;
 	}
+	if (cfg->postcopy && role == MFD_ROLE_SEND) {
+		s->features |= MFD_FEAT_POSTCOPY;
+		r = mfd__pc_transport_ok(s, errbuf, errlen);
+		if (r)
+			goto fail;
+	}
 	if (cfg->secret)
 		s->features |= MFD_FEAT_AUTH;
 	if (role == MFD_ROLE_SEND && cfg->checksum)
@@ -394,6 +400,7 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 	pthread_mutex_init(&s->lock, NULL);
 	mfd__cond_init(&s->idle_cond);
 	mfd__cond_init(&s->barrier_cond);
+	mfd__cond_init(&s->pc_cond);
 	mfd__rounds_init(&s->round_log);
 	*out = s;
 	return 0;
@@ -512,8 +519,11 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 		else if ((int)i != channel)
 			mfd__tp_shutdown(ch->conn);
 	}
+	if (s->pc)
+		mfd__pc_on_fail(s);
 	pthread_cond_broadcast(&s->idle_cond);
 	pthread_cond_broadcast(&s->barrier_cond);
+	pthread_cond_broadcast(&s->pc_cond);
 	mfd__tp_listener_wake(s->listener);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -699,11 +709,12 @@ MFD_EXTERN const char *mfd_session_error(const struct mfd_session *s)
 
 int mfd__channels_alloc(struct mfd_session *s, unsigned n)
 {
-	struct mfd_channel *ch = calloc(n, sizeof(*ch));
+	bool urgent = s->features & MFD_FEAT_POSTCOPY;
+	struct mfd_channel *ch = calloc(n + urgent, sizeof(*ch));
 
 	if (!ch)
 		return -ENOMEM;
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n + urgent; i++) {
 		ch[i].s = s;
 		ch[i].index = i;
 		mfd__cond_init(&ch[i].job_cond);
@@ -712,6 +723,7 @@ int mfd__channels_alloc(struct mfd_session *s, unsigned n)
 	pthread_mutex_lock(&s->lock);
 	s->ch = ch;
 	s->nchannels = n;
+	s->urgent = urgent ? &ch[n] : NULL;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -787,6 +799,8 @@ void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 	free(ch->stable);
 	free(ch->staging);
 	free(ch->blob_buf);
+	free(ch->pc_offsets);
+	free(ch->pc_buf);
 	free(ch->pkt.offsets);
 	free(ch->pkt.wire);
 	free(ch->pkt.iov);
@@ -871,7 +885,8 @@ static double elapsed(const struct mfd_session *s)
 	X(bytes) X(payload_bytes) X(packets) X(normal_pages) X(zero_pages) \
 	X(raw_packets) X(zerocopy_sends) X(zerocopy_copied)                \
 	X(zerocopy_fallbacks) X(rounds) X(cpu_ns) X(inline_packets)       \
-	X(blobs) X(blob_bytes)
+	X(blobs) X(blob_bytes) X(postcopy_requests)                         \
+	X(postcopy_demand_pages) X(postcopy_stream_pages)
 
 static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
 {
@@ -913,14 +928,16 @@ MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
 					struct mfd_stats *out, size_t size)
 {
 	struct mfd_stats total, *st = &total;
+	struct mfd_postcopy *pc;
 	struct mfd_channel *ch;
 	unsigned n;
 
 	memset(st, 0, sizeof(*st));
 	/* the receiver's channels appear during the handshake */
 	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	pc = s->pc;
 	ch = s->ch;
-	n = s->nchannels;
+	n = s->ch ? mfd__nconns(s) : 0;
 	st->rejected_connections = s->rejected;
 	st->register_seconds = (double)s->reg_ns / 1e9;
 	st->register_bytes = s->reg_bytes;
@@ -934,6 +951,8 @@ MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
 	else
 		st->rounds = __atomic_load_n(&s->rounds, __ATOMIC_RELAXED);
 	st->seconds = elapsed(s);
+	if (pc)
+		mfd__pc_stats(pc, st);
 	stats_out(st, out, size);
 }
 
@@ -1003,9 +1022,10 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 		mfd__send_stop(s);
 	else
 		mfd__recv_stop(s);
-	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
+	for (unsigned i = 0; s->ch && i < mfd__nconns(s); i++)
 		mfd__channel_cleanup(s, &s->ch[i]);
 	free(s->ch);
+	mfd__pc_free(s);
 	mfd__tp_listener_close(s->listener);
 	for (int i = 0; i < s->nregions; i++)
 		free(s->regions[i].written);
@@ -1017,6 +1037,7 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 	}
 	free_tls(s);
 	pthread_cond_destroy(&s->barrier_cond);
+	pthread_cond_destroy(&s->pc_cond);
 	pthread_cond_destroy(&s->idle_cond);
 	pthread_mutex_destroy(&s->lock);
 	mfd__ratelimit_destroy(&s->ratelimit);

@@ -14,6 +14,7 @@
 #include "multifd.h"
 #include "blob.h"
 #include "method.h"
+#include "postcopy.h"
 #include "ratelimit.h"
 #include "rounds.h"
 #include "transports/transport.h"
@@ -27,6 +28,7 @@ enum mfd_job {
 	MFD_JOB_SYNC,
 	MFD_JOB_VERIFY,
 	MFD_JOB_END,
+	MFD_JOB_POSTCOPY, /* the switch: ends the round like a SYNC */
 };
 
 struct mfd_channel {
@@ -66,6 +68,11 @@ struct mfd_channel {
 	/* sender: a blob piece, copied and padded to whole pages (or NULL
 	 * until one is sent) */
 	uint8_t *blob_buf;
+	/* receiver, after the postcopy switch: a packet's offsets, and its
+	 * pages received side by side before they are placed atomically
+	 * (NULL until the switch) */
+	uint64_t *pc_offsets;
+	uint8_t *pc_buf;
 
 	/* Written by the channel thread with relaxed atomics, read by
 	 * anyone (mfd_channel_stats). */
@@ -87,7 +94,9 @@ struct mfd_session {
 	struct mfd_tls_ctx *tls; /* the tls layer's, or NULL */
 	char *tls_files[4]; /* cfg.tls_cert, _key, _ca, _hostname, copied */
 	unsigned nchannels;
-	struct mfd_channel *ch;
+	struct mfd_channel *ch;	/* nchannels, and the urgent channel */
+	struct mfd_channel *urgent; /* &ch[nchannels] with postcopy, or NULL */
+	struct mfd_postcopy *pc;    /* with postcopy, or NULL */
 	struct mfd_region regions[MFD_MAX_REGIONS];
 	int nregions;
 	struct mfd_listener *listener;
@@ -103,6 +112,7 @@ struct mfd_session {
 	pthread_mutex_t lock;
 	pthread_cond_t idle_cond; /* sender: a channel became idle */
 	pthread_cond_t barrier_cond;
+	pthread_cond_t pc_cond; /* the postcopy switch is done, or the end */
 	bool failed;
 	bool peer_failed; /* the failure is the peer's, which said why */
 	int err;
@@ -206,12 +216,18 @@ void mfd__fault_text(const struct mfd_session *s, uintptr_t addr, bool write,
 /* The session's error code, or 0. Takes the lock. */
 int mfd__session_err(struct mfd_session *s);
 
-/* Allocate s->ch with n channels, each with its condition variable, and
- * set s->nchannels. */
+/* Allocate s->ch with n channels (and the urgent one when s->features
+ * has MFD_FEAT_POSTCOPY), each with its condition variable, and set
+ * s->nchannels. */
 int mfd__channels_alloc(struct mfd_session *s, unsigned n);
 
 /* Start one thread per channel running fn(channel); records a failure. */
 int mfd__channels_start(struct mfd_session *s, void *(*fn)(void *));
+/* The connections of the session: the channels and the urgent one. */
+static inline unsigned mfd__nconns(const struct mfd_session *s)
+{
+	return s->nchannels + (s->urgent != NULL);
+}
 
 /* Set up (recording any failure) and tear down a channel's method context
  * and packet buffers. */
@@ -240,6 +256,13 @@ static inline void mfd__stat_cpu(struct mfd_channel *ch)
 
 /* The limits page headers are validated against. */
 void mfd__session_limits(const struct mfd_session *s, struct mfd_limits *l);
+
+/* Receiver: a PAGES packet whose header is in ch->pkt (recv.c). Channel
+ * threads and the urgent one. */
+int mfd__recv_pages(struct mfd_session *s, struct mfd_channel *ch);
+
+/* Sender: ch's job as one PAGES packet (send.c). */
+int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch);
 
 /* Sender and receiver engines, called by session.c. */
 int mfd__send_start(struct mfd_session *s);

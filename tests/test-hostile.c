@@ -671,15 +671,33 @@ static void test_blob_replayed(void)
 
 static void test_header_type_unknown(void)
 {
-	struct mfd_hdr h = { .type = 11 };
+	struct mfd_hdr h = { .type = 13 };
 	uint8_t buf[MFD_HDR_SIZE];
 	struct rig g;
 
 	rig_up(&g, MFD_METHOD_NONE, 1);
 	mfd__hdr_encode(&h, buf);
 	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
-	rig_expect(&g, 0, "packet type 11");
+	rig_expect(&g, 0, "packet type 13");
 	rig_down(&g);
+}
+
+/* The postcopy switch and a request, in a session without postcopy. */
+static void test_postcopy_not_negotiated(void)
+{
+	static const uint8_t types[] = { MFD_PKT_POSTCOPY, MFD_PKT_REQUEST };
+
+	for (int i = 0; i < 2; i++) {
+		struct mfd_hdr h = { .type = types[i] };
+		uint8_t buf[MFD_HDR_SIZE];
+		struct rig g;
+
+		rig_up(&g, MFD_METHOD_NONE, 1);
+		mfd__hdr_encode(&h, buf);
+		mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
+		rig_expect(&g, 0, "postcopy was not negotiated");
+		rig_down(&g);
+	}
 }
 
 static void test_header_reserved(void)
@@ -928,6 +946,8 @@ int main(void)
 		{ "runs: fewer pages than the header", test_runs_fewer_pages },
 		{ "runs: more pages than the header", test_runs_more_pages },
 		{ "header type: unknown", test_header_type_unknown },
+		{ "postcopy packets without postcopy",
+		  test_postcopy_not_negotiated },
 		{ "blob: longer than the receiver holds", test_blob_too_long },
 		{ "blob: a piece twice", test_blob_piece_twice },
 		{ "blob: pieces that disagree", test_blob_pieces_disagree },

@@ -100,7 +100,7 @@ static void test_hdr_rejects(void)
 	h.payload_len += 1;
 	expect_bad(h, &lim, "payload length");
 	h = good_pages();
-	h.type = 11;
+	h.type = 13;
 	expect_bad(h, &lim, "type");
 	h = (struct mfd_hdr){ .type = MFD_PKT_SYNC, .normal = 1 };
 	expect_bad(h, &lim, "control");
@@ -449,6 +449,91 @@ static void test_init(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "magic"));
 }
 
+/* The postcopy switch, a request and the urgent channel's init
+ * (protocol.md 14). */
+static void test_postcopy(void)
+{
+	/* protocol.md 14.7, byte for byte */
+	static const uint8_t req_doc[MFD_HDR_SIZE + MFD_REQUEST_SIZE] = {
+		0x4d, 0x46, 0x44, 0x50, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3,
+		[32] = 0, 0, 0, 0x10,
+		[54] = 0x50, [62] = 0x10 };
+	static const uint8_t sw_doc[MFD_HDR_SIZE] = {
+		0x4d, 0x46, 0x44, 0x50, 11, [19] = 1, [35] = 8 };
+	struct mfd_hdr h = { .type = MFD_PKT_REQUEST, .packet_num = 3,
+			     .payload_len = MFD_REQUEST_SIZE }, out;
+	struct mfd_limits pl = lim;
+	struct mfd_init in = good_init(), iout;
+	uint8_t buf[MFD_HDR_SIZE + MFD_REQUEST_SIZE];
+	uint64_t off = 0, len = 0, region = 1 << 20;
+	char err[200] = "";
+
+	pl.features = MFD_FEAT_POSTCOPY;
+	mfd__hdr_encode(&h, buf);
+	mfd__request_encode(0x5000, 4096, buf + MFD_HDR_SIZE);
+	CU_ASSERT(memcmp(buf, req_doc, sizeof(req_doc)) == 0);
+	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &pl, &out, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mfd__request_decode(buf + MFD_HDR_SIZE, 4096, 128,
+					    region, &off, &len, err,
+					    sizeof(err)), 0);
+	CU_ASSERT(off == 0x5000 && len == 4096);
+	expect_bad(h, &lim, "postcopy was not negotiated");
+	h.region = 2;
+	expect_bad(h, &pl, "unknown region 2");
+	h.region = 0;
+	h.payload_len = 8;
+	expect_bad(h, &pl, "payload of 8 bytes");
+	h.payload_len = MFD_REQUEST_SIZE;
+	h.round = 1;
+	expect_bad(h, &pl, "round 1");
+	h.round = 0;
+	h.normal = 1;
+	expect_bad(h, &pl, "control");
+	{
+		static const struct {
+			uint64_t off, len;
+			const char *word;
+		} bad[] = {
+			{ 100, 4096, "offset 0x64 is not aligned" },
+			{ 4096, 100, "length 100" },
+			{ 4096, 0, "length 0" },
+			{ 0, 129 * 4096, "length 528384" },
+			{ 1 << 20, 4096, "offset 0x100000 + 4096 bytes outside" },
+			{ (1 << 20) - 4096, 8192, "outside the region" },
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			mfd__request_encode(bad[i].off, bad[i].len, buf);
+			err[0] = 0;
+			CU_ASSERT_EQUAL(mfd__request_decode(buf, 4096, 128,
+							    region, &off, &len,
+							    err, sizeof(err)),
+					-EBADMSG);
+			CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].word));
+		}
+	}
+	/* the switch: its payload's length is the receiver's to judge */
+	h = (struct mfd_hdr){ .type = MFD_PKT_POSTCOPY, .round = 1,
+			      .payload_len = 8 };
+	mfd__hdr_encode(&h, buf);
+	CU_ASSERT(memcmp(buf, sw_doc, sizeof(sw_doc)) == 0);
+	CU_ASSERT_EQUAL(mfd__hdr_decode(buf, &pl, &out, err, sizeof(err)), 0);
+	expect_bad(h, &lim, "postcopy was not negotiated");
+	CU_ASSERT_EQUAL(mfd__dirty_map_words(256 << 10, 4096), 1);
+	CU_ASSERT_EQUAL(mfd__dirty_map_words(65 * 4096, 4096), 2);
+	/* with POSTCOPY, index `channels` is the urgent channel, no more */
+	in.channel = 4;
+	in.region_count = 0;
+	in.features = MFD_FEAT_POSTCOPY;
+	mfd__init_encode(&in, buf);
+	CU_ASSERT_EQUAL(mfd__init_decode(buf, &iout, err, sizeof(err)), 0);
+	in.channel = 5;
+	expect_bad_init(in, "channel index");
+	in.channel = 4;
+	in.features = 0;
+	expect_bad_init(in, "channel index");
+}
+
 static void test_ack_and_region(void)
 {
 	struct mfd_ack a = { .status = -EINVAL, .msg_len = 5 }, out;
@@ -500,6 +585,7 @@ int main(void)
 		{ "runs of adjacent pages", test_runs },
 		{ "zero ranges", test_zero_range },
 		{ "blob headers and descriptors", test_blob },
+		{ "postcopy switch, request, urgent channel", test_postcopy },
 		{ "init packet", test_init },
 		{ "ack and region entries", test_ack_and_region },
 		{ NULL, NULL },

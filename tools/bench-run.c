@@ -386,6 +386,79 @@ static int live_rounds(const struct opts *o, struct mfd_session *snd,
 	return r;
 }
 
+/*
+ * Postcopy: the precopy rounds (every page, then what each rewrite
+ * dirtied), a last rewrite of --rewrite percent of the pages, and the
+ * switch with those as the dirty set: they stream while the receiver's
+ * guest touches pages, and the ones it touches first come on demand.
+ */
+static int postcopy_rounds(const struct opts *o, struct mfd_session *snd,
+			   int region, uint8_t *mem, uint64_t *dirty,
+			   struct bench_result *res, uint64_t *seed)
+{
+	uint64_t pages = o->size / o->cfg.page_size;
+	const uint64_t *maps[1] = { dirty };
+	struct mfd_stats before, after;
+	double t;
+	int r = 0;
+
+	mfd_session_stats(snd, &before);
+	t = now_seconds();
+	for (unsigned k = 0; !r && k < o->rounds; k++) {
+		r = k == 0 ? mfd_send_region(snd, region)
+			   : mfd_send_dirty(snd, region, dirty, NULL);
+		if (!r)
+			r = mfd_send_sync(snd);
+		if (k + 1 == o->rounds) { /* the rate without the rewrite */
+			mfd_session_stats(snd, &after);
+			res->precopy_bps = (double)(after.bytes - before.bytes) /
+					   (now_seconds() - t);
+		}
+		rewrite_pages(mem, pages, o->cfg.page_size, o->rewrite_pct,
+			      o->content, dirty, seed);
+	}
+	/* the writer is stopped: dirty is the final dirty set */
+	before = after;
+	t = now_seconds();
+	if (!r)
+		r = mfd_send_postcopy(snd, maps);
+	mfd_session_stats(snd, &after);
+	res->postcopy_bps = (double)(after.bytes - before.bytes) /
+			    (now_seconds() - t);
+	return r ? r : mfd_send_finish(snd);
+}
+
+/* The receiver's guest: from the switch on, it reads a byte of one page
+ * after another (random, or in order), a page every 100 us, until the
+ * session ends; a page not there yet is fetched on demand. */
+struct guest {
+	struct mfd_session *rx;
+	const volatile uint8_t *mem;
+	uint64_t pages;
+	uint32_t ps;
+	bool sequential;
+	bool stop; /* atomic */
+	uint64_t touches;
+};
+
+static void *guest_main(void *arg)
+{
+	struct guest *g = arg;
+	uint64_t seed = 0x6e57;
+
+	if (mfd_recv_postcopy_wait(g->rx, 0))
+		return NULL;
+	while (!__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t pg = g->sequential ? g->touches % g->pages
+					    : rng(&seed) % g->pages;
+
+		(void)g->mem[pg * g->ps];
+		g->touches++;
+		usleep(100);
+	}
+	return NULL;
+}
+
 /* Seconds of registration per GiB registered (0: none). */
 static double reg_per_gib(const struct mfd_session *s)
 {
@@ -404,13 +477,19 @@ int bench_run(const struct opts *o, struct bench_result *res)
 	struct mapping src = { .fd = -1 };
 	struct mfd_session *snd = NULL;
 	struct mfd_config rcfg = o->cfg, scfg = o->cfg;
+	struct guest g = { .ps = o->cfg.page_size,
+			   .sequential = o->postcopy_sequential };
+	pthread_t gt;
+	bool gt_started = false;
 	uint64_t *dirty = NULL, pages, seed = 0x9e3779b97f4a7c15ull;
 	pthread_t rt;
 	bool rt_started = false;
 	double t0, cpu0, send_cpu, gib;
 	char err[300];
 	int r = -ENOMEM, region;
-	unsigned max_rounds = o->live ? o->max_rounds + 1 : o->rounds;
+	unsigned max_rounds = o->live	    ? o->max_rounds + 1
+			      : o->postcopy ? o->rounds + 1
+					    : o->rounds;
 
 	memset(res, 0, sizeof(*res));
 	pages = o->size / o->cfg.page_size;
@@ -444,6 +523,12 @@ int bench_run(const struct opts *o, struct bench_result *res)
 	}
 	pthread_create(&rt, NULL, receiver_main, &rc);
 	rt_started = true;
+	if (o->postcopy) {
+		g.rx = rc.s;
+		g.mem = rc.dst.mem;
+		g.pages = pages;
+		gt_started = !pthread_create(&gt, NULL, guest_main, &g);
+	}
 	scfg.uri = mfd_session_uri(rc.s);
 	r = mfd_session_new(&scfg, MFD_ROLE_SEND, &snd, err, sizeof(err));
 	region = r ? r : mfd_session_add_region(snd, "bench", src.mem, o->size,
@@ -459,9 +544,11 @@ int bench_run(const struct opts *o, struct bench_result *res)
 	r = mfd_session_start(snd);
 	if (!r && o->live)
 		r = live_rounds(o, snd, region, src.mem, dirty, res);
+	else if (!r && o->postcopy)
+		r = postcopy_rounds(o, snd, region, src.mem, dirty, res, &seed);
 	else if (!r)
 		r = fixed_rounds(o, snd, region, src.mem, dirty, res, &seed);
-	if (!r && !o->live)
+	if (!r && !o->live && !o->postcopy)
 		r = mfd_send_finish(snd);
 	res->seconds = now_seconds() - t0;
 	send_cpu = thread_cpu() - cpu0 + channels_cpu(snd);
@@ -471,6 +558,12 @@ int bench_run(const struct opts *o, struct bench_result *res)
 	}
 	pthread_join(rt, NULL);
 	rt_started = false;
+	if (gt_started) {
+		__atomic_store_n(&g.stop, true, __ATOMIC_RELEASE);
+		pthread_join(gt, NULL);
+		gt_started = false;
+		res->touches = g.touches;
+	}
 	if (rc.result) {
 		die_msg("bench: receiver: %s", mfd_session_error(rc.s));
 		r = rc.result;
@@ -485,6 +578,7 @@ int bench_run(const struct opts *o, struct bench_result *res)
 		res->ceiling = raw_ceiling(src.mem, o->size, o->cfg.channels,
 					   o->pretouch);
 	mfd_session_stats(snd, &res->st);
+	mfd_session_stats(rc.s, &res->rx);
 	while (res->nrounds < max_rounds + 1 &&
 	       !mfd_round_stats(snd, res->nrounds, &res->rounds[res->nrounds]))
 		res->nrounds++;
@@ -498,6 +592,10 @@ out:
 	if (rt_started) {
 		mfd_session_cancel(rc.s);
 		pthread_join(rt, NULL);
+	}
+	if (gt_started) { /* the cancel ended its wait, or the session */
+		__atomic_store_n(&g.stop, true, __ATOMIC_RELEASE);
+		pthread_join(gt, NULL);
 	}
 	mfd_session_free(snd);
 	mfd_session_free(rc.s);

@@ -39,6 +39,13 @@ static const char bench_usage[] =
 	"      --downtime MS       --live: the stop-and-copy budget (default 300)\n"
 	"      --max-rounds N      --live: give up converging after N rounds\n"
 	"                          (default 30)\n"
+	"      --postcopy          after the --rounds precopy rounds, rewrite\n"
+	"                          --rewrite percent of the pages and switch to\n"
+	"                          postcopy: they stream while a guest thread on\n"
+	"                          the receiver touches pages, fetching missing\n"
+	"                          ones on demand (tcp: and unix: only)\n"
+	"      --postcopy-pattern P  --postcopy: the guest touches pages in\n"
+	"                          random order or sequential (default random)\n"
 	"      --sweep             run over 1,2,4,8 channels x none,zlib,zstd x\n"
 	"                          random,text,mixed; print CSV (see bench/plot)\n"
 	"      --uri URI           where the pair meets (default\n"
@@ -76,6 +83,8 @@ enum {
 	OPT_DOWNTIME,
 	OPT_MAX_ROUNDS,
 	OPT_SWEEP,
+	OPT_POSTCOPY,
+	OPT_POSTCOPY_PATTERN,
 };
 
 static const struct option bench_opts[] = {
@@ -92,6 +101,8 @@ static const struct option bench_opts[] = {
 	{ "downtime", required_argument, NULL, OPT_DOWNTIME },
 	{ "max-rounds", required_argument, NULL, OPT_MAX_ROUNDS },
 	{ "sweep", no_argument, NULL, OPT_SWEEP },
+	{ "postcopy", no_argument, NULL, OPT_POSTCOPY },
+	{ "postcopy-pattern", required_argument, NULL, OPT_POSTCOPY_PATTERN },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -161,6 +172,18 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 	case OPT_SWEEP:
 		o->sweep = true;
 		return 0;
+	case OPT_POSTCOPY:
+		o->postcopy = o->cfg.postcopy = true;
+		return 0;
+	case OPT_POSTCOPY_PATTERN:
+		if (strcmp(arg, "random") && strcmp(arg, "sequential")) {
+			die_msg("bad postcopy pattern '%s': expected random or "
+				"sequential",
+				arg);
+			return -1;
+		}
+		o->postcopy_sequential = !strcmp(arg, "sequential");
+		return 0;
 	}
 	return -1;
 }
@@ -215,6 +238,26 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	if (o->live)
 		printf(",\"converged\":%s,\"downtime_s\":%.6f",
 		       r->converged ? "true" : "false", r->downtime);
+	if (o->postcopy)
+		printf(",\"postcopy\":{\"pattern\":\"%s\",\"touches\":%llu,"
+		       "\"requests\":%llu,\"demand_pages\":%llu,"
+		       "\"stream_pages\":%llu,\"postcopy_latency_us\":"
+		       "{\"p50\":%.0f,\"p90\":%.0f,\"p99\":%.0f,\"max\":%.0f},"
+		       "\"precopy_bytes_per_s\":%.0f,"
+		       "\"stream_bytes_per_s\":%.0f,\"stream_ratio\":%.4f,"
+		       "\"total_seconds\":%.6f}",
+		       o->postcopy_sequential ? "sequential" : "random",
+		       (unsigned long long)r->touches,
+		       (unsigned long long)r->rx.postcopy_requests,
+		       (unsigned long long)r->rx.postcopy_demand_pages,
+		       (unsigned long long)r->rx.postcopy_stream_pages,
+		       r->rx.postcopy_latency_p50_us,
+		       r->rx.postcopy_latency_p90_us,
+		       r->rx.postcopy_latency_p99_us,
+		       r->rx.postcopy_latency_max_us, r->precopy_bps,
+		       r->postcopy_bps,
+		       r->precopy_bps > 0 ? r->postcopy_bps / r->precopy_bps : 0,
+		       r->seconds);
 	printf(",\"round_log\":[");
 	for (unsigned k = 0; k < r->nrounds; k++) {
 		fputs(k ? "," : "", stdout);
@@ -231,7 +274,8 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 	       "%s, %s memory\n",
 	       o->uri ? o->uri : "tcp loopback", o->cfg.channels,
 	       mfd_method_name(o->cfg.method), content_names[o->content],
-	       (double)o->size / (1 << 20), o->live ? ", live" : "",
+	       (double)o->size / (1 << 20),
+	       o->live ? ", live" : o->postcopy ? ", postcopy" : "",
 	       o->pretouch ? "pre-touched" : "fresh");
 	for (unsigned k = 0; r->nrounds > 2 && k < r->nrounds; k++) {
 		const struct mfd_round_stats *rs = &r->rounds[k];
@@ -248,6 +292,24 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 		printf("%s\n", o->live && k + 1 == r->nrounds
 				       ? " (stop and copy)" : "");
 	}
+	if (o->postcopy)
+		printf("  postcopy (%s touches): %llu touches, %llu requests, "
+		       "%llu pages on demand, %llu by the stream\n"
+		       "  request latency: p50 %.0f us, p90 %.0f us, p99 %.0f "
+		       "us, max %.0f us\n"
+		       "  stream after the switch: %.0f MB/s, %.2f of precopy's "
+		       "%.0f MB/s; total %.3f s\n",
+		       o->postcopy_sequential ? "sequential" : "random",
+		       (unsigned long long)r->touches,
+		       (unsigned long long)r->rx.postcopy_requests,
+		       (unsigned long long)r->rx.postcopy_demand_pages,
+		       (unsigned long long)r->rx.postcopy_stream_pages,
+		       r->rx.postcopy_latency_p50_us,
+		       r->rx.postcopy_latency_p90_us,
+		       r->rx.postcopy_latency_p99_us,
+		       r->rx.postcopy_latency_max_us, r->postcopy_bps / 1e6,
+		       r->precopy_bps > 0 ? r->postcopy_bps / r->precopy_bps : 0,
+		       r->precopy_bps / 1e6, r->seconds);
 	if (o->live)
 		printf("  %s; downtime %.1f ms (budget %u ms)\n",
 		       r->converged ? "converged"
@@ -391,6 +453,11 @@ int cmd_bench(int argc, char **argv)
 	mfd_session_free(check);
 	if (r) {
 		die_msg("bench: %s", err);
+		return 2;
+	}
+	if (o.postcopy && (o.live || o.sweep)) {
+		die_msg("bench: --postcopy goes with neither --live nor "
+			"--sweep");
 		return 2;
 	}
 	if (o.sweep)

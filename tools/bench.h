@@ -27,6 +27,12 @@ struct bench_result {
 	/* --live */
 	bool converged;	 /* the dirty set fitted the downtime */
 	double downtime; /* seconds of the final stop-and-copy round */
+	/* --postcopy: the receiver's statistics (requests, latencies), the
+	 * wire rate of the precopy rounds and of the stream after the
+	 * switch (bytes per second), and the guest's touches */
+	struct mfd_stats rx;
+	double precopy_bps, postcopy_bps;
+	uint64_t touches;
 };
 
 /* One run as the options say; errors are printed. 0 when the run

@@ -49,6 +49,8 @@ struct opts {
 	unsigned downtime_ms;
 	unsigned max_rounds;
 	bool sweep;
+	bool postcopy;		  /* bench --postcopy */
+	bool postcopy_sequential; /* --postcopy-pattern sequential */
 };
 
 /*

@@ -63,8 +63,10 @@ struct sock_conn {
 	 * come in any order). Only the channel thread touches these. */
 	uint64_t zc_next;
 	uint64_t zc_done;
-	struct iovec scratch[IOV_MAX]; /* the rest of a list after a short
-					  transfer */
+	/* the rest of a list after a short transfer, one per direction: a
+	 * postcopy urgent channel sends from one thread while another
+	 * receives */
+	struct iovec scratch_tx[IOV_MAX], scratch_rx[IOV_MAX];
 };
 
 struct sock_listener {
@@ -159,16 +161,16 @@ static int sock_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 
 /* The next window of at most IOV_MAX entries starting `skip` bytes into
  * iov[i]; copies into scratch only when it must adjust the first one. */
-static struct iovec *window(struct sock_conn *sc, const struct iovec *iov,
+static struct iovec *window(struct iovec *scratch, const struct iovec *iov,
 			    int n, int i, size_t skip, int *cnt)
 {
 	*cnt = n - i < IOV_MAX ? n - i : IOV_MAX;
 	if (!skip)
 		return (struct iovec *)&iov[i];
-	memcpy(sc->scratch, &iov[i], *cnt * sizeof(*iov));
-	sc->scratch[0].iov_base = (char *)sc->scratch[0].iov_base + skip;
-	sc->scratch[0].iov_len -= skip;
-	return sc->scratch;
+	memcpy(scratch, &iov[i], *cnt * sizeof(*iov));
+	scratch[0].iov_base = (char *)scratch[0].iov_base + skip;
+	scratch[0].iov_len -= skip;
+	return scratch;
 }
 
 /* Advance (i, skip) by `done` bytes over iov. */
@@ -373,7 +375,7 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		ssize_t r;
 		int cnt;
 
-		mh.msg_iov = window(sc, iov, n, i, skip, &cnt);
+		mh.msg_iov = window(sc->scratch_tx, iov, n, i, skip, &cnt);
 		mh.msg_iovlen = cnt;
 		r = zc ? zc_sendmsg(sc, &mh, wflags)
 		       : sendmsg(sc->fd, &mh, wflags);
@@ -444,7 +446,7 @@ static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 		ssize_t r;
 		int cnt;
 
-		mh.msg_iov = window(sc, iov, n, i, skip, &cnt);
+		mh.msg_iov = window(sc->scratch_rx, iov, n, i, skip, &cnt);
 		mh.msg_iovlen = cnt;
 		r = recvmsg(sc->fd, &mh, rflags);
 		if (deadline)

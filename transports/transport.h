@@ -7,7 +7,10 @@
  * wrappers below, which answer -ENOTSUP for an optional op left NULL.
  *
  * Threads: a connection is used by one channel thread at a time; the
- * session may call mfd__tp_shutdown() from any thread to wake it.
+ * session may call mfd__tp_shutdown() from any thread to wake it. The
+ * postcopy urgent channel (tcp and unix only) sends from one thread while
+ * another receives: sends and receives of a socket connection keep no
+ * state in common but err, which then says either's failure.
  */
 #ifndef MFD_TRANSPORT_H
 #define MFD_TRANSPORT_H
