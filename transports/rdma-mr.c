@@ -296,14 +296,6 @@ static int reg_slices(struct mr_ent *m, const struct reg_tick *tick)
 	return r;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
 		   const struct reg_tick *tick, uint64_t *ns,
 		   struct mr_ent **out)
@@ -337,14 +329,14 @@ int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
 			r = -ENOMEM;
 			goto out;
 		}
-		t0 = now_ns();
+		t0 = mfd__tp_now_ns();
 		r = reg_slices(m, tick);
 		if (r) {
 			free(m->mrs);
 			free(m);
 			goto out;
 		}
-		*ns = (uint64_t)(now_ns() - t0);
+		*ns = (uint64_t)(mfd__tp_now_ns() - t0);
 		m->next = d->mrs;
 		d->mrs = m;
 	}

@@ -100,20 +100,6 @@ static struct sock_conn *conn_new(const struct mfd_transport_ops *ops, int fd)
 	return sc;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* The deadline timeout_ms from now (0: none). */
-static int64_t deadline_in(unsigned timeout_ms)
-{
-	return timeout_ms ? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
-}
-
 /* poll() timeout until deadline, rounded up (-1: none); 0 once it passed. */
 static int poll_ms(int64_t deadline)
 {
@@ -121,7 +107,7 @@ static int poll_ms(int64_t deadline)
 
 	if (!deadline)
 		return -1;
-	left = deadline - now_ns();
+	left = deadline - mfd__tp_now_ns();
 	if (left <= 0)
 		return 0;
 	left = (left + 999999) / 1000000;
@@ -330,7 +316,7 @@ static int sock_flush(struct mfd_conn *c)
 
 	if (!sc->zerocopy || sc->zc_done == sc->zc_next)
 		return 0;
-	return zc_wait(sc, deadline_in(sc->timeout_ms));
+	return zc_wait(sc, mfd__tp_deadline_in(sc->timeout_ms));
 }
 
 static ssize_t zc_sendmsg(struct sock_conn *sc, struct msghdr *mh, int flags)
@@ -362,7 +348,7 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	struct sock_conn *sc = (struct sock_conn *)c;
 	bool zc = sc->zerocopy && (flags & MFD_SEND_ZEROCOPY);
 	bool retried = false;
-	int64_t deadline = deadline_in(sc->timeout_ms);
+	int64_t deadline = mfd__tp_deadline_in(sc->timeout_ms);
 	int wflags = MSG_NOSIGNAL;
 	size_t skip = 0, done = 0;
 	int i = 0;
@@ -435,7 +421,7 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
-	int64_t deadline = deadline_in(sc->timeout_ms);
+	int64_t deadline = mfd__tp_deadline_in(sc->timeout_ms);
 	int rflags = MSG_WAITALL;
 	size_t skip = 0, got = 0;
 	int i = 0;
@@ -618,7 +604,7 @@ static int tcp_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		       struct mfd_conn **out, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	int64_t deadline = deadline_in(timeout_ms); /* for all addresses */
+	int64_t deadline = mfd__tp_deadline_in(timeout_ms); /* for all addresses */
 	int r, fd = -EHOSTUNREACH;
 
 	r = getaddrinfo(u->host, u->port, &hints, &res);
@@ -650,7 +636,7 @@ static int unix_connect(const struct mfd_uri *u, unsigned timeout_ms,
 
 	memcpy(sa.sun_path, u->path, strlen(u->path) + 1);
 	fd = connect_addr(AF_UNIX, (struct sockaddr *)&sa, sizeof(sa),
-			  deadline_in(timeout_ms));
+			  mfd__tp_deadline_in(timeout_ms));
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot connect to unix socket '%s': %s",
 			 u->path, strerror(-fd));
@@ -823,7 +809,7 @@ static int sock_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	struct sock_listener *l = (struct sock_listener *)ml;
 	struct pollfd p[2] = { { .fd = l->fd, .events = POLLIN },
 			       { .fd = l->wake_fd, .events = POLLIN } };
-	int64_t deadline = deadline_in(timeout_ms);
+	int64_t deadline = mfd__tp_deadline_in(timeout_ms);
 	int r, fd;
 
 	do {

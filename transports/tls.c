@@ -110,19 +110,6 @@ static void keylog(const SSL *ssl, const char *line)
 		mfd__ktls_take_secret(line, tc->t->server, &tc->rx_secret);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t deadline_in(unsigned timeout_ms)
-{
-	return timeout_ms ? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
-}
-
 /* poll() fd for events until deadline (0: none): >0 ready, 0 timed out,
  * -errno. */
 static int wait_fd(int fd, short events, int64_t deadline)
@@ -132,7 +119,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 		int ms = -1, r;
 
 		if (deadline) {
-			int64_t left = deadline - now_ns();
+			int64_t left = deadline - mfd__tp_now_ns();
 
 			if (left <= 0)
 				return 0;
@@ -861,7 +848,7 @@ static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		    unsigned flags)
 {
 	struct tls_conn *tc = (struct tls_conn *)c;
-	int64_t deadline = deadline_in(tc->timeout_ms);
+	int64_t deadline = mfd__tp_deadline_in(tc->timeout_ms);
 	size_t total = iov_bytes(iov, n), done = 0, have = 0;
 	int r;
 
@@ -963,7 +950,7 @@ static int recv_stash(struct tls_conn *tc, const struct iovec *iov, int n)
 static int tls_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 {
 	struct tls_conn *tc = (struct tls_conn *)c;
-	int64_t deadline = deadline_in(tc->timeout_ms);
+	int64_t deadline = mfd__tp_deadline_in(tc->timeout_ms);
 	size_t total = iov_bytes(iov, n), got = 0;
 	int r;
 
@@ -1071,7 +1058,7 @@ static void tls_close(struct mfd_conn *c)
 static int tls_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		       struct mfd_conn **out, char *err, size_t errlen)
 {
-	int64_t deadline = deadline_in(timeout_ms);
+	int64_t deadline = mfd__tp_deadline_in(timeout_ms);
 	struct mfd_conn *lower;
 	struct tls_conn *tc;
 	int r = u->lower->connect(u, timeout_ms, &lower, err, errlen);

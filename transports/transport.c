@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "transport.h"
 
@@ -195,6 +196,20 @@ int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 {
 	return c->ops->set_timeout ? c->ops->set_timeout(c, timeout_ms)
 				   : -ENOTSUP;
+}
+
+int64_t mfd__tp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t mfd__tp_deadline_in(unsigned timeout_ms)
+{
+	return timeout_ms ? mfd__tp_now_ns() + (int64_t)timeout_ms * 1000000
+			  : 0;
 }
 
 int mfd__tp_enable_zerocopy(struct mfd_conn *c)

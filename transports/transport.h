@@ -229,6 +229,9 @@ int mfd__tp_register_region(struct mfd_conn *c, unsigned index, void *mem,
 			    uint64_t len);
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms);
 int mfd__tp_enable_zerocopy(struct mfd_conn *c);
+/* CLOCK_MONOTONIC in ns; the deadline timeout_ms from now (0: none). */
+int64_t mfd__tp_now_ns(void);
+int64_t mfd__tp_deadline_in(unsigned timeout_ms);
 void mfd__tp_shutdown(struct mfd_conn *c);
 void mfd__tp_shutdown_read(struct mfd_conn *c);
 void mfd__tp_revoke(struct mfd_conn *c);

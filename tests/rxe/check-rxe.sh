@@ -15,6 +15,16 @@ echo "test-rdma: exit $rc"
 [ "$rc" -eq 0 ] || status=1
 
 echo "== multifd bench over rdma, 2 channels, against ib_write_bw"
+# listening LOG: the URI a receiver logs it listens on (up to 10 s)
+listening() {
+	local u
+	for _ in $(seq 100); do
+		u=$(sed -n 's/^multifd: listening on //p' "$1")
+		[ -n "$u" ] && break
+		sleep 0.1
+	done
+	echo "$u"
+}
 # json_num FIELD: the number of FIELD in /tmp/bench.json
 json_num() {
 	sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" /tmp/bench.json
@@ -94,12 +104,7 @@ for m in none zlib zstd; do
 		"rdma:$MFD_RDMA_ADDR:0" /dev/shm/out \
 		2>/tmp/recv.log &
 	rpid=$!
-	uri=
-	for _ in $(seq 100); do
-		uri=$(sed -n 's/^multifd: listening on //p' /tmp/recv.log)
-		[ -n "$uri" ] && break
-		sleep 0.1
-	done
+	uri=$(listening /tmp/recv.log)
 	./multifd send -q --timeout 20 -c 2 -m "$m" --blob state=/tmp/blob \
 		"$uri" /dev/shm/in
 	sst=$?
@@ -157,12 +162,7 @@ head -c $((16 << 20)) /dev/urandom >/dev/shm/in
 ./multifd recv --timeout 20 --tls --secret-file /tmp/secret \
 	tcp:127.0.0.1:0 /dev/shm/out >/tmp/recv.out 2>/tmp/recv.log &
 rpid=$!
-uri=
-for _ in $(seq 100); do
-	uri=$(sed -n 's/^multifd: listening on //p' /tmp/recv.log)
-	[ -n "$uri" ] && break
-	sleep 0.1
-done
+uri=$(listening /tmp/recv.log)
 ./multifd send --timeout 20 -c 2 --tls --secret-file /tmp/secret \
 	"$uri" /dev/shm/in >/tmp/send.out 2>&1
 sst=$?
@@ -183,12 +183,7 @@ rm -f /dev/shm/out
 ./multifd recv --timeout 2 --tls --secret-file /tmp/secret \
 	tcp:127.0.0.1:0 /dev/shm/out >/dev/null 2>/tmp/recv.log &
 rpid=$!
-uri=
-for _ in $(seq 100); do
-	uri=$(sed -n 's/^multifd: listening on //p' /tmp/recv.log)
-	[ -n "$uri" ] && break
-	sleep 0.1
-done
+uri=$(listening /tmp/recv.log)
 ./multifd send -q --timeout 20 -c 2 --max-bandwidth 4M --tls \
 	--secret-file /tmp/secret "$uri" /dev/shm/in 2>/tmp/send.out &
 spid=$!
