@@ -542,15 +542,35 @@ static void *fault_main(void *arg)
 			if (msg[k].event == UFFD_EVENT_PAGEFAULT)
 				r = on_fault(s, &msg[k], complete);
 		if (r) {
-			mfd__session_fail(s, (int)s->nchannels, r,
-					  "page request: %s",
-					  s->urgent->conn->err[0]
-						  ? s->urgent->conn->err
-						  : strerror(-r));
+			/* every page may have come meanwhile: a request that
+			 * cannot go out then is no failure */
+			pthread_mutex_lock(&s->lock);
+			complete = pc->complete || pc->stop;
+			pthread_mutex_unlock(&s->lock);
+			if (!complete)
+				mfd__session_fail(s, (int)s->nchannels, r,
+						  "page request: %s",
+						  s->urgent->conn->err[0]
+							  ? s->urgent->conn->err
+							  : strerror(-r));
 			break;
 		}
 	}
 	return NULL;
+}
+
+/* The urgent channel failed: the session's error unless postcopy was
+ * stopped or every page is in place already. */
+static void urgent_failed(struct mfd_session *s, struct mfd_channel *ch, int r)
+{
+	bool quiet;
+
+	pthread_mutex_lock(&s->lock);
+	quiet = s->pc->stop || s->pc->complete;
+	pthread_mutex_unlock(&s->lock);
+	if (!quiet)
+		mfd__session_fail(s, (int)ch->index, r, "urgent channel: %s",
+				  ch->conn->err);
 }
 
 /* Answers, until the stop or the session's end. */
@@ -565,17 +585,9 @@ static void *urgent_main(void *arg)
 
 	mfd__session_limits(s, &lim);
 	for (;;) {
-		bool quiet;
-
 		r = mfd__tp_recv_buf(ch->conn, p->wire, MFD_HDR_SIZE);
 		if (r) {
-			pthread_mutex_lock(&s->lock);
-			quiet = s->pc->stop || s->pc->complete;
-			pthread_mutex_unlock(&s->lock);
-			if (!quiet)
-				mfd__session_fail(s, (int)ch->index, r,
-						  "urgent channel: %s",
-						  ch->conn->err);
+			urgent_failed(s, ch, r);
 			break;
 		}
 		r = mfd__hdr_decode(p->wire, &lim, &p->hdr, err, sizeof(err));
@@ -590,8 +602,14 @@ static void *urgent_main(void *arg)
 			mfd__session_fail(s, (int)ch->index, r, "%s", err);
 			break;
 		}
-		if (mfd__recv_pages(s, ch))
+		/* a transport error in the middle of an answer is not yet
+		 * the session's: no answer would be read any more while the
+		 * fault thread asks on */
+		r = mfd__recv_pages(s, ch);
+		if (r) {
+			urgent_failed(s, ch, r);
 			break;
+		}
 	}
 	return NULL;
 }

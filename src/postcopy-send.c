@@ -83,13 +83,14 @@ int mfd__pc_send_switch(struct mfd_session *s, struct mfd_channel *ch)
 }
 
 /* Claim page pg of region i from the map: true when nobody sent it. */
-static bool claim(struct mfd_postcopy *pc, uint32_t i, uint64_t pg)
+/* Whether page pg of region i is still to be streamed. An answer never
+ * takes a page from the map: the stream sends every page of it before
+ * END, so END still means "every page is in place" whatever answers are
+ * in flight on the urgent channel (the receiver drops the second copy). */
+static bool pending(struct mfd_postcopy *pc, uint32_t i, uint64_t pg)
 {
-	uint64_t bit = 1ull << (pg % 64);
-
-	return __atomic_fetch_and(&pc->map[i][pg / 64], ~bit,
-				  __ATOMIC_ACQ_REL) &
-	       bit;
+	return __atomic_load_n(&pc->map[i][pg / 64], __ATOMIC_ACQUIRE) &
+	       (1ull << (pg % 64));
 }
 
 /* Read one request and check it; 1 when the channel closed. */
@@ -131,8 +132,9 @@ static int read_request(struct mfd_session *s, struct mfd_channel *ch,
 	return r;
 }
 
-/* The answer: the pages asked for, then the next ones nobody sent yet,
- * up to MFD_PC_ANSWER_PAGES (or the request's length) in one packet. */
+/* The answer: the pages asked for, then the next ones the stream has not
+ * sent yet, up to MFD_PC_ANSWER_PAGES (or the request's length) in one
+ * packet. */
 static int answer(struct mfd_session *s, struct mfd_channel *ch,
 		  uint64_t off, uint64_t len)
 {
@@ -144,12 +146,10 @@ static int answer(struct mfd_session *s, struct mfd_channel *ch,
 	most = (uint32_t)(len / ps);
 	if (most < MFD_PC_ANSWER_PAGES)
 		most = MFD_PC_ANSWER_PAGES < ppp ? MFD_PC_ANSWER_PAGES : ppp;
-	for (uint64_t o = off; o < off + len; o += ps) {
-		claim(s->pc, i, o / ps);
+	for (uint64_t o = off; o < off + len; o += ps)
 		ch->job_offsets[n++] = o;
-	}
 	for (uint64_t o = off + len; n < most && o < end; o += ps) {
-		if (!claim(s->pc, i, o / ps))
+		if (!pending(s->pc, i, o / ps))
 			break;
 		ch->job_offsets[n++] = o;
 	}

@@ -1345,7 +1345,7 @@ static int accept_channels(struct mfd_session *s)
 	struct {
 		struct mfd_conn *c;
 		struct mfd_init in;
-	} early[MFD_MAX_CHANNELS];
+	} early[MFD_MAX_CHANNELS + 1]; /* + postcopy's urgent channel */
 	unsigned have = 0, nearly = 0, t = s->cfg.timeout_ms;
 	struct mfd_deadline until;
 	char err[768];
@@ -1383,7 +1383,7 @@ static int accept_channels(struct mfd_session *s)
 		if (greet(s, c, &in, &h))
 			continue;
 		if (!s->ch && in.channel != 0) {
-			if (nearly == MFD_MAX_CHANNELS)
+			if (nearly == MFD_MAX_CHANNELS + 1)
 				refuse(s, c, -EBUSY,
 				       "too many channels before channel 0",
 				       NULL);

@@ -1127,8 +1127,8 @@ MFD_EXTERN int mfd_send_sync(struct mfd_session *s)
 	return r ? r : end_round(s, MFD_JOB_SYNC);
 }
 
-/* Queue the pages of region i still pending in the postcopy map, in
- * order, each claimed from the map first (an answer may have sent it). */
+/* Queue every page of region i in the postcopy map, in order (answers
+ * may have sent some already: the receiver keeps the first copy). */
 static int stream_region(struct mfd_session *s, int i)
 {
 	uint64_t *m = s->pc->map[i], chunk[64];
