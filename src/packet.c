@@ -482,7 +482,7 @@ void mfd__request_encode(uint64_t offset, uint64_t length,
 }
 
 int mfd__request_decode(const uint8_t buf[MFD_REQUEST_SIZE],
-			uint32_t page_size, uint32_t pages_per_packet,
+			uint32_t page_size, uint32_t max_pages,
 			uint64_t region_len, uint64_t *offset,
 			uint64_t *length, char *err, size_t errlen)
 {
@@ -492,9 +492,9 @@ int mfd__request_decode(const uint8_t buf[MFD_REQUEST_SIZE],
 		BAD("offset 0x%llx is not aligned to the page size %u",
 		    (unsigned long long)off, page_size);
 	if (len == 0 || len % page_size ||
-	    len > (uint64_t)pages_per_packet * page_size)
+	    len > (uint64_t)max_pages * page_size)
 		BAD("length %llu is not 1..%u whole pages of %u bytes",
-		    (unsigned long long)len, pages_per_packet, page_size);
+		    (unsigned long long)len, max_pages, page_size);
 	if (off >= region_len || len > region_len - off)
 		BAD("offset 0x%llx + %llu bytes outside the region (size "
 		    "0x%llx)",

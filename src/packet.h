@@ -221,12 +221,12 @@ uint32_t mfd__blob_piece_pages(uint64_t total, uint64_t offset,
 			       uint32_t page_size, uint32_t pages_per_packet);
 
 /* A REQUEST payload to and from host order; decoding checks that the
- * range is whole pages, 1..pages_per_packet of them, inside a region of
+ * range is whole pages, 1..max_pages of them, inside a region of
  * region_len, and names the bad value in err. */
 void mfd__request_encode(uint64_t offset, uint64_t length,
 			 uint8_t buf[MFD_REQUEST_SIZE]);
 int mfd__request_decode(const uint8_t buf[MFD_REQUEST_SIZE],
-			uint32_t page_size, uint32_t pages_per_packet,
+			uint32_t page_size, uint32_t max_pages,
 			uint64_t region_len, uint64_t *offset,
 			uint64_t *length, char *err, size_t errlen);
 

@@ -121,7 +121,11 @@ static int read_request(struct mfd_session *s, struct mfd_channel *ch,
 	}
 	if (mfd__tp_recv_buf(ch->conn, buf + MFD_HDR_SIZE, MFD_REQUEST_SIZE))
 		return 1;
-	r = mfd__request_decode(buf + MFD_HDR_SIZE, ps, ppp,
+	/* at most one answer's worth: a request of 32 bytes must not make
+	 * the sender send more, ahead of the rate limit */
+	r = mfd__request_decode(buf + MFD_HDR_SIZE, ps,
+				ppp < MFD_PC_ANSWER_PAGES ? ppp
+							  : MFD_PC_ANSWER_PAGES,
 				s->regions[p->hdr.region].length, off, len, err,
 				sizeof(err));
 	if (r)

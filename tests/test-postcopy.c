@@ -523,7 +523,9 @@ static void test_shared_memory_refused(void)
  * and the urgent channel, then sends a request outside the region. The
  * sender must fail naming the offset, without reading outside.
  */
-static void test_bad_request(void)
+/* A hand-made receiver's request for [off, off + rlen): the sender
+ * fails naming `want`. */
+static void bad_request(uint64_t off, uint64_t rlen, const char *want)
 {
 	const uint64_t len = 1u << 20;
 	uint8_t *src = anon(len);
@@ -579,21 +581,33 @@ static void test_bad_request(void)
 	map[0] = 1; /* one page to stream, well inside the buffers */
 	CU_ASSERT_EQUAL(mfd_send_postcopy(tx, maps), 0);
 	mfd__hdr_encode(&h, buf);
-	mfd__request_encode(len, PS, buf + MFD_HDR_SIZE);
+	mfd__request_encode(off, rlen, buf + MFD_HDR_SIZE);
 	CU_ASSERT_EQUAL(mfd__tp_send_buf(cu, buf, MFD_HDR_SIZE +
 							  MFD_REQUEST_SIZE),
 			0);
 	CU_ASSERT_NOT_EQUAL(mfd_send_finish(tx), 0);
 	CU_ASSERT(strstr(mfd_session_error(tx), "request 9 for region 'ram'") !=
 		  NULL);
-	CU_ASSERT(strstr(mfd_session_error(tx),
-			 "offset 0x100000 + 4096 bytes outside the region") !=
-		  NULL);
+	if (!strstr(mfd_session_error(tx), want))
+		fprintf(stderr, "'%s' does not say '%s'\n",
+			mfd_session_error(tx), want);
+	CU_ASSERT(strstr(mfd_session_error(tx), want) != NULL);
 	mfd_session_free(tx);
 	for (int i = 0; i < 2; i++)
 		mfd__tp_close(c[i]);
 	mfd__tp_listener_close(l);
 	munmap(src, len);
+}
+
+static void test_bad_request(void)
+{
+	bad_request(1u << 20, PS, "offset 0x100000 + 4096 bytes outside the region");
+}
+
+/* more than one answer's worth (8 pages) from 32 bytes of request */
+static void test_request_too_long(void)
+{
+	bad_request(0, 9 * PS, "length 36864 is not 1..8 whole pages");
 }
 
 int main(void)
@@ -613,6 +627,7 @@ int main(void)
 		{ "shared memory is refused at the switch",
 		  test_shared_memory_refused },
 		{ "a request outside the region", test_bad_request },
+		{ "a request of more than 8 pages", test_request_too_long },
 		{ NULL, NULL },
 	};
 
