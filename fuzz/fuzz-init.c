@@ -35,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size < sizeof(buf) ? size : sizeof(buf));
 	if (!mfd__init_decode(buf, &in, err, sizeof(err))) {
 		check(in.channels >= 1 && in.channels <= MFD_MAX_CHANNELS);
-		check(in.channel < in.channels);
+		/* postcopy: index `channels` is the urgent channel */
+		check(in.channel <
+		      in.channels + !!(in.features & MFD_FEAT_POSTCOPY));
 		check(in.method <= MFD_METHOD_ZSTD);
 		check(in.page_size >= 512 && in.page_size <= 65536 &&
 		      !(in.page_size & (in.page_size - 1)));
