@@ -457,11 +457,12 @@ static void test_answer_outside(void) { hand_made_sender(1); }
 static void test_answer_misaligned(void) { hand_made_sender(2); }
 static void test_sender_silent(void) { hand_made_sender(3); }
 
-/* A switch whose map names a page past the region's end is refused. */
-static void test_bad_map(void)
+/* A receiver into dst, to which a hand-made sender switches: the
+ * switch must fail the session with err, naming `want`, and the
+ * application must learn it from mfd_recv_postcopy_wait() too. */
+static void switch_refused(uint8_t *dst, uint64_t len, int err,
+			   const char *want)
 {
-	const uint64_t len = (1u << 20) + 3 * PS; /* 259 pages: 5 words */
-	uint8_t *dst = anon(len);
 	struct mfd_config cfg;
 	struct raw_pc rp = { 0 };
 	struct pair p;
@@ -470,14 +471,23 @@ static void test_bad_map(void)
 	cfg.timeout_ms = 2000;
 	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, len),
 			      0);
-	/* raw_pc_start sends len / PS / 64 = 4 words: one short */
 	CU_ASSERT_EQUAL(raw_pc_start(&rp, mfd_session_uri(p.rx), len), 0);
-	CU_ASSERT_NOT_EQUAL(pair_join_rx(&p), 0);
-	CU_ASSERT(strstr(mfd_session_error(p.rx),
-			 "POSTCOPY with a payload of 32 bytes (expected 40)") !=
-		  NULL);
+	CU_ASSERT_EQUAL(pair_join_rx(&p), err);
+	CU_ASSERT(strstr(mfd_session_error(p.rx), want) != NULL);
+	CU_ASSERT_EQUAL(mfd_recv_postcopy_wait(p.rx, 0), err);
 	raw_pc_close(&rp);
 	pair_free(&p);
+}
+
+/* A switch whose map names a page past the region's end is refused. */
+static void test_bad_map(void)
+{
+	const uint64_t len = (1u << 20) + 3 * PS; /* 259 pages: 5 words */
+	uint8_t *dst = anon(len);
+
+	/* raw_pc_start sends len / PS / 64 = 4 words: one short */
+	switch_refused(dst, len, -EBADMSG,
+		       "POSTCOPY with a payload of 32 bytes (expected 40)");
 	munmap(dst, len);
 }
 
@@ -494,26 +504,13 @@ static void test_shared_memory_refused(void)
 	const uint64_t len = 1u << 20;
 	int fd = memfd_create("mfd-postcopy", 0);
 	uint8_t *dst;
-	struct mfd_config cfg;
-	struct raw_pc rp = { 0 };
-	struct pair p;
 
 	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, (off_t)len) == 0);
 	dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	CU_ASSERT_FATAL(dst != MAP_FAILED);
 	memset(dst, 1, len); /* resident, as precopy would leave it */
-	mfd_config_init(&cfg);
-	cfg.timeout_ms = 2000;
-	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, len),
-			      0);
-	CU_ASSERT_EQUAL(raw_pc_start(&rp, mfd_session_uri(p.rx), len), 0);
-	CU_ASSERT_NOT_EQUAL(pair_join_rx(&p), 0);
-	CU_ASSERT(strstr(mfd_session_error(p.rx),
-			 "region 'ram' is not private anonymous memory") !=
-		  NULL);
-	CU_ASSERT_EQUAL(mfd_recv_postcopy_wait(p.rx, 0), -EINVAL);
-	raw_pc_close(&rp);
-	pair_free(&p);
+	switch_refused(dst, len, -EINVAL,
+		       "region 'ram' is not private anonymous memory");
 	munmap(dst, len);
 	close(fd);
 }

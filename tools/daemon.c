@@ -385,14 +385,14 @@ static int get_str(json_object *o, const char *key, bool required,
 	}
 	if (!json_object_is_type(v, json_type_string))
 		return field_error(err, len, key, v, "a string");
-	if (!cstr(v)) {
+	*out = cstr(v);
+	if (!*out) {
 		snprintf(err, len,
 			 "field '%s' holds a NUL byte (\\u0000) at byte %zu; "
 			 "expected a string without one",
 			 key, strlen(json_object_get_string(v)));
 		return -EINVAL;
 	}
-	*out = cstr(v);
 	return 0;
 }
 

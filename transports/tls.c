@@ -751,6 +751,28 @@ static int io_failed(struct tls_conn *tc, int e, const char *what,
 	return -EPROTO;
 }
 
+/* A send waits for the socket (events), within the deadline: 0, or
+ * -errno with the sentence in err. */
+static int send_wait(struct tls_conn *tc, short events, int64_t deadline,
+		     size_t done, size_t total)
+{
+	int p = wait_fd(tc->fd, events, deadline);
+
+	if (p < 0) {
+		snprintf(tc->base.err, sizeof(tc->base.err), "send: poll: %s",
+			 strerror(-p));
+		return p;
+	}
+	if (p == 0) {
+		snprintf(tc->base.err, sizeof(tc->base.err),
+			 "send stalled for %u ms (%zu of %zu bytes of this "
+			 "send done)",
+			 tc->timeout_ms, done, total);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
 /* Write len bytes whole, by the deadline. */
 static int write_all(struct tls_conn *tc, const void *buf, size_t len,
 		     int64_t deadline, size_t *done, size_t total)
@@ -770,23 +792,12 @@ static int write_all(struct tls_conn *tc, const void *buf, size_t len,
 		}
 		e = SSL_get_error(tc->ssl, r);
 		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-			int p = wait_fd(tc->fd,
-					e == SSL_ERROR_WANT_WRITE ? POLLOUT
-								  : POLLIN,
-					deadline);
-
-			if (p < 0) {
-				snprintf(tc->base.err, sizeof(tc->base.err),
-					 "send: poll: %s", strerror(-p));
-				return p;
-			}
-			if (p == 0) {
-				snprintf(tc->base.err, sizeof(tc->base.err),
-					 "send stalled for %u ms (%zu of %zu "
-					 "bytes of this send done)",
-					 tc->timeout_ms, *done, total);
-				return -ETIMEDOUT;
-			}
+			r = send_wait(tc,
+				      e == SSL_ERROR_WANT_WRITE ? POLLOUT
+								: POLLIN,
+				      deadline, *done, total);
+			if (r)
+				return r;
 			continue;
 		}
 		return io_failed(tc, e, "send", *done, total);
@@ -810,7 +821,7 @@ static int flush_writes(struct tls_conn *tc, int64_t deadline, size_t done,
 	BIO *b = SSL_get_wbio(tc->ssl);
 
 	while (BIO_wpending(b) > 0) {
-		int p;
+		int r;
 
 		errno = 0;
 		if (BIO_flush(b) == 1)
@@ -818,19 +829,9 @@ static int flush_writes(struct tls_conn *tc, int64_t deadline, size_t done,
 		if (!BIO_should_retry(b))
 			return io_failed(tc, SSL_ERROR_SYSCALL, "send", done,
 					 total);
-		p = wait_fd(tc->fd, POLLOUT, deadline);
-		if (p < 0) {
-			snprintf(tc->base.err, sizeof(tc->base.err),
-				 "send: poll: %s", strerror(-p));
-			return p;
-		}
-		if (p == 0) {
-			snprintf(tc->base.err, sizeof(tc->base.err),
-				 "send stalled for %u ms (%zu of %zu bytes of "
-				 "this send done)",
-				 tc->timeout_ms, done, total);
-			return -ETIMEDOUT;
-		}
+		r = send_wait(tc, POLLOUT, deadline, done, total);
+		if (r)
+			return r;
 	}
 	return 0;
 }
