@@ -55,9 +55,10 @@ make -s -j"$(nproc)" check || fail "make check"
 [ "${QUICK:-0}" = 1 ] && finish
 
 part "make distcheck"
+# its log in the tree (ignored by git), not in /tmp, where it would stay
 make -s -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \
-	>/tmp/multifd-distcheck.log 2>&1 && tail -4 /tmp/multifd-distcheck.log ||
-	{ tail -40 /tmp/multifd-distcheck.log; fail "make distcheck"; }
+	>distcheck.log 2>&1 && tail -4 distcheck.log ||
+	{ tail -40 distcheck.log; fail "make distcheck"; }
 
 packaging
 
