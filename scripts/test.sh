@@ -14,8 +14,30 @@ parts=0
 failed=0
 part() { parts=$((parts + 1)); echo; echo "=== $* ==="; }
 fail() { echo "=== FAILED: $* ==="; status=1; failed=$((failed + 1)); }
+# failed_checks PART DIR: the failing checks of each failed test under DIR,
+# printed and kept for the recap at the end (CI shows only part of the
+# output, and the logs stay on its machine)
+recap=$top/failed-checks.log
+: >"$recap"
+failed_checks() {
+	local trs log
+	for trs in "$2"/tests/*.trs; do
+		grep -q '^:test-result: FAIL' "$trs" 2>/dev/null || continue
+		log=${trs%.trs}.log
+		{
+			echo "--- $1: ${log#"$2"/}"
+			grep -E '^(FAIL|not ok)|Assertion|ERROR|Sanitizer|runtime error' \
+				"$log" | head -20 | cut -c1-600
+		} | tee -a "$recap"
+	done
+}
 # one line for whoever reads only the end: parts, not single tests
 finish() {
+	if [ -s "$recap" ]; then
+		echo
+		echo "=== the checks that failed ==="
+		cat "$recap"
+	fi
 	echo
 	echo "test.sh: $((parts - failed)) passed, $failed failed"
 	exit $status
@@ -51,7 +73,7 @@ fi
 
 part "build and make check"
 scripts/build.sh || exit 1
-make -s -j"$(nproc)" check || fail "make check"
+make -s -j"$(nproc)" check || { failed_checks "make check" "$top"; fail "make check"; }
 [ "${QUICK:-0}" = 1 ] && finish
 
 part "make distcheck"
@@ -76,11 +98,11 @@ sanitized() {
 part "make check under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	sanitized address || fail "ASan + UBSan"
+	sanitized address || { failed_checks ASan "$top/build-address"; fail "ASan + UBSan"; }
 part "make check under TSan"
 # TSan's shadow memory makes the 256 MiB transfers slow but they fit
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_size=7:suppressions=$top/tests/tsan.supp \
-	sanitized thread || fail "TSan"
+	sanitized thread || { failed_checks TSan "$top/build-thread"; fail "TSan"; }
 
 if grep -q '^fuzz:' Makefile.am; then
 	part "fuzzing (bounded)"

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * postcopy-recv.c - the receiver's postcopy. At the switch (the POSTCOPY
- * barrier, every precopy page in place) the pages still to come are
- * dropped and the regions put under userfaultfd; from then on every page
+ * barrier, every precopy page in place) the regions are put under
+ * userfaultfd and the pages still to come dropped (private anonymous
+ * memory, or shmem: memfd, tmpfs); from then on every page
  * is placed atomically with UFFDIO_COPY, whether the stream or the urgent
  * channel brings it, so the first copy wins and a later one meets EEXIST
  * and is dropped. The fault thread (mfd-fault) turns faults into
@@ -146,12 +147,81 @@ static int drop_runs(int pidfd, const struct iovec *iov, size_t n)
 	return 0;
 }
 
+/* How a region's pages are dropped: found on its first run. */
+enum drop_kind {
+	DROP_UNKNOWN,
+	DROP_ANON,  /* MADV_DONTNEED: private anonymous memory */
+	DROP_SHMEM, /* MADV_REMOVE: a shared mapping of shmem (memfd, tmpfs) */
+};
+
+static bool resident(const struct mfd_postcopy *pc, void *page)
+{
+	unsigned char in_core = 1;
+
+	return mincore(page, pc->sys_page, &in_core) || (in_core & 1);
+}
+
 /*
- * Drop the pages still to come, so that they fault. MADV_DONTNEED makes
- * private anonymous pages missing; any other memory keeps its pages (a
- * shared mapping's stay in the file), which mincore() tells: once per
- * region, on its first dropped page, as the kind is the mapping's.
+ * Take the runs out of their shmem file. A hole punched into part of a
+ * huge page that cannot be split is zeroed instead of freed, and would
+ * never fault: every page must be gone afterwards, which mincore() says.
  */
+static int remove_runs(const struct mfd_postcopy *pc, const struct iovec *iov,
+		       size_t n)
+{
+	unsigned char vec[256];
+
+	for (size_t k = 0; k < n; k++) {
+		uint8_t *base = iov[k].iov_base;
+		uint64_t pages = iov[k].iov_len / pc->sys_page;
+
+		if (madvise(base, iov[k].iov_len, MADV_REMOVE))
+			return -errno;
+		for (uint64_t pg = 0; pg < pages; pg += sizeof(vec)) {
+			uint64_t c = pages - pg < sizeof(vec) ? pages - pg
+							      : sizeof(vec);
+
+			if (mincore(base + pg * pc->sys_page,
+				    c * pc->sys_page, vec))
+				return -errno;
+			for (uint64_t j = 0; j < c; j++)
+				if (vec[j] & 1)
+					return -EBUSY;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Drop a batch of runs so that they fault. MADV_DONTNEED makes private
+ * anonymous pages missing; a shared mapping keeps them in its file, and
+ * MADV_REMOVE takes them out of it (shmem: memfd, tmpfs). mincore() on
+ * the batch's first page tells which the region is, once: a page still
+ * there after both is memory postcopy cannot take (a private mapping of
+ * a file, whose pages show through).
+ */
+static int drop_batch(struct mfd_postcopy *pc, int pidfd,
+		      const struct iovec *iov, size_t n, enum drop_kind *kind)
+{
+	int r;
+
+	if (*kind == DROP_SHMEM)
+		return remove_runs(pc, iov, n);
+	r = drop_runs(pidfd, iov, n);
+	if (r || *kind == DROP_ANON)
+		return r;
+	if (!resident(pc, iov[0].iov_base)) {
+		*kind = DROP_ANON;
+		return 0;
+	}
+	r = remove_runs(pc, iov, n);
+	if (r)
+		return r;
+	*kind = DROP_SHMEM;
+	return 0;
+}
+
+/* Drop the pages still to come (the map's) of region i. */
 static int drop_pages(struct mfd_session *s, int i, int pidfd, char *err,
 		      size_t errlen)
 {
@@ -159,9 +229,9 @@ static int drop_pages(struct mfd_session *s, int i, int pidfd, char *err,
 	uint64_t *m = s->pc->map[i], ps = s->cfg.page_size;
 	uint64_t pages = rg->length / ps;
 	struct iovec iov[DROP_BATCH];
-	uint8_t *first = NULL;
-	unsigned char in_core = 0;
+	enum drop_kind kind = DROP_UNKNOWN;
 	size_t n = 0;
+	int r;
 
 	for (uint64_t pg = 0; pg <= pages;) {
 		uint64_t end = pg;
@@ -176,25 +246,66 @@ static int drop_pages(struct mfd_session *s, int i, int pidfd, char *err,
 			iov[n++] = (struct iovec){ rg->mem + pg * ps,
 						   (end - pg) * ps };
 		if (n && (n == DROP_BATCH || end == pages)) {
-			if (drop_runs(pidfd, iov, n))
-				goto bad;
-			if (!first) {
-				first = iov[0].iov_base;
-				if (mincore(first, s->pc->sys_page, &in_core) ||
-				    (in_core & 1))
-					goto bad;
+			r = drop_batch(s->pc, pidfd, iov, n, &kind);
+			if (r == -EBUSY) {
+				snprintf(err, errlen,
+					 "region '%s': a page stayed in its "
+					 "file after MADV_REMOVE (part of a "
+					 "huge page?): postcopy cannot drop it",
+					 rg->name);
+				return -EINVAL;
+			}
+			if (r) {
+				snprintf(err, errlen,
+					 "region '%s' is neither private "
+					 "anonymous memory nor a shared mapping "
+					 "of shmem (memfd, tmpfs): postcopy "
+					 "cannot drop its pages (madvise: %s)",
+					 rg->name, strerror(-r));
+				return -EINVAL;
 			}
 			n = 0;
 		}
 		pg = end == pages ? pages + 1 : end;
 	}
 	return 0;
-bad:
-	snprintf(err, errlen,
-		 "region '%s' is not private anonymous memory: postcopy "
-		 "cannot drop its pages",
-		 rg->name);
-	return -EINVAL;
+}
+
+/*
+ * Put the regions under userfaultfd, missing mode: a missing page of
+ * private anonymous memory or of shmem faults to us, and UFFDIO_COPY /
+ * UFFDIO_ZEROPAGE place it in both (for shmem into the file itself, so
+ * UFFDIO_CONTINUE's second mapping is not needed). Memory of any other
+ * kind (a file on disk) is refused here, before a page is dropped.
+ */
+static int register_regions(struct mfd_session *s, char *err, size_t errlen)
+{
+	struct mfd_postcopy *pc = s->pc;
+	uint64_t need = 1ull << _UFFDIO_COPY | 1ull << _UFFDIO_ZEROPAGE;
+
+	for (int i = 0; i < s->nregions; i++) {
+		struct uffdio_register reg = {
+			.range = { .start = (uintptr_t)s->regions[i].mem,
+				   .len = s->regions[i].length },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+
+		errno = 0;
+		if (ioctl(pc->uffd, UFFDIO_REGISTER, &reg) ||
+		    (reg.ioctls & need) != need) {
+			snprintf(err, errlen,
+				 "region '%s' cannot be put under "
+				 "userfaultfd: %s (postcopy needs private "
+				 "anonymous memory or a shared mapping of "
+				 "shmem: memfd, tmpfs)",
+				 s->regions[i].name,
+				 errno ? strerror(errno) : "no UFFDIO_COPY");
+			pc->registered = true; /* undo what was */
+			return -EINVAL;
+		}
+		pc->registered = true;
+	}
+	return 0;
 }
 
 static void *fault_main(void *arg);
@@ -238,6 +349,13 @@ int mfd__pc_switch(struct mfd_session *s, char *err, size_t errlen)
 			return -ENOMEM;
 		}
 	}
+	r = uffd_open(err, errlen);
+	if (r < 0)
+		return r;
+	pc->uffd = r;
+	r = register_regions(s, err, errlen);
+	if (r)
+		return r;
 	/* fails on kernels before 5.3: then drop_runs() goes run by run */
 	pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	for (int i = 0; i < s->nregions && !r; i++)
@@ -246,31 +364,6 @@ int mfd__pc_switch(struct mfd_session *s, char *err, size_t errlen)
 		close(pidfd);
 	if (r)
 		return r;
-	r = uffd_open(err, errlen);
-	if (r < 0)
-		return r;
-	pc->uffd = r;
-	for (int i = 0; i < s->nregions; i++) {
-		struct uffdio_register reg = {
-			.range = { .start = (uintptr_t)s->regions[i].mem,
-				   .len = s->regions[i].length },
-			.mode = UFFDIO_REGISTER_MODE_MISSING,
-		};
-		uint64_t need = 1ull << _UFFDIO_COPY | 1ull << _UFFDIO_ZEROPAGE;
-
-		if (ioctl(pc->uffd, UFFDIO_REGISTER, &reg) ||
-		    (reg.ioctls & need) != need) {
-			snprintf(err, errlen,
-				 "region '%s' cannot be put under "
-				 "userfaultfd: %s (postcopy needs private "
-				 "anonymous memory)",
-				 s->regions[i].name,
-				 errno ? strerror(errno) : "no UFFDIO_COPY");
-			pc->registered = true; /* undo what was */
-			return -EINVAL;
-		}
-		pc->registered = true;
-	}
 	/* requests and answers wait as long as the stream lives: the
 	 * channels time a dead sender out, and overdue answers are the
 	 * fault thread's */
@@ -325,7 +418,7 @@ static int copy_run(struct mfd_postcopy *pc, uint8_t *dst, const uint8_t *src,
 	return 0;
 }
 
-static int zero_page(struct mfd_postcopy *pc, uint8_t *dst, uint64_t len,
+static int zero_run(struct mfd_postcopy *pc, uint8_t *dst, uint64_t len,
 		     uint64_t *placed)
 {
 	uint64_t pos = 0;
@@ -415,8 +508,15 @@ int mfd__pc_place(struct mfd_session *s, struct mfd_channel *ch,
 			     (uint64_t)run * ps, &placed);
 		i += run;
 	}
-	for (uint32_t i = 0; i < p->hdr.zero && !r; i++)
-		r = zero_page(pc, rg->mem + off[normal + i], ps, &placed);
+	for (uint32_t i = 0; i < p->hdr.zero && !r;) {
+		const uint64_t *z = off + normal;
+		uint32_t run = 1;
+
+		while (i + run < p->hdr.zero && z[i + run] == z[i] + run * ps)
+			run++;
+		r = zero_run(pc, rg->mem + z[i], (uint64_t)run * ps, &placed);
+		i += run;
+	}
 	if (r) {
 		mfd__session_fail(s, (int)ch->index, r,
 				  "placing packet %llu in region '%s': %s",
@@ -508,7 +608,7 @@ static int on_fault(struct mfd_session *s, const struct uffd_msg *m,
 		if (complete) { /* never sent, and still missing: zeros */
 			uint64_t placed = 0;
 
-			return zero_page(s->pc, rg->mem + off, ps, &placed);
+			return zero_run(s->pc, rg->mem + off, ps, &placed);
 		}
 		return request(s, (uint32_t)i, off);
 	}

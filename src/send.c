@@ -661,8 +661,9 @@ static int recv_ack(struct mfd_session *s, struct mfd_channel *ch)
 
 /*
  * A receiver that refuses the session (the regions do not match) answers
- * channel 0 and stops listening, so a later channel's connect fails: the
- * answer waiting on channel 0 says why, and is the error to report.
+ * channel 0 and stops listening, so a later channel's connect or
+ * handshake fails: the answer waiting on channel 0 says why, and is the
+ * error to report.
  */
 static void early_refusal(struct mfd_session *s)
 {
@@ -744,6 +745,10 @@ int mfd__send_start(struct mfd_session *s)
 		if (!r)
 			r = handshake(s, ch);
 		if (r) {
+			/* a later channel may meet the reset of a receiver
+			 * that refused channel 0 and left */
+			if (i > 0)
+				early_refusal(s);
 			mfd__session_fail(s, (int)i, r, "handshake: %s",
 					  ch->conn->err[0] ? ch->conn->err
 							   : strerror(-r));

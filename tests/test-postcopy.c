@@ -12,7 +12,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,19 @@ static uint8_t *anon(size_t len)
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* A shared mapping of a new memfd, as a hypervisor's guest RAM. */
+static uint8_t *memfd_shared(size_t len)
+{
+	int fd = memfd_create("mfd-postcopy", MFD_CLOEXEC);
+	void *p = MAP_FAILED;
+
+	if (fd >= 0 && ftruncate(fd, (off_t)len) == 0)
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (fd >= 0)
+		close(fd); /* the mapping keeps the file */
 	return p == MAP_FAILED ? NULL : p;
 }
 
@@ -91,10 +106,11 @@ static void set_bit(uint64_t *map, uint64_t pg)
  * stream slowed to 32 MiB/s so that the guest's touches come before it.
  */
 static void test_postcopy(const char *uri, enum mfd_method method,
-			  bool verify_prefault)
+			  bool verify_prefault, bool shared)
 {
 	const uint64_t len = 32ull << 20, pages = len / PS;
-	uint8_t *src = anon(len), *dst = anon(len), *old = malloc(len);
+	uint8_t *src = anon(len), *dst = shared ? memfd_shared(len) : anon(len);
+	uint8_t *old = malloc(len);
 	uint64_t *map = calloc(pages / 64 + 1, 8), *dirty = calloc(pages, 8);
 	const uint64_t *maps[1] = { map };
 	uint64_t seed = 42, ndirty = 0;
@@ -184,19 +200,31 @@ static void test_postcopy(const char *uri, enum mfd_method method,
 
 static void test_tcp(void)
 {
-	test_postcopy("tcp:127.0.0.1:0", MFD_METHOD_NONE, false);
+	test_postcopy("tcp:127.0.0.1:0", MFD_METHOD_NONE, false, false);
+}
+
+/* shmem: the switch punches the pages still to come out of the file */
+static void test_memfd(void)
+{
+	test_postcopy("tcp:127.0.0.1:0", MFD_METHOD_NONE, false, true);
+}
+
+static void test_memfd_verify(void)
+{
+	test_postcopy("tcp:127.0.0.1:0", MFD_METHOD_NONE, true, true);
 }
 
 static void test_unix(void)
 {
-	test_postcopy("unix:/tmp/mfd-postcopy.sock", MFD_METHOD_NONE, true);
+	test_postcopy("unix:/tmp/mfd-postcopy.sock", MFD_METHOD_NONE, true,
+		      false);
 }
 static void test_zstd(void)
 {
 	enum mfd_method m;
 
 	if (mfd_method_parse("zstd", &m) == 0)
-		test_postcopy("tcp:127.0.0.1:0", m, false);
+		test_postcopy("tcp:127.0.0.1:0", m, false, false);
 }
 
 /* Without a switch the wait answers 1 at the end: all is there. */
@@ -497,20 +525,53 @@ static void *start_main(void *tx)
 	return NULL;
 }
 
-/* Shared memory keeps its pages through MADV_DONTNEED: the switch would
- * leave old content where a page must fault, so it is refused. */
-static void test_shared_memory_refused(void)
+/* A private mapping of a file: its file's pages would show through
+ * where a page must fault, so the switch is refused. */
+static void test_private_file_refused(void)
 {
 	const uint64_t len = 1u << 20;
 	int fd = memfd_create("mfd-postcopy", 0);
 	uint8_t *dst;
 
 	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, (off_t)len) == 0);
+	dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	CU_ASSERT_FATAL(dst != MAP_FAILED);
+	CU_ASSERT_EQUAL(pwrite(fd, "x", 1, 0), 1); /* the file has a page */
+	memset(dst + PS, 1, len - PS);
+	switch_refused(dst, len, -EINVAL,
+		       "region 'ram' is neither private anonymous memory nor "
+		       "a shared mapping of shmem");
+	munmap(dst, len);
+	close(fd);
+}
+
+/* A file on a disk file system cannot be put under userfaultfd: refused
+ * before any page is dropped, so the file keeps its content. */
+static void test_disk_file_refused(void)
+{
+	const uint64_t len = 1u << 20;
+	char path[] = "/var/tmp/mfd-postcopy-XXXXXX";
+	int fd = mkstemp(path);
+	struct statfs fs;
+	uint8_t *dst;
+	unsigned changed = 0;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	unlink(path);
+	if (fstatfs(fd, &fs) || fs.f_type == TMPFS_MAGIC) {
+		fprintf(stderr, "(/var/tmp is tmpfs: no disk file to try)\n");
+		close(fd);
+		return;
+	}
+	CU_ASSERT_FATAL(ftruncate(fd, (off_t)len) == 0);
 	dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	CU_ASSERT_FATAL(dst != MAP_FAILED);
-	memset(dst, 1, len); /* resident, as precopy would leave it */
+	memset(dst, 0x5a, len);
 	switch_refused(dst, len, -EINVAL,
-		       "region 'ram' is not private anonymous memory");
+		       "region 'ram' cannot be put under userfaultfd");
+	for (uint64_t i = 0; i < len; i++)
+		changed += dst[i] != 0x5a;
+	CU_ASSERT_EQUAL(changed, 0);
 	munmap(dst, len);
 	close(fd);
 }
@@ -613,6 +674,9 @@ int main(void)
 		{ "postcopy over tcp", test_tcp },
 		{ "postcopy over unix, verify and prefault", test_unix },
 		{ "postcopy with zstd", test_zstd },
+		{ "postcopy into a shared memfd", test_memfd },
+		{ "postcopy into a shared memfd, verify and prefault",
+		  test_memfd_verify },
 		{ "postcopy offered, never switched", test_no_switch },
 		{ "rdma: and fd: refuse postcopy", test_refused_transports },
 		{ "a sender cancelled during postcopy", test_cancelled_sender },
@@ -621,8 +685,10 @@ int main(void)
 		{ "a misaligned answer", test_answer_misaligned },
 		{ "a sender that goes silent", test_sender_silent },
 		{ "a switch map of the wrong size", test_bad_map },
-		{ "shared memory is refused at the switch",
-		  test_shared_memory_refused },
+		{ "a private mapping of a file is refused",
+		  test_private_file_refused },
+		{ "a file on disk is refused, its content kept",
+		  test_disk_file_refused },
 		{ "a request outside the region", test_bad_request },
 		{ "a request of more than 8 pages", test_request_too_long },
 		{ NULL, NULL },
