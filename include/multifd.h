@@ -462,8 +462,11 @@ MFD_EXTERN int mfd_send_finish(struct mfd_session *s);
  * Receiver: mfd_recv_wait() runs as always (the owner thread) and
  * returns 0 once every page is in place and the regions are no longer
  * under userfaultfd. The regions must be private anonymous memory
- * (mmap MAP_PRIVATE | MAP_ANONYMOUS; a region that is not fails the
- * session at the switch). Do not run on the memory before the switch:
+ * (mmap MAP_PRIVATE | MAP_ANONYMOUS) or a shared mapping of shmem (a
+ * memfd or a tmpfs file, MAP_SHARED: the pages still to come are
+ * punched out of the file, and no other process may touch the file
+ * until mfd_recv_wait() returns); a region of another kind fails the
+ * session at the switch. Do not run on the memory before the switch:
  * from another thread, mfd_recv_postcopy_wait() returns 0 once the
  * switch is done (from then on the memory may be read and written by
  * any thread; a touch of a page still missing blocks that thread until

@@ -402,30 +402,51 @@ static int postcopy_rounds(const struct opts *o, struct mfd_session *snd,
 	double t;
 	int r = 0;
 
-	mfd_session_stats(snd, &before);
-	t = now_seconds();
 	for (unsigned k = 0; !r && k < o->rounds; k++) {
+		mfd_session_stats(snd, &before);
+		t = now_seconds();
 		r = k == 0 ? mfd_send_region(snd, region)
 			   : mfd_send_dirty(snd, region, dirty, NULL);
 		if (!r)
 			r = mfd_send_sync(snd);
-		if (k + 1 == o->rounds) { /* the rate without the rewrite */
-			mfd_session_stats(snd, &after);
-			res->precopy_bps = (double)(after.bytes - before.bytes) /
-					   (now_seconds() - t);
-		}
+		/* the last precopy round's rate, the rewrite not counted:
+		 * from -r 2 on, a round of scattered pages as the stream's */
+		mfd_session_stats(snd, &after);
+		res->precopy_bps = (double)(after.bytes - before.bytes) /
+				   (now_seconds() - t);
 		rewrite_pages(mem, pages, o->cfg.page_size, o->rewrite_pct,
 			      o->content, dirty, seed);
 	}
-	/* the writer is stopped: dirty is the final dirty set */
+	/* the writer is stopped: dirty is the final dirty set; the stream's
+	 * rate is bench_run's to take, once the guest knows when the
+	 * receiver switched */
 	before = after;
-	t = now_seconds();
+	res->postcopy_t0 = now_seconds();
 	if (!r)
 		r = mfd_send_postcopy(snd, maps);
 	mfd_session_stats(snd, &after);
-	res->postcopy_bps = (double)(after.bytes - before.bytes) /
-			    (now_seconds() - t);
+	res->postcopy_t1 = now_seconds();
+	res->postcopy_bytes = (double)(after.bytes - before.bytes);
 	return r ? r : mfd_send_finish(snd);
+}
+
+/*
+ * The stream's rate from the receiver's switch on: the switch (the map
+ * sent, the pages dropped, the regions registered) is a pause of its
+ * own, reported apart. What the sockets held when the receiver switched
+ * (a few MiB) counts as streamed after it.
+ */
+static void postcopy_rates(struct bench_result *res, double switched_at)
+{
+	double t0 = switched_at > res->postcopy_t0 ? switched_at
+						   : res->postcopy_t0;
+
+	if (res->postcopy_t1 <= t0) /* the guest woke late: all of it */
+		t0 = res->postcopy_t0;
+	res->switch_s = t0 - res->postcopy_t0;
+	if (res->postcopy_t1 > t0)
+		res->postcopy_bps = res->postcopy_bytes /
+				    (res->postcopy_t1 - t0);
 }
 
 /* The receiver's guest: from the switch on, it reads a byte of one page
@@ -439,6 +460,7 @@ struct guest {
 	bool sequential;
 	bool stop; /* atomic */
 	uint64_t touches;
+	double switched_at; /* when mfd_recv_postcopy_wait() returned */
 };
 
 static void *guest_main(void *arg)
@@ -448,6 +470,7 @@ static void *guest_main(void *arg)
 
 	if (mfd_recv_postcopy_wait(g->rx, 0))
 		return NULL;
+	g->switched_at = now_seconds();
 	while (!__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) {
 		uint64_t pg = g->sequential ? g->touches % g->pages
 					    : rng(&seed) % g->pages;
@@ -563,6 +586,7 @@ int bench_run(const struct opts *o, struct bench_result *res)
 		pthread_join(gt, NULL);
 		gt_started = false;
 		res->touches = g.touches;
+		postcopy_rates(res, g.switched_at);
 	}
 	if (rc.result) {
 		die_msg("bench: receiver: %s", mfd_session_error(rc.s));

@@ -245,7 +245,7 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 		       "{\"p50\":%.0f,\"p90\":%.0f,\"p99\":%.0f,\"max\":%.0f},"
 		       "\"precopy_bytes_per_s\":%.0f,"
 		       "\"stream_bytes_per_s\":%.0f,\"stream_ratio\":%.4f,"
-		       "\"total_seconds\":%.6f}",
+		       "\"switch_seconds\":%.6f,\"total_seconds\":%.6f}",
 		       o->postcopy_sequential ? "sequential" : "random",
 		       (unsigned long long)r->touches,
 		       (unsigned long long)r->rx.postcopy_requests,
@@ -257,7 +257,7 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 		       r->rx.postcopy_latency_max_us, r->precopy_bps,
 		       r->postcopy_bps,
 		       r->precopy_bps > 0 ? r->postcopy_bps / r->precopy_bps : 0,
-		       r->seconds);
+		       r->switch_s, r->seconds);
 	printf(",\"round_log\":[");
 	for (unsigned k = 0; k < r->nrounds; k++) {
 		fputs(k ? "," : "", stdout);
@@ -297,8 +297,8 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 		       "%llu pages on demand, %llu by the stream\n"
 		       "  request latency: p50 %.0f us, p90 %.0f us, p99 %.0f "
 		       "us, max %.0f us\n"
-		       "  stream after the switch: %.0f MB/s, %.2f of precopy's "
-		       "%.0f MB/s; total %.3f s\n",
+		       "  switch %.1f ms; stream after it: %.0f MB/s, %.2f of "
+		       "the last precopy round's %.0f MB/s; total %.3f s\n",
 		       o->postcopy_sequential ? "sequential" : "random",
 		       (unsigned long long)r->touches,
 		       (unsigned long long)r->rx.postcopy_requests,
@@ -307,7 +307,8 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 		       r->rx.postcopy_latency_p50_us,
 		       r->rx.postcopy_latency_p90_us,
 		       r->rx.postcopy_latency_p99_us,
-		       r->rx.postcopy_latency_max_us, r->postcopy_bps / 1e6,
+		       r->rx.postcopy_latency_max_us, r->switch_s * 1e3,
+		       r->postcopy_bps / 1e6,
 		       r->precopy_bps > 0 ? r->postcopy_bps / r->precopy_bps : 0,
 		       r->precopy_bps / 1e6, r->seconds);
 	if (o->live)

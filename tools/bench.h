@@ -28,10 +28,13 @@ struct bench_result {
 	bool converged;	 /* the dirty set fitted the downtime */
 	double downtime; /* seconds of the final stop-and-copy round */
 	/* --postcopy: the receiver's statistics (requests, latencies), the
-	 * wire rate of the precopy rounds and of the stream after the
-	 * switch (bytes per second), and the guest's touches */
+	 * wire rate of the last precopy round and of the stream from the
+	 * receiver's switch on (bytes per second), the switch's seconds
+	 * (from mfd_send_postcopy() until the receiver's regions are under
+	 * userfaultfd), and the guest's touches */
 	struct mfd_stats rx;
-	double precopy_bps, postcopy_bps;
+	double precopy_bps, postcopy_bps, switch_s;
+	double postcopy_t0, postcopy_t1, postcopy_bytes; /* the sender's */
 	uint64_t touches;
 };
 
