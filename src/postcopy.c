@@ -47,6 +47,20 @@ void mfd__pc_free(struct mfd_session *s)
 	s->pc = NULL;
 }
 
+/*
+ * The urgent channel carries nothing until the switch, which may come
+ * after a precopy of hours: a NAT or firewall on the path would forget
+ * it, and the first request after the switch would meet a dead
+ * connection. Probes below the protocol every third of the timeout (a
+ * minute without one) keep it, and need no reader on either end.
+ */
+int mfd__pc_keepalive(const struct mfd_session *s, struct mfd_conn *c)
+{
+	unsigned t = s->cfg.timeout_ms;
+
+	return mfd__tp_keepalive(c, t ? t / 3 : 60000);
+}
+
 int mfd__pc_transport_ok(const struct mfd_session *s, char *err,
 			 size_t errlen)
 {

@@ -20,6 +20,7 @@
 
 struct mfd_session;
 struct mfd_channel;
+struct mfd_conn;
 struct mfd_packet;
 struct mfd_stats;
 
@@ -65,6 +66,9 @@ struct mfd_postcopy {
 
 /* Both ends, postcopy.c. */
 int mfd__pc_new(struct mfd_session *s);
+/* Keep the urgent connection c alive while it idles (both ends, right
+ * after its handshake): 0 or -errno, c->err saying why. */
+int mfd__pc_keepalive(const struct mfd_session *s, struct mfd_conn *c);
 void mfd__pc_free(struct mfd_session *s);
 /* From mfd__session_fail(), with the session's lock held: wake every
  * thread postcopy may block (the urgent channel's reads, faults on

@@ -1270,6 +1270,13 @@ static int place(struct mfd_session *s, struct mfd_conn *c, uint16_t index)
 		refuse(s, c, r, "cannot set the channel's timeout", NULL);
 		return r;
 	}
+	if (&s->ch[index] == s->urgent) {
+		r = mfd__pc_keepalive(s, c);
+		if (r) {
+			refuse(s, c, r, c->err, NULL);
+			return r;
+		}
+	}
 	/* mfd__session_fail() walks the connections under the lock */
 	pthread_mutex_lock(&s->lock);
 	s->ch[index].conn = c;

@@ -765,6 +765,8 @@ int mfd__send_start(struct mfd_session *s)
 	 * the stream's to find (mfd__session_fail wakes the wait) */
 	if (s->urgent) {
 		r = mfd__tp_set_timeout(s->urgent->conn, 0);
+		if (!r)
+			r = mfd__pc_keepalive(s, s->urgent->conn);
 		if (r) {
 			mfd__session_fail(s, (int)n, r, "%s",
 					  s->urgent->conn->err);

@@ -42,9 +42,20 @@ static void test_tcp_1(void) { transfer("tcp:127.0.0.1:0", 1); }
 static void test_tcp_2(void) { transfer("tcp:127.0.0.1:0", 2); }
 static void test_tcp_8(void) { transfer("tcp:127.0.0.1:0", 8); }
 static void test_tcp6_2(void) { transfer("tcp:[::1]:0", 2); }
-static void test_unix_1(void) { transfer("unix:/tmp/mfd-e2e-1.sock", 1); }
-static void test_unix_2(void) { transfer("unix:/tmp/mfd-e2e-2.sock", 2); }
-static void test_unix_8(void) { transfer("unix:/tmp/mfd-e2e-8.sock", 8); }
+/* a socket path of this process's own: two runs at once (make check
+ * and a sanitizer build's) must not meet */
+static void transfer_unix(unsigned channels)
+{
+	char uri[64];
+
+	snprintf(uri, sizeof(uri), "unix:/tmp/mfd-e2e-%d-%u.sock",
+		 (int)getpid(), channels);
+	transfer(uri, channels);
+}
+
+static void test_unix_1(void) { transfer_unix(1); }
+static void test_unix_2(void) { transfer_unix(2); }
+static void test_unix_8(void) { transfer_unix(8); }
 
 /* Without zero-page detection zero pages travel with their content. */
 static void test_no_zero_detect(void)

@@ -8,7 +8,12 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -216,8 +221,12 @@ static void test_memfd_verify(void)
 
 static void test_unix(void)
 {
-	test_postcopy("unix:/tmp/mfd-postcopy.sock", MFD_METHOD_NONE, true,
-		      false);
+	char uri[64];
+
+	/* this process's own path: two runs at once must not meet */
+	snprintf(uri, sizeof(uri), "unix:/tmp/mfd-postcopy-%d.sock",
+		 (int)getpid());
+	test_postcopy(uri, MFD_METHOD_NONE, true, false);
 }
 static void test_zstd(void)
 {
@@ -245,6 +254,52 @@ static void test_no_switch(void)
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
 	CU_ASSERT_EQUAL(mfd_recv_postcopy_wait(p.rx, 1000), 1);
 	CU_ASSERT(memcmp(src, dst, len) == 0);
+	pair_free(&p);
+	munmap(src, len);
+	munmap(dst, len);
+}
+
+/* This process's TCP sockets with keep-alive probes after idle_s. */
+static unsigned keepalive_sockets(int idle_s)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	unsigned n = 0;
+
+	while (d && (e = readdir(d))) {
+		int fd = atoi(e->d_name), on = 0, idle = 0;
+		socklen_t l1 = sizeof(on), l2 = sizeof(idle);
+
+		if (e->d_name[0] != '.' && fd != dirfd(d) &&
+		    !getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &l1) && on &&
+		    !getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &l2) &&
+		    idle == idle_s)
+			n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The urgent connection idles until the switch: both of its ends send
+ * keep-alive probes after a third of the timeout, the others none. */
+static void test_urgent_keepalive(void)
+{
+	const uint64_t len = 1u << 20;
+	uint8_t *src = anon(len), *dst = anon(len);
+	struct mfd_config cfg;
+	struct pair p;
+
+	mfd_config_init(&cfg);
+	cfg.postcopy = true;
+	cfg.channels = 2;
+	cfg.timeout_ms = 9000;
+	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
+					 len), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), 0);
+	CU_ASSERT_EQUAL(keepalive_sockets(3), 2);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
 	pair_free(&p);
 	munmap(src, len);
 	munmap(dst, len);
@@ -678,6 +733,8 @@ int main(void)
 		{ "postcopy into a shared memfd, verify and prefault",
 		  test_memfd_verify },
 		{ "postcopy offered, never switched", test_no_switch },
+		{ "the idle urgent connection is kept alive",
+		  test_urgent_keepalive },
 		{ "rdma: and fd: refuse postcopy", test_refused_transports },
 		{ "a sender cancelled during postcopy", test_cancelled_sender },
 		{ "an answer from a hand-made sender", test_answer_good },

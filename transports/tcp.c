@@ -145,6 +145,21 @@ static int sock_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 	return 0;
 }
 
+static int tcp_keepalive(struct mfd_conn *c, unsigned idle_ms)
+{
+	struct sock_conn *sc = (struct sock_conn *)c;
+	int on = 1, cnt = 3, idle = idle_ms < 1000 ? 1 : (int)(idle_ms / 1000);
+
+	if (setsockopt(sc->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) ||
+	    setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+		       sizeof(idle)) ||
+	    setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle,
+		       sizeof(idle)) ||
+	    setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)))
+		return fail(c, errno, "setsockopt(SO_KEEPALIVE)");
+	return 0;
+}
+
 /* The next window of at most IOV_MAX entries starting `skip` bytes into
  * iov[i]; copies into scratch only when it must adjust the first one. */
 static struct iovec *window(struct iovec *scratch, const struct iovec *iov,
@@ -870,6 +885,7 @@ const struct mfd_transport_ops mfd__tcp_ops = {
 	.listener_wake = sock_listener_wake,
 	.listener_close = sock_listener_close,
 	.set_timeout = sock_set_timeout,
+	.keepalive = tcp_keepalive,
 	.enable_zerocopy = tcp_enable_zerocopy,
 	.send = sock_send,
 	.recv = sock_recv,

@@ -1030,6 +1030,16 @@ static int tls_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 	return r;
 }
 
+static int tls_keepalive(struct mfd_conn *c, unsigned idle_ms)
+{
+	struct tls_conn *tc = (struct tls_conn *)c;
+	int r = mfd__tp_keepalive(tc->lower, idle_ms);
+
+	if (r)
+		snprintf(c->err, sizeof(c->err), "%s", tc->lower->err);
+	return r;
+}
+
 static void tls_shutdown(struct mfd_conn *c)
 {
 	mfd__tp_shutdown(((struct tls_conn *)c)->lower);
@@ -1148,6 +1158,7 @@ const struct mfd_transport_ops mfd__tls_ops = {
 	.listener_wake = tls_listener_wake,
 	.listener_close = tls_listener_close,
 	.set_timeout = tls_set_timeout,
+	.keepalive = tls_keepalive,
 	.enable_zerocopy = tls_enable_zerocopy,
 	.send = tls_send,
 	.recv = tls_recv,

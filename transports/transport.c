@@ -198,6 +198,11 @@ int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 				   : -ENOTSUP;
 }
 
+int mfd__tp_keepalive(struct mfd_conn *c, unsigned idle_ms)
+{
+	return c->ops->keepalive ? c->ops->keepalive(c, idle_ms) : 0;
+}
+
 int64_t mfd__tp_now_ns(void)
 {
 	struct timespec ts;

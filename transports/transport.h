@@ -119,6 +119,14 @@ struct mfd_transport_ops {
 	 * trickling in or out do not extend it. 0: no limit.
 	 */
 	int (*set_timeout)(struct mfd_conn *c, unsigned timeout_ms);
+	/*
+	 * Keep a connection that may stay idle for long alive below the
+	 * protocol (TCP keep-alive probes after idle_ms of silence, every
+	 * idle_ms, 3 unanswered ones end it): a NAT or firewall on the
+	 * path keeps its state, and a dead peer is found. Optional: a
+	 * transport without the need (unix:) leaves it out.
+	 */
+	int (*keepalive)(struct mfd_conn *c, unsigned idle_ms);
 	/* Ask for zero-copy sends; optional (-ENOTSUP when not offered). */
 	int (*enable_zerocopy)(struct mfd_conn *c);
 	/*
@@ -228,6 +236,8 @@ int mfd__tp_flush(struct mfd_conn *c);
 int mfd__tp_register_region(struct mfd_conn *c, unsigned index, void *mem,
 			    uint64_t len);
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms);
+/* The keepalive op where the transport has one, else 0. */
+int mfd__tp_keepalive(struct mfd_conn *c, unsigned idle_ms);
 int mfd__tp_enable_zerocopy(struct mfd_conn *c);
 /* CLOCK_MONOTONIC in ns; the deadline timeout_ms from now (0: none). */
 int64_t mfd__tp_now_ns(void);
