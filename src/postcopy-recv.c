@@ -459,7 +459,7 @@ static void answered(struct mfd_postcopy *pc, uint32_t region,
 		     const uint64_t *off, uint32_t n)
 {
 	pthread_mutex_lock(&pc->lock);
-	for (unsigned k = 0; k < pc->npending;) {
+	for (size_t k = 0; k < pc->npending;) {
 		struct mfd_pc_request *q = &pc->pending[k];
 		bool hit = false;
 
@@ -546,16 +546,26 @@ static int request(struct mfd_session *s, uint32_t i, uint64_t off)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&pc->lock);
-	for (unsigned k = 0; k < pc->npending; k++)
+	for (size_t k = 0; k < pc->npending; k++)
 		if (pc->pending[k].region == i && pc->pending[k].offset == off) {
 			pthread_mutex_unlock(&pc->lock);
 			return 0;
 		}
-	/* beyond the table, a request goes untracked: still answered, but
-	 * neither timed nor watched */
-	if (pc->npending < MFD_PC_MAX_PENDING)
-		pc->pending[pc->npending++] =
-			(struct mfd_pc_request){ i, off, now };
+	if (pc->npending == pc->pending_cap) {
+		size_t cap = pc->pending_cap ? 2 * pc->pending_cap : 64;
+		struct mfd_pc_request *v =
+			realloc(pc->pending, cap * sizeof(*v));
+
+		if (!v) {
+			pthread_mutex_unlock(&pc->lock);
+			mfd__session_fail(s, (int)s->nchannels, -ENOMEM,
+					  "no memory for a page request");
+			return -ENOMEM;
+		}
+		pc->pending = v;
+		pc->pending_cap = cap;
+	}
+	pc->pending[pc->npending++] = (struct mfd_pc_request){ i, off, now };
 	h.packet_num = pc->next_request++;
 	pthread_mutex_unlock(&pc->lock);
 	mfd__hdr_encode(&h, buf);
@@ -577,7 +587,7 @@ static bool overdue(struct mfd_session *s)
 	bool hit = false;
 
 	pthread_mutex_lock(&pc->lock);
-	for (unsigned k = 0; t && k < pc->npending && !hit; k++)
+	for (size_t k = 0; t && k < pc->npending && !hit; k++)
 		if (us_since(&pc->pending[k].t0) > (uint64_t)t * 1000) {
 			late = pc->pending[k];
 			hit = true;

@@ -42,6 +42,7 @@ void mfd__pc_free(struct mfd_session *s)
 	if (pc->uffd >= 0)
 		close(pc->uffd);
 	free(pc->lat_us);
+	free(pc->pending);
 	pthread_mutex_destroy(&pc->lock);
 	free(pc);
 	s->pc = NULL;

@@ -24,10 +24,6 @@ struct mfd_conn;
 struct mfd_packet;
 struct mfd_stats;
 
-/* Requests whose answer the receiver waits for, at most (more faults
- * wait in the userfaultfd's queue until one is answered). */
-#define MFD_PC_MAX_PENDING 256
-
 /* The pages an answer carries at most: the one asked for and the next
  * ones not sent yet, as QEMU does. */
 #define MFD_PC_ANSWER_PAGES 8
@@ -57,8 +53,10 @@ struct mfd_postcopy {
 
 	/* Protected by lock. */
 	pthread_mutex_t lock;
-	struct mfd_pc_request pending[MFD_PC_MAX_PENDING];
-	unsigned npending;
+	/* requests not answered yet, one per page: as many as threads
+	 * fault at once; the table grows with them */
+	struct mfd_pc_request *pending;
+	size_t npending, pending_cap;
 	uint64_t next_request;
 	uint32_t *lat_us; /* every answered request's latency */
 	size_t nlat, lat_cap;

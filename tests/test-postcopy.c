@@ -535,6 +535,97 @@ static void hand_made_sender(int mode)
 	munmap(dst, len);
 }
 
+/* Keep-alives on a hand-made sender's channel 0 every 200 ms, so that
+ * only the urgent channel's silence can end the session. */
+struct alive {
+	struct raw_pc *rp;
+	bool stop; /* atomic */
+	pthread_t t;
+};
+
+static void *alive_main(void *arg)
+{
+	struct alive *a = arg;
+	struct mfd_hdr h = { .type = MFD_PKT_KEEPALIVE };
+	uint8_t buf[MFD_HDR_SIZE];
+
+	mfd__hdr_encode(&h, buf);
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE) &&
+	       mfd__tp_send_buf(a->rp->c0, buf, sizeof(buf)) == 0)
+		usleep(200 * 1000);
+	return NULL;
+}
+
+/*
+ * 300 threads fault at once, each on a page of its own: every request
+ * is tracked, the first 256 as the rest. All are answered but the one
+ * read last, which the receiver must time out by itself, naming it,
+ * and wake its thread on zeros.
+ */
+static void test_many_faults(void)
+{
+	enum { N = 300 };
+	const uint64_t len = 2u << 20; /* 512 pages */
+	uint8_t *dst = anon(len);
+	struct toucher *t = calloc(N, sizeof(*t));
+	struct mfd_config cfg;
+	struct raw_pc rp = { 0 };
+	struct alive al = { .rp = &rp };
+	struct pair p;
+	unsigned got = 0, right = 0;
+	int64_t off = -1, last = -1;
+	char want[80];
+	double t0;
+
+	CU_ASSERT_FATAL(dst && t);
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 1500;
+	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, len),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(raw_pc_start(&rp, mfd_session_uri(p.rx), len), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&al.t, NULL, alive_main, &al), 0);
+	for (unsigned k = 0; k < N; k++) {
+		t[k].rx = p.rx;
+		t[k].page = dst + (uint64_t)k * PS;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&t[k].t, NULL,
+						     toucher_main, &t[k]),
+				      0);
+	}
+	/* every request first, then the answers: all N wait at once */
+	int64_t *offs = calloc(N, sizeof(*offs));
+
+	CU_ASSERT_FATAL(offs != NULL);
+	while (got < N && (off = raw_read_request(&rp, len)) >= 0)
+		offs[got++] = off;
+	CU_ASSERT_EQUAL(got, N);
+	if (got)
+		last = offs[got - 1];
+	for (unsigned k = 0; k + 1 < got; k++)
+		CU_ASSERT_EQUAL(raw_answer(&rp, (uint64_t)offs[k], 0xab), 0);
+	t0 = now_s();
+	CU_ASSERT_EQUAL(pair_join_rx(&p), -ETIMEDOUT);
+	CU_ASSERT(now_s() - t0 < 5.0);
+	__atomic_store_n(&al.stop, true, __ATOMIC_RELEASE);
+	pthread_join(al.t, NULL);
+	snprintf(want, sizeof(want), "the request for page 0x%llx of region",
+		 (unsigned long long)last);
+	CU_ASSERT(strstr(mfd_session_error(p.rx), want) != NULL);
+	for (unsigned k = 0; k < N; k++) {
+		pthread_join(t[k].t, NULL);
+		if ((int64_t)k * PS == last) {
+			CU_ASSERT_EQUAL(t[k].seen, 0);
+		} else {
+			right += t[k].seen == 0xab;
+		}
+	}
+	CU_ASSERT_EQUAL(right, N - 1);
+	raw_pc_close(&rp);
+	pair_free(&p);
+	free(offs);
+	free(t);
+	munmap(dst, len);
+}
+
 static void test_answer_good(void) { hand_made_sender(0); }
 static void test_answer_outside(void) { hand_made_sender(1); }
 static void test_answer_misaligned(void) { hand_made_sender(2); }
@@ -741,6 +832,8 @@ int main(void)
 		{ "an answer outside the region", test_answer_outside },
 		{ "a misaligned answer", test_answer_misaligned },
 		{ "a sender that goes silent", test_sender_silent },
+		{ "300 faults at once, the last one unanswered",
+		  test_many_faults },
 		{ "a switch map of the wrong size", test_bad_map },
 		{ "a private mapping of a file is refused",
 		  test_private_file_refused },
