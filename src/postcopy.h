@@ -85,8 +85,9 @@ void mfd__pc_stop(struct mfd_session *s);
 /* Channel 0's POSTCOPY payload: the dropped pages' maps. */
 int mfd__pc_recv_maps(struct mfd_session *s, struct mfd_channel *ch);
 /* By the POSTCOPY barrier's last channel, the lock held, every other
- * channel waiting: drop the pages, register the regions, start the
- * threads. On failure, the message is in err. */
+ * channel waiting: register the regions, drop the pages (the lock let
+ * go meanwhile), start the threads. On failure, the message is in
+ * err. */
 int mfd__pc_switch(struct mfd_session *s, char *err, size_t errlen);
 /* A page packet after the switch: its pages were received in
  * buf (normal ones side by side); place them and the zero ones. */
