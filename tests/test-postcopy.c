@@ -236,29 +236,6 @@ static void test_zstd(void)
 		test_postcopy("tcp:127.0.0.1:0", m, false, false);
 }
 
-/* Without a switch the wait answers 1 at the end: all is there. */
-static void test_no_switch(void)
-{
-	const uint64_t len = 1u << 20;
-	uint8_t *src = anon(len), *dst = anon(len);
-	struct mfd_config cfg;
-	struct pair p;
-
-	mfd_config_init(&cfg);
-	cfg.postcopy = true;
-	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
-					 len), 0);
-	CU_ASSERT_EQUAL(mfd_recv_postcopy_wait(p.rx, 50), -ETIMEDOUT);
-	memset(src, 7, len);
-	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
-	CU_ASSERT_EQUAL(pair_finish(&p), 0);
-	CU_ASSERT_EQUAL(mfd_recv_postcopy_wait(p.rx, 1000), 1);
-	CU_ASSERT(memcmp(src, dst, len) == 0);
-	pair_free(&p);
-	munmap(src, len);
-	munmap(dst, len);
-}
-
 /* This process's TCP sockets with keep-alive probes after idle_s. */
 static unsigned keepalive_sockets(int idle_s)
 {
@@ -281,9 +258,10 @@ static unsigned keepalive_sockets(int idle_s)
 	return n;
 }
 
-/* The urgent connection idles until the switch: both of its ends send
- * keep-alive probes after a third of the timeout, the others none. */
-static void test_urgent_keepalive(void)
+/* Without a switch the wait answers 1 at the end: all is there. The
+ * urgent connection idles meanwhile: both of its ends send keep-alive
+ * probes after a third of the timeout, the other connections none. */
+static void test_no_switch(void)
 {
 	const uint64_t len = 1u << 20;
 	uint8_t *src = anon(len), *dst = anon(len);
@@ -296,10 +274,14 @@ static void test_urgent_keepalive(void)
 	cfg.timeout_ms = 9000;
 	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src, dst,
 					 len), 0);
+	CU_ASSERT_EQUAL(mfd_recv_postcopy_wait(p.rx, 50), -ETIMEDOUT);
+	memset(src, 7, len);
 	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
 	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), 0);
 	CU_ASSERT_EQUAL(keepalive_sockets(3), 2);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT_EQUAL(mfd_recv_postcopy_wait(p.rx, 1000), 1);
+	CU_ASSERT(memcmp(src, dst, len) == 0);
 	pair_free(&p);
 	munmap(src, len);
 	munmap(dst, len);
@@ -823,9 +805,8 @@ int main(void)
 		{ "postcopy into a shared memfd", test_memfd },
 		{ "postcopy into a shared memfd, verify and prefault",
 		  test_memfd_verify },
-		{ "postcopy offered, never switched", test_no_switch },
-		{ "the idle urgent connection is kept alive",
-		  test_urgent_keepalive },
+		{ "postcopy offered, never switched; urgent keep-alive",
+		  test_no_switch },
 		{ "rdma: and fd: refuse postcopy", test_refused_transports },
 		{ "a sender cancelled during postcopy", test_cancelled_sender },
 		{ "an answer from a hand-made sender", test_answer_good },
