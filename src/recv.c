@@ -10,11 +10,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "escape.h"
@@ -899,6 +901,7 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 struct handshake {
 	struct mfd_conn *c;
 	struct mfd_deadline d;
+	bool cut; /* atomic: the accepting ended while it ran */
 };
 
 /* How long one connection may take over its handshake. */
@@ -1294,15 +1297,20 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 	char err[256];
 	int r;
 
-	/* connections are taken one at a time: a silent or trickling one
-	 * must not hold the real channels back for long */
+	/* each connection in a thread of its own (accept_channels): a
+	 * silent or trickling one holds only that thread, for this long */
 	h->c = c;
 	mfd__deadline_start(&h->d, handshake_ms(s), "the handshake");
 	r = hs_recv(h, buf, sizeof(buf));
 	if (r) {
 		/* a TLS layer's failure (its handshake, a plaintext peer)
 		 * says what happened before any init could come */
-		if (strstr(c->err, "TLS"))
+		if (__atomic_load_n(&h->cut, __ATOMIC_ACQUIRE))
+			snprintf(err, sizeof(err),
+				 "dropped: the receiver stopped accepting "
+				 "(its session began or failed) before this "
+				 "handshake ended");
+		else if (strstr(c->err, "TLS"))
 			snprintf(err, sizeof(err), "%s", c->err);
 		else
 			snprintf(err, sizeof(err), "no init packet: %s",
@@ -1340,99 +1348,307 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 }
 
 /*
+ * Handshakes run side by side, each in a thread of its own, at most
+ * GREETERS at once: a connection that stays silent or trickles holds its
+ * own thread for at most the handshake's 5 s, never the real channels
+ * behind it. Without a free slot the accepting waits for one.
+ */
+#define GREETERS 16
+/* How often the accepting looks at finished handshakes. */
+#define ACCEPT_SLICE_MS 20
+
+struct greeting {
+	struct mfd_session *s;
+	struct greeters *gs;
+	struct mfd_conn *c;
+	struct mfd_init in;
+	struct handshake h;
+	int r;
+	bool done; /* under gs->lock */
+	pthread_t t;
+};
+
+struct greeters {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct greeting *slot[GREETERS];
+};
+
+static void *greet_main(void *arg)
+{
+	struct greeting *g = arg;
+	int r = greet(g->s, g->c, &g->in, &g->h);
+
+	pthread_mutex_lock(&g->gs->lock);
+	g->r = r;
+	g->done = true;
+	pthread_cond_signal(&g->gs->cond);
+	pthread_mutex_unlock(&g->gs->lock);
+	return NULL;
+}
+
+/* Start c's handshake in a free slot; 0, or -errno with c closed. */
+static int greet_start(struct mfd_session *s, struct greeters *gs,
+		       struct mfd_conn *c)
+{
+	struct greeting *g = calloc(1, sizeof(*g));
+	int k = 0;
+
+	while (k < GREETERS && gs->slot[k])
+		k++;
+	if (!g || k == GREETERS) {
+		free(g);
+		mfd__tp_close(c);
+		return -ENOMEM;
+	}
+	*g = (struct greeting){ .s = s, .gs = gs, .c = c };
+	if (pthread_create(&g->t, NULL, greet_main, g)) {
+		free(g);
+		refuse(s, c, -EAGAIN, "no thread for its handshake", NULL);
+		return -EAGAIN;
+	}
+	gs->slot[k] = g;
+	return 0;
+}
+
+/* A finished handshake, its slot freed (the caller frees it), or NULL
+ * after waiting up to ms for one. */
+static struct greeting *greet_done(struct greeters *gs, unsigned ms)
+{
+	struct timespec until;
+	struct greeting *g = NULL;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += (long)ms * 1000000;
+	until.tv_sec += until.tv_nsec / 1000000000;
+	until.tv_nsec %= 1000000000;
+	pthread_mutex_lock(&gs->lock);
+	for (;;) {
+		for (int k = 0; k < GREETERS && !g; k++)
+			if (gs->slot[k] && gs->slot[k]->done) {
+				g = gs->slot[k];
+				gs->slot[k] = NULL;
+			}
+		if (g || !ms ||
+		    pthread_cond_timedwait(&gs->cond, &gs->lock, &until))
+			break;
+	}
+	pthread_mutex_unlock(&gs->lock);
+	if (g)
+		pthread_join(g->t, NULL);
+	return g;
+}
+
+static bool greeters_full(struct greeters *gs)
+{
+	for (int k = 0; k < GREETERS; k++)
+		if (!gs->slot[k])
+			return false;
+	return true;
+}
+
+static bool greeters_running(const struct greeters *gs)
+{
+	for (int k = 0; k < GREETERS; k++)
+		if (gs->slot[k] && !gs->slot[k]->done)
+			return true;
+	return false;
+}
+
+/* A handshake is running or waits to be taken (the slots are the
+ * accepting thread's own). */
+static bool greeters_any(const struct greeters *gs)
+{
+	for (int k = 0; k < GREETERS; k++)
+		if (gs->slot[k])
+			return true;
+	return false;
+}
+
+/*
+ * The accepting is over: the handshakes still running (strays, or
+ * channels of a failed session) get grace_ms to end by themselves (a
+ * stray whose own deadline falls with the session's is then told that
+ * it timed out), then they are cut; what was never placed is closed.
+ */
+static void greeters_end(struct greeters *gs, unsigned grace_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += (long)grace_ms * 1000000;
+	until.tv_sec += until.tv_nsec / 1000000000;
+	until.tv_nsec %= 1000000000;
+	pthread_mutex_lock(&gs->lock);
+	while (grace_ms && greeters_running(gs) &&
+	       !pthread_cond_timedwait(&gs->cond, &gs->lock, &until))
+		;
+	for (int k = 0; k < GREETERS; k++)
+		if (gs->slot[k] && !gs->slot[k]->done) {
+			__atomic_store_n(&gs->slot[k]->h.cut, true,
+					 __ATOMIC_RELEASE);
+			mfd__tp_shutdown(gs->slot[k]->c);
+		}
+	pthread_mutex_unlock(&gs->lock);
+	for (int k = 0; k < GREETERS; k++) {
+		struct greeting *g = gs->slot[k];
+
+		if (!g)
+			continue;
+		pthread_join(g->t, NULL);
+		if (!g->r)
+			mfd__tp_close(g->c);
+		free(g);
+	}
+}
+
+/* The connections that passed their handshake before channel 0 did. */
+struct early {
+	struct {
+		struct mfd_conn *c;
+		struct mfd_init in;
+	} e[MFD_MAX_CHANNELS + 1]; /* + postcopy's urgent channel */
+	unsigned n;
+};
+
+/*
+ * Take one connection that passed its handshake into the session. 0 to
+ * go on, or -errno when the session failed.
+ */
+static int admit(struct mfd_session *s, struct greeting *g, struct early *ea,
+		 unsigned *have, struct mfd_deadline *until)
+{
+	char err[768];
+	int r;
+
+	if (!s->ch && g->in.channel != 0) {
+		if (ea->n == MFD_MAX_CHANNELS + 1)
+			refuse(s, g->c, -EBUSY,
+			       "too many channels before channel 0", NULL);
+		else
+			ea->e[ea->n++] = (typeof(ea->e[0])){ g->c, g->in };
+		return 0;
+	}
+	if (s->ch) {
+		if (!refused_stray(s, g->c, &g->in) &&
+		    !place(s, g->c, g->in.channel))
+			(*have)++;
+		return 0;
+	}
+	r = adopt(s, &g->in);
+	if (!r)
+		r = match_regions(s, &g->h, g->in.region_count, err,
+				  sizeof(err));
+	if (r) {
+		if (r == -ENOMEM)
+			snprintf(err, sizeof(err), "out of memory");
+		/* the session's error says it: no log line too */
+		refuse(s, g->c, r, err, "");
+		mfd__session_fail(s, 0, r, "%s", err);
+		return r;
+	}
+	if (place(s, g->c, 0)) {
+		mfd__session_fail(s, 0, -EIO, "cannot set up channel 0");
+		return -EIO;
+	}
+	(*have)++;
+	mfd__deadline_start(until, s->cfg.timeout_ms,
+			    "the wait for the sender");
+	/* the channels that came before channel 0 */
+	for (unsigned i = 0; i < ea->n; i++) {
+		if (!refused_stray(s, ea->e[i].c, &ea->e[i].in) &&
+		    !place(s, ea->e[i].c, ea->e[i].in.channel))
+			(*have)++;
+	}
+	ea->n = 0;
+	return 0;
+}
+
+/*
  * Accept until every channel of the session has passed the handshake.
  * Only channel 0's init (the one with the region table) defines the
  * session: other channels that come first wait for it, so that a stray
  * claiming some channel cannot make the real channels look like strays.
  * The sender must come within the timeout, and its other channels within
- * the timeout after channel 0, however many strays come meanwhile.
+ * the timeout after channel 0, however many strays come meanwhile: the
+ * handshakes run side by side (GREETERS).
  */
 static int accept_channels(struct mfd_session *s)
 {
-	struct {
-		struct mfd_conn *c;
-		struct mfd_init in;
-	} early[MFD_MAX_CHANNELS + 1]; /* + postcopy's urgent channel */
-	unsigned have = 0, nearly = 0, t = s->cfg.timeout_ms;
+	struct greeters gs = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct early ea = { .n = 0 };
+	unsigned have = 0, t = s->cfg.timeout_ms;
 	struct mfd_deadline until;
+	pthread_condattr_t ca;
 	char err[768];
 	int r = 0;
 
+	/* greet_done() and greeters_end() wait on the monotonic clock */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&gs.cond, &ca);
+	pthread_condattr_destroy(&ca);
 	mfd__deadline_start(&until, t, "the wait for the sender");
 	while (!s->ch || have < mfd__nconns(s)) {
-		struct handshake h;
+		unsigned left = mfd__deadline_left(&until), wait_ms = 0;
+		unsigned slice = t && left < ACCEPT_SLICE_MS ? left
+							     : ACCEPT_SLICE_MS;
+		struct greeting *g;
 		struct mfd_conn *c;
-		struct mfd_init in;
-		unsigned left = mfd__deadline_left(&until);
 
-		r = t && !left ? -ETIMEDOUT
-			       : s->listener->ops->accept(s->listener, left,
-							  &c, err, sizeof(err));
+		r = mfd__session_err(s); /* cancelled meanwhile */
+		if (r)
+			break;
+		if (t && !left) {
+			r = -ETIMEDOUT;
+		} else if (greeters_full(&gs)) {
+			wait_ms = slice;
+		} else {
+			r = s->listener->ops->accept(s->listener, slice, &c,
+						     err, sizeof(err));
+			if (!r)
+				r = greet_start(s, &gs, c) == -ENOMEM ? -ENOMEM
+								      : 0;
+			else if (r == -ETIMEDOUT && (!t || mfd__deadline_left(&until)))
+				r = 0;
+			/* fd: every descriptor is taken, and their
+			 * handshakes may still run */
+			else if (r == -ENOTCONN && greeters_any(&gs))
+				r = 0, wait_ms = slice;
+		}
+		if (r)
+			break;
+		g = greet_done(&gs, wait_ms);
+		if (g) {
+			r = g->r ? 0 : admit(s, g, &ea, &have, &until);
+			free(g);
+			if (r)
+				goto out; /* admit failed the session */
+		}
+	}
+	if (r && !mfd__session_err(s)) {
 		if (r == -ETIMEDOUT)
 			snprintf(err, sizeof(err), "%s within %u ms%s%s",
 				 s->rejected ? "no connection accepted"
 					     : "no connection",
 				 t, s->rejected ? "; the last refused: " : "",
 				 s->rejected ? s->last_refusal : "");
-		if (r) {
-			if (s->ch)
-				mfd__session_fail(s, -1, r,
-						  "waiting for the sender's "
-						  "channels (%u of %u "
-						  "arrived): %s",
-						  have, mfd__nconns(s), err);
-			else
-				mfd__session_fail(s, -1, r,
-						  "waiting for the sender: %s",
-						  err);
-			break;
-		}
-		if (greet(s, c, &in, &h))
-			continue;
-		if (!s->ch && in.channel != 0) {
-			if (nearly == MFD_MAX_CHANNELS + 1)
-				refuse(s, c, -EBUSY,
-				       "too many channels before channel 0",
-				       NULL);
-			else
-				early[nearly++] = (typeof(early[0])){ c, in };
-			continue;
-		}
-		if (s->ch) {
-			if (!refused_stray(s, c, &in) &&
-			    !place(s, c, in.channel))
-				have++;
-			continue;
-		}
-		r = adopt(s, &in);
-		if (!r)
-			r = match_regions(s, &h, in.region_count, err,
-					  sizeof(err));
-		if (r) {
-			if (r == -ENOMEM)
-				snprintf(err, sizeof(err), "out of memory");
-			/* the session's error says it: no log line too */
-			refuse(s, c, r, err, "");
-			mfd__session_fail(s, 0, r, "%s", err);
-			break;
-		}
-		if (place(s, c, 0)) {
-			r = -EIO;
-			mfd__session_fail(s, 0, r, "cannot set up channel 0");
-			break;
-		}
-		have++;
-		mfd__deadline_start(&until, t, "the wait for the sender");
-		/* the channels that came before channel 0 */
-		for (unsigned i = 0; i < nearly; i++) {
-			if (!refused_stray(s, early[i].c, &early[i].in) &&
-			    !place(s, early[i].c, early[i].in.channel))
-				have++;
-		}
-		nearly = 0;
+		else if (r == -ENOMEM)
+			snprintf(err, sizeof(err), "out of memory");
+		if (s->ch)
+			mfd__session_fail(s, -1, r,
+					  "waiting for the sender's channels "
+					  "(%u of %u arrived): %s",
+					  have, mfd__nconns(s), err);
+		else
+			mfd__session_fail(s, -1, r, "waiting for the sender: %s",
+					  err);
 	}
-	for (unsigned i = 0; i < nearly; i++)
-		mfd__tp_close(early[i].c);
+out:
+	greeters_end(&gs, r ? 250 : 0);
+	pthread_cond_destroy(&gs.cond);
+	for (unsigned i = 0; i < ea.n; i++)
+		mfd__tp_close(ea.e[i].c);
 	return r;
 }
 

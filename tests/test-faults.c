@@ -290,32 +290,43 @@ static void test_strays_do_not_disturb(void)
 	guarded_free(dst, LEN);
 }
 
-/* A connection that never sends its init holds the handshake for 5 s at
- * most; then it is dropped and the real sender's channels get through. */
-static void test_silent_connection_dropped(void)
+/*
+ * Connections that never send their init hold only their own handshake
+ * (for at most 5 s, here the 4 s timeout): eight of them, connected
+ * before the real sender, which proves a secret, and whose channels must
+ * all pass within the 4 s (one handshake after another, they could not).
+ */
+static void test_silent_connections_dropped(void)
 {
+	enum { SILENT = 8 };
+	static const char key[] = "the secret of test-faults, 32 b";
 	struct mfd_config cfg;
 	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
-	struct mfd_conn *silent;
+	struct mfd_conn *silent[SILENT];
 	struct mfd_stats st;
 	struct mfd_uri u;
 	struct pair p;
 	char err[200];
 
 	mfd_config_init(&cfg);
-	cfg.timeout_ms = 20000; /* the handshake limit is shorter */
+	cfg.timeout_ms = 4000;
+	cfg.channels = 4;
+	cfg.secret = key;
+	cfg.secret_len = sizeof(key);
 	memset(src, 0x5a, LEN);
 	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
 	mfd__uri_parse(mfd_session_uri(p.rx), &u, err, sizeof(err));
-	CU_ASSERT_FATAL(mfd__tcp_ops.connect(&u, 1000, &silent, err,
-					     sizeof(err)) == 0);
+	for (int i = 0; i < SILENT; i++)
+		CU_ASSERT_FATAL(mfd__tcp_ops.connect(&u, 1000, &silent[i], err,
+						     sizeof(err)) == 0);
 	CU_ASSERT_EQUAL(tx_start(&p, &cfg, src, LEN), 0);
 	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
 	CU_ASSERT(memcmp(src, dst, LEN) == 0);
 	mfd_session_stats(p.rx, &st);
-	CU_ASSERT_EQUAL(st.rejected_connections, 1);
-	mfd__tp_close(silent);
+	CU_ASSERT_EQUAL(st.rejected_connections, SILENT);
+	for (int i = 0; i < SILENT; i++)
+		mfd__tp_close(silent[i]);
 	pair_free(&p);
 	guarded_free(src, LEN);
 	guarded_free(dst, LEN);
@@ -555,7 +566,7 @@ int main(void)
 		{ "strays do not disturb", test_strays_do_not_disturb },
 		{ "region size mismatch", test_region_mismatch },
 		{ "silent connection dropped at the handshake",
-		  test_silent_connection_dropped },
+		  test_silent_connections_dropped },
 		{ "stray before channel 0 does not take over",
 		  test_stray_before_channel_0 },
 		{ "trickling connection dropped at the handshake",
