@@ -1307,9 +1307,9 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 		 * says what happened before any init could come */
 		if (__atomic_load_n(&h->cut, __ATOMIC_ACQUIRE))
 			snprintf(err, sizeof(err),
-				 "dropped: the receiver stopped accepting "
-				 "(its session began or failed) before this "
-				 "handshake ended");
+				 "dropped: its handshake was cut (the session "
+				 "began or failed, or newer connections needed "
+				 "its place)");
 		else if (strstr(c->err, "TLS"))
 			snprintf(err, sizeof(err), "%s", c->err);
 		else
@@ -1365,6 +1365,7 @@ struct greeting {
 	struct handshake h;
 	int r;
 	bool done; /* under gs->lock */
+	int64_t started_ns;
 	pthread_t t;
 };
 
@@ -1401,7 +1402,8 @@ static int greet_start(struct mfd_session *s, struct greeters *gs,
 		mfd__tp_close(c);
 		return -ENOMEM;
 	}
-	*g = (struct greeting){ .s = s, .gs = gs, .c = c };
+	*g = (struct greeting){ .s = s, .gs = gs, .c = c,
+				.started_ns = mfd__tp_now_ns() };
 	if (pthread_create(&g->t, NULL, greet_main, g)) {
 		free(g);
 		refuse(s, c, -EAGAIN, "no thread for its handshake", NULL);
@@ -1445,6 +1447,30 @@ static bool greeters_full(struct greeters *gs)
 		if (!gs->slot[k])
 			return false;
 	return true;
+}
+
+/* Every slot taken: the handshake that has run longest, if longer than
+ * a real sender's ever does, is cut for the next connection; so a flood
+ * of silent connections cannot keep a real sender waiting for a slot. */
+#define EVICT_AFTER_MS 200
+static void greeters_evict(struct greeters *gs)
+{
+	struct greeting *old = NULL;
+
+	pthread_mutex_lock(&gs->lock);
+	for (int k = 0; k < GREETERS; k++) {
+		struct greeting *g = gs->slot[k];
+
+		if (g && !g->done && !g->h.cut &&
+		    (!old || g->started_ns < old->started_ns))
+			old = g;
+	}
+	if (old && mfd__tp_now_ns() - old->started_ns >
+			   (int64_t)EVICT_AFTER_MS * 1000000) {
+		__atomic_store_n(&old->h.cut, true, __ATOMIC_RELEASE);
+		mfd__tp_shutdown(old->c);
+	}
+	pthread_mutex_unlock(&gs->lock);
 }
 
 static bool greeters_running(const struct greeters *gs)
@@ -1602,6 +1628,7 @@ static int accept_channels(struct mfd_session *s)
 		if (t && !left) {
 			r = -ETIMEDOUT;
 		} else if (greeters_full(&gs)) {
+			greeters_evict(&gs);
 			wait_ms = slice;
 		} else {
 			r = s->listener->ops->accept(s->listener, slice, &c,

@@ -292,13 +292,14 @@ static void test_strays_do_not_disturb(void)
 
 /*
  * Connections that never send their init hold only their own handshake
- * (for at most 5 s, here the 4 s timeout): eight of them, connected
- * before the real sender, which proves a secret, and whose channels must
- * all pass within the 4 s (one handshake after another, they could not).
+ * (for at most 5 s, here the 4 s timeout): 40 of them, more than run at
+ * once, connected before the real sender, which proves a secret, and
+ * whose channels must all pass within the 4 s (one handshake after
+ * another, or waiting for a slot to free by itself, they could not).
  */
 static void test_silent_connections_dropped(void)
 {
-	enum { SILENT = 8 };
+	enum { SILENT = 40 };
 	static const char key[] = "the secret of test-faults, 32 b";
 	struct mfd_config cfg;
 	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
