@@ -22,6 +22,15 @@
  * until deadline (0: forever) or until wake_fd is written. The caller
  * acks *ev.
  */
+/* ENODEV from rdma_cm: this machine has no RDMA device at all. */
+static const char *no_device_hint(int e)
+{
+	return e == ENODEV ? " (no RDMA device on this machine: rdma: needs "
+			     "an RDMA NIC, or soft-RoCE: modprobe rdma_rxe; "
+			     "rdma link add rxe0 type rxe netdev IFACE)"
+			   : "";
+}
+
 static int cm_wait(struct rdma_event_channel *ech, int wake_fd,
 		   int64_t deadline, struct rdma_cm_event **ev)
 {
@@ -279,8 +288,8 @@ int mfd__rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		return r;
 	rc = conn_new();
 	if (!rc) {
-		snprintf(err, errlen, "rdma_create_event_channel: %s",
-			 strerror(errno));
+		snprintf(err, errlen, "rdma_create_event_channel: %s%s",
+			 strerror(errno), no_device_hint(errno));
 		return errno ? -errno : -ENOMEM;
 	}
 	r = err_neg(rdma_create_id(rc->ech, &rc->id, NULL, RDMA_PS_TCP));
@@ -386,8 +395,8 @@ int mfd__rd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 	if (!r)
 		r = err_neg(rdma_listen(l->id, 128));
 	if (r) {
-		snprintf(err, errlen, "cannot listen on %s port %s: %s",
-			 u->host, u->port, strerror(-r));
+		snprintf(err, errlen, "cannot listen on %s port %s: %s%s",
+			 u->host, u->port, strerror(-r), no_device_hint(-r));
 		goto fail;
 	}
 	sa = rdma_get_local_addr(l->id);

@@ -44,7 +44,10 @@ static int split_host_port(const char *rest, struct mfd_uri *u, char *err,
 		hlen = (size_t)(colon - rest);
 	}
 	if (hlen == 0 || hlen >= sizeof(u->host)) {
-		snprintf(err, errlen, "bad host in '%s'", rest);
+		snprintf(err, errlen,
+			 "bad host in '%s': expected HOST:PORT with a host "
+			 "name or address of 1 to %zu characters",
+			 rest, sizeof(u->host) - 1);
 		return -EINVAL;
 	}
 	memcpy(u->host, host, hlen);
