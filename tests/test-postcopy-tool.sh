@@ -33,7 +33,7 @@ else
 	bad "bench --postcopy --json -> $st: $out"
 fi
 
-for args in "--postcopy-pattern sequential" "--uri unix:/tmp/mfd-pc-tool.sock" \
+for args in "--postcopy-pattern sequential" "--uri unix:/tmp/mfd-pc-tool-$$.sock" \
 	"-m zstd -c 3"; do
 	if [[ $args == *zstd* ]] && ! "$MULTIFD" bench --help | grep -q zstd; then
 		continue
@@ -55,6 +55,13 @@ if [ $st = 2 ] && grep -q "neither --live nor --sweep" <<<"$out"; then
 	ok "bench --postcopy --live is refused"
 else
 	bad "bench --postcopy --live -> $st: $out"
+fi
+out=$("$MULTIFD" bench --postcopy-pattern sequential -s 8M 2>&1)
+st=$?
+if [ $st = 2 ] && grep -q "postcopy-pattern means something only with --postcopy" <<<"$out"; then
+	ok "--postcopy-pattern without --postcopy is refused"
+else
+	bad "bench --postcopy-pattern without --postcopy -> $st: $out"
 fi
 out=$("$MULTIFD" bench --postcopy --postcopy-pattern zigzag 2>&1)
 st=$?

@@ -147,6 +147,7 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 		o->live = true;
 		return 0;
 	case OPT_DIRTY_RATE:
+		o->live_only = "--dirty-rate";
 		o->dirty_rate = strtod(arg, &end);
 		if (end == arg || *end || o->dirty_rate < 0 ||
 		    o->dirty_rate > 1e6) {
@@ -156,6 +157,7 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 		}
 		return 0;
 	case OPT_DIRTY_PATTERN:
+		o->live_only = "--dirty-pattern";
 		if (strcmp(arg, "random") && strcmp(arg, "hot")) {
 			die_msg("bad dirty pattern '%s': expected random or hot",
 				arg);
@@ -164,9 +166,11 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 		o->hot_set = !strcmp(arg, "hot");
 		return 0;
 	case OPT_DOWNTIME:
+		o->live_only = "--downtime";
 		return parse_uint(arg, "downtime (ms)", 1, 3600000,
 				  &o->downtime_ms);
 	case OPT_MAX_ROUNDS:
+		o->live_only = "--max-rounds";
 		return parse_uint(arg, "max rounds", 2, 100000,
 				  &o->max_rounds);
 	case OPT_SWEEP:
@@ -176,6 +180,7 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 		o->postcopy = o->cfg.postcopy = true;
 		return 0;
 	case OPT_POSTCOPY_PATTERN:
+		o->postcopy_only = "--postcopy-pattern";
 		if (strcmp(arg, "random") && strcmp(arg, "sequential")) {
 			die_msg("bad postcopy pattern '%s': expected random or "
 				"sequential",
@@ -454,6 +459,16 @@ int cmd_bench(int argc, char **argv)
 	mfd_session_free(check);
 	if (r) {
 		die_msg("bench: %s", err);
+		return 2;
+	}
+	if (o.live_only && !o.live) {
+		die_msg("bench: %s means something only with --live",
+			o.live_only);
+		return 2;
+	}
+	if (o.postcopy_only && !o.postcopy) {
+		die_msg("bench: %s means something only with --postcopy",
+			o.postcopy_only);
 		return 2;
 	}
 	if (o.postcopy && (o.live || o.sweep)) {

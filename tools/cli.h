@@ -51,6 +51,9 @@ struct opts {
 	bool sweep;
 	bool postcopy;		  /* bench --postcopy */
 	bool postcopy_sequential; /* --postcopy-pattern sequential */
+	/* an option given that means something only with --live or
+	 * --postcopy, to refuse it without them */
+	const char *live_only, *postcopy_only;
 };
 
 /*
