@@ -237,11 +237,13 @@ static void rewrite_pages(uint8_t *mem, uint64_t pages, uint32_t ps,
 			  unsigned pct, enum content c, uint64_t *dirty,
 			  uint64_t *st)
 {
-	uint64_t n = pages * pct / 100;
-
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t pg = rng(st) % pages;
+	/* each page with the chance pct: that share of distinct pages (a
+	 * draw of pages * pct / 100 with repeats rewrote fewer) */
+	for (uint64_t pg = 0; pg < pages; pg++) {
 		uint8_t *p = mem + pg * ps;
+
+		if (rng(st) % 100 >= pct)
+			continue;
 
 		if (rng(st) % 5 == 0)
 			memset(p, 0, ps);
