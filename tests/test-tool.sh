@@ -41,6 +41,8 @@ for c in send recv bench; do
 	expect 0 "libmultifd" "$MULTIFD" "$c" --version
 done
 expect 2 "unknown command 'frob'" "$MULTIFD" frob
+expect 2 "multifd: send: unknown option '--inplace' (try 'multifd send --help')" "$MULTIFD" send --inplace tcp:127.0.0.1:1 x
+expect 2 "multifd: recv: missing the value of option '--timeout'" "$MULTIFD" recv --timeout
 expect 2 "bad channel count '0'" "$MULTIFD" send -c 0 tcp:127.0.0.1:1 /dev/null
 expect 2 "bad channel count '65'" "$MULTIFD" send --channels 65 tcp:127.0.0.1:1 x
 expect 2 "bad channel count ' 4'" "$MULTIFD" send -c ' 4' tcp:127.0.0.1:1 x

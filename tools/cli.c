@@ -494,8 +494,10 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	       int (*on_extra)(int opt, const char *arg, struct opts *o))
 {
 	struct option table[64];
-	char shorts[64] = "hV";
-	size_t n = 0, k = 2;
+	/* ':' first: a missing argument is told from an unknown option,
+	 * and both are said here, in the tool's own words */
+	char shorts[64] = ":hV";
+	size_t n = 0, k = 3;
 	int c;
 
 	mfd_config_init(&o->cfg);
@@ -526,8 +528,18 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 			       mfd_version());
 			return 1;
 		}
-		if (c == '?') {
-			fprintf(stderr, "Try 'multifd %s --help'.\n", argv[0]);
+		if (c == '?' || c == ':') {
+			const char *opt = argv[optind - 1];
+			char letter[3] = { '-', (char)optopt, 0 };
+
+			/* a short option's letter, else the word as given */
+			if (optopt && (opt[0] != '-' || opt[1] != '-'))
+				opt = letter;
+			die_msg("%s: %s '%s' (try 'multifd %s --help')",
+				argv[0],
+				c == ':' ? "missing the value of option"
+					 : "unknown option",
+				opt, argv[0]);
 			return 2;
 		}
 		if (is_common(c)) {
