@@ -868,8 +868,9 @@ static void drain(struct mfd_conn *c)
  * Tell a connection why it is refused, then drop it. The local log says
  * `why` (NULL: the same as msg; "": nothing, the session's error will).
  */
-static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
-		   const char *msg, const char *why)
+/* refuse() but leave c open, for its owner to close. */
+static void refuse_open(struct mfd_session *s, struct mfd_conn *c, int status,
+			const char *msg, const char *why)
 {
 	size_t len = strlen(msg);
 	struct mfd_ack a = { .status = status ? status : -EPROTO,
@@ -893,6 +894,14 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 	if (!mfd__tp_send_buf(c, buf, sizeof(buf)) &&
 	    !mfd__tp_send_buf(c, msg, len))
 		drain(c);
+}
+
+/* Answer c with status and msg, log why (msg when NULL; "" for no
+ * line), close it. */
+static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
+		   const char *msg, const char *why)
+{
+	refuse_open(s, c, status, msg, why);
 	mfd__tp_close(c);
 }
 
@@ -1289,7 +1298,7 @@ static int place(struct mfd_session *s, struct mfd_conn *c, uint16_t index)
 
 /* Read and check one connection's init (and prove each other when there
  * is a secret), starting its handshake's clock in *h. 0, or -errno after
- * the connection was refused. */
+ * the connection was refused (left open: greet_main() closes it). */
 static int greet(struct mfd_session *s, struct mfd_conn *c,
 		 struct mfd_init *in, struct handshake *h)
 {
@@ -1315,7 +1324,7 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 		else
 			snprintf(err, sizeof(err), "no init packet: %s",
 				 c->err);
-		refuse(s, c, r, err, NULL);
+		refuse_open(s, c, r, err, NULL);
 		return r;
 	}
 	r = mfd__init_decode(buf, in, err, sizeof(err));
@@ -1343,7 +1352,7 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 	if (!r && s->secret)
 		r = authenticate(s, h, buf, err, sizeof(err));
 	if (r)
-		refuse(s, c, r, err, NULL);
+		refuse_open(s, c, r, err, NULL);
 	return r;
 }
 
@@ -1380,9 +1389,13 @@ static void *greet_main(void *arg)
 	struct greeting *g = arg;
 	int r = greet(g->s, g->c, &g->in, &g->h);
 
+	/* a refused connection is closed under the lock, once done: the
+	 * accepting thread shuts down only those not done, under it too */
 	pthread_mutex_lock(&g->gs->lock);
 	g->r = r;
 	g->done = true;
+	if (r)
+		mfd__tp_close(g->c);
 	pthread_cond_signal(&g->gs->cond);
 	pthread_mutex_unlock(&g->gs->lock);
 	return NULL;

@@ -20,7 +20,8 @@ head -c $((5 << 20)) /dev/urandom >"$dir/big"
 # start_recv ARGS...: a receiver in the background into $dir/dst; its
 # URI in $uri, its pid in $rpid
 start_recv() {
-	rm -rf "$dir/out" "$dir/dst"
+	# the last receiver's log would give wait_listening its port
+	rm -rf "$dir/out" "$dir/dst" "$dir/recv.err"
 	mkdir "$dir/out"
 	"$MULTIFD" recv -q --timeout 10 "$@" tcp:127.0.0.1:0 "$dir/dst" \
 		2>"$dir/recv.err" &

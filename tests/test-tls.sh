@@ -163,7 +163,8 @@ sys.stdout.buffer.write(page * 512)' "$pattern" >"$dir/src"
 start_recv() {
 	local name=$1 uri=$2
 	shift 2
-	rm -f "$dir/dst"
+	# a NAME's last receiver's log would give wait_listening its port
+	rm -f "$dir/dst" "$dir/$name.err"
 	"$MULTIFD" recv --json "$@" "$uri" "$dir/dst" >"$dir/$name.out" \
 		2>"$dir/$name.err" &
 	rpid=$!

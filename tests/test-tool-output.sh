@@ -78,6 +78,7 @@ slow=(--max-bandwidth 2M)
 # first, before any socket, and would be taken for fd 1: the statistics
 # and the summary must not go into it
 head -c $((2 << 20)) /dev/zero >"$dir/dst"
+rm -f "$dir/recv.err"
 timeout 60 "${bare[@]}" recv --stats-interval 0.2 tcp:127.0.0.1:0 \
 	--region "in=$dir/dst" >&- 2>"$dir/recv.err" &
 rpid=$!
@@ -143,7 +144,7 @@ else
 fi
 
 # the sender with all three closed: its output must not reach a socket
-rm -f "$dir/dst"
+rm -f "$dir/dst" "$dir/recv.err" # an old log: a stale port
 timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
 	>/dev/null 2>"$dir/recv.err" &
 rpid=$!
@@ -183,7 +184,7 @@ warned() {
 		bad "wanted one warning about the $2, got $n: $(cat "$1")"
 	fi
 }
-rm -f "$dir/dst"
+rm -f "$dir/dst" "$dir/recv.err" # an old log: a stale port
 timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
 	>/dev/null 2>"$dir/recv.err" &
 rpid=$!
@@ -234,7 +235,7 @@ else
 fi
 
 # the progress display into a pipe that closes: the transfer goes on
-rm -f "$dir/dst"
+rm -f "$dir/dst" "$dir/recv.err" # an old log: a stale port
 timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
 	>/dev/null 2>"$dir/recv.err" &
 rpid=$!
@@ -264,7 +265,7 @@ if [ -w /dev/full ]; then
 	for_send() {
 		local what=$1 st rst
 		shift
-		rm -f "$dir/dst"
+		rm -f "$dir/dst" "$dir/recv.err" # an old log: a stale port
 		timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
 			>/dev/null 2>"$dir/recv.err" &
 		rpid=$!
@@ -289,7 +290,7 @@ if [ -w /dev/full ]; then
 	for_send "the JSON results" --json
 	for_send "its output"
 	# the receiver's --json results
-	rm -f "$dir/dst"
+	rm -f "$dir/dst" "$dir/recv.err" # an old log: a stale port
 	timeout 60 "$MULTIFD" recv --json tcp:127.0.0.1:0 "$dir/dst" \
 		>/dev/full 2>"$dir/recv.err" &
 	rpid=$!

@@ -22,6 +22,7 @@ head -c $((1 << 20)) /dev/urandom >"$dir/src"
 start_recv() {
 	local name=$1 uri=$2 file=$3
 	shift 3
+	rm -f "$dir/$name.err" # an old log would give wait_listening its URI
 	"$MULTIFD" recv "$@" "$uri" "$file" >/dev/null 2>"$dir/$name.err" &
 	rpid=$!
 	if ! wait_listening "$dir/$name.err" >/dev/null; then

@@ -415,6 +415,9 @@ fail:
 	return r;
 }
 
+/* How long an accepted connection request may take to be established. */
+#define ESTABLISH_MS 5000
+
 int mfd__rd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 		          struct mfd_conn **out, char *err, size_t errlen)
 {
@@ -474,6 +477,11 @@ int mfd__rd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 		snprintf(why, sizeof(why), "rdma_accept: %s", strerror(-r));
 		goto fail;
 	}
+	/* a connection that came is completed within a bound of its own,
+	 * not the caller's wait, which may be a short slice (the receiver
+	 * looks at its other handshakes in between) */
+	if (deadline && deadline < now_ms() + ESTABLISH_MS)
+		deadline = now_ms() + ESTABLISH_MS;
 	r = cm_expect(rc, RDMA_CM_EVENT_ESTABLISHED, deadline, why,
 		      sizeof(why));
 	if (r)

@@ -104,7 +104,10 @@ struct mfd_transport_ops {
 	/* Bind and listen; fills *out and (*out)->uri. */
 	int (*listen)(const struct mfd_uri *u, struct mfd_listener **out,
 		      char *err, size_t errlen);
-	/* Wait up to timeout_ms for one connection; -ETIMEDOUT. */
+	/* Wait up to timeout_ms for one connection; -ETIMEDOUT. A
+	 * connection that came within it may take a few seconds more to
+	 * complete (rdma:), whatever timeout_ms: the receiver calls it in
+	 * short slices. */
 	int (*accept)(struct mfd_listener *l, unsigned timeout_ms,
 		      struct mfd_conn **out, char *err, size_t errlen);
 	/* Stop accept() from another thread; optional. */
