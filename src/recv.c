@@ -1646,10 +1646,10 @@ static int accept_channels(struct mfd_session *s)
 		} else {
 			r = s->listener->ops->accept(s->listener, slice, &c,
 						     err, sizeof(err));
-			if (!r)
-				r = greet_start(s, &gs, c) == -ENOMEM ? -ENOMEM
-								      : 0;
-			else if (r == -ETIMEDOUT && (!t || mfd__deadline_left(&until)))
+			if (!r && greet_start(s, &gs, c) == -ENOMEM) {
+				snprintf(err, sizeof(err), "out of memory");
+				r = -ENOMEM;
+			} else if (r == -ETIMEDOUT && (!t || mfd__deadline_left(&until)))
 				r = 0;
 			/* fd: every descriptor is taken, and their
 			 * handshakes may still run */
@@ -1673,8 +1673,6 @@ static int accept_channels(struct mfd_session *s)
 					     : "no connection",
 				 t, s->rejected ? "; the last refused: " : "",
 				 s->rejected ? s->last_refusal : "");
-		else if (r == -ENOMEM)
-			snprintf(err, sizeof(err), "out of memory");
 		if (s->ch)
 			mfd__session_fail(s, -1, r,
 					  "waiting for the sender's channels "
