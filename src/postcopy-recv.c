@@ -499,6 +499,18 @@ static void answered(struct mfd_postcopy *pc, uint32_t region,
 	pthread_mutex_unlock(&pc->lock);
 }
 
+/* How many of off[i..n) are adjacent pages, from off[i] on: one
+ * placement covers them. */
+static uint32_t adjacent(const uint64_t *off, uint32_t i, uint32_t n,
+			 uint32_t ps)
+{
+	uint32_t run = 1;
+
+	while (i + run < n && off[i + run] == off[i] + (uint64_t)run * ps)
+		run++;
+	return run;
+}
+
 int mfd__pc_place(struct mfd_session *s, struct mfd_channel *ch,
 		  const struct mfd_packet *p, const uint64_t *off,
 		  const uint8_t *buf)
@@ -509,23 +521,15 @@ int mfd__pc_place(struct mfd_session *s, struct mfd_channel *ch,
 	uint64_t placed = 0;
 	int r = 0;
 
-	for (uint32_t i = 0; i < normal && !r;) {
-		uint32_t run = 1;
-
-		while (i + run < normal && off[i + run] == off[i] + run * ps)
-			run++;
+	for (uint32_t i = 0, run; i < normal && !r; i += run) {
+		run = adjacent(off, i, normal, ps);
 		r = copy_run(pc, rg->mem + off[i], buf + (size_t)i * ps,
 			     (uint64_t)run * ps, &placed);
-		i += run;
 	}
-	for (uint32_t i = 0; i < p->hdr.zero && !r;) {
-		const uint64_t *z = off + normal;
-		uint32_t run = 1;
-
-		while (i + run < p->hdr.zero && z[i + run] == z[i] + run * ps)
-			run++;
-		r = zero_run(pc, rg->mem + z[i], (uint64_t)run * ps, &placed);
-		i += run;
+	for (uint32_t i = 0, run; i < p->hdr.zero && !r; i += run) {
+		run = adjacent(off + normal, i, p->hdr.zero, ps);
+		r = zero_run(pc, rg->mem + off[normal + i],
+			     (uint64_t)run * ps, &placed);
 	}
 	if (r) {
 		mfd__session_fail(s, (int)ch->index, r,

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "escape.h"
@@ -1430,13 +1429,11 @@ static int greet_start(struct mfd_session *s, struct greeters *gs,
  * after waiting up to ms for one. */
 static struct greeting *greet_done(struct greeters *gs, unsigned ms)
 {
-	struct timespec until;
+	struct mfd_deadline d;
 	struct greeting *g = NULL;
+	unsigned left;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += (long)ms * 1000000;
-	until.tv_sec += until.tv_nsec / 1000000000;
-	until.tv_nsec %= 1000000000;
+	mfd__deadline_start(&d, ms, "a handshake");
 	pthread_mutex_lock(&gs->lock);
 	for (;;) {
 		for (int k = 0; k < GREETERS && !g; k++)
@@ -1444,8 +1441,9 @@ static struct greeting *greet_done(struct greeters *gs, unsigned ms)
 				g = gs->slot[k];
 				gs->slot[k] = NULL;
 			}
-		if (g || !ms ||
-		    pthread_cond_timedwait(&gs->cond, &gs->lock, &until))
+		left = mfd__deadline_left(&d);
+		if (g || !left ||
+		    mfd__timed_wait(&gs->cond, &gs->lock, left))
 			break;
 	}
 	pthread_mutex_unlock(&gs->lock);
@@ -1454,12 +1452,15 @@ static struct greeting *greet_done(struct greeters *gs, unsigned ms)
 	return g;
 }
 
-static bool greeters_full(struct greeters *gs)
+/* How many slots hold a handshake (the slots are the accepting
+ * thread's own). */
+static int greeters_taken(const struct greeters *gs)
 {
+	int n = 0;
+
 	for (int k = 0; k < GREETERS; k++)
-		if (!gs->slot[k])
-			return false;
-	return true;
+		n += gs->slot[k] != NULL;
+	return n;
 }
 
 /* Every slot taken: the handshake that has run longest, if longer than
@@ -1494,16 +1495,6 @@ static bool greeters_running(const struct greeters *gs)
 	return false;
 }
 
-/* A handshake is running or waits to be taken (the slots are the
- * accepting thread's own). */
-static bool greeters_any(const struct greeters *gs)
-{
-	for (int k = 0; k < GREETERS; k++)
-		if (gs->slot[k])
-			return true;
-	return false;
-}
-
 /*
  * The accepting is over: the handshakes still running (strays, or
  * channels of a failed session) get grace_ms to end by themselves (a
@@ -1512,15 +1503,13 @@ static bool greeters_any(const struct greeters *gs)
  */
 static void greeters_end(struct greeters *gs, unsigned grace_ms)
 {
-	struct timespec until;
+	struct mfd_deadline d;
+	unsigned left;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += (long)grace_ms * 1000000;
-	until.tv_sec += until.tv_nsec / 1000000000;
-	until.tv_nsec %= 1000000000;
+	mfd__deadline_start(&d, grace_ms, "the grace");
 	pthread_mutex_lock(&gs->lock);
-	while (grace_ms && greeters_running(gs) &&
-	       !pthread_cond_timedwait(&gs->cond, &gs->lock, &until))
+	while (greeters_running(gs) && (left = mfd__deadline_left(&d)) &&
+	       !mfd__timed_wait(&gs->cond, &gs->lock, left))
 		;
 	for (int k = 0; k < GREETERS; k++)
 		if (gs->slot[k] && !gs->slot[k]->done) {
@@ -1618,15 +1607,10 @@ static int accept_channels(struct mfd_session *s)
 	struct early ea = { .n = 0 };
 	unsigned have = 0, t = s->cfg.timeout_ms;
 	struct mfd_deadline until;
-	pthread_condattr_t ca;
 	char err[768];
 	int r = 0;
 
-	/* greet_done() and greeters_end() wait on the monotonic clock */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&gs.cond, &ca);
-	pthread_condattr_destroy(&ca);
+	mfd__cond_init(&gs.cond); /* mfd__timed_wait() wants it */
 	mfd__deadline_start(&until, t, "the wait for the sender");
 	while (!s->ch || have < mfd__nconns(s)) {
 		unsigned left = mfd__deadline_left(&until), wait_ms = 0;
@@ -1640,7 +1624,7 @@ static int accept_channels(struct mfd_session *s)
 			break;
 		if (t && !left) {
 			r = -ETIMEDOUT;
-		} else if (greeters_full(&gs)) {
+		} else if (greeters_taken(&gs) == GREETERS) {
 			greeters_evict(&gs);
 			wait_ms = slice;
 		} else {
@@ -1653,7 +1637,7 @@ static int accept_channels(struct mfd_session *s)
 				r = 0;
 			/* fd: every descriptor is taken, and their
 			 * handshakes may still run */
-			else if (r == -ENOTCONN && greeters_any(&gs))
+			else if (r == -ENOTCONN && greeters_taken(&gs))
 				r = 0, wait_ms = slice;
 		}
 		if (r)
