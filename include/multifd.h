@@ -308,6 +308,25 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 				      void *mem, uint64_t length, bool zeroed);
 
 /*
+ * Sender: say that region `region` (an index from mfd_session_add_region())
+ * is a MAP_SHARED mapping of the regular file fd from byte `offset` (a
+ * multiple of the page size). Where the library does not read the pages
+ * itself (zero_page_detection off) and the transport can (tcp:, unix:,
+ * fd: without TLS), its pages then leave from the page cache with
+ * sendfile(): no page-table work and no copy on this end (half the
+ * sender's CPU in docs/performance.md). Elsewhere, and for pages sent
+ * staged or from a stable copy, the mapping is used as before; it must
+ * still be the region's memory. Pages follow the rules of
+ * mfd_send_pages(). The session duplicates fd and closes its duplicate
+ * in mfd_session_free(). Call it before mfd_session_start(). Returns 0;
+ * -EINVAL on a receiver, for a bad index or offset, or a descriptor that
+ * is not a regular file; -ERANGE when the file does not hold the region
+ * from `offset`; -EBUSY once started. Since 0.2.
+ */
+MFD_EXTERN int mfd_session_region_file(struct mfd_session *s, int region,
+				       int fd, uint64_t offset);
+
+/*
  * Sender: connect every channel and complete the handshake (the receiver
  * accepts the region table). Receiver: bind and listen, then return, so
  * that mfd_session_uri() gives the bound address (useful with port 0);

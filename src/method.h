@@ -32,6 +32,12 @@ struct mfd_region {
 	/* Sender, one-sided transports: the region could not be registered
 	 * for one-sided writes, so its page packets go STAGED */
 	bool staged;
+	/* Sender: the file mem maps (mfd_session_region_file()), a
+	 * duplicate the session closes, or -1; by_file: every channel's
+	 * transport sends the region's pages from it, not from mem */
+	int file_fd;
+	uint64_t file_off;
+	bool by_file;
 };
 
 /* One channel's method context. */

@@ -175,7 +175,10 @@ static void sort_pages(struct mfd_session *s, struct mfd_channel *ch,
 	uint32_t ps = s->cfg.page_size, n = ch->job_count;
 
 	*normal = *zero = 0;
-	mfd__populate(rg->mem, ch->job_offsets, n, ps, false);
+	/* the pages are read here to find zero pages, or copied; with
+	 * neither, a region sent from its file is never touched */
+	if (copy || s->cfg.zero_page_detection || !rg->by_file)
+		mfd__populate(rg->mem, ch->job_offsets, n, ps, false);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t off = ch->job_offsets[i];
 		const uint8_t *page = rg->mem + off;

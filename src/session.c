@@ -6,11 +6,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "escape.h"
 #include "guard.h"
@@ -444,7 +447,38 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 	r->mem = mem;
 	r->length = length;
 	r->zeroed = zeroed;
+	r->file_fd = -1;
 	return s->nregions++;
+}
+
+MFD_EXTERN int mfd_session_region_file(struct mfd_session *s, int region,
+				       int fd, uint64_t offset)
+{
+	struct mfd_region *rg;
+	struct stat st;
+	int dup_fd;
+
+	if (s->started)
+		return -EBUSY;
+	if (s->role != MFD_ROLE_SEND || region < 0 || region >= s->nregions ||
+	    fd < 0 || (offset & (s->cfg.page_size - 1)))
+		return -EINVAL;
+	rg = &s->regions[region];
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size < offset ||
+	    (uint64_t)st.st_size - offset < rg->length)
+		return -ERANGE;
+	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dup_fd < 0)
+		return -errno;
+	if (rg->file_fd >= 0)
+		close(rg->file_fd);
+	rg->file_fd = dup_fd;
+	rg->file_off = offset;
+	return 0;
 }
 
 MFD_EXTERN int mfd_session_start(struct mfd_session *s)
@@ -817,29 +851,56 @@ void mfd__session_limits(const struct mfd_session *s, struct mfd_limits *l)
 	l->features = s->features;
 }
 
+/* Region k on channel i: its registration, then, on a sender that does
+ * not read the pages (no zero-page detection), its file. Returns 0, 1
+ * when the transport needs no registration, or -errno (the session
+ * failed). */
+static int register_one(struct mfd_session *s, unsigned i, int k,
+			bool *by_file)
+{
+	struct mfd_conn *c = s->ch[i].conn;
+	struct mfd_region *rg = &s->regions[k];
+	int r = mfd__tp_register_region(c, (unsigned)k, rg->mem, rg->length);
+	int none = r == -ENOTSUP;
+
+	if (r == 1) /* its pages go on the stream */
+		rg->staged = true;
+	else if (r && !none)
+		goto fail;
+	r = *by_file && !rg->staged
+		    ? mfd__tp_register_file(c, rg->mem, rg->length,
+					    rg->file_fd, rg->file_off)
+		    : -ENOTSUP;
+	if (r == -ENOTSUP)
+		*by_file = false;
+	else if (r)
+		goto fail;
+	return none;
+fail:
+	mfd__session_fail(s, (int)i, r, "region '%s': %s", rg->name, c->err);
+	return r;
+}
+
 static int register_all(struct mfd_session *s)
 {
-	for (unsigned i = 0; i < s->nchannels; i++) {
-		struct mfd_conn *c = s->ch[i].conn;
+	bool needed = true;
 
-		for (int k = 0; k < s->nregions; k++) {
-			struct mfd_region *rg = &s->regions[k];
-			int r = mfd__tp_register_region(c, (unsigned)k, rg->mem,
-							rg->length);
+	for (int k = 0; k < s->nregions; k++) {
+		struct mfd_region *rg = &s->regions[k];
+		bool by_file = s->role == MFD_ROLE_SEND && rg->file_fd >= 0 &&
+			       !s->cfg.zero_page_detection;
 
-			if (r == -ENOTSUP)
-				return 0; /* the transport needs none */
-			if (r == 1) { /* its pages go on the stream */
-				rg->staged = true;
-				continue;
-			}
-			if (r) {
-				mfd__session_fail(s, (int)i, r,
-						  "region '%s': %s", rg->name,
-						  c->err);
+		for (unsigned i = 0; i < s->nchannels; i++) {
+			int r;
+
+			if (!needed && !by_file)
+				break;
+			r = register_one(s, i, k, &by_file);
+			if (r < 0)
 				return r;
-			}
+			needed &= !r; /* 1: the transport needs none */
 		}
+		rg->by_file = by_file;
 	}
 	return 0;
 }
@@ -1029,6 +1090,9 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 	mfd__tp_listener_close(s->listener);
 	for (int i = 0; i < s->nregions; i++)
 		free(s->regions[i].written);
+	for (int i = 0; s->role == MFD_ROLE_SEND && i < s->nregions; i++)
+		if (s->regions[i].file_fd >= 0)
+			close(s->regions[i].file_fd);
 	free(s->batch);
 	mfd__blobs_free(&s->blobs);
 	if (s->secret) {

@@ -99,6 +99,9 @@ struct mfd_session {
 	struct mfd_postcopy *pc;    /* with postcopy, or NULL */
 	struct mfd_region regions[MFD_MAX_REGIONS];
 	int nregions;
+	/* mfd_session_region_file(): the files regions map, by region
+	 * name (the receiver's table is in the sender's order only after
+	 * the handshake); each fd a duplicate the session closes */
 	struct mfd_listener *listener;
 	struct timespec t_start;
 	struct mfd_ratelimit ratelimit; /* sender; locks itself */

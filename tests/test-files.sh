@@ -92,16 +92,18 @@ for m in none zstd; do
 done
 
 # 3. the sender's file truncated mid-send; half of each page compresses,
-# so that zstd reads the pages itself (a raw packet is read by the kernel)
+# so that zstd reads the pages itself (a raw packet is read by the kernel);
+# none without zero-page detection sends them with sendfile(), unmapped
 python3 -c '
 import os, sys
 with open(sys.argv[1], "wb") as f:
     for _ in range(4096):
         f.write(os.urandom(2048) + b"a" * 2048)' "$dir/half"
-for m in none zstd; do
+for m in none zstd "none --no-zero-detect"; do
 	cp "$dir/half" "$dir/src"
 	start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/out"
-	timeout 60 "$MULTIFD" send -q -m "$m" -c 2 --max-bandwidth 8M "$uri" \
+	# shellcheck disable=SC2086 # $m: the method and an option
+	timeout 60 "$MULTIFD" send -q -m $m -c 2 --max-bandwidth 8M "$uri" \
 		"$dir/src" 2>"$dir/s.log" &
 	spid=$!
 	sleep 0.7

@@ -357,6 +357,10 @@ int cmd_send(int argc, char **argv)
 		}
 		r = mfd_session_add_region(s, o.regions[nmaps].name, m->mem,
 					   m->len, false);
+		/* where no page is read to find zero pages, the pages
+		 * then leave from the page cache, unmapped */
+		if (r >= 0)
+			r = mfd_session_region_file(s, r, m->fd, 0);
 		if (r < 0) {
 			die_msg("send: region '%s': %s", o.regions[nmaps].name,
 				r == -EEXIST ? "named twice" : strerror(-r));

@@ -39,6 +39,7 @@
 
 #include "transport.h"
 #include "fault.h"
+#include "sock-file.h"
 
 #ifndef SO_ZEROCOPY
 #define SO_ZEROCOPY 60
@@ -67,6 +68,9 @@ struct sock_conn {
 	 * postcopy urgent channel sends from one thread while another
 	 * receives */
 	struct iovec scratch_tx[IOV_MAX], scratch_rx[IOV_MAX];
+	/* sender: regions whose bytes leave from their file
+	 * (register_file); NULL when none do */
+	struct sock_files *files;
 };
 
 struct sock_listener {
@@ -372,20 +376,47 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		wflags |= MSG_DONTWAIT;
 	advance(iov, n, &i, &skip, 0);
 	while (i < n) {
+		const struct sock_file *f = NULL;
 		struct msghdr mh = { 0 };
 		ssize_t r;
-		int cnt;
+		int cnt, more = 0;
 
 		mh.msg_iov = window(sc->scratch_tx, iov, n, i, skip, &cnt);
+		if (sc->files) {
+			/* a file's entry goes alone by sendfile(); the
+			 * window stops before the next one */
+			f = mfd__sock_file_find(sc->files, mh.msg_iov[0].iov_base,
+						mh.msg_iov[0].iov_len);
+			for (int k = 1; !f && k < cnt; k++)
+				if (mfd__sock_file_find(sc->files,
+							mh.msg_iov[k].iov_base,
+							mh.msg_iov[k].iov_len)) {
+					cnt = k;
+					more = MSG_MORE;
+				}
+		}
 		mh.msg_iovlen = cnt;
-		r = zc ? zc_sendmsg(sc, &mh, wflags)
-		       : sendmsg(sc->fd, &mh, wflags);
+		if (f) {
+			r = mfd__sock_file_send(sc->fd, f, mh.msg_iov[0].iov_base,
+						mh.msg_iov[0].iov_len);
+			if (r == -EFAULT)
+				return fail(c, EFAULT,
+					    "sendfile: the region's file ends "
+					    "before these pages (truncated?)");
+			if (r < 0) {
+				errno = (int)-r;
+				r = -1;
+			}
+		} else {
+			r = zc ? zc_sendmsg(sc, &mh, wflags | more)
+			       : sendmsg(sc->fd, &mh, wflags | more);
+		}
 		if (deadline)
 			wflags |= MSG_DONTWAIT;
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == ENOBUFS && zc) {
+			if (errno == ENOBUFS && zc && !f) {
 				/* Completions hold optmem and pinned pages:
 				 * let them drain, then try once more, then
 				 * copy this list rather than fail. */
@@ -413,7 +444,7 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 					break;
 				continue;
 			}
-			return fail(c, errno, "send");
+			return fail(c, errno, f ? "sendfile" : "send");
 		}
 		done += (size_t)r;
 		advance(iov, n, &i, &skip, (size_t)r);
@@ -486,6 +517,29 @@ static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 	return 0;
 }
 
+/*
+ * A sender's region file: its entries go by sendfile(), which has no
+ * MSG_DONTWAIT, so the socket becomes non-blocking, which send and recv
+ * already handle (they poll() on EAGAIN within their deadline).
+ */
+static int sock_register_file(struct mfd_conn *c, void *mem, uint64_t len,
+			      int fd, uint64_t off)
+{
+	struct sock_conn *sc = (struct sock_conn *)c;
+	int fl, r;
+
+	if (!sc->files) {
+		sc->files = calloc(1, sizeof(*sc->files));
+		if (!sc->files)
+			return fail(c, ENOMEM, "register_file");
+	}
+	fl = fcntl(sc->fd, F_GETFL);
+	if (fl < 0 || fcntl(sc->fd, F_SETFL, fl | O_NONBLOCK))
+		return fail(c, errno, "fcntl(O_NONBLOCK)");
+	r = mfd__sock_files_add(sc->files, mem, len, fd, off);
+	return r ? fail(c, -r, "register_file") : 0;
+}
+
 static int tcp_enable_zerocopy(struct mfd_conn *c)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
@@ -519,6 +573,7 @@ static void sock_close(struct mfd_conn *c)
 	if (sc->handed_in)
 		shutdown(sc->fd, SHUT_RDWR);
 	close(sc->fd);
+	free(sc->files);
 	free(sc);
 }
 
@@ -887,6 +942,7 @@ const struct mfd_transport_ops mfd__tcp_ops = {
 	.set_timeout = sock_set_timeout,
 	.keepalive = tcp_keepalive,
 	.enable_zerocopy = tcp_enable_zerocopy,
+	.register_file = sock_register_file,
 	.send = sock_send,
 	.recv = sock_recv,
 	.flush = sock_flush,
@@ -904,6 +960,7 @@ const struct mfd_transport_ops mfd__unix_ops = {
 	.listener_wake = sock_listener_wake,
 	.listener_close = sock_listener_close,
 	.set_timeout = sock_set_timeout,
+	.register_file = sock_register_file,
 	.send = sock_send,
 	.recv = sock_recv,
 	.flush = sock_flush,

@@ -195,6 +195,14 @@ int mfd__tp_register_region(struct mfd_conn *c, unsigned index, void *mem,
 		       : -ENOTSUP;
 }
 
+int mfd__tp_register_file(struct mfd_conn *c, void *mem, uint64_t len,
+			  int fd, uint64_t off)
+{
+	return c->ops->register_file
+		       ? c->ops->register_file(c, mem, len, fd, off)
+		       : -ENOTSUP;
+}
+
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 {
 	return c->ops->set_timeout ? c->ops->set_timeout(c, timeout_ms)

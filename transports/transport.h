@@ -148,6 +148,19 @@ struct mfd_transport_ops {
 	int (*register_region)(struct mfd_conn *c, unsigned index, void *mem,
 			       uint64_t len);
 	/*
+	 * Sender: region memory [mem, mem + len) is a shared mapping of
+	 * bytes [off, off + len) of the file fd, and the core does not read
+	 * those pages itself. A transport that can send from a file in the
+	 * kernel (sockets: sendfile()) then sends the list entries that lie
+	 * inside it from the file, without touching the mapping: no
+	 * page-table work, no copy. Returns 0 when it will, -ENOTSUP when
+	 * it will not (the entries go from the mapping), or -errno. Called
+	 * by the owner thread after register_region; fd stays open until
+	 * close(). Optional.
+	 */
+	int (*register_file)(struct mfd_conn *c, void *mem, uint64_t len,
+			     int fd, uint64_t off);
+	/*
 	 * Send the whole list, in order. Returns 0 or -errno; on error the
 	 * connection is unusable. Memory outside regions may be reused as
 	 * soon as send() returns. Region memory (and, with
@@ -238,6 +251,8 @@ int mfd__tp_recv(struct mfd_conn *c, const struct iovec *iov, int n);
 int mfd__tp_flush(struct mfd_conn *c);
 int mfd__tp_register_region(struct mfd_conn *c, unsigned index, void *mem,
 			    uint64_t len);
+int mfd__tp_register_file(struct mfd_conn *c, void *mem, uint64_t len,
+			  int fd, uint64_t off);
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms);
 /* The keepalive op where the transport has one, else 0. */
 int mfd__tp_keepalive(struct mfd_conn *c, unsigned idle_ms);
