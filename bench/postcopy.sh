@@ -37,14 +37,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
 # num FILE FIELD: the first number of "FIELD": in the --json object
-num() {
-	sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" "$1" | head -n 1
-}
-median() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "-"; exit }
-		print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+. "$(dirname "$0")/lib.sh"
 for i in $(seq "$runs"); do
 	for t in tcp unix; do
 		case $t in

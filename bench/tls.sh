@@ -34,9 +34,7 @@ printf 'the secret of bench/tls.sh, 32 b\n' >"$dir/secret"
 chmod 600 "$dir/secret"
 
 # num FILE FIELD: the first number of "FIELD": in the --json object
-num() {
-	sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" "$1" | head -n 1
-}
+. "$(dirname "$0")/lib.sh"
 # run NAME ARGS...: one bench; appends "gib_per_s cpu_s_per_gib" to NAME
 run() {
 	local name=$1 j=$dir/run.json
@@ -56,10 +54,9 @@ for i in $(seq "$pairs"); do
 	run plain
 	run tls --tls --secret-file "$dir/secret"
 done
-# median COLUMN NAME
-median() {
-	awk -v c="$1" '{ print $c }' "$dir/$2" | sort -n |
-		awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+# column COLUMN NAME: the median of that column of the runs of NAME
+column() {
+	awk -v c="$1" '{ print $c }' "$dir/$2" | median
 }
 kts=$(num "$dir/tls.json" ktls_send_channels)
 ktr=$(num "$dir/tls.json" ktls_recv_channels)
@@ -71,7 +68,7 @@ else
 	how="kTLS sending on $kts, receiving on $ktr of $channels channels"
 fi
 echo "tls.sh: $pairs pairs, $size, $channels channels, $uri; TLS: $how"
-echo "$(median 1 plain) $(median 1 tls) $(median 2 plain) $(median 2 tls)" |
+echo "$(column 1 plain) $(column 1 tls) $(column 2 plain) $(column 2 tls)" |
 	awk '{ printf "throughput GiB/s: plaintext %.3f, TLS %.3f, " \
 		"ratio TLS / plaintext %.2f (goal >= 0.5)\n", $1, $2,
 		($1 > 0 ? $2 / $1 : 0)

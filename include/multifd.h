@@ -276,6 +276,9 @@ struct mfd_stats {
 	double postcopy_latency_p90_us;
 	double postcopy_latency_p99_us;
 	double postcopy_latency_max_us;
+	uint64_t landed_packets; /* rdma, sender: packets whose compressed
+				    payload went as one RDMA WRITE into the
+				    receiver's landing slot, not as SENDs */
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the

@@ -37,6 +37,8 @@ static int zlib_send_setup(struct mfd_mctx *m)
 	z->out = malloc((size_t)m->pages_per_packet * m->page_size);
 	if (!z->out)
 		return -ENOMEM;
+	m->out = z->out;
+	m->out_len = (size_t)m->pages_per_packet * m->page_size;
 	if (deflateInit(&z->zs, m->level) != Z_OK) {
 		snprintf(m->err, sizeof(m->err), "deflateInit(level %d): %s",
 			 m->level, z->zs.msg ? z->zs.msg : "failed");

@@ -40,6 +40,8 @@ static int zstd_send_setup(struct mfd_mctx *m)
 	z->out = malloc((size_t)m->pages_per_packet * m->page_size);
 	if (!z->cctx || !z->out)
 		return -ENOMEM;
+	m->out = z->out;
+	m->out_len = (size_t)m->pages_per_packet * m->page_size;
 	/* the frame checksum catches a corrupted payload that would still
 	 * decode, at the cost of 4 bytes and a fast hash per packet */
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);

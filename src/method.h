@@ -49,6 +49,10 @@ struct mfd_mctx {
 	uint32_t pages_per_packet;
 	/* the method's own per-channel state, from *_setup() */
 	void *state;
+	/* sender: the buffer send_setup() builds payloads in (NULL for
+	 * none), which the core offers the transport to register */
+	uint8_t *out;
+	size_t out_len;
 	/* why the last op failed; the core prefixes the channel */
 	char err[200];
 };

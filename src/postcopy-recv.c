@@ -32,6 +32,24 @@
  * the bound on noticing a stop or an overdue answer. */
 #define FAULT_POLL_MS 50
 
+/* Room for element n of *v (*cap elements of elem bytes): the array
+ * doubles, from `first`. 0, or -ENOMEM with *v as it was. */
+static int grow_one(void **v, size_t *cap, size_t n, size_t first,
+		    size_t elem)
+{
+	size_t c = *cap ? 2 * *cap : first;
+	void *nv;
+
+	if (n < *cap)
+		return 0;
+	nv = realloc(*v, c * elem);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = c;
+	return 0;
+}
+
 static int uffd_open(char *err, size_t errlen)
 {
 	struct uffdio_api api = { .api = UFFD_API };
@@ -479,16 +497,9 @@ static void answered(struct mfd_postcopy *pc, uint32_t region,
 			k++;
 			continue;
 		}
-		if (pc->nlat == pc->lat_cap) {
-			size_t cap = pc->lat_cap ? 2 * pc->lat_cap : 1024;
-			uint32_t *v = realloc(pc->lat_us, cap * sizeof(*v));
-
-			if (v) {
-				pc->lat_us = v;
-				pc->lat_cap = cap;
-			}
-		}
-		if (pc->nlat < pc->lat_cap) {
+		/* without memory, a latency goes unrecorded */
+		if (!grow_one((void **)&pc->lat_us, &pc->lat_cap, pc->nlat,
+			      1024, sizeof(*pc->lat_us))) {
 			uint64_t us = us_since(&q->t0);
 
 			pc->lat_us[pc->nlat++] = us > UINT32_MAX ? UINT32_MAX
@@ -565,19 +576,12 @@ static int request(struct mfd_session *s, uint32_t i, uint64_t off)
 			pthread_mutex_unlock(&pc->lock);
 			return 0;
 		}
-	if (pc->npending == pc->pending_cap) {
-		size_t cap = pc->pending_cap ? 2 * pc->pending_cap : 64;
-		struct mfd_pc_request *v =
-			realloc(pc->pending, cap * sizeof(*v));
-
-		if (!v) {
-			pthread_mutex_unlock(&pc->lock);
-			mfd__session_fail(s, (int)s->nchannels, -ENOMEM,
-					  "no memory for a page request");
-			return -ENOMEM;
-		}
-		pc->pending = v;
-		pc->pending_cap = cap;
+	if (grow_one((void **)&pc->pending, &pc->pending_cap, pc->npending, 64,
+		     sizeof(*pc->pending))) {
+		pthread_mutex_unlock(&pc->lock);
+		mfd__session_fail(s, (int)s->nchannels, -ENOMEM,
+				  "no memory for a page request");
+		return -ENOMEM;
 	}
 	pc->pending[pc->npending++] = (struct mfd_pc_request){ i, off, now };
 	h.packet_num = pc->next_request++;

@@ -200,6 +200,7 @@ int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	const struct mfd_region *rg = &s->regions[ch->job_region];
 	uint32_t ps = s->cfg.page_size, normal, zero;
 	uint64_t inlined = ch->conn->inline_sends;
+	uint64_t landed = ch->conn->landed_sends;
 	int r;
 
 	sort_pages(s, ch, ch->stable, &normal, &zero);
@@ -256,6 +257,8 @@ int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch)
 		return r;
 	if (ch->conn->inline_sends != inlined)
 		mfd__stat_add(&ch->st.inline_packets, 1);
+	if (ch->conn->landed_sends != landed)
+		mfd__stat_add(&ch->st.landed_packets, 1);
 	mfd__stat_add(&ch->st.bytes, p->next_packet_size);
 	mfd__stat_add(&ch->st.payload_bytes, (uint64_t)normal * ps);
 	mfd__stat_add(&ch->st.packets, 1);

@@ -902,6 +902,19 @@ static int register_all(struct mfd_session *s)
 		}
 		rg->by_file = by_file;
 	}
+	/* the methods' payload buffers, where the transport takes them */
+	for (unsigned i = 0; s->role == MFD_ROLE_SEND && i < s->nchannels; i++) {
+		struct mfd_channel *ch = &s->ch[i];
+		int r = ch->mctx.out ? mfd__tp_register_buffer(ch->conn,
+							       ch->mctx.out,
+							       ch->mctx.out_len)
+				     : -ENOTSUP;
+
+		if (r && r != -ENOTSUP) {
+			mfd__session_fail(s, (int)i, r, "%s", ch->conn->err);
+			return r;
+		}
+	}
 	return 0;
 }
 
@@ -946,7 +959,7 @@ static double elapsed(const struct mfd_session *s)
 	X(bytes) X(payload_bytes) X(packets) X(normal_pages) X(zero_pages) \
 	X(raw_packets) X(zerocopy_sends) X(zerocopy_copied)                \
 	X(zerocopy_fallbacks) X(rounds) X(cpu_ns) X(inline_packets)       \
-	X(blobs) X(blob_bytes) X(postcopy_requests)                         \
+	X(blobs) X(blob_bytes) X(postcopy_requests) X(landed_packets)       \
 	X(postcopy_demand_pages) X(postcopy_stream_pages)
 
 static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)

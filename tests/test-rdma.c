@@ -3,13 +3,15 @@
  * test-rdma.c - whole transfers over rdma: with 1, 2 and 4 channels, a
  * 64 MiB region, rounds that rewrite pages (some to zero, zero pages back
  * to data), methods none (pages as RDMA WRITEs) and zstd (compressed
- * packets on the stream, incompressible ones raw as WRITEs), compared
+ * payloads as WRITEs into the receiver's landing slots, incompressible
+ * packets raw as WRITEs), compared
  * byte for byte; and a sender or a receiver process that dies mid-round,
  * which the other end must report as an error within its timeout; a
  * region registered in several slices, for longer than the timeout.
  *
  * And what a peer can write: nothing, with the session's rkey, once
- * mfd_recv_wait() returned (after success or failure); nothing in one
+ * mfd_recv_wait() returned (after success or failure), nor in its
+ * landing slots; nothing in one
  * session's regions from another session's QP, nor from a connection
  * that has not passed the handshake; and a memlock limit too small for
  * the regions is an error that names it.
@@ -392,6 +394,37 @@ static void test_revoked_after_success(void)
 	guarded_free(dst, SMALL);
 }
 
+/* The landing slots (protocol.md 13.8) take the peer's WRITEs while the
+ * session runs, and refuse them once it ended. */
+static void test_landing_revoked(void)
+{
+	uint8_t *src = guarded_alloc(SMALL), *dst = guarded_alloc(SMALL);
+	struct mfd_hdr e = { .type = MFD_PKT_END };
+	uint8_t buf[MFD_HDR_SIZE];
+	struct mfd_conn *c;
+	struct rd_conn *rc;
+	struct pair p;
+
+	CU_ASSERT_FATAL(src && dst);
+	memset(src, 0x5a, SMALL);
+	c = peer_start(&p, src, dst, SMALL);
+	CU_ASSERT_FATAL(c != NULL);
+	rc = (struct rd_conn *)c;
+	CU_ASSERT_FATAL(rc->land_addr != 0 && rc->land_slots > 0);
+	CU_ASSERT_EQUAL(raw_write(c, src, 4096, rc->land_addr, rc->land_rkey),
+			0);
+	mfd__hdr_encode(&e, buf);
+	CU_ASSERT_EQUAL(mfd__tp_send_buf(c, buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(mfd__tp_recv_buf(c, buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(pair_join_rx(&p), 0);
+	CU_ASSERT(raw_write(c, src, 4096, rc->land_addr, rc->land_rkey) < 0);
+	CU_ASSERT(strstr(c->err, "remote access error") != NULL);
+	mfd__tp_close(c);
+	pair_free(&p);
+	guarded_free(src, SMALL);
+	guarded_free(dst, SMALL);
+}
+
 /* A session that fails (an offset outside the region): the same. */
 static void test_revoked_after_failure(void)
 {
@@ -553,6 +586,8 @@ int main(int argc, char **argv)
 		{ "receiver dies mid-round", test_receiver_dies },
 		{ "rkey revoked after success", test_revoked_after_success },
 		{ "rkey revoked after failure", test_revoked_after_failure },
+		{ "landing slots revoked with the regions",
+		  test_landing_revoked },
 		{ "sessions cannot write into each other",
 		  test_sessions_apart },
 		{ "a stray cannot write", test_stray_cannot_write },

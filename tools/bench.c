@@ -212,7 +212,7 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       "\"zero_pages\":%llu,\"raw_packets\":%llu,"
 	       "\"zerocopy_sends\":%llu,\"zerocopy_copied\":%llu,"
 	       "\"zerocopy_fallbacks\":%llu,\"inline_packets\":%llu,"
-	       "\"inline_share\":%.4f",
+	       "\"inline_share\":%.4f,\"landed_packets\":%llu",
 	       r->identical ? "true" : "false", o->uri ? o->uri : "tcp",
 	       (unsigned long long)o->size, o->cfg.channels,
 	       mfd_method_name(o->cfg.method), o->cfg.level,
@@ -233,7 +233,8 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       (unsigned long long)st->zerocopy_fallbacks,
 	       (unsigned long long)st->inline_packets,
 	       st->packets ? (double)st->inline_packets / (double)st->packets
-			   : 0);
+			   : 0,
+	       (unsigned long long)st->landed_packets);
 	/* the sender's channels; its kTLS send is the receiver's receive */
 	printf(",\"tls_channels\":%llu,\"ktls_send_channels\":%llu,"
 	       "\"ktls_recv_channels\":%llu",

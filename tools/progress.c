@@ -20,7 +20,8 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       "\"rejected_connections\":%llu,\"blobs\":%llu,"
 	       "\"blob_bytes\":%llu,\"cpu_seconds\":%.3f,"
 	       "\"seconds\":%.6f,\"tls_channels\":%llu,"
-	       "\"ktls_send_channels\":%llu,\"ktls_recv_channels\":%llu}",
+	       "\"ktls_send_channels\":%llu,\"ktls_recv_channels\":%llu,"
+	       "\"inline_packets\":%llu,\"landed_packets\":%llu}",
 	       (unsigned long long)st->bytes,
 	       (unsigned long long)st->payload_bytes,
 	       (unsigned long long)st->packets,
@@ -37,7 +38,9 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       (double)st->cpu_ns / 1e9, st->seconds,
 	       (unsigned long long)st->tls_channels,
 	       (unsigned long long)st->ktls_send_channels,
-	       (unsigned long long)st->ktls_recv_channels);
+	       (unsigned long long)st->ktls_recv_channels,
+	       (unsigned long long)st->inline_packets,
+	       (unsigned long long)st->landed_packets);
 }
 
 void fprint_round_json(FILE *f, const struct mfd_round_stats *rs)

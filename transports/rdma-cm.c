@@ -112,6 +112,8 @@ static void conn_free(struct rd_conn *rc)
 		ibv_destroy_comp_channel(rc->cch);
 	mfd__rd_ring_free(&rc->rx);
 	mfd__rd_ring_free(&rc->tx);
+	mfd__rd_land_free(rc);
+	mfd__rd_mr_put(rc->src_mr);
 	for (unsigned i = 0; i < rc->nregions; i++) {
 		mfd__rd_mr_put(rc->regions[i].mr);
 		free(rc->regions[i].rs);

@@ -45,6 +45,7 @@ static const char *wr_name(uint64_t kind)
 static int handle_wc(struct rd_conn *rc, const struct ibv_wc *wc)
 {
 	uint64_t kind = WR_KIND(wc->wr_id), v = WR_VAL(wc->wr_id);
+	uint32_t landed = 0;
 	unsigned t;
 
 	if (wc->status != IBV_WC_SUCCESS) {
@@ -69,9 +70,25 @@ static int handle_wc(struct rd_conn *rc, const struct ibv_wc *wc)
 			rc->tx_tail++;
 		return 0;
 	}
-	if (wc->wc_flags & IBV_WC_WITH_IMM)
-		rc->credits += ntohl(wc->imm_data);
-	if (wc->byte_len == 0) {
+	if (wc->wc_flags & IBV_WC_WITH_IMM) {
+		uint32_t imm = ntohl(wc->imm_data);
+
+		rc->credits += IMM_CREDITS(imm);
+		rc->land_free += IMM_LANDS(imm);
+		landed = IMM_LANDED(imm);
+	}
+	/* only slots this end offered can be filled, and only slots it
+	 * was given can come back */
+	if (landed > (rc->land_mr ? LAND_SLOT : 0))
+		return mfd__rd_fail(rc, -EPROTO,
+				    "the peer says %u bytes landed: %s", landed,
+				    rc->land_mr ? "more than a slot holds"
+						: "no landing slot was offered");
+	if (rc->land_free > rc->land_slots)
+		return mfd__rd_fail(rc, -EPROTO,
+				    "the peer returned more landing slots "
+				    "than it was given");
+	if (wc->byte_len == 0 && !landed) {
 		/* credits only: the buffer is free at once */
 		rc->owed++;
 		return mfd__rd_post_recv(rc, (unsigned)v);
@@ -79,6 +96,7 @@ static int handle_wc(struct rd_conn *rc, const struct ibv_wc *wc)
 	t = (rc->rxq_head + rc->rxq_n) % RING_BUFS;
 	rc->rxq[t] = (unsigned)v;
 	rc->rxq_len[t] = wc->byte_len;
+	rc->rxq_land[t] = landed;
 	rc->rxq_n++;
 	return 0;
 }

@@ -70,6 +70,33 @@ static inline int err_pos(int r)
 #define INLINE_WANT 128u
 #define CONNECT_TIMEOUT_MS 30000u
 
+/*
+ * Landing (protocol.md 13.8): the receiving end registers LAND_SLOTS
+ * buffers of LAND_SLOT bytes for remote writes once the handshake is over
+ * and tells the sender where they are. A stream piece of LAND_MIN bytes
+ * or more from the buffer the sender's method builds payloads in (a
+ * compressed payload) travels as one RDMA WRITE into the next free slot,
+ * announced by the SEND that follows it on the QP, instead of as SENDs of
+ * BUF_SIZE through the ring. The receiver copies it out and returns the
+ * slot in the immediate.
+ */
+#define LAND_SLOTS 2u
+#define LAND_SLOT (1u << 20)
+#define LAND_MIN (16u << 10)
+
+/*
+ * The immediate of a stream SEND: bits 0-7 receive credits returned,
+ * 8-11 landing slots returned, 12-31 how many bytes landed in the next
+ * slot, to be read after this message's own bytes (so at most
+ * LAND_LEN_MAX).
+ */
+#define IMM(credits, lands, landed) \
+	((uint32_t)(credits) | (uint32_t)(lands) << 8 | (uint32_t)(landed) << 12)
+#define IMM_CREDITS(imm) ((imm) & 0xffu)
+#define IMM_LANDS(imm) (((imm) >> 8) & 0xfu)
+#define IMM_LANDED(imm) ((imm) >> 12)
+#define LAND_LEN_MAX ((1u << 20) - 1)
+
 /* wr_id: the kind in the top byte, a sequence number or index below */
 #define WR_WRITE 1ull
 #define WR_SEND 2ull
@@ -170,8 +197,27 @@ struct rd_conn {
 	/* received messages not yet consumed, in order */
 	unsigned rxq[RING_BUFS];
 	uint32_t rxq_len[RING_BUFS];
+	uint32_t rxq_land[RING_BUFS]; /* bytes landed after each */
 	unsigned rxq_head, rxq_n;
 	uint32_t rx_off; /* bytes of rxq[rxq_head] already consumed */
+	uint32_t rx_land_off; /* ... and of the bytes landed after it */
+	/* receiving end: the landing slots, the next one to read, and
+	 * slots read but not yet returned */
+	uint8_t *land_mem;
+	struct ibv_mr *land_mr;
+	uint64_t land_rx;
+	unsigned land_owed;
+	/* sending end: the peer's slots (0 until it offered them), the next
+	 * one to write, how many are free; and the registration of the
+	 * buffer its method builds payloads in (register_buffer) */
+	uint64_t land_addr;
+	uint32_t land_rkey, land_size, land_slots;
+	uint64_t land_tx;
+	unsigned land_free;
+	/* the WRs posted up to the last landing WRITE: send() returns only
+	 * once they completed, as the method reuses its buffer next */
+	uint64_t land_wait;
+	struct mr_ent *src_mr;
 	uint64_t rx_bytes; /* for error messages */
 	struct region regions[MFD_MAX_REGIONS];
 	unsigned nregions;
@@ -191,10 +237,7 @@ int mfd__rd_fail(struct rd_conn *rc, int e, const char *fmt, ...)
 
 static inline int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mfd__tp_now_ns() / 1000000;
 }
 
 /* The deadline of an op that starts now. */
@@ -254,6 +297,8 @@ int mfd__rd_ring_grow(struct rd_conn *rc, struct ring *g, char *err,
 		      size_t errlen);
 uint32_t mfd__rd_ring_lkey(const struct ring *g, unsigned i);
 void mfd__rd_ring_free(struct ring *g);
+int mfd__rd_land_alloc(struct rd_conn *rc);
+void mfd__rd_land_free(struct rd_conn *rc);
 
 /* rdma-cq.c */
 int mfd__rd_progress(struct rd_conn *rc, bool block, const char *what);

@@ -420,3 +420,34 @@ uint32_t mfd__rd_ring_lkey(const struct ring *g, unsigned i)
 {
 	return g->mr[i >= RING_START]->lkey;
 }
+
+/* The receiving end's landing slots, registered for the peer's writes. */
+int mfd__rd_land_alloc(struct rd_conn *rc)
+{
+	size_t len = (size_t)LAND_SLOTS * LAND_SLOT;
+	int r = -posix_memalign((void **)&rc->land_mem, 4096, len);
+
+	if (r)
+		return mfd__rd_fail(rc, r, "out of memory");
+	rc->land_mr = ibv_reg_mr(rc->dev->pd, rc->land_mem, len,
+				 IBV_ACCESS_LOCAL_WRITE |
+					 IBV_ACCESS_REMOTE_WRITE);
+	r = err_ptr(rc->land_mr);
+	if (r) {
+		rc->land_mr = NULL;
+		mfd__rd_reg_error(r, len, "the landing slots", rc->base.err,
+				  sizeof(rc->base.err));
+		rc->failed = r;
+	}
+	return r;
+}
+
+/* Ends the peer's access to the slots (revoke, close). */
+void mfd__rd_land_free(struct rd_conn *rc)
+{
+	if (rc->land_mr)
+		ibv_dereg_mr(rc->land_mr);
+	rc->land_mr = NULL;
+	free(rc->land_mem);
+	rc->land_mem = NULL;
+}

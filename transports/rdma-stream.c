@@ -28,9 +28,11 @@ int mfd__rd_post_recv(struct rd_conn *rc, unsigned i)
 	return r ? mfd__rd_fail(rc, r, "ibv_post_recv: %s", strerror(-r)) : 0;
 }
 
-/* A SEND WITH IMM of len bytes from tx slot `slot` (len 0: credits
- * only, no slot), returning every credit we owe. */
-static int post_msg(struct rd_conn *rc, int slot, uint32_t len, bool signal)
+/* A SEND WITH IMM of len bytes from tx slot `slot` (len 0: none), then
+ * `landed` bytes the WRITE before it put in the peer's next landing slot;
+ * returning every credit and landing slot we owe. */
+static int post_msg(struct rd_conn *rc, int slot, uint32_t len,
+		    uint32_t landed, bool signal)
 {
 	struct ibv_sge sge = { 0 };
 	struct ibv_send_wr wr = { .opcode = IBV_WR_SEND_WITH_IMM };
@@ -47,7 +49,7 @@ static int post_msg(struct rd_conn *rc, int slot, uint32_t len, bool signal)
 		else
 			rc->big_msgs++;
 	}
-	wr.imm_data = htonl(rc->owed);
+	wr.imm_data = htonl(IMM(rc->owed, rc->land_owed, landed));
 	r = mfd__rd_post_wr(rc, &wr, WR_SEND, signal);
 	if (r)
 		return r;
@@ -56,6 +58,7 @@ static int post_msg(struct rd_conn *rc, int slot, uint32_t len, bool signal)
 	rc->credits--;
 	rc->owed = 0;
 	rc->owed_data = 0;
+	rc->land_owed = 0;
 	return 0;
 }
 
@@ -63,14 +66,21 @@ static int post_msg(struct rd_conn *rc, int slot, uint32_t len, bool signal)
  * Before this end sleeps, or when it owes many: return credits, with the
  * reserved last credit if need be. Returns for credit-only messages alone
  * wait for the threshold, so two idle ends never bounce credit-only
- * messages back and forth.
+ * messages back and forth. A landing slot goes back at once: the sender
+ * may be waiting for it with the next payload ready.
  */
 static int give_credits(struct rd_conn *rc, bool sleeping)
 {
+	/* a sender that waits for a landing slot returns the credits of
+	 * credit-only messages too: the receiver may hold the slot back
+	 * for want of one */
+	bool starved = rc->land_addr && !rc->land_free;
+
 	if (!rc->credits ||
-	    !((sleeping && rc->owed_data) || rc->owed >= rc->rx.n / 2))
+	    !((sleeping && (rc->owed_data || (starved && rc->owed))) ||
+	      rc->owed >= rc->rx.n / 2 || rc->land_owed))
 		return 0;
-	return post_msg(rc, -1, 0, true);
+	return post_msg(rc, -1, 0, 0, true);
 }
 
 /*
@@ -109,6 +119,79 @@ int mfd__rd_stream_grow(struct rd_conn *rc)
 	return give_credits(rc, false);
 }
 
+/* Wait until a SEND can be posted (a credit beyond the reserved one) and,
+ * with `slot`, a tx slot is free, and with `land`, a landing slot. */
+static int wait_room(struct rd_conn *rc, bool slot, bool land)
+{
+	int r;
+
+	while ((slot && rc->tx_head - rc->tx_tail == rc->tx.n) ||
+	       rc->credits < 2 || (land && !rc->land_free)) {
+		const char *why = rc->credits < 2 ? "waiting for receive credits"
+				  : land && !rc->land_free
+					  ? "waiting for a landing slot"
+					  : "waiting for send buffers";
+
+		r = give_credits(rc, true);
+		if (!r)
+			r = mfd__rd_progress(rc, true, why);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Whether [b, b + len) lands: a piece of the registered payload buffer
+ * large enough to be worth a WRITE, and slots to take it. */
+static bool landable(const struct rd_conn *rc, const uint8_t *b, size_t len)
+{
+	const struct mr_ent *m = rc->src_mr;
+	const uint8_t *base = m ? m->mem : NULL;
+
+	return m && rc->land_addr && len >= LAND_MIN &&
+	       len <= rc->land_size && len <= LAND_LEN_MAX && b >= base &&
+	       (uint64_t)(b - base) <= m->len - len;
+}
+
+/* [b, b + len) as one WRITE into the peer's next landing slot, then the
+ * `fill` bytes gathered in the current tx slot (maybe none) as the SEND
+ * that announces it. */
+static int land(struct rd_conn *rc, const uint8_t *b, uint32_t len,
+		uint32_t fill, bool last)
+{
+	const struct mr_ent *m = rc->src_mr;
+	struct ibv_sge sge = { .addr = (uintptr_t)b,
+			       .length = len,
+			       .lkey = m->mrs[0]->lkey };
+	struct ibv_send_wr wr = {
+		.opcode = IBV_WR_RDMA_WRITE,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.wr.rdma.remote_addr =
+			rc->land_addr +
+			(rc->land_tx % rc->land_slots) * (uint64_t)rc->land_size,
+		.wr.rdma.rkey = rc->land_rkey,
+	};
+	int r = wait_room(rc, false, true);
+
+	/* signalled: send() waits for it before the buffer is reused */
+	if (!r)
+		r = mfd__rd_post_wr(rc, &wr, WR_WRITE, true);
+	if (!r)
+		rc->land_wait = rc->sq_posted;
+	if (!r)
+		r = post_msg(rc, fill ? (int)(rc->tx_head % rc->tx.n) : -1,
+			     fill, len, last);
+	if (r)
+		return r;
+	if (fill)
+		rc->tx_head++;
+	rc->land_tx++;
+	rc->land_free--;
+	rc->base.landed_sends++;
+	return 0;
+}
+
 /* Every byte of the list outside regions (`stream` of them), on the
  * stream, after the WRITEs that send() posted before on the same QP:
  * the peer sees them only once the pages are in place. *done counts
@@ -125,21 +208,23 @@ int mfd__rd_stream_send(struct rd_conn *rc, const struct iovec *iov, int n,
 
 		if (!len || mfd__rd_find_region(rc, b, len))
 			continue;
+		if (landable(rc, b, len)) {
+			stream -= len;
+			r = land(rc, b, (uint32_t)len, fill, !stream);
+			if (r)
+				return r;
+			*done += len;
+			fill = 0;
+			continue;
+		}
 		while (len) {
 			uint32_t k = BUF_SIZE - fill < len ? BUF_SIZE - fill
 							   : (uint32_t)len;
 			uint8_t *slot;
 
 			/* gather into the next tx slot until it is full */
-			while (rc->tx_head - rc->tx_tail == rc->tx.n ||
-			       rc->credits < 2) {
-				const char *why = rc->credits < 2
-					? "waiting for receive credits"
-					: "waiting for send buffers";
-
-				r = give_credits(rc, true);
-				if (!r)
-					r = mfd__rd_progress(rc, true, why);
+			if (!fill) {
+				r = wait_room(rc, true, false);
 				if (r)
 					return r;
 			}
@@ -153,7 +238,7 @@ int mfd__rd_stream_send(struct rd_conn *rc, const struct iovec *iov, int n,
 			*done += k;
 			if (fill == BUF_SIZE || !stream) {
 				r = post_msg(rc, (int)(rc->tx_head % rc->tx.n),
-					     fill, !stream);
+					     fill, 0, !stream);
 				if (r)
 					return r;
 				rc->tx_head++;
@@ -176,6 +261,35 @@ static size_t stream_bytes(struct rd_conn *rc, const struct iovec *iov, int n)
 	return t;
 }
 
+/* Up to len bytes of the oldest message into b: its own bytes, then
+ * those that landed after it. The count, or -errno. */
+static ssize_t take(struct rd_conn *rc, uint8_t *b, size_t len)
+{
+	unsigned h = rc->rxq_head;
+	uint32_t avail = rc->rxq_len[h] - rc->rx_off;
+	const uint8_t *from = rc->rx.mem + (size_t)rc->rxq[h] * BUF_SIZE +
+			      rc->rx_off;
+	uint32_t *off = &rc->rx_off;
+
+	if (!avail) {
+		/* revoke() may have ended the slots under a queued one */
+		if (!rc->land_mem)
+			return mfd__rd_fail(rc, -EPROTO,
+					    "bytes landed after the landing "
+					    "slots were withdrawn");
+		avail = rc->rxq_land[h] - rc->rx_land_off;
+		from = rc->land_mem +
+		       (size_t)(rc->land_rx % LAND_SLOTS) * LAND_SLOT +
+		       rc->rx_land_off;
+		off = &rc->rx_land_off;
+	}
+	if (avail > len)
+		avail = (uint32_t)len;
+	memcpy(b, from, avail);
+	*off += avail;
+	return avail;
+}
+
 int mfd__rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 {
 	struct rd_conn *rc = (struct rd_conn *)c;
@@ -194,7 +308,7 @@ int mfd__rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 			continue;
 		while (len) {
 			unsigned buf;
-			uint32_t k, avail;
+			ssize_t k;
 
 			if (!rc->rxq_n) {
 				/* about to sleep: the peer may be waiting
@@ -222,17 +336,21 @@ int mfd__rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 				continue;
 			}
 			buf = rc->rxq[rc->rxq_head];
-			avail = rc->rxq_len[rc->rxq_head] - rc->rx_off;
-			k = avail < len ? avail : (uint32_t)len;
-			memcpy(b, rc->rx.mem + (size_t)buf * BUF_SIZE +
-					  rc->rx_off,
-			       k);
+			k = take(rc, b, len);
+			if (k < 0)
+				return (int)k;
 			b += k;
-			len -= k;
-			got += k;
-			rc->rx_off += k;
-			if (rc->rx_off < rc->rxq_len[rc->rxq_head])
+			len -= (size_t)k;
+			got += (uint64_t)k;
+			if (rc->rx_off < rc->rxq_len[rc->rxq_head] ||
+			    rc->rx_land_off < rc->rxq_land[rc->rxq_head])
 				continue;
+			if (rc->rxq_land[rc->rxq_head]) {
+				/* the slot is read: back to the sender */
+				rc->land_rx++;
+				rc->land_owed++;
+				rc->rx_land_off = 0;
+			}
 			rc->rx_off = 0;
 			rc->rxq_head = (rc->rxq_head + 1) % RING_BUFS;
 			rc->rxq_n--;

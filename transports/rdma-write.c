@@ -139,6 +139,12 @@ static int rd_send_list(struct rd_conn *rc, const struct iovec *iov, int n,
 		if (rc->big_msgs == big)
 			rc->base.inline_sends++;
 	}
+	/* a landed payload's buffer is the caller's again on return */
+	while (rc->sq_done < rc->land_wait) {
+		r = mfd__rd_progress(rc, true, "landing the payload");
+		if (r)
+			return r;
+	}
 	/* reap what is done without waiting, so the CQ never backs up */
 	return mfd__rd_progress(rc, false, "send");
 }

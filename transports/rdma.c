@@ -84,6 +84,10 @@ static int rd_enable_zerocopy(struct mfd_conn *c)
 #define REG_READY 1u
 #define SLICE_MSG 20 /* address, length (8 bytes each), rkey */
 #define MAX_SLICES 65536u
+/* The receiver's landing slots (13.8), before its first region message:
+ * the kind, then address (8 bytes), rkey, slot size, slot count. */
+#define REG_LAND 0xffffffffu
+#define LAND_MSG 20
 
 static void put_be(uint8_t *p, uint64_t v, int bytes)
 {
@@ -122,20 +126,76 @@ static int send_wait(void *arg)
 	return send_record(rc, REG_WAIT);
 }
 
-/* The next record that is not a WAIT: its first u32 in *kind. */
+/* Sender: the receiver's landing slots, once. */
+static int take_landing(struct rd_conn *rc)
+{
+	uint8_t m[LAND_MSG];
+	struct iovec v = { m, sizeof(m) };
+	uint32_t size, slots;
+	int r = mfd__rd_recv(&rc->base, &v, 1);
+
+	if (r)
+		return r;
+	size = (uint32_t)get_be(m + 12, 4);
+	slots = (uint32_t)get_be(m + 16, 4);
+	if (rc->passive || rc->land_addr)
+		return mfd__rd_fail(rc, -EPROTO, "landing slots offered %s",
+				    rc->passive ? "by the sender" : "twice");
+	/* the immediate returns at most 15 slots at a time */
+	if (!get_be(m, 8) || size < LAND_MIN || !slots || slots > 15)
+		return mfd__rd_fail(rc, -EPROTO,
+				    "landing slots: %u of %u bytes (expected "
+				    "1..15 of %u or more)",
+				    slots, size, LAND_MIN);
+	rc->land_addr = get_be(m, 8);
+	rc->land_rkey = (uint32_t)get_be(m + 8, 4);
+	rc->land_size = size;
+	rc->land_slots = rc->land_free = slots;
+	return 0;
+}
+
+/* Receiver: offer the landing slots, unless MULTIFD_RDMA_LANDING=0 says
+ * to stream every byte (for measuring one against the other). */
+static int offer_landing(struct rd_conn *rc)
+{
+	const char *e = getenv("MULTIFD_RDMA_LANDING");
+	uint8_t m[4 + LAND_MSG];
+	struct iovec v = { m, sizeof(m) };
+	int r;
+
+	if (e && !strcmp(e, "0"))
+		return 0;
+	r = mfd__rd_land_alloc(rc);
+	if (r)
+		return r;
+	put_be(m, REG_LAND, 4);
+	put_be(m + 4, (uintptr_t)rc->land_mem, 8);
+	put_be(m + 12, rc->land_mr->rkey, 4);
+	put_be(m + 16, LAND_SLOT, 4);
+	put_be(m + 20, LAND_SLOTS, 4);
+	return mfd__rd_send(&rc->base, &v, 1, 0);
+}
+
+/* The next record that is not a WAIT (nor the landing offer, which it
+ * takes): its first u32 in *kind. */
 static int recv_record(struct rd_conn *rc, uint32_t *kind)
 {
 	uint8_t rec[4];
 	struct iovec v = { rec, sizeof(rec) };
 	int r;
 
-	do {
+	for (;;) {
 		r = mfd__rd_recv(&rc->base, &v, 1);
 		if (r)
 			return r;
 		*kind = (uint32_t)get_be(rec, 4);
-	} while (*kind == REG_WAIT);
-	return 0;
+		if (*kind == REG_LAND)
+			r = take_landing(rc);
+		else if (*kind != REG_WAIT)
+			return 0;
+		if (r)
+			return r;
+	}
 }
 
 /* Receiver: region message of g, one slice per registration slice, then
@@ -241,8 +301,11 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 	if (index >= MFD_MAX_REGIONS || index < rc->nregions)
 		return mfd__rd_fail(rc, -EINVAL, "region index %u out of order",
 				    index);
-	/* regions come after the handshake: the peer proved itself */
+	/* regions come after the handshake: the peer proved itself, and
+	 * gets the whole ring and, from a receiver, the landing slots */
 	r = mfd__rd_stream_grow(rc);
+	if (!r && rc->passive && index == 0)
+		r = offer_landing(rc);
 	if (r)
 		return r;
 	g = &rc->regions[index];
@@ -302,6 +365,33 @@ static void rd_revoke(struct mfd_conn *c)
 		mfd__rd_mr_put(rc->regions[i].mr);
 		rc->regions[i].mr = NULL;
 	}
+	mfd__rd_land_free(rc);
+}
+
+/* Sender: the buffer its method builds payloads in, registered for local
+ * reads, so that payloads land without a copy (13.8). */
+static int rd_register_buffer(struct mfd_conn *c, void *mem, uint64_t len)
+{
+	struct rd_conn *rc = (struct rd_conn *)c;
+	uint64_t ns;
+	int r;
+
+	if (rc->passive || rc->src_mr)
+		return -ENOTSUP;
+	r = mfd__rd_mr_get(rc->dev, mem, len, 0, NULL, &ns, &rc->src_mr);
+	if (r) {
+		rc->src_mr = NULL;
+		mfd__rd_reg_error(r, len, "the payload buffer", c->err,
+				  sizeof(c->err));
+		return r;
+	}
+	/* one slice: a WRITE names one lkey */
+	if (rc->src_mr->nmrs != 1) {
+		mfd__rd_mr_put(rc->src_mr);
+		rc->src_mr = NULL;
+		return -ENOTSUP;
+	}
+	return 0;
 }
 
 const struct mfd_transport_ops mfd__rdma_ops = {
@@ -315,6 +405,7 @@ const struct mfd_transport_ops mfd__rdma_ops = {
 	.set_timeout = rd_set_timeout,
 	.enable_zerocopy = rd_enable_zerocopy,
 	.register_region = rd_register_region,
+	.register_buffer = rd_register_buffer,
 	.send = mfd__rd_send,
 	.recv = mfd__rd_recv,
 	.flush = mfd__rd_flush,

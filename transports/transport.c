@@ -203,6 +203,12 @@ int mfd__tp_register_file(struct mfd_conn *c, void *mem, uint64_t len,
 		       : -ENOTSUP;
 }
 
+int mfd__tp_register_buffer(struct mfd_conn *c, void *mem, uint64_t len)
+{
+	return c->ops->register_buffer ? c->ops->register_buffer(c, mem, len)
+				       : -ENOTSUP;
+}
+
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 {
 	return c->ops->set_timeout ? c->ops->set_timeout(c, timeout_ms)

@@ -71,6 +71,9 @@ struct mfd_conn {
 	/* sends whose bytes outside regions all went inline with the
 	 * work request (rdma: IBV_SEND_INLINE) */
 	uint64_t inline_sends;
+	/* sends whose payload went by one-sided write into the peer's
+	 * landing buffer (rdma), not on the stream */
+	uint64_t landed_sends;
 	/* MFD_CONN_TLS*: set by the tls layer once its handshake is done,
 	 * before the connection becomes a session's channel; read for the
 	 * statistics */
@@ -160,6 +163,14 @@ struct mfd_transport_ops {
 	 */
 	int (*register_file)(struct mfd_conn *c, void *mem, uint64_t len,
 			     int fd, uint64_t off);
+	/*
+	 * Sender: [mem, mem + len) is the buffer the channel's method
+	 * builds every compressed payload in. A transport may register it
+	 * so that payloads travel from it without a copy (rdma: one WRITE
+	 * into the peer's landing slot). Called by the owner thread after
+	 * the regions are registered; the buffer outlives c. Optional.
+	 */
+	int (*register_buffer)(struct mfd_conn *c, void *mem, uint64_t len);
 	/*
 	 * Send the whole list, in order. Returns 0 or -errno; on error the
 	 * connection is unusable. Memory outside regions may be reused as
@@ -253,6 +264,7 @@ int mfd__tp_register_region(struct mfd_conn *c, unsigned index, void *mem,
 			    uint64_t len);
 int mfd__tp_register_file(struct mfd_conn *c, void *mem, uint64_t len,
 			  int fd, uint64_t off);
+int mfd__tp_register_buffer(struct mfd_conn *c, void *mem, uint64_t len);
 int mfd__tp_set_timeout(struct mfd_conn *c, unsigned timeout_ms);
 /* The keepalive op where the transport has one, else 0. */
 int mfd__tp_keepalive(struct mfd_conn *c, unsigned idle_ms);

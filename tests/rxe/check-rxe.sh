@@ -25,9 +25,10 @@ listening() {
 	done
 	echo "$u"
 }
+. ./lib.sh # num FILE FIELD, median (bench/lib.sh)
 # json_num FIELD: the number of FIELD in /tmp/bench.json
 json_num() {
-	sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" /tmp/bench.json
+	num /tmp/bench.json "$1"
 }
 # A slice every 64 MiB and a 1 s timeout: registering 256 MiB of fresh
 # memory takes longer here, and the region exchange keeps the waiting
@@ -83,6 +84,39 @@ echo "multifd bench: exit $rc, inline_packets $(json_num inline_packets)" \
 [ "$rc" -eq 0 ] || { cat /tmp/bench.json; status=1; }
 awk -v s="${share:-0}" 'BEGIN { exit !(s >= 0.9) }' ||
 	{ echo "headers inline: FAILED (share ${share:-?}, expected >= 0.9)"; status=1; }
+
+echo "== compressed payloads: one WRITE into the landing slot, against SENDs"
+# mixed pages: zstd shrinks most packets, whose payload then lands as one
+# WRITE; MULTIFD_RDMA_LANDING=0 (read by the receiving end) streams them
+# through the SEND ring instead. Interleaved, medians printed.
+land_rates=
+stream_rates=
+for mode in land stream land stream land stream; do
+	if [ "$mode" = land ]; then knob=1; else knob=0; fi
+	MULTIFD_RDMA_LANDING=$knob ./multifd bench \
+		--uri "rdma:$MFD_RDMA_ADDR:0" -s 64M -c 2 -m zstd \
+		--content mixed --no-ceiling --json >/tmp/bench.json 2>&1
+	rc=$?
+	landed=$(json_num landed_packets)
+	rate=$(json_num gib_per_s)
+	echo "multifd bench zstd, $mode: exit $rc, $rate GiB/s," \
+		"landed_packets ${landed:-?}"
+	[ "$rc" -eq 0 ] || { cat /tmp/bench.json; status=1; }
+	if [ "$mode" = land ]; then
+		land_rates="$land_rates $rate"
+		[ "${landed:-0}" -gt 0 ] ||
+			{ echo "landing: FAILED (no payload landed)"; status=1; }
+	else
+		stream_rates="$stream_rates $rate"
+		[ "${landed:-1}" = 0 ] ||
+			{ echo "landing off: FAILED (payloads landed)"; status=1; }
+	fi
+done
+# shellcheck disable=SC2086 # the lists split into their numbers
+echo "$(printf '%s\n' $land_rates | median)" \
+	"$(printf '%s\n' $stream_rates | median)" | awk '$2 > 0 {
+	printf "zstd over rdma: landing %.3f GiB/s, SEND stream %.3f GiB/s, " \
+		"ratio %.2f (medians of 3)\n", $1, $2, $1 / $2 }'
 
 echo "== multifd send and recv of a file and blobs over rdma, every method"
 # the tool maps its input read-only: the sender's registration must not
