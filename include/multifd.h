@@ -71,6 +71,18 @@ typedef int (*mfd_region_cb)(void *opaque, const char *name, uint64_t length,
 typedef void (*mfd_log_cb)(void *opaque, const char *msg);
 
 /*
+ * Called on the receiver, from one of its channel threads while the others
+ * wait, once every page and blob of the session is in place (and with
+ * verify, the digests matched), before the receiver confirms the end to
+ * the sender: make the result durable and visible (fsync, rename). Return
+ * 0, or a negative errno with a sentence in err (errlen bytes): the
+ * session then fails on both ends with it, and the sender reports it
+ * instead of success. It runs inside the sender's wait for that
+ * confirmation, so within the sender's timeout.
+ */
+typedef int (*mfd_commit_cb)(void *opaque, char *err, size_t errlen);
+
+/*
  * Called on the receiver with a blob (mfd_send_blob()): `len` bytes at
  * `data`, valid only during the call, and its name (1..255 printable
  * ASCII characters). It runs on one of the session's channel threads at
@@ -220,6 +232,10 @@ struct mfd_config {
 	   answers. tcp: and unix: only: rdma: and fd: refuse it. Default
 	   false. */
 	bool postcopy;
+	/* Receiver: commit the result before the sender is told it
+	   succeeded (mfd_commit_cb); NULL: nothing to commit. */
+	mfd_commit_cb commit_cb;
+	void *commit_opaque;
 };
 
 /*

@@ -110,6 +110,8 @@ static int zlib_recv_setup(struct mfd_mctx *m)
 	z->staging = malloc((size_t)m->pages_per_packet * m->page_size);
 	if (!z->staging || inflateInit(&z->zs) != Z_OK)
 		return -ENOMEM;
+	m->out = z->staging;
+	m->out_len = (size_t)m->pages_per_packet * m->page_size;
 	z->init = true;
 	return 0;
 }

@@ -117,6 +117,8 @@ static int zstd_recv_setup(struct mfd_mctx *m)
 	z->staging = malloc((size_t)m->pages_per_packet * m->page_size);
 	if (!z->dctx || !z->staging)
 		return -ENOMEM;
+	m->out = z->staging;
+	m->out_len = (size_t)m->pages_per_packet * m->page_size;
 	ZSTD_DCtx_setParameter(z->dctx, ZSTD_d_windowLogMax, WINDOW_LOG_MAX);
 	return 0;
 }

@@ -49,8 +49,9 @@ struct mfd_mctx {
 	uint32_t pages_per_packet;
 	/* the method's own per-channel state, from *_setup() */
 	void *state;
-	/* sender: the buffer send_setup() builds payloads in (NULL for
-	 * none), which the core offers the transport to register */
+	/* the buffer payloads are built in (send_setup) or decompressed
+	 * from (recv_setup); NULL for none. The core shows it to the
+	 * transport (register_buffer) */
 	uint8_t *out;
 	size_t out_len;
 	/* why the last op failed; the core prefixes the channel */

@@ -105,6 +105,28 @@ static void compare_digests(struct mfd_session *s)
 	}
 }
 
+/* At the END barrier, after compare_digests: the application's commit,
+ * when nothing failed so far; a failed one is reported in every FIN. */
+static void commit(struct mfd_session *s)
+{
+	char err[sizeof(s->verify_msg) - 32] = "";
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = s->failed || s->verify_msg[0] || !s->cfg.commit_cb ||
+	    (!s->verified && (s->features & MFD_FEAT_VERIFY));
+	pthread_mutex_unlock(&s->lock);
+	if (r)
+		return;
+	r = s->cfg.commit_cb(s->cfg.commit_opaque, err, sizeof(err));
+	if (!r)
+		return;
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->verify_msg, sizeof(s->verify_msg), "cannot commit: %s",
+		 err[0] ? err : strerror(-r));
+	pthread_mutex_unlock(&s->lock);
+}
+
 /*
  * At the end of a round, by the barrier's last channel while the others
  * wait: the round's blobs, whole, in the order they were sent. Returns
@@ -185,9 +207,10 @@ static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 			 * now was never sent: it faults in as zeros) */
 			if (s->pc)
 				mfd__pc_complete(s);
-			/* hash, without the lock */
+			/* hash and commit, without the lock */
 			pthread_mutex_unlock(&s->lock);
 			compare_digests(s);
+			commit(s);
 			pthread_mutex_lock(&s->lock);
 		}
 		if (type == MFD_PKT_POSTCOPY && !r && !s->failed) {

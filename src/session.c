@@ -823,6 +823,9 @@ int mfd__channels_start(struct mfd_session *s, void *(*fn)(void *))
 
 void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 {
+	/* first: the transport may have registered the method's buffer */
+	mfd__tp_close(ch->conn);
+	ch->conn = NULL;
 	if (s->role == MFD_ROLE_SEND) {
 		if (s->method->send_cleanup)
 			s->method->send_cleanup(&ch->mctx);
@@ -838,7 +841,6 @@ void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 	free(ch->pkt.offsets);
 	free(ch->pkt.wire);
 	free(ch->pkt.iov);
-	mfd__tp_close(ch->conn);
 	pthread_cond_destroy(&ch->job_cond);
 }
 
@@ -902,8 +904,14 @@ static int register_all(struct mfd_session *s)
 		}
 		rg->by_file = by_file;
 	}
-	/* the methods' payload buffers, where the transport takes them */
-	for (unsigned i = 0; s->role == MFD_ROLE_SEND && i < s->nchannels; i++) {
+	return 0;
+}
+
+/* The methods' payload buffers (compressing sessions), before the
+ * regions, where the transport takes them. */
+static int register_buffers(struct mfd_session *s)
+{
+	for (unsigned i = 0; i < s->nchannels; i++) {
 		struct mfd_channel *ch = &s->ch[i];
 		int r = ch->mctx.out ? mfd__tp_register_buffer(ch->conn,
 							       ch->mctx.out,
@@ -930,7 +938,10 @@ static void add_reg_time(struct mfd_session *s)
 
 int mfd__register_regions(struct mfd_session *s)
 {
-	int r = register_all(s);
+	int r = register_buffers(s);
+
+	if (!r)
+		r = register_all(s);
 
 	add_reg_time(s);
 	return r;

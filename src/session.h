@@ -128,7 +128,8 @@ struct mfd_session {
 	uint64_t rejected; /* connections refused at the handshake */
 	char last_refusal[300]; /* why the last of them was refused */
 	uint64_t reg_ns, reg_bytes; /* the transport's registrations */
-	char verify_msg[300]; /* receiver: why the digests differ, or "" */
+	char verify_msg[300]; /* receiver: why the digests differ or the
+				 commit failed, or "" */
 	bool verified;	      /* receiver: the VERIFY packet arrived */
 	uint64_t sent_digest[MFD_MAX_REGIONS]; /* receiver: VERIFY's */
 	uint64_t rounds;      /* receiver: rounds every channel completed */

@@ -141,6 +141,58 @@ static void test_dirty_receiver_memory(void)
 	guarded_free(dst, LEN);
 }
 
+/* The receiver's commit: called once, after every page is in place;
+ * when it fails, the sender's finish fails with its sentence. */
+static int commits;
+static uint8_t *commit_dst, *commit_src;
+
+static int commit_fails(void *opaque, char *err, size_t errlen)
+{
+	commits++;
+	/* every page is in before the commit */
+	CU_ASSERT(memcmp(commit_src, commit_dst, 1 << 20) == 0);
+	if (!opaque)
+		return 0;
+	snprintf(err, errlen, "the disk is on fire");
+	return -EIO;
+}
+
+static void commit_case(bool fail)
+{
+	enum { LEN = 1 << 20 };
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_config cfg;
+	struct mfd_session *rx, *tx;
+	const char *e;
+	pthread_t t;
+
+	memset(src, 0x3c, LEN);
+	commits = 0;
+	commit_src = src;
+	commit_dst = dst;
+	mfd_config_init(&cfg);
+	cfg.commit_cb = commit_fails;
+	cfg.commit_opaque = fail ? &commits : NULL;
+	dirty_pair_start(&cfg, src, dst, LEN, &rx, &tx, &t);
+	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
+	CU_ASSERT_EQUAL(mfd_send_finish(tx) == 0, !fail);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(rx_result == 0, !fail);
+	CU_ASSERT_EQUAL(commits, 1);
+	e = mfd_session_error(tx);
+	if (fail && (!e || !strstr(e, "cannot commit: the disk is on fire"))) {
+		fprintf(stderr, "sender error '%s'\n", e ? e : "");
+		CU_FAIL("the sender does not say the commit failed");
+	}
+	mfd_session_free(tx);
+	mfd_session_free(rx);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
+static void test_commit(void) { commit_case(false); }
+static void test_commit_fails(void) { commit_case(true); }
+
 /*
  * Zero ranges into zeroed memory: round 1 sends every page but the last
  * quarter, which goes as a range (already zero there); round 2 zeroes the
@@ -447,6 +499,9 @@ int main(void)
 		{ "no zero-page detection", test_no_zero_detect },
 		{ "page and packet geometry", test_geometry },
 		{ "receiver memory with old data", test_dirty_receiver_memory },
+		{ "the receiver commits before the end is confirmed",
+		  test_commit },
+		{ "a failed commit fails the sender too", test_commit_fails },
 		{ "zero ranges into fresh memory", test_zero_ranges_fresh },
 		{ "zero ranges onto old data, private", test_zero_range_private },
 		{ "zero ranges onto old data, shared", test_zero_range_shared },

@@ -17,24 +17,11 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "rx.h"
 #include "multifd.h"
 
 #define LEN (8u << 20)
 #define TIMEOUT_MS 3000
-
-struct rx {
-	struct mfd_session *s;
-	pthread_t t;
-	int result;
-};
-
-static void *rx_main(void *arg)
-{
-	struct rx *rx = arg;
-
-	rx->result = mfd_recv_wait(rx->s);
-	return NULL;
-}
 
 /* "fd:a,b,..." from n descriptors, in the order given by order[] */
 static void fd_uri(char *buf, size_t len, const int *fds, const int *order,
@@ -49,17 +36,7 @@ static void fd_uri(char *buf, size_t len, const int *fds, const int *order,
 
 static int rx_start(struct rx *rx, const char *uri, uint8_t *dst)
 {
-	struct mfd_config cfg;
-	char err[300];
-
-	mfd_config_init(&cfg);
-	cfg.uri = uri;
-	cfg.timeout_ms = TIMEOUT_MS;
-	if (mfd_session_new(&cfg, MFD_ROLE_RECV, &rx->s, err, sizeof(err)) ||
-	    mfd_session_add_region(rx->s, "ram", dst, LEN, true) < 0 ||
-	    mfd_session_start(rx->s))
-		return -1;
-	return pthread_create(&rx->t, NULL, rx_main, rx);
+	return rx_start_len(rx, uri, dst, LEN, TIMEOUT_MS);
 }
 
 /* Move LEN random bytes over n channels: the receiver lists its ends in

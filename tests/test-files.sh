@@ -1,6 +1,7 @@
 #!/bin/bash
 # test-files.sh - the tool against files that change under it: a full
-# tmpfs, a receiver's or sender's file truncated mid-transfer, a refused
+# tmpfs, a receiver's or sender's file truncated mid-transfer, a FILE
+# whose name is taken by the end of the transfer, a refused
 # session that must not touch an existing FILE, receiving onto the file
 # being sent, a sparse file whose holes must not be read, inputs that are
 # not regular files, and signals to the receiver. Never a signal death,
@@ -116,6 +117,29 @@ for m in none zstd "none --no-zero-detect"; do
 		has "$dir/s.log" "shrank from 16777216 to 4194304 bytes"
 	rm -f "$dir/out"
 done
+
+# 4. FILE cannot take its name at the end (a directory took its place):
+# the sender is told before it reports success, both exit 1, and the
+# received pages are not left behind under another name
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/late"
+timeout 60 "$MULTIFD" send -q -c 2 --max-bandwidth 16M "$uri" "$dir/in" \
+	2>"$dir/s.log" &
+spid=$!
+sleep 0.5
+mkdir "$dir/late" && : >"$dir/late/x"
+wait $spid
+sst=$?
+wait $rpid
+rst=$?
+check "FILE's name taken at the end: both exit 1 (send $sst, recv $rst)" \
+	[ $sst = 1 -a $rst = 1 ]
+check "FILE's name taken at the end: the sender says the commit failed" \
+	has "$dir/s.log" "cannot commit: cannot rename"
+check "FILE's name taken at the end: the receiver says so" \
+	has "$dir/r.log" "cannot rename"
+check "FILE's name taken at the end: no temporary file left" \
+	[ -z "$(ls -A "$dir" | grep '^\.late')" ]
+rm -rf "$dir/late"
 
 # 5. a refused session leaves an existing FILE as it was
 head -c 1M /dev/urandom >"$dir/keep"

@@ -4,7 +4,8 @@
  * (mfd_session_region_file()): with zero-page detection off its pages
  * leave by sendfile() and the sender's mapping of them is never touched
  * (its Rss stays 0; with detection on, the same transfer maps them, which
- * shows the check can fail); over tcp: and unix:; a file that shrinks
+ * shows the check can fail); over tcp: and unix:; fd: channels, whose
+ * flags are the caller's, left as they were; a file that shrinks
  * mid-transfer fails both ends, the sender naming the offset; and the
  * calls refused.
  */
@@ -15,42 +16,20 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "rx.h"
 #include "multifd.h"
 
 #define LEN (32u << 20)
 #define TIMEOUT_MS 3000
 
-struct rx {
-	struct mfd_session *s;
-	pthread_t t;
-	int result;
-};
-
-static void *rx_main(void *arg)
-{
-	struct rx *rx = arg;
-
-	rx->result = mfd_recv_wait(rx->s);
-	return NULL;
-}
-
 static int rx_start(struct rx *rx, const char *uri, uint8_t *dst)
 {
-	struct mfd_config cfg;
-	char err[300];
-
-	mfd_config_init(&cfg);
-	cfg.uri = uri;
-	cfg.timeout_ms = TIMEOUT_MS;
-	if (mfd_session_new(&cfg, MFD_ROLE_RECV, &rx->s, err, sizeof(err)) ||
-	    mfd_session_add_region(rx->s, "ram", dst, LEN, true) < 0 ||
-	    mfd_session_start(rx->s))
-		return -1;
-	return pthread_create(&rx->t, NULL, rx_main, rx);
+	return rx_start_len(rx, uri, dst, LEN, TIMEOUT_MS);
 }
 
 /* A memfd of LEN random bytes (every page non-zero), and its read-only
@@ -162,6 +141,44 @@ static void test_unix(void)
 	CU_ASSERT_EQUAL(rss, 0);
 }
 
+/* fd: channels are the caller's sockets: their flags stay as they were
+ * (no O_NONBLOCK for sendfile), and the pages go through the mapping. */
+static void test_fd_channels(void)
+{
+	uint8_t *src, *dst = guarded_alloc(LEN);
+	int fd = source_file(&src), sv[4][2];
+	struct mfd_session *tx;
+	struct rx rx = { 0 };
+	char ruri[64], suri[64];
+
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_FATAL(!socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]));
+	snprintf(ruri, sizeof(ruri), "fd:%d,%d,%d,%d", sv[0][0], sv[1][0],
+		 sv[2][0], sv[3][0]);
+	snprintf(suri, sizeof(suri), "fd:%d,%d,%d,%d", sv[0][1], sv[1][1],
+		 sv[2][1], sv[3][1]);
+	CU_ASSERT_EQUAL_FATAL(rx_start(&rx, ruri, dst), 0);
+	tx = sender(suri, false);
+	CU_ASSERT_EQUAL(mfd_session_add_region(tx, "ram", src, LEN, false), 0);
+	CU_ASSERT_EQUAL(mfd_session_region_file(tx, 0, fd, 0), 0);
+	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
+	CU_ASSERT_EQUAL(mfd_send_finish(tx), 0);
+	pthread_join(rx.t, NULL);
+	CU_ASSERT_EQUAL(rx.result, 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT(!(fcntl(sv[i][1], F_GETFL) & O_NONBLOCK));
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+	mfd_session_free(tx);
+	mfd_session_free(rx.s);
+	munmap(src, LEN);
+	close(fd);
+	guarded_free(dst, LEN);
+}
+
 /* Zero-page detection reads the pages: through the mapping, as before. */
 static void test_zero_detection_maps(void)
 {
@@ -186,7 +203,7 @@ static void test_shrinks(void)
 	CU_ASSERT_FATAL(ftruncate(fd, LEN / 2) == 0);
 	CU_ASSERT(mfd_send_region(tx, 0) < 0 || mfd_send_finish(tx) < 0);
 	e = mfd_session_error(tx);
-	if (!e || !strstr(e, "shrank")) {
+	if (!e || !strstr(e, "file ends before byte") || !strstr(e, "shrank")) {
 		fprintf(stderr, "sender error '%s'\n", e);
 		CU_FAIL("the sender does not say its file ended");
 	}
@@ -244,6 +261,7 @@ int main(void)
 	static const struct test tests[] = {
 		{ "tcp: pages by sendfile, the mapping untouched", test_tcp },
 		{ "unix: pages by sendfile, the mapping untouched", test_unix },
+		{ "fd: channels keep their flags", test_fd_channels },
 		{ "zero-page detection on: through the mapping",
 		  test_zero_detection_maps },
 		{ "the file shrinks mid-transfer", test_shrinks },

@@ -288,7 +288,9 @@ static void report(const char *cmd, struct mfd_session *s, int r,
 			strsignal(signals_caught()));
 		return;
 	}
-	for (unsigned i = 0; r == -EFAULT && i < n; i++) {
+	/* a sender's file that shrank explains any failure (sendfile()
+	 * meets its end as an I/O error, a mapping as a fault) */
+	for (unsigned i = 0; (r == -EFAULT || sending) && i < n; i++) {
 		explain_fault(&maps[i], sending, why, sizeof(why));
 		if (why[0]) {
 			die_msg("%s: %s", cmd, why);
@@ -475,6 +477,22 @@ static int create_target(void *opaque, const char *name, uint64_t length,
 	return 0;
 }
 
+/* Every page is in: the files and the blobs take their names, before the
+ * sender is told that the session succeeded (a rename that fails then
+ * fails it on both ends). */
+static int commit_targets(void *opaque, char *err, size_t errlen)
+{
+	struct recv_target *t = opaque;
+
+	for (unsigned i = 0; i < t->nmaps; i++) {
+		int r = commit_file(&t->maps[i], err, errlen);
+
+		if (r)
+			return r;
+	}
+	return blob_dir_commit(&recv_blobs, err, errlen) ? -EIO : 0;
+}
+
 /* Connections refused at the handshake: said, and the session goes on. */
 static void log_line(void *opaque, const char *msg)
 {
@@ -620,6 +638,8 @@ int cmd_recv(int argc, char **argv)
 	o.cfg.uri = argv[optind];
 	o.cfg.region_cb = create_target;
 	o.cfg.region_opaque = &t;
+	o.cfg.commit_cb = commit_targets;
+	o.cfg.commit_opaque = &t;
 	o.cfg.log_cb = log_line;
 	o.cfg.blob_cb = blob_dir_take;
 	o.cfg.blob_opaque = &recv_blobs;
@@ -653,16 +673,7 @@ int cmd_recv(int argc, char **argv)
 	if (!r)
 		r = mfd_recv_wait(s);
 	progress_stop(&pg);
-	for (unsigned i = 0; !r && i < t.nmaps; i++) {
-		r = commit_file(&t.maps[i], err, sizeof(err));
-		if (r)
-			die_msg("recv: %s", err);
-	}
-	if (!r && blob_dir_commit(&recv_blobs, err, sizeof(err))) {
-		die_msg("recv: %s", err);
-		r = -EIO;
-	}
-	if (r && !err[0])
+	if (r)
 		report("recv", s, r, t.maps, t.nmaps, false);
 	if (r && t.inplace_used)
 		die_msg("recv: the files received in place now hold a mix of "

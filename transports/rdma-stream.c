@@ -75,10 +75,13 @@ static int give_credits(struct rd_conn *rc, bool sleeping)
 	 * credit-only messages too: the receiver may hold the slot back
 	 * for want of one */
 	bool starved = rc->land_addr && !rc->land_free;
+	bool credits = (sleeping && (rc->owed_data || (starved && rc->owed))) ||
+		       rc->owed >= rc->rx.n / 2;
+	/* the last credit goes only to a message that returns credits, so
+	 * the peer can always answer it; slots alone wait for the next */
+	bool slots = rc->land_owed && (rc->owed || rc->credits >= 2);
 
-	if (!rc->credits ||
-	    !((sleeping && (rc->owed_data || (starved && rc->owed))) ||
-	      rc->owed >= rc->rx.n / 2 || rc->land_owed))
+	if (!rc->credits || !(credits || slots))
 		return 0;
 	return post_msg(rc, -1, 0, 0, true);
 }

@@ -138,9 +138,11 @@ static int take_landing(struct rd_conn *rc)
 		return r;
 	size = (uint32_t)get_be(m + 12, 4);
 	slots = (uint32_t)get_be(m + 16, 4);
-	if (rc->passive || rc->land_addr)
+	if (rc->passive || rc->land_addr || rc->regions[0].rs)
 		return mfd__rd_fail(rc, -EPROTO, "landing slots offered %s",
-				    rc->passive ? "by the sender" : "twice");
+				    rc->passive	      ? "by the sender"
+				    : rc->land_addr ? "twice"
+						    : "after a region message");
 	/* the immediate returns at most 15 slots at a time */
 	if (!get_be(m, 8) || size < LAND_MIN || !slots || slots > 15)
 		return mfd__rd_fail(rc, -EPROTO,
@@ -302,10 +304,8 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 		return mfd__rd_fail(rc, -EINVAL, "region index %u out of order",
 				    index);
 	/* regions come after the handshake: the peer proved itself, and
-	 * gets the whole ring and, from a receiver, the landing slots */
+	 * gets the whole ring */
 	r = mfd__rd_stream_grow(rc);
-	if (!r && rc->passive && index == 0)
-		r = offer_landing(rc);
 	if (r)
 		return r;
 	g = &rc->regions[index];
@@ -368,16 +368,28 @@ static void rd_revoke(struct mfd_conn *c)
 	mfd__rd_land_free(rc);
 }
 
-/* Sender: the buffer its method builds payloads in, registered for local
- * reads, so that payloads land without a copy (13.8). */
+/*
+ * The method's buffer, for a compressing session only, before the
+ * regions. Sender: registered for local reads, so that payloads land from
+ * it without a copy. Receiver: the sign that payloads will come, so it
+ * offers its landing slots (13.8) ahead of the first region message; a
+ * session of method none pins none.
+ */
 static int rd_register_buffer(struct mfd_conn *c, void *mem, uint64_t len)
 {
 	struct rd_conn *rc = (struct rd_conn *)c;
 	uint64_t ns;
-	int r;
+	int r = mfd__rd_usable(rc);
 
-	if (rc->passive || rc->src_mr)
-		return -ENOTSUP;
+	if (r)
+		return r;
+	if (rc->passive) {
+		/* after the handshake: the peer proved itself */
+		r = rc->land_mr ? 0 : mfd__rd_stream_grow(rc);
+		return r || rc->land_mr ? r : offer_landing(rc);
+	}
+	if (rc->src_mr)
+		return 0;
 	r = mfd__rd_mr_get(rc->dev, mem, len, 0, NULL, &ns, &rc->src_mr);
 	if (r) {
 		rc->src_mr = NULL;

@@ -48,14 +48,19 @@ const struct sock_file *mfd__sock_file_find(const struct sock_files *fs,
 	return NULL;
 }
 
+uint64_t mfd__sock_file_off(const struct sock_file *f, const void *p)
+{
+	return f->off + (uint64_t)((const uint8_t *)p - f->mem);
+}
+
 ssize_t mfd__sock_file_send(int sock, const struct sock_file *f,
 			    const void *p, size_t len)
 {
-	off_t off = (off_t)(f->off + (uint64_t)((const uint8_t *)p - f->mem));
+	off_t off = (off_t)mfd__sock_file_off(f, p);
 	ssize_t r = sendfile(sock, f->fd, &off, len);
 
 	if (r < 0)
 		return -errno;
 	/* nothing sent of a non-empty range: the file ends before it */
-	return r == 0 && len ? -EFAULT : r;
+	return r == 0 && len ? -ENODATA : r;
 }

@@ -3,7 +3,8 @@
  * sock-file.h - a sender's region bytes from the file the region maps
  * straight to the socket with sendfile() (the register_file op of tcp:
  * and unix:). Used by tcp.c's send loop, which keeps the deadline; the
- * call never blocks.
+ * call never waits for the socket (it may wait for the file's pages to
+ * be read in, as a read() would).
  */
 #ifndef MFD_SOCK_FILE_H
 #define MFD_SOCK_FILE_H
@@ -33,8 +34,11 @@ int mfd__sock_files_add(struct sock_files *fs, const void *mem, uint64_t len,
 const struct sock_file *mfd__sock_file_find(const struct sock_files *fs,
 					    const void *p, size_t len);
 
+/* The offset in f's file of the byte at p. */
+uint64_t mfd__sock_file_off(const struct sock_file *f, const void *p);
+
 /* One non-blocking sendfile() of [p, p + len), inside f, to sock: the
- * bytes sent, or -errno (-EAGAIN: the socket is full; -EFAULT: the file
+ * bytes sent, or -errno (-EAGAIN: the socket is full; -ENODATA: the file
  * ends before p + len, it shrank). */
 ssize_t mfd__sock_file_send(int sock, const struct sock_file *f,
 			    const void *p, size_t len);

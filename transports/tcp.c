@@ -399,10 +399,14 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		if (f) {
 			r = mfd__sock_file_send(sc->fd, f, mh.msg_iov[0].iov_base,
 						mh.msg_iov[0].iov_len);
-			if (r == -EFAULT)
-				return fail(c, EFAULT,
-					    "sendfile: the region's file ends "
-					    "before these pages (truncated?)");
+			if (r == -ENODATA) {
+				snprintf(c->err, sizeof(c->err),
+					 "sendfile: the region's file ends "
+					 "before byte %llu of it: it shrank",
+					 (unsigned long long)mfd__sock_file_off(
+						 f, mh.msg_iov[0].iov_base));
+				return -EIO;
+			}
 			if (r < 0) {
 				errno = (int)-r;
 				r = -1;
@@ -528,6 +532,9 @@ static int sock_register_file(struct mfd_conn *c, void *mem, uint64_t len,
 	struct sock_conn *sc = (struct sock_conn *)c;
 	int fl, r;
 
+	/* a descriptor handed in shares its flags with the caller's */
+	if (sc->handed_in)
+		return -ENOTSUP;
 	if (!sc->files) {
 		sc->files = calloc(1, sizeof(*sc->files));
 		if (!sc->files)

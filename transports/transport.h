@@ -156,19 +156,25 @@ struct mfd_transport_ops {
 	 * those pages itself. A transport that can send from a file in the
 	 * kernel (sockets: sendfile()) then sends the list entries that lie
 	 * inside it from the file, without touching the mapping: no
-	 * page-table work, no copy. Returns 0 when it will, -ENOTSUP when
-	 * it will not (the entries go from the mapping), or -errno. Called
-	 * by the owner thread after register_region; fd stays open until
-	 * close(). Optional.
+	 * page-table work, no copy. The socket then holds the page
+	 * cache's pages until the peer has them (past flush(): the round's
+	 * sync is what tells). Returns 0 when it will, -ENOTSUP when it
+	 * will not (the entries go from the mapping; a descriptor handed
+	 * in by the caller, whose flags it would change), or -errno.
+	 * Called by the owner thread after register_region; fd stays open
+	 * until close(). Optional.
 	 */
 	int (*register_file)(struct mfd_conn *c, void *mem, uint64_t len,
 			     int fd, uint64_t off);
 	/*
-	 * Sender: [mem, mem + len) is the buffer the channel's method
-	 * builds every compressed payload in. A transport may register it
-	 * so that payloads travel from it without a copy (rdma: one WRITE
-	 * into the peer's landing slot). Called by the owner thread after
-	 * the regions are registered; the buffer outlives c. Optional.
+	 * [mem, mem + len) is the buffer the channel's method builds every
+	 * compressed payload in (sender) or decompresses it from
+	 * (receiver); called for compressing sessions only, by the owner
+	 * thread, after the handshake and before register_region. A
+	 * transport may register it so that payloads travel from it
+	 * without a copy, or make ready for them (rdma: the sender's
+	 * WRITEs come from it; the receiver offers landing slots). The
+	 * buffer outlives c. Optional.
 	 */
 	int (*register_buffer)(struct mfd_conn *c, void *mem, uint64_t len);
 	/*
