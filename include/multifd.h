@@ -330,10 +330,13 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
  * Sender: say that region `region` (an index from mfd_session_add_region())
  * is a MAP_SHARED mapping of the regular file fd from byte `offset` (a
  * multiple of the page size). Where the library does not read the pages
- * itself (zero_page_detection off) and the transport can (tcp:, unix:,
- * fd: without TLS), its pages then leave from the page cache with
- * sendfile(): no page-table work and no copy on this end (half the
- * sender's CPU in docs/performance.md). Elsewhere, and for pages sent
+ * itself (method none, zero_page_detection off, no checksum) and the
+ * transport can (tcp: and unix: without TLS; not fd:, whose sockets are
+ * the caller's and would have to become non-blocking), its pages then
+ * leave from the page cache with sendfile(): no page-table work and no
+ * copy on this end (half the sender's CPU in the README's figures; with
+ * zero_copy, there is nothing left for MSG_ZEROCOPY to do). Elsewhere,
+ * and for pages sent
  * staged or from a stable copy, the mapping is used as before; it must
  * still be the region's memory. Pages follow the rules of
  * mfd_send_pages(). The session duplicates fd and closes its duplicate

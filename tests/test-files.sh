@@ -134,12 +134,46 @@ rst=$?
 check "FILE's name taken at the end: both exit 1 (send $sst, recv $rst)" \
 	[ $sst = 1 -a $rst = 1 ]
 check "FILE's name taken at the end: the sender says the commit failed" \
-	has "$dir/s.log" "cannot commit: cannot rename"
+	has "$dir/s.log" "cannot commit: '$dir/late' is a directory"
 check "FILE's name taken at the end: the receiver says so" \
-	has "$dir/r.log" "cannot rename"
+	has "$dir/r.log" "'$dir/late' is a directory"
 check "FILE's name taken at the end: no temporary file left" \
 	[ -z "$(ls -A "$dir" | grep '^\.late')" ]
 rm -rf "$dir/late"
+# two regions, the second one's name taken: the first FILE stays as it was
+echo old >"$dir/ra"
+cp "$dir/in" "$dir/in2"
+start_recv "$dir/r.log" tcp:127.0.0.1:0 -R a="$dir/ra" -R b="$dir/rb"
+timeout 60 "$MULTIFD" send -q -c 2 --max-bandwidth 16M -R a="$dir/in" \
+	-R b="$dir/in2" "$uri" 2>"$dir/s.log" &
+spid=$!
+sleep 0.5
+mkdir "$dir/rb"
+wait $spid
+sst=$?
+wait $rpid
+rst=$?
+check "second FILE's name taken: both exit 1 (send $sst, recv $rst)" \
+	[ $sst = 1 -a $rst = 1 ]
+check "second FILE's name taken: the first FILE is as it was" \
+	[ "$(cat "$dir/ra")" = old ]
+rm -rf "$dir/ra" "$dir/rb" "$dir/in2"
+# in place: FILE removed mid-transfer, its pages would be lost
+cp "$dir/in" "$dir/keep2"
+start_recv "$dir/r.log" --inplace tcp:127.0.0.1:0 "$dir/keep2"
+timeout 60 "$MULTIFD" send -q -c 2 --max-bandwidth 16M "$uri" "$dir/in" \
+	2>"$dir/s.log" &
+spid=$!
+sleep 0.5
+rm "$dir/keep2"
+wait $spid
+sst=$?
+wait $rpid
+rst=$?
+check "in-place FILE removed: both exit 1 (send $sst, recv $rst)" \
+	[ $sst = 1 -a $rst = 1 ]
+check "in-place FILE removed: the sender is told" \
+	has "$dir/s.log" "was removed or replaced during the transfer"
 
 # 5. a refused session leaves an existing FILE as it was
 head -c 1M /dev/urandom >"$dir/keep"

@@ -351,11 +351,28 @@ fail_e:
 	return e;
 }
 
-int commit_file(struct mapping *m, char *err, size_t errlen)
+/* In place: the path must still name the file that was written. */
+static int check_still_there(const struct mapping *m, const struct stat *st,
+			     char *err, size_t errlen)
+{
+	struct stat now;
+
+	if (!stat(m->path, &now) && now.st_dev == st->st_dev &&
+	    now.st_ino == st->st_ino)
+		return 0;
+	snprintf(err, errlen,
+		 "'%s' was removed or replaced during the transfer: the pages "
+		 "went into a file that no longer has that name",
+		 m->path);
+	return -ENOENT;
+}
+
+int commit_prepare(struct mapping *m, char *err, size_t errlen)
 {
 	char dir[4096], proc[64], *name = NULL;
 	const char *base;
 	struct stat st;
+	mode_t mode;
 	int e = 0;
 
 	if (msync(m->mem, m->len, MS_SYNC) || fstat(m->fd, &st)) {
@@ -373,31 +390,42 @@ int commit_file(struct mapping *m, char *err, size_t errlen)
 		return -EIO;
 	}
 	if (!m->unnamed && !m->temp)
-		return 0; /* received in place */
-	if (m->unnamed) {
-		split_path(m->path, dir, sizeof(dir), &base);
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
-		for (int i = 0; !name && i < 100; i++) {
-			if (asprintf(&name, "%s/.%s.multifd-%d-%d", dir, base,
-				     (int)getpid(), i) < 0)
-				return -ENOMEM;
-			if (linkat(AT_FDCWD, proc, AT_FDCWD, name,
-				   AT_SYMLINK_FOLLOW)) {
-				e = errno;
-				free(name);
-				name = NULL;
-				if (e != EEXIST)
-					break;
-			}
+		return check_still_there(m, &st, err, errlen);
+	/* what took the path meanwhile (a directory) refuses it now,
+	 * before any file of the session takes its name */
+	e = check_replaced(m->path, &mode, err, errlen);
+	if (e || !m->unnamed)
+		return e;
+	split_path(m->path, dir, sizeof(dir), &base);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
+	for (int i = 0; !name && i < 100; i++) {
+		if (asprintf(&name, "%s/.%s.multifd-%d-%d", dir, base,
+			     (int)getpid(), i) < 0)
+			return -ENOMEM;
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW)) {
+			e = errno;
+			free(name);
+			name = NULL;
+			if (e != EEXIST)
+				break;
 		}
-		if (!name) {
-			snprintf(err, errlen, "cannot name the file received "
-				 "for '%s': %s", m->path, strerror(e));
-			return -e;
-		}
-		m->unnamed = false;
-		m->temp = name;
 	}
+	if (!name) {
+		snprintf(err, errlen, "cannot name the file received for '%s': %s",
+			 m->path, strerror(e));
+		return -e;
+	}
+	m->unnamed = false;
+	m->temp = name;
+	return 0;
+}
+
+int commit_name(struct mapping *m, char *err, size_t errlen)
+{
+	int e;
+
+	if (!m->temp)
+		return 0; /* received in place */
 	if (rename(m->temp, m->path)) {
 		e = errno;
 		snprintf(err, errlen, "cannot rename '%s' to '%s': %s",

@@ -38,7 +38,7 @@ int map_file_read(const char *path, uint32_t page_size, struct mapping *m,
  * be a page multiple. */
 int map_file_inplace(const char *path, uint32_t page_size, struct mapping *m,
 		     char *err, size_t errlen);
-/* A new file of len bytes that replaces path at commit_file(); its space
+/* A new file of len bytes that replaces path at commit_name(); its space
  * is reserved where it is tight. 0; 1 with a warning in err when the
  * space is short; or -errno. */
 int map_file_new(const char *path, uint64_t len, struct mapping *m,
@@ -46,8 +46,13 @@ int map_file_new(const char *path, uint64_t len, struct mapping *m,
 /* Before listening: path's directory exists and takes new files, and
  * what is at path (if anything) is a regular file nobody is sending. */
 int check_destination(const char *path, char *err, size_t errlen);
-/* Write a received file out and put it in place of its path. */
-int commit_file(struct mapping *m, char *err, size_t errlen);
+/* A received file, written out and checked (its size; in place, that
+ * its path still names it; else that nothing but a regular file took its
+ * path), and given a temporary name where it had none: all that can fail
+ * before any file of the session takes its name. */
+int commit_prepare(struct mapping *m, char *err, size_t errlen);
+/* Then put it in place of its path (nothing to do in place). */
+int commit_name(struct mapping *m, char *err, size_t errlen);
 /* Why touching the file's pages failed (it shrank, its file system is
  * full), as a sentence; "" when neither is the case. */
 void explain_fault(const struct mapping *m, bool sending, char *buf,

@@ -483,14 +483,26 @@ static int create_target(void *opaque, const char *name, uint64_t length,
 static int commit_targets(void *opaque, char *err, size_t errlen)
 {
 	struct recv_target *t = opaque;
+	size_t at;
+	int r = 0;
 
-	for (unsigned i = 0; i < t->nmaps; i++) {
-		int r = commit_file(&t->maps[i], err, errlen);
-
-		if (r)
-			return r;
+	/* first what can fail, for every file, so that a refusal leaves
+	 * every FILE as it was */
+	for (unsigned i = 0; !r && i < t->nmaps; i++)
+		r = commit_prepare(&t->maps[i], err, errlen);
+	for (unsigned i = 0; !r && i < t->nmaps; i++) {
+		r = commit_name(&t->maps[i], err, errlen);
+		/* a rename refused now: say which files took their names */
+		for (unsigned k = 0; r && k < i; k++) {
+			at = strlen(err);
+			snprintf(err + at, errlen - at, "%s'%s'",
+				 k ? ", " : "; already in place: ",
+				 t->maps[k].path);
+		}
 	}
-	return blob_dir_commit(&recv_blobs, err, errlen) ? -EIO : 0;
+	if (!r && blob_dir_commit(&recv_blobs, err, errlen))
+		r = -EIO;
+	return r;
 }
 
 /* Connections refused at the handshake: said, and the session goes on. */
