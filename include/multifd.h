@@ -343,7 +343,7 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
  * in mfd_session_free(). Call it before mfd_session_start(). Returns 0;
  * -EINVAL on a receiver, for a bad index or offset, or a descriptor that
  * is not a regular file; -ERANGE when the file does not hold the region
- * from `offset`; -EBUSY once started. Since 0.2.
+ * from `offset`; -EBUSY once started.
  */
 MFD_EXTERN int mfd_session_region_file(struct mfd_session *s, int region,
 				       int fd, uint64_t offset);

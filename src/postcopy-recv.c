@@ -32,22 +32,21 @@
  * the bound on noticing a stop or an overdue answer. */
 #define FAULT_POLL_MS 50
 
-/* Room for element n of *v (*cap elements of elem bytes): the array
- * doubles, from `first`. 0, or -ENOMEM with *v as it was. */
-static int grow_one(void **v, size_t *cap, size_t n, size_t first,
-		    size_t elem)
+/* v (*cap elements of elem bytes) with room for element n: doubled,
+ * from `first`, when it has none. NULL when out of memory (v stays as it
+ * was). */
+static void *grow_one(void *v, size_t *cap, size_t n, size_t first,
+		      size_t elem)
 {
 	size_t c = *cap ? 2 * *cap : first;
 	void *nv;
 
 	if (n < *cap)
-		return 0;
-	nv = realloc(*v, c * elem);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = c;
-	return 0;
+		return v;
+	nv = realloc(v, c * elem);
+	if (nv)
+		*cap = c;
+	return nv;
 }
 
 static int uffd_open(char *err, size_t errlen)
@@ -490,6 +489,8 @@ static void answered(struct mfd_postcopy *pc, uint32_t region,
 	for (size_t k = 0; k < pc->npending;) {
 		struct mfd_pc_request *q = &pc->pending[k];
 		bool hit = false;
+		uint32_t *lat;
+		uint64_t us;
 
 		for (uint32_t i = 0; i < n && !hit; i++)
 			hit = q->region == region && q->offset == off[i];
@@ -498,12 +499,13 @@ static void answered(struct mfd_postcopy *pc, uint32_t region,
 			continue;
 		}
 		/* without memory, a latency goes unrecorded */
-		if (!grow_one((void **)&pc->lat_us, &pc->lat_cap, pc->nlat,
-			      1024, sizeof(*pc->lat_us))) {
-			uint64_t us = us_since(&q->t0);
-
-			pc->lat_us[pc->nlat++] = us > UINT32_MAX ? UINT32_MAX
-								 : (uint32_t)us;
+		lat = grow_one(pc->lat_us, &pc->lat_cap, pc->nlat, 1024,
+			       sizeof(*lat));
+		if (lat) {
+			pc->lat_us = lat;
+			us = us_since(&q->t0);
+			lat[pc->nlat++] = us > UINT32_MAX ? UINT32_MAX
+							  : (uint32_t)us;
 		}
 		*q = pc->pending[--pc->npending];
 	}
@@ -566,6 +568,7 @@ static int request(struct mfd_session *s, uint32_t i, uint64_t off)
 	struct mfd_hdr h = { .type = MFD_PKT_REQUEST, .region = i,
 			     .payload_len = MFD_REQUEST_SIZE };
 	uint8_t buf[MFD_HDR_SIZE + MFD_REQUEST_SIZE];
+	struct mfd_pc_request *pending;
 	struct timespec now;
 	int r;
 
@@ -576,13 +579,15 @@ static int request(struct mfd_session *s, uint32_t i, uint64_t off)
 			pthread_mutex_unlock(&pc->lock);
 			return 0;
 		}
-	if (grow_one((void **)&pc->pending, &pc->pending_cap, pc->npending, 64,
-		     sizeof(*pc->pending))) {
+	pending = grow_one(pc->pending, &pc->pending_cap, pc->npending, 64,
+			   sizeof(*pending));
+	if (!pending) {
 		pthread_mutex_unlock(&pc->lock);
 		mfd__session_fail(s, (int)s->nchannels, -ENOMEM,
 				  "no memory for a page request");
 		return -ENOMEM;
 	}
+	pc->pending = pending;
 	pc->pending[pc->npending++] = (struct mfd_pc_request){ i, off, now };
 	h.packet_num = pc->next_request++;
 	pthread_mutex_unlock(&pc->lock);

@@ -37,6 +37,22 @@ start_recv() {
 	uri=$(wait_listening "$log") || { bad "receiver did not start: $(cat "$log")"; uri=tcp:127.0.0.1:1; }
 }
 
+# send_while DELAY ACTION SEND-ARGS...: a sender in the background (its
+# log in s.log); ACTION after DELAY seconds, mid-transfer; then both ends
+# waited for, their exit statuses in sst and rst
+send_while() {
+	local delay=$1 action=$2 spid
+	shift 2
+	timeout 60 "$MULTIFD" send "$@" 2>"$dir/s.log" &
+	spid=$!
+	sleep "$delay"
+	eval "$action"
+	wait $spid
+	sst=$?
+	wait $rpid
+	rst=$?
+}
+
 head -c 16M /dev/urandom >"$dir/in"
 [ "$(id -u)" = 0 ] && mnt=$dir/small && mkdir -p "$mnt" &&
 	mount -t tmpfs -o size=8m tmpfs "$mnt" || mnt=
@@ -75,15 +91,8 @@ fi
 for m in none zstd; do
 	cp "$dir/in" "$dir/dst"
 	start_recv "$dir/r.log" --inplace tcp:127.0.0.1:0 "$dir/dst"
-	timeout 60 "$MULTIFD" send -q -m "$m" -c 2 --max-bandwidth 8M "$uri" \
-		"$dir/in" 2>"$dir/s.log" &
-	spid=$!
-	sleep 0.7
-	truncate -s 4M "$dir/dst"
-	wait $spid
-	sst=$?
-	wait $rpid
-	rst=$?
+	send_while 0.7 'truncate -s 4M "$dir/dst"' -q -m "$m" -c 2 \
+		--max-bandwidth 8M "$uri" "$dir/in"
 	check "receiver's file truncated, $m: both exit 1 (send $sst, recv $rst)" \
 		[ $sst = 1 -a $rst = 1 ]
 	check "receiver's file truncated, $m: the receiver says so" \
@@ -104,14 +113,8 @@ for m in none zstd "none --no-zero-detect"; do
 	cp "$dir/half" "$dir/src"
 	start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/out"
 	# shellcheck disable=SC2086 # $m: the method and an option
-	timeout 60 "$MULTIFD" send -q -m $m -c 2 --max-bandwidth 8M "$uri" \
-		"$dir/src" 2>"$dir/s.log" &
-	spid=$!
-	sleep 0.7
-	truncate -s 4M "$dir/src"
-	wait $spid
-	sst=$?
-	wait $rpid
+	send_while 0.7 'truncate -s 4M "$dir/src"' -q -m $m -c 2 \
+		--max-bandwidth 8M "$uri" "$dir/src"
 	check "sender's file truncated, $m: the sender exits 1 ($sst)" [ $sst = 1 ]
 	check "sender's file truncated, $m: it says the file shrank" \
 		has "$dir/s.log" "shrank from 16777216 to 4194304 bytes"
@@ -122,15 +125,8 @@ done
 # the sender is told before it reports success, both exit 1, and the
 # received pages are not left behind under another name
 start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/late"
-timeout 60 "$MULTIFD" send -q -c 2 --max-bandwidth 16M "$uri" "$dir/in" \
-	2>"$dir/s.log" &
-spid=$!
-sleep 0.5
-mkdir "$dir/late" && : >"$dir/late/x"
-wait $spid
-sst=$?
-wait $rpid
-rst=$?
+send_while 0.5 'mkdir "$dir/late" && : >"$dir/late/x"' -q -c 2 \
+	--max-bandwidth 16M "$uri" "$dir/in"
 check "FILE's name taken at the end: both exit 1 (send $sst, recv $rst)" \
 	[ $sst = 1 -a $rst = 1 ]
 check "FILE's name taken at the end: the sender says the commit failed" \
@@ -144,15 +140,8 @@ rm -rf "$dir/late"
 echo old >"$dir/ra"
 cp "$dir/in" "$dir/in2"
 start_recv "$dir/r.log" tcp:127.0.0.1:0 -R a="$dir/ra" -R b="$dir/rb"
-timeout 60 "$MULTIFD" send -q -c 2 --max-bandwidth 16M -R a="$dir/in" \
-	-R b="$dir/in2" "$uri" 2>"$dir/s.log" &
-spid=$!
-sleep 0.5
-mkdir "$dir/rb"
-wait $spid
-sst=$?
-wait $rpid
-rst=$?
+send_while 0.5 'mkdir "$dir/rb"' -q -c 2 --max-bandwidth 16M \
+	-R a="$dir/in" -R b="$dir/in2" "$uri"
 check "second FILE's name taken: both exit 1 (send $sst, recv $rst)" \
 	[ $sst = 1 -a $rst = 1 ]
 check "second FILE's name taken: the first FILE is as it was" \
@@ -161,15 +150,8 @@ rm -rf "$dir/ra" "$dir/rb" "$dir/in2"
 # in place: FILE removed mid-transfer, its pages would be lost
 cp "$dir/in" "$dir/keep2"
 start_recv "$dir/r.log" --inplace tcp:127.0.0.1:0 "$dir/keep2"
-timeout 60 "$MULTIFD" send -q -c 2 --max-bandwidth 16M "$uri" "$dir/in" \
-	2>"$dir/s.log" &
-spid=$!
-sleep 0.5
-rm "$dir/keep2"
-wait $spid
-sst=$?
-wait $rpid
-rst=$?
+send_while 0.5 'rm "$dir/keep2"' -q -c 2 --max-bandwidth 16M "$uri" \
+	"$dir/in"
 check "in-place FILE removed: both exit 1 (send $sst, recv $rst)" \
 	[ $sst = 1 -a $rst = 1 ]
 check "in-place FILE removed: the sender is told" \

@@ -385,8 +385,8 @@ static int rd_register_buffer(struct mfd_conn *c, void *mem, uint64_t len)
 		return r;
 	if (rc->passive) {
 		/* after the handshake: the peer proved itself */
-		r = rc->land_mr ? 0 : mfd__rd_stream_grow(rc);
-		return r || rc->land_mr ? r : offer_landing(rc);
+		r = mfd__rd_stream_grow(rc);
+		return r ? r : offer_landing(rc);
 	}
 	if (rc->src_mr)
 		return 0;

@@ -9,7 +9,8 @@
  * mapping, no copy on the sender. The core asks for it only where it does
  * not read the pages itself (no zero-page detection): with detection the
  * pages are mapped anyway, and the copy from a mapped page cost less here
- * than sendfile's per-page bookkeeping (docs/performance.md).
+ * than sendfile's per-page bookkeeping (README, "Against QEMU's own
+ * multifd").
  *
  * Not on the receiver: splice() from the socket into the file writes
  * through the file's write path, which takes the inode lock, so the
