@@ -1733,6 +1733,8 @@ static int recv_run(struct mfd_session *s)
 		pthread_join(s->ch[i].thread, NULL);
 		s->ch[i].thread_started = false;
 	}
+	/* a transport may finish registering while the pages come */
+	mfd__session_reg_time(s);
 	prefault_stop(s);
 	mfd__pc_stop(s);
 	if (!mfd__session_err(s)) {

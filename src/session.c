@@ -316,6 +316,7 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 	r = mfd__uri_parse(cfg->uri, &s->parsed_uri, errbuf, errlen);
 	if (r)
 		goto fail;
+	s->parsed_uri.session_state = &s->tp_state;
 	s->tp = mfd__transport_get(s->parsed_uri.scheme);
 	if (!s->tp) {
 		snprintf(errbuf, errlen,
@@ -926,13 +927,17 @@ static int register_buffers(struct mfd_session *s)
 	return 0;
 }
 
-static void add_reg_time(struct mfd_session *s)
+void mfd__session_reg_time(struct mfd_session *s)
 {
-	pthread_mutex_lock(&s->lock);
+	uint64_t ns = 0, bytes = 0;
+
 	for (unsigned i = 0; i < s->nchannels; i++) {
-		s->reg_ns += s->ch[i].conn->reg_ns;
-		s->reg_bytes += s->ch[i].conn->reg_bytes;
+		ns += s->ch[i].conn->reg_ns;
+		bytes += s->ch[i].conn->reg_bytes;
 	}
+	pthread_mutex_lock(&s->lock);
+	s->reg_ns = ns;
+	s->reg_bytes = bytes;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -943,7 +948,7 @@ int mfd__register_regions(struct mfd_session *s)
 	if (!r)
 		r = register_all(s);
 
-	add_reg_time(s);
+	mfd__session_reg_time(s);
 	return r;
 }
 

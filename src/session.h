@@ -86,6 +86,7 @@ struct mfd_session {
 	struct mfd_config cfg;
 	char uri[300];
 	struct mfd_uri parsed_uri;
+	void *tp_state; /* parsed_uri.session_state points here */
 	const struct mfd_transport_ops *tp;
 	const struct mfd_method_ops *method;
 	uint64_t session_id;
@@ -246,6 +247,9 @@ static inline void mfd__stat_add(uint64_t *counter, uint64_t n)
 /* Tell every channel's transport about every region (both sides, after
  * the handshake, before the channel threads start). */
 int mfd__register_regions(struct mfd_session *s);
+/* s->reg_ns and reg_bytes from what the channels' transports say; by the
+ * owner thread, while no channel thread runs. */
+void mfd__session_reg_time(struct mfd_session *s);
 
 /* Publish the calling channel thread's CPU time in its statistics. */
 static inline void mfd__stat_cpu(struct mfd_channel *ch)

@@ -13,7 +13,8 @@
  * mfd_recv_wait() returned (after success or failure), nor in its
  * landing slots; nothing in one
  * session's regions from another session's QP, nor from a connection
- * that has not passed the handshake; and a memlock limit too small for
+ * that has not passed the handshake; two sending sessions share no
+ * protection domain; and a memlock limit too small for
  * the regions is an error that names it.
  *
  * Needs an RDMA device and its IPv4 address in MFD_RDMA_ADDR (the
@@ -31,6 +32,7 @@
 
 #include "common.h"
 #include "pair.h"
+#include "session.h"
 #include "transports/rdma-int.h"
 
 #define SIZE (64ull << 20)
@@ -77,32 +79,67 @@ static void transfer(enum mfd_method method, unsigned channels)
 	}
 }
 
+/* The receiver's registration of its region (channel 0's): whether its
+ * last slice is registered yet. */
+static bool rx_registered(const struct mfd_session *rx)
+{
+	struct mr_ent *m = ((const struct rd_conn *)rx->ch[0].conn)
+				   ->regions[0]
+				   .mr;
+
+	return m && mfd__rd_mr_slice(m, m->nmrs - 1);
+}
+
+/* Wait up to 20 s for dst's first page to equal src's. */
+static bool first_page_lands(const uint8_t *src, const volatile uint8_t *dst)
+{
+	for (int i = 0; i < 20000; i++) {
+		if (!memcmp(src, (const uint8_t *)dst, 4096))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 /*
  * A region in several slices (MFD_RDMA_SLICE: 64 MiB and 3 pages, so that
  * slice boundaries fall inside packets), whose registration (a few
  * seconds of pinning fresh memory in the guest) takes longer than the
- * timeout: the WAIT records of the region exchange keep the waiting end
- * from timing out.
+ * timeout: the WAIT records keep the waiting end from timing out; and
+ * the receiver tells each slice as soon as it is registered, so that
+ * the first page is in place before the last slice is registered.
  */
 static void test_slices(void)
 {
 	const uint64_t len = 256ull << 20;
 	uint8_t *src = guarded_alloc(len), *dst = guarded_alloc(len);
+	const size_t pages = len / 4096, first = 128;
+	uint64_t *offs = malloc(pages * sizeof(*offs));
 	struct mfd_stats ts = { 0 }, rs = { 0 };
 	struct mfd_config cfg;
+	bool early = false;
 	uint64_t seed = 3;
 	struct pair p;
 	int r;
 
-	CU_ASSERT_FATAL(src && dst);
+	CU_ASSERT_FATAL(src && dst && offs);
 	fill_random(src, len, &seed);
+	for (size_t i = 0; i < pages; i++)
+		offs[i] = i * 4096;
 	setenv("MFD_RDMA_SLICE", "67121152", 1);
 	mfd_config_init(&cfg);
 	cfg.channels = 2;
 	cfg.timeout_ms = 1000;
 	r = pair_start(&p, &cfg, listen_uri, src, dst, len);
+	/* one packet first, the rest once its first page is in place */
 	if (!r)
-		r = mfd_send_region(p.tx, p.region);
+		r = mfd_send_pages(p.tx, p.region, offs, first);
+	if (!r) {
+		CU_ASSERT(first_page_lands(src, dst));
+		early = !rx_registered(p.rx);
+		r = mfd_send_pages(p.tx, p.region, offs + first,
+				   pages - first);
+	}
 	if (!r)
 		r = mfd_send_sync(p.tx);
 	if (!r)
@@ -117,13 +154,17 @@ static void test_slices(void)
 		p.rx ? mfd_session_error(p.rx) : "not started");
 	CU_ASSERT_EQUAL(r, 0);
 	CU_ASSERT(!memcmp(src, dst, len));
+	CU_ASSERT(early);
 	CU_ASSERT_EQUAL(ts.register_bytes, len);
 	CU_ASSERT_EQUAL(rs.register_bytes, len);
 	fprintf(stderr,
 		"256 MiB in 4 slices registered in %.2f s by the sender, "
-		"%.2f s by the receiver; timeout 1 s\n",
-		ts.register_seconds, rs.register_seconds);
+		"%.2f s by the receiver; timeout 1 s; the first page was in "
+		"place %s the receiver's last slice was registered\n",
+		ts.register_seconds, rs.register_seconds,
+		early ? "before" : "after");
 	pair_free(&p);
+	free(offs);
 	guarded_free(src, len);
 	guarded_free(dst, len);
 }
@@ -498,6 +539,48 @@ static void test_sessions_apart(void)
 	guarded_free(db, SMALL);
 }
 
+/* The protection domain of a session's channel i. */
+static struct ibv_pd *pd_of(const struct mfd_session *s, unsigned i)
+{
+	return ((const struct rd_conn *)s->ch[i].conn)->dev->pd;
+}
+
+/* Two sending sessions at once in one process: each has a protection
+ * domain of its own, which its channels share (nothing of one session's
+ * is valid on the other's QPs), and both transfers complete. */
+static void test_senders_apart(void)
+{
+	uint8_t *src = guarded_alloc(SMALL), *da = guarded_alloc(SMALL),
+		*db = guarded_alloc(SMALL);
+	struct mfd_config cfg;
+	struct pair pa, pb;
+	int ra, rb;
+
+	CU_ASSERT_FATAL(src && da && db);
+	memset(src, 0x5a, SMALL);
+	mfd_config_init(&cfg);
+	cfg.channels = 2;
+	cfg.timeout_ms = TIMEOUT_MS;
+	ra = pair_start(&pa, &cfg, listen_uri, src, da, SMALL);
+	rb = pair_start(&pb, &cfg, listen_uri, src, db, SMALL);
+	CU_ASSERT_FATAL(ra == 0 && rb == 0);
+	CU_ASSERT(pd_of(pa.tx, 0) == pd_of(pa.tx, 1));
+	CU_ASSERT(pd_of(pb.tx, 0) == pd_of(pb.tx, 1));
+	CU_ASSERT(pd_of(pa.tx, 0) != pd_of(pb.tx, 0));
+	CU_ASSERT(pd_of(pa.tx, 0)->handle != pd_of(pb.tx, 0)->handle);
+	ra = mfd_send_region(pa.tx, pa.region);
+	rb = mfd_send_region(pb.tx, pb.region);
+	CU_ASSERT_EQUAL(ra ? ra : pair_finish(&pa), 0);
+	CU_ASSERT_EQUAL(rb ? rb : pair_finish(&pb), 0);
+	CU_ASSERT(!memcmp(src, da, SMALL));
+	CU_ASSERT(!memcmp(src, db, SMALL));
+	pair_free(&pa);
+	pair_free(&pb);
+	guarded_free(src, SMALL);
+	guarded_free(da, SMALL);
+	guarded_free(db, SMALL);
+}
+
 /* A connection in its handshake (accepted, no init sent yet) with a
  * running session's rkey cannot write into it. */
 static void test_stray_cannot_write(void)
@@ -608,6 +691,7 @@ int main(int argc, char **argv)
 #endif
 		{ "sessions cannot write into each other",
 		  test_sessions_apart },
+		{ "senders have domains of their own", test_senders_apart },
 		{ "a stray cannot write", test_stray_cannot_write },
 		{ "memlock too small: a clear error", test_memlock },
 		{ NULL, NULL },

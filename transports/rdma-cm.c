@@ -164,7 +164,7 @@ static struct rd_conn *conn_new(void)
 
 /* PD (from the domains on devs), CQ, QP and the stream's rings for
  * rc->id, receives posted. */
-static int conn_setup(struct rd_conn *rc, struct dev_ent **devs, char *err,
+static int conn_setup(struct rd_conn *rc, void **devs, char *err,
 		      size_t errlen)
 {
 	struct ibv_context *verbs = rc->id->verbs;
@@ -319,7 +319,10 @@ int mfd__rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		r = cm_expect(rc, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline, why,
 			      sizeof(why));
 	if (!r)
-		r = conn_setup(rc, mfd__rd_active_devs(), why, sizeof(why));
+		r = conn_setup(rc,
+			       u->session_state ? u->session_state
+						: &rc->own_devs,
+			       why, sizeof(why));
 	if (r)
 		goto fail;
 	conn_param(&param);

@@ -104,11 +104,18 @@ static int handle_wc(struct rd_conn *rc, const struct ibv_wc *wc)
 /*
  * Reap completions. With `block`, sleep until at least one arrives, at
  * most until the op's deadline. `what` names the wait in a timeout
- * message.
+ * message. A receiver whose regions are still registering announces the
+ * slices done meanwhile (unless a send is under way, which no record may
+ * cut), and then also returns after ANNOUNCE_POLL_MS with nothing
+ * reaped: callers wait in a loop on what they wait for.
  */
+#define ANNOUNCE_POLL_MS 5
+
 int mfd__rd_progress(struct rd_conn *rc, bool block, const char *what)
 {
 	for (;;) {
+		bool announcing = rc->announcing && !rc->in_send;
+		int wait_ms;
 		struct ibv_wc wc[16];
 		struct pollfd p[3] = {
 			{ .fd = rc->cch->fd, .events = POLLIN },
@@ -131,6 +138,11 @@ int mfd__rd_progress(struct rd_conn *rc, bool block, const char *what)
 		r = cm_check(rc);
 		if (r)
 			return r;
+		if (announcing) {
+			r = mfd__rd_announce(rc);
+			if (r)
+				return r;
+		}
 		if (!rc->armed) {
 			/* a completion between the poll and the arming
 			 * would not wake us: arm, then poll once more */
@@ -142,10 +154,18 @@ int mfd__rd_progress(struct rd_conn *rc, bool block, const char *what)
 			rc->armed = true;
 			continue;
 		}
-		r = poll(p, 3, left_ms(rc->deadline));
+		wait_ms = left_ms(rc->deadline);
+		if (announcing &&
+		    (wait_ms < 0 || wait_ms > ANNOUNCE_POLL_MS))
+			wait_ms = ANNOUNCE_POLL_MS;
+		else
+			announcing = false;
+		r = poll(p, 3, wait_ms);
 		if (r < 0 && errno != EINTR)
 			return mfd__rd_fail(rc, -errno, "poll: %s",
 					    strerror(errno));
+		if (r == 0 && announcing)
+			return 0;
 		if (r == 0) {
 			rc->stalled = what;
 			return mfd__rd_fail(rc, -ETIMEDOUT,

@@ -107,20 +107,21 @@ static inline int err_pos(int r)
 
 
 /*
- * A protection domain on one device, on a list (see rdma-mr.c for whose),
+ * A protection domain on one device, on a session's list (rdma-mr.c),
  * with the registrations made in it. Protected by rdma-mr.c's table_lock.
  */
 struct dev_ent {
 	struct ibv_context *verbs;
 	struct ibv_pd *pd;
 	unsigned refs;
-	struct dev_ent **list; /* NULL once its list is gone */
+	void **list; /* its head: a struct dev_ent *; NULL once gone */
 	struct dev_ent *next;
 	struct mr_ent *mrs;
 };
 
 /* A registration, in slices of `slice` bytes (the last may be shorter):
- * slice i covers [mem + i * slice, ...) with mrs[i]. */
+ * slice i covers [mem + i * slice, ...) with mrs[i], NULL until it is
+ * registered (read it with mfd__rd_mr_slice()). */
 struct mr_ent {
 	struct dev_ent *dev;
 	void *mem;
@@ -129,15 +130,18 @@ struct mr_ent {
 	uint64_t slice;
 	unsigned nmrs;
 	struct ibv_mr **mrs;
+	struct reg_job *job; /* the threads that register it (rdma-mr.c) */
 	unsigned refs;
 	struct mr_ent *next;
 };
 
-/* One slice of the receiver's copy, at offset `off` of the region. */
+/* One slice of the receiver's copy, at offset `off` of the region; its
+ * rkey is known once `ready` (the receiver's SLICE record came). */
 struct rslice {
 	uint64_t off;
 	uint64_t addr;
 	uint32_t rkey;
+	bool ready;
 };
 
 struct region {
@@ -147,6 +151,11 @@ struct region {
 	/* sender: the receiver's copy, in slices by ascending offset */
 	struct rslice *rs;
 	unsigned nrs;
+	/* receiver: the slices whose rkey the sender was told (a prefix),
+	 * and whether this connection started the registration (and so
+	 * counts its time) */
+	unsigned announced;
+	bool made;
 };
 
 /* A ring of RING_BUFS buffers, the first n registered: buffers below
@@ -164,6 +173,8 @@ struct rd_conn {
 	struct rdma_event_channel *ech;
 	struct rdma_cm_id *id;
 	struct dev_ent *dev;
+	/* the list dev is on for a connection outside any session */
+	void *own_devs;
 	struct ibv_comp_channel *cch;
 	struct ibv_cq *cq;
 	struct ibv_qp *qp;
@@ -179,6 +190,13 @@ struct rd_conn {
 
 	/* Only the channel thread touches the rest. */
 	unsigned timeout_ms;
+	/* receiver: regions still registering, whose slices it announces
+	 * while it waits (mfd__rd_announce()); sender: slices whose rkey has
+	 * not come yet */
+	bool announcing;
+	unsigned pending_slices;
+	bool in_send; /* inside mfd__rd_send(): no record may cut in */
+	int64_t last_record_ms; /* receiver: when it last sent a record */
 	int64_t deadline; /* of the send, recv or flush under way; 0: none */
 	const char *stalled; /* the wait that ran past it */
 	bool armed; /* the CQ is armed: a completion will wake poll() */
@@ -228,7 +246,7 @@ struct rd_listener {
 	struct rdma_event_channel *ech;
 	struct rdma_cm_id *id;
 	int wake_fd;
-	struct dev_ent *devs; /* the domains of the connections it accepts */
+	void *devs; /* the domains of the connections it accepts */
 };
 
 
@@ -270,11 +288,9 @@ static inline bool is_down(struct rd_conn *rc)
 }
 
 /* rdma-mr.c */
-struct dev_ent **mfd__rd_active_devs(void);
-struct dev_ent *mfd__rd_dev_get(struct dev_ent **list,
-				struct ibv_context *verbs);
+struct dev_ent *mfd__rd_dev_get(void **list, struct ibv_context *verbs);
 void mfd__rd_dev_put(struct dev_ent *d);
-void mfd__rd_devs_release(struct dev_ent **list);
+void mfd__rd_devs_release(void **list);
 void mfd__rd_reg_error(int r, uint64_t len, const char *what, char *err,
 		       size_t errlen);
 /* What mfd__rd_mr_get() calls every every_ms while it registers. */
@@ -285,11 +301,21 @@ struct reg_tick {
 };
 
 /* The registration of [mem, mem + len) in d with `access`, made once
- * (in slices, in parallel; *ns: how long it took, 0 when it was made
- * before) and shared. */
+ * (in slices, in parallel) and shared: mfd__rd_mr_start() returns at
+ * once, its slices usable one by one as they are registered (*made: this
+ * call started it); mfd__rd_mr_get() returns once every slice is (*ns:
+ * how long it took, 0 when it was made before). */
+int mfd__rd_mr_start(struct dev_ent *d, void *mem, uint64_t len, int access,
+		     bool *made, struct mr_ent **out);
 int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
 		   const struct reg_tick *tick, uint64_t *ns,
 		   struct mr_ent **out);
+/* Slice i's registration, or NULL while it is not registered yet. */
+struct ibv_mr *mfd__rd_mr_slice(struct mr_ent *m, unsigned i);
+/* The first slice's failure to register, or 0. */
+int mfd__rd_mr_error(struct mr_ent *m);
+/* Once every slice is registered: how long it took. */
+uint64_t mfd__rd_mr_ns(struct mr_ent *m);
 void mfd__rd_mr_put(struct mr_ent *m);
 int mfd__rd_ring_alloc(struct rd_conn *rc, struct ring *g, char *err,
 		       size_t errlen);
@@ -299,6 +325,12 @@ uint32_t mfd__rd_ring_lkey(const struct ring *g, unsigned i);
 void mfd__rd_ring_free(struct ring *g);
 int mfd__rd_land_alloc(struct rd_conn *rc);
 void mfd__rd_land_free(struct rd_conn *rc);
+
+/* rdma.c: the receiver's SLICE records for what has been registered
+ * since (and a WAIT when nothing was for long), without blocking; the
+ * sender's wait for slice s of g. */
+int mfd__rd_announce(struct rd_conn *rc);
+int mfd__rd_await_slice(struct rd_conn *rc, const struct rslice *s);
 
 /* rdma-cq.c */
 int mfd__rd_progress(struct rd_conn *rc, bool block, const char *what);

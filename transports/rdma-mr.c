@@ -4,11 +4,12 @@
  * transport, and the registered rings of the byte stream.
  *
  * An rkey is valid on every QP of its protection domain, so the domains
- * follow who may write: each listener (one per receiving session) has
- * its own, shared by the connections it accepts, and the region
- * registrations live in it; nothing else is ever in it. Connections
- * that connect (the sending end) share one domain per device in the
- * process, which holds no registration with remote access at all.
+ * follow the sessions: each listener (one per receiving session) has its
+ * own, shared by the connections it accepts, and the region
+ * registrations live in it; nothing else is ever in it. The connections
+ * of a sending session share one domain per device, kept in the
+ * session's mfd_uri.session_state, which holds no registration with
+ * remote access at all.
  * A region is registered once per domain however many channels use it,
  * in slices registered in parallel (see SLICE_MAX).
  */
@@ -27,16 +28,8 @@
 
 /* Protects every domain list and registration list. */
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-/* the connecting ends' domains */
-static struct dev_ent *active_devs;
 
-struct dev_ent **mfd__rd_active_devs(void)
-{
-	return &active_devs;
-}
-
-struct dev_ent *mfd__rd_dev_get(struct dev_ent **list,
-				struct ibv_context *verbs)
+struct dev_ent *mfd__rd_dev_get(void **list, struct ibv_context *verbs)
 {
 	struct dev_ent *d;
 
@@ -67,13 +60,17 @@ struct dev_ent *mfd__rd_dev_get(struct dev_ent **list,
 
 static void dev_unlink(struct dev_ent *d)
 {
-	struct dev_ent **pp;
+	struct dev_ent *e;
 
 	if (!d->list)
 		return;
-	for (pp = d->list; *pp != d; pp = &(*pp)->next)
-		;
-	*pp = d->next;
+	if (*d->list == d) {
+		*d->list = d->next;
+	} else {
+		for (e = *d->list; e->next != d; e = e->next)
+			;
+		e->next = d->next;
+	}
 	d->list = NULL;
 }
 
@@ -92,11 +89,11 @@ void mfd__rd_dev_put(struct dev_ent *d)
 
 /* The listener's list goes with it; its connections keep their domain
  * until the last of them is closed. */
-void mfd__rd_devs_release(struct dev_ent **list)
+void mfd__rd_devs_release(void **list)
 {
 	pthread_mutex_lock(&table_lock);
 	while (*list)
-		dev_unlink(*list);
+		dev_unlink((struct dev_ent *)*list);
 	pthread_mutex_unlock(&table_lock);
 }
 
@@ -187,84 +184,108 @@ static uint64_t slice_size(void)
 	return v;
 }
 
-/* The slices of one registration, taken by up to REG_THREADS threads. */
+/*
+ * The slices of one registration, taken in ascending order by up to
+ * REG_THREADS threads, which run while the registration is used: a slice
+ * is usable as soon as it is registered (mfd__rd_mr_slice()).
+ */
 struct reg_job {
-	struct mr_ent *m;
-	struct ibv_pd *pd;
+	pthread_t t[REG_THREADS];
+	unsigned nt;
 	unsigned next; /* the next slice to take (atomic) */
+	bool cancel;   /* atomic: the registration is being dropped */
+	int64_t t0;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned running; /* under lock: threads still registering */
-	int err; /* under lock: the first failure */
+	pthread_cond_t cond; /* CLOCK_MONOTONIC; a thread finished */
+	unsigned running;    /* under lock: threads still registering */
+	int err;	     /* under lock (and atomic): the first failure */
+	uint64_t ns;	     /* under lock: how long, once all finished */
 };
 
 static void *reg_worker(void *arg)
 {
-	struct reg_job *j = arg;
-	struct mr_ent *m = j->m;
+	struct mr_ent *m = arg;
+	struct reg_job *j = m->job;
 	unsigned i;
 	int r = 0;
 
-	while (!r &&
+	while (!r && !__atomic_load_n(&j->cancel, __ATOMIC_RELAXED) &&
 	       (i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) <
 		       m->nmrs) {
 		uint64_t off = (uint64_t)i * m->slice;
 		uint64_t len = m->len - off < m->slice ? m->len - off : m->slice;
+		struct ibv_mr *mr = ibv_reg_mr(m->dev->pd, (uint8_t *)m->mem + off,
+					       len, m->access);
 
-		m->mrs[i] = ibv_reg_mr(j->pd, (uint8_t *)m->mem + off, len,
-				       m->access);
-		r = err_ptr(m->mrs[i]);
+		r = err_ptr(mr);
+		if (!r)
+			__atomic_store_n(&m->mrs[i], mr, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_lock(&j->lock);
 	if (r && !j->err) {
-		j->err = r;
+		__atomic_store_n(&j->err, r, __ATOMIC_RELEASE);
 		/* the others stop at their next slice */
 		__atomic_store_n(&j->next, m->nmrs, __ATOMIC_RELAXED);
 	}
-	j->running--;
-	pthread_cond_signal(&j->cond);
+	if (--j->running == 0)
+		j->ns = (uint64_t)(mfd__tp_now_ns() - j->t0);
+	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 	return NULL;
 }
 
-/* Register every slice of m, in parallel; call tick every tick->every_ms
- * until done, so that the caller can keep a waiting peer informed. */
-static int reg_slices(struct mr_ent *m, const struct reg_tick *tick)
+/* Start registering every slice of m. */
+static int reg_start(struct mr_ent *m)
 {
-	struct reg_job j = { .m = m, .pd = m->dev->pd };
-	pthread_condattr_t ca;
-	pthread_t t[REG_THREADS];
+	struct reg_job *j = calloc(1, sizeof(*j));
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned nt = m->nmrs, started = 0;
-	int r = 0;
+	pthread_condattr_t ca;
+	unsigned nt = m->nmrs;
 
+	if (!j)
+		return -ENOMEM;
 	if (cpus > 0 && nt > (unsigned long)cpus)
 		nt = (unsigned)cpus;
 	if (nt > REG_THREADS)
 		nt = REG_THREADS;
-	pthread_mutex_init(&j.lock, NULL);
+	pthread_mutex_init(&j->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j.cond, &ca);
+	pthread_cond_init(&j->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	j.running = nt;
-	for (; started < nt; started++)
-		if (pthread_create(&t[started], NULL, reg_worker, &j))
+	j->t0 = mfd__tp_now_ns();
+	m->job = j;
+	pthread_mutex_lock(&j->lock);
+	for (; j->nt < nt; j->nt++) {
+		j->running++;
+		if (pthread_create(&j->t[j->nt], NULL, reg_worker, m)) {
+			j->running--;
 			break;
-	pthread_mutex_lock(&j.lock);
-	j.running -= nt - started;
-	pthread_mutex_unlock(&j.lock);
-	if (!started) {
-		/* no thread to spare: here, without ticks */
-		j.running = 1;
-		reg_worker(&j);
+		}
 	}
-	pthread_mutex_lock(&j.lock);
-	while (j.running) {
+	pthread_mutex_unlock(&j->lock);
+	if (j->nt)
+		return 0;
+	/* no thread to spare: here, at once */
+	j->running = 1;
+	reg_worker(m);
+	return 0;
+}
+
+/* Wait for m's threads, calling tick every tick->every_ms meanwhile (so
+ * that the caller can keep a waiting peer informed); 0 once every slice
+ * is registered, or the first failure. */
+static int reg_wait(struct mr_ent *m, const struct reg_tick *tick)
+{
+	struct reg_job *j = m->job;
+	int r = 0;
+
+	pthread_mutex_lock(&j->lock);
+	while (j->running) {
 		struct timespec ts;
 
 		if (!tick || r) {
-			pthread_cond_wait(&j.cond, &j.lock);
+			pthread_cond_wait(&j->cond, &j->lock);
 			continue;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -274,39 +295,57 @@ static int reg_slices(struct mr_ent *m, const struct reg_tick *tick)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		if (pthread_cond_timedwait(&j.cond, &j.lock, &ts) ==
+		if (pthread_cond_timedwait(&j->cond, &j->lock, &ts) ==
 		    ETIMEDOUT) {
-			pthread_mutex_unlock(&j.lock);
+			pthread_mutex_unlock(&j->lock);
 			/* ibv_reg_mr cannot be stopped: keep waiting */
 			r = tick->fn(tick->arg);
-			pthread_mutex_lock(&j.lock);
+			pthread_mutex_lock(&j->lock);
 		}
 	}
-	pthread_mutex_unlock(&j.lock);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
-	pthread_cond_destroy(&j.cond);
-	pthread_mutex_destroy(&j.lock);
-	if (j.err)
-		r = j.err;
-	if (r)
-		for (unsigned i = 0; i < m->nmrs; i++)
-			if (m->mrs[i])
-				ibv_dereg_mr(m->mrs[i]);
+	if (!r)
+		r = j->err;
+	pthread_mutex_unlock(&j->lock);
 	return r;
 }
 
-int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
-		   const struct reg_tick *tick, uint64_t *ns,
-		   struct mr_ent **out)
+/* Stop m's threads (each finishes the slice it registers) and drop
+ * every slice registered. */
+static void reg_drop(struct mr_ent *m)
+{
+	struct reg_job *j = m->job;
+
+	if (j) {
+		__atomic_store_n(&j->cancel, true, __ATOMIC_RELAXED);
+		for (unsigned i = 0; i < j->nt; i++)
+			pthread_join(j->t[i], NULL);
+		pthread_cond_destroy(&j->cond);
+		pthread_mutex_destroy(&j->lock);
+		free(j);
+	}
+	for (unsigned i = 0; i < m->nmrs; i++)
+		if (m->mrs[i])
+			ibv_dereg_mr(m->mrs[i]);
+	free(m->mrs);
+	free(m);
+}
+
+static void mr_unlink(struct mr_ent *m)
+{
+	struct mr_ent **pp;
+
+	for (pp = &m->dev->mrs; *pp != m; pp = &(*pp)->next)
+		;
+	*pp = m->next;
+}
+
+int mfd__rd_mr_start(struct dev_ent *d, void *mem, uint64_t len, int access,
+		     bool *made, struct mr_ent **out)
 {
 	struct mr_ent *m;
-	int64_t t0;
 	int r = 0;
 
-	*ns = 0;
-	/* held while it registers: the one lookup never races a second
-	 * registration of the same memory */
+	*made = false;
 	pthread_mutex_lock(&table_lock);
 	for (m = d->mrs; m; m = m->next)
 		if (m->mem == mem && m->len == len && m->access == access)
@@ -324,21 +363,15 @@ int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
 		m->slice = slice_size();
 		m->nmrs = (unsigned)((len + m->slice - 1) / m->slice);
 		m->mrs = calloc(m->nmrs ? m->nmrs : 1, sizeof(*m->mrs));
-		if (!m->mrs) {
-			free(m);
-			r = -ENOMEM;
-			goto out;
-		}
-		t0 = mfd__tp_now_ns();
-		r = reg_slices(m, tick);
+		r = m->mrs ? reg_start(m) : -ENOMEM;
 		if (r) {
 			free(m->mrs);
 			free(m);
 			goto out;
 		}
-		*ns = (uint64_t)(mfd__tp_now_ns() - t0);
 		m->next = d->mrs;
 		d->mrs = m;
+		*made = true;
 	}
 	m->refs++;
 	*out = m;
@@ -347,23 +380,61 @@ out:
 	return r;
 }
 
+int mfd__rd_mr_get(struct dev_ent *d, void *mem, uint64_t len, int access,
+		   const struct reg_tick *tick, uint64_t *ns,
+		   struct mr_ent **out)
+{
+	bool made;
+	int r = mfd__rd_mr_start(d, mem, len, access, &made, out);
+
+	*ns = 0;
+	if (r)
+		return r;
+	r = reg_wait(*out, tick);
+	if (r) {
+		mfd__rd_mr_put(*out);
+		*out = NULL;
+	} else if (made) {
+		*ns = mfd__rd_mr_ns(*out);
+	}
+	return r;
+}
+
+struct ibv_mr *mfd__rd_mr_slice(struct mr_ent *m, unsigned i)
+{
+	return __atomic_load_n(&m->mrs[i], __ATOMIC_ACQUIRE);
+}
+
+int mfd__rd_mr_error(struct mr_ent *m)
+{
+	return __atomic_load_n(&m->job->err, __ATOMIC_ACQUIRE);
+}
+
+uint64_t mfd__rd_mr_ns(struct mr_ent *m)
+{
+	uint64_t ns;
+
+	reg_wait(m, NULL);
+	pthread_mutex_lock(&m->job->lock);
+	ns = m->job->ns;
+	pthread_mutex_unlock(&m->job->lock);
+	return ns;
+}
+
 void mfd__rd_mr_put(struct mr_ent *m)
 {
-	struct mr_ent **pp;
+	bool last;
 
 	if (!m)
 		return;
 	pthread_mutex_lock(&table_lock);
-	if (--m->refs == 0) {
-		for (pp = &m->dev->mrs; *pp != m; pp = &(*pp)->next)
-			;
-		*pp = m->next;
-		for (unsigned i = 0; i < m->nmrs; i++)
-			ibv_dereg_mr(m->mrs[i]);
-		free(m->mrs);
-		free(m);
-	}
+	last = --m->refs == 0;
+	if (last)
+		mr_unlink(m);
 	pthread_mutex_unlock(&table_lock);
+	/* outside the lock: the threads may still be pinning */
+	if (last)
+		reg_drop(m);
 }
 
 void mfd__rd_ring_free(struct ring *g)

@@ -59,8 +59,10 @@ static int post_write(struct rd_conn *rc, struct region *g, uint8_t *p,
 		uint64_t n = len < rc->max_msg ? len : rc->max_msg;
 		struct ibv_sge sge;
 		struct ibv_send_wr wr;
-		int r;
+		int r = s->ready ? 0 : mfd__rd_await_slice(rc, s);
 
+		if (r)
+			return r;
 		if (n > (uint64_t)(li + 1) * m->slice - off)
 			n = (uint64_t)(li + 1) * m->slice - off;
 		if (n > rend - off)
@@ -159,7 +161,10 @@ int mfd__rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	if (r)
 		return r;
 	op_start(rc);
+	/* whatever it waits for, no record may go out in the middle */
+	rc->in_send = true;
 	r = rd_send_list(rc, iov, n, &done);
+	rc->in_send = false;
 	if (r == -ETIMEDOUT) {
 		for (int i = 0; i < n; i++)
 			all += iov[i].iov_len;

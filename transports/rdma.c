@@ -72,22 +72,31 @@ static int rd_enable_zerocopy(struct mfd_conn *c)
 
 /*
  * The region exchange (protocol.md 13.3), on each channel for each
- * region: the receiver sends its region message, the sender answers
- * READY once its own copy is registered. Every record starts with a
- * big-endian u32: a region message with its slice count (>= 1), then
- * SLICE_MSG bytes per slice; READY; or WAIT, which an end sends while it
- * registers, so that a peer waiting for its next record (each wait is a
- * recv with its own timeout) does not time out however long pinning
- * takes.
+ * region: the receiver sends its region message (where each slice is),
+ * the sender answers READY once its own copy is registered. The
+ * receiver registers in the background meanwhile, and tells each slice's
+ * rkey in a SLICE record as soon as that slice is registered, so that
+ * the first pages move while the rest is still being pinned; all its
+ * SLICE records precede any other byte it sends. Every record starts
+ * with a big-endian u32: a region message with its slice count (>= 1),
+ * then SLICE_MSG bytes per slice; READY; SLICE; or WAIT, which an end
+ * sends while it registers, so that a peer waiting for its next record
+ * (each wait is a recv with its own timeout) does not time out however
+ * long pinning takes.
  */
 #define REG_WAIT 0u
 #define REG_READY 1u
-#define SLICE_MSG 20 /* address, length (8 bytes each), rkey */
+#define SLICE_MSG 16 /* address, length (8 bytes each) */
 #define MAX_SLICES 65536u
 /* The receiver's landing slots (13.8), before its first region message:
  * the kind, then address (8 bytes), rkey, slot size, slot count. */
 #define REG_LAND 0xffffffffu
 #define LAND_MSG 20
+/* A slice registered: the kind, then region index, slice index, rkey. */
+#define REG_SLICE 0xfffffffeu
+#define SLICE_REC 12
+/* How often a receiver that waits for its registration looks at it. */
+#define ANNOUNCE_EVERY_MS 5
 
 static void put_be(uint8_t *p, uint64_t v, int bytes)
 {
@@ -104,13 +113,27 @@ static uint64_t get_be(const uint8_t *p, int bytes)
 	return v;
 }
 
+static int send_bytes(struct rd_conn *rc, const void *rec, size_t len)
+{
+	struct iovec v = { (void *)rec, len };
+
+	rc->last_record_ms = now_ms();
+	return mfd__rd_send(&rc->base, &v, 1, 0);
+}
+
 static int send_record(struct rd_conn *rc, uint32_t kind)
 {
 	uint8_t rec[4];
-	struct iovec v = { rec, sizeof(rec) };
 
 	put_be(rec, kind, 4);
-	return mfd__rd_send(&rc->base, &v, 1, 0);
+	return send_bytes(rc, rec, sizeof(rec));
+}
+
+/* Room for a record without waiting: a credit beyond the reserved one
+ * and a free tx slot. */
+static bool room(const struct rd_conn *rc)
+{
+	return rc->credits >= 2 && rc->tx_head - rc->tx_tail < rc->tx.n;
 }
 
 /* The reg_tick of a registration: a WAIT, unless the peer has not read
@@ -121,9 +144,85 @@ static int send_wait(void *arg)
 	struct rd_conn *rc = arg;
 	int r = mfd__rd_progress(rc, false, "registering");
 
-	if (r || rc->credits < 2 || rc->tx_head - rc->tx_tail == rc->tx.n)
+	return r || !room(rc) ? r : send_record(rc, REG_WAIT);
+}
+
+/* Receiver: the SLICE records of region k's slices registered so far, in
+ * order, while there is room; *pending: some are still to come. */
+static int announce_region(struct rd_conn *rc, unsigned k, bool *pending)
+{
+	struct region *g = &rc->regions[k];
+	struct mr_ent *m = g->mr;
+	int r;
+
+	if (!m || g->announced == m->nmrs)
+		return 0;
+	r = mfd__rd_mr_error(m);
+	if (r) {
+		mfd__rd_reg_error(r, m->len - (uint64_t)g->announced * m->slice,
+				  "remote writes", rc->base.err,
+				  sizeof(rc->base.err));
+		rc->failed = r;
 		return r;
-	return send_record(rc, REG_WAIT);
+	}
+	while (g->announced < m->nmrs && room(rc)) {
+		struct ibv_mr *mr = mfd__rd_mr_slice(m, g->announced);
+		uint8_t rec[4 + SLICE_REC];
+
+		if (!mr)
+			break;
+		put_be(rec, REG_SLICE, 4);
+		put_be(rec + 4, k, 4);
+		put_be(rec + 8, g->announced, 4);
+		put_be(rec + 12, mr->rkey, 4);
+		r = send_bytes(rc, rec, sizeof(rec));
+		if (r)
+			return r;
+		g->announced++;
+	}
+	if (g->announced < m->nmrs)
+		*pending = true;
+	else if (g->made) {
+		rc->base.reg_ns += mfd__rd_mr_ns(m);
+		rc->base.reg_bytes += m->len;
+	}
+	return 0;
+}
+
+int mfd__rd_announce(struct rd_conn *rc)
+{
+	/* called inside another op: its deadline stays */
+	int64_t deadline = rc->deadline;
+	bool pending = false;
+	int r = 0;
+
+	for (unsigned k = 0; !r && k < rc->nregions; k++)
+		r = announce_region(rc, k, &pending);
+	if (!r && pending && rc->timeout_ms && room(rc) &&
+	    now_ms() - rc->last_record_ms >= rc->timeout_ms / 4)
+		r = send_record(rc, REG_WAIT);
+	rc->announcing = pending && !r;
+	rc->deadline = deadline;
+	return r;
+}
+
+/* Receiver, before any byte that is not a record: every SLICE record.
+ * Each record sent (a WAIT at least every quarter of the timeout) starts
+ * the wait's timeout again; a peer that returns no credits ends it. */
+static int announce_all(struct rd_conn *rc)
+{
+	int r = 0;
+
+	while (!r && rc->announcing) {
+		r = mfd__rd_announce(rc);
+		if (r || !rc->announcing)
+			break;
+		rc->deadline = rc->timeout_ms ? rc->last_record_ms +
+							rc->timeout_ms
+					      : 0;
+		r = mfd__rd_progress(rc, true, "registering");
+	}
+	return r;
 }
 
 /* Sender: the receiver's landing slots, once. */
@@ -156,13 +255,40 @@ static int take_landing(struct rd_conn *rc)
 	return 0;
 }
 
+/* Sender: a slice's rkey. */
+static int take_slice(struct rd_conn *rc)
+{
+	uint8_t m[SLICE_REC];
+	struct iovec v = { m, sizeof(m) };
+	uint32_t k, i;
+	struct region *g;
+	int r = mfd__rd_recv(&rc->base, &v, 1);
+
+	if (r)
+		return r;
+	k = (uint32_t)get_be(m, 4);
+	i = (uint32_t)get_be(m + 4, 4);
+	g = k < rc->nregions ? &rc->regions[k] : NULL;
+	if (rc->passive || !g || !g->rs || i >= g->nrs || g->rs[i].ready)
+		return mfd__rd_fail(
+			rc, -EPROTO, "SLICE record for region %u, slice %u: %s",
+			k, i,
+			rc->passive		  ? "sent by the sender"
+			: !g || !g->rs	  ? "no such region message"
+			: i >= g->nrs ? "no such slice"
+				      : "its rkey came before");
+	g->rs[i].rkey = (uint32_t)get_be(m + 8, 4);
+	g->rs[i].ready = true;
+	rc->pending_slices--;
+	return 0;
+}
+
 /* Receiver: offer the landing slots, unless MULTIFD_RDMA_LANDING=0 says
  * to stream every byte (for measuring one against the other). */
 static int offer_landing(struct rd_conn *rc)
 {
 	const char *e = getenv("MULTIFD_RDMA_LANDING");
 	uint8_t m[4 + LAND_MSG];
-	struct iovec v = { m, sizeof(m) };
 	int r;
 
 	if (e && !strcmp(e, "0"))
@@ -175,39 +301,68 @@ static int offer_landing(struct rd_conn *rc)
 	put_be(m + 12, rc->land_mr->rkey, 4);
 	put_be(m + 16, LAND_SLOT, 4);
 	put_be(m + 20, LAND_SLOTS, 4);
-	return mfd__rd_send(&rc->base, &v, 1, 0);
+	return send_bytes(rc, m, sizeof(m));
 }
 
-/* The next record that is not a WAIT (nor the landing offer, which it
- * takes): its first u32 in *kind. */
-static int recv_record(struct rd_conn *rc, uint32_t *kind)
+/* The next record, its first u32 in *kind; a landing offer or a SLICE
+ * record is taken on the way. */
+static int next_record(struct rd_conn *rc, uint32_t *kind)
 {
 	uint8_t rec[4];
 	struct iovec v = { rec, sizeof(rec) };
-	int r;
+	int r = mfd__rd_recv(&rc->base, &v, 1);
 
-	for (;;) {
-		r = mfd__rd_recv(&rc->base, &v, 1);
-		if (r)
-			return r;
-		*kind = (uint32_t)get_be(rec, 4);
-		if (*kind == REG_LAND)
-			r = take_landing(rc);
-		else if (*kind != REG_WAIT)
-			return 0;
-		if (r)
-			return r;
-	}
+	if (r)
+		return r;
+	*kind = (uint32_t)get_be(rec, 4);
+	if (*kind == REG_LAND)
+		return take_landing(rc);
+	if (*kind == REG_SLICE)
+		return take_slice(rc);
+	return 0;
 }
 
-/* Receiver: region message of g, one slice per registration slice, then
- * the sender's READY. */
+/* The next record that is not a WAIT, a landing offer or a SLICE. */
+static int recv_record(struct rd_conn *rc, uint32_t *kind)
+{
+	int r;
+
+	do
+		r = next_record(rc, kind);
+	while (!r && (*kind == REG_WAIT || *kind == REG_LAND ||
+		      *kind == REG_SLICE));
+	return r;
+}
+
+/* Sender, after the exchange: only records where an rkey is still due. */
+static int take_pending(struct rd_conn *rc, const struct rslice *s)
+{
+	uint32_t kind;
+	int r = next_record(rc, &kind);
+
+	if (r || kind == REG_WAIT || kind == REG_SLICE)
+		return r;
+	return mfd__rd_fail(rc, -EPROTO,
+			    "record %u where %s rkey was due", kind,
+			    s ? "a slice's" : "the last slices'");
+}
+
+int mfd__rd_await_slice(struct rd_conn *rc, const struct rslice *s)
+{
+	int r = 0;
+
+	while (!r && !s->ready)
+		r = take_pending(rc, s);
+	return r;
+}
+
+/* Receiver: region message of g, the SLICE records of what is registered
+ * already, then the sender's READY. */
 static int offer_region(struct rd_conn *rc, unsigned index, struct region *g)
 {
 	const struct mr_ent *m = g->mr;
 	size_t len = 4 + (size_t)m->nmrs * SLICE_MSG;
 	uint8_t *msg = malloc(len);
-	struct iovec v = { msg, len };
 	uint32_t kind;
 	int r;
 
@@ -216,13 +371,17 @@ static int offer_region(struct rd_conn *rc, unsigned index, struct region *g)
 	put_be(msg, m->nmrs, 4);
 	for (unsigned i = 0; i < m->nmrs; i++) {
 		uint8_t *p = msg + 4 + (size_t)i * SLICE_MSG;
+		uint64_t off = (uint64_t)i * m->slice;
 
-		put_be(p, (uintptr_t)m->mrs[i]->addr, 8);
-		put_be(p + 8, m->mrs[i]->length, 8);
-		put_be(p + 16, m->mrs[i]->rkey, 4);
+		put_be(p, (uintptr_t)m->mem + off, 8);
+		put_be(p + 8, m->len - off < m->slice ? m->len - off : m->slice,
+		       8);
 	}
-	r = mfd__rd_send(&rc->base, &v, 1, 0);
+	r = send_bytes(rc, msg, len);
 	free(msg);
+	rc->announcing = true;
+	if (!r)
+		r = mfd__rd_announce(rc);
 	if (!r)
 		r = recv_record(rc, &kind);
 	if (!r && kind != REG_READY)
@@ -233,7 +392,7 @@ static int offer_region(struct rd_conn *rc, unsigned index, struct region *g)
 }
 
 /* Sender: the receiver's region message for g (len bytes here), then
- * READY. */
+ * READY; the slices' rkeys come later. */
 static int take_region(struct rd_conn *rc, unsigned index, struct region *g,
 		       uint64_t len)
 {
@@ -270,14 +429,14 @@ static int take_region(struct rd_conn *rc, unsigned index, struct region *g,
 					 (unsigned long long)off,
 					 (unsigned long long)len);
 		g->rs[i] = (struct rslice){ .off = off,
-					    .addr = get_be(p, 8),
-					    .rkey = (uint32_t)get_be(p + 16, 4) };
+					    .addr = get_be(p, 8) };
 		off += slen;
 	}
 	free(msg);
 	if (r)
 		return r;
 	g->nrs = n;
+	rc->pending_slices += n;
 	if (off != len)
 		return mfd__rd_fail(rc, -EPROTO,
 				    "region %u: %llu bytes here, %llu in the "
@@ -310,15 +469,21 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 		return r;
 	g = &rc->regions[index];
 	rc->nregions = index + 1;
-	/* the least access each end needs: the sender's pages are only the
+	/* The least access each end needs: the sender's pages are only the
 	 * source of its WRITEs (and may be a read-only mapping); only the
-	 * receiver's are written, locally and by the peer */
-	r = mfd__rd_mr_get(rc->dev, mem, len,
-			   rc->passive ? IBV_ACCESS_LOCAL_WRITE |
-						 IBV_ACCESS_REMOTE_WRITE
-				       : 0,
-			   rc->timeout_ms ? &tick : NULL, &ns, &g->mr);
-	if (!r && ns) {
+	 * receiver's are written, locally and by the peer. The receiver's
+	 * slices are used as they come; the sender's memory (written
+	 * already, so pinned much faster) is registered before READY, which
+	 * also tells whether its pages can be WRITEs at all. */
+	if (rc->passive)
+		r = mfd__rd_mr_start(rc->dev, mem, len,
+				     IBV_ACCESS_LOCAL_WRITE |
+					     IBV_ACCESS_REMOTE_WRITE,
+				     &g->made, &g->mr);
+	else
+		r = mfd__rd_mr_get(rc->dev, mem, len, 0,
+				   rc->timeout_ms ? &tick : NULL, &ns, &g->mr);
+	if (!r && !rc->passive && ns) {
 		c->reg_ns += ns;
 		c->reg_bytes += len;
 	}
@@ -346,6 +511,30 @@ static int rd_register_region(struct mfd_conn *c, unsigned index, void *mem,
 	 * be taken for region memory or a header. */
 	return rc->passive ? offer_region(rc, index, g)
 			   : take_region(rc, index, g, len);
+}
+
+/* The sender reads the rkeys still due before anything else the receiver
+ * sent. */
+static int rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
+{
+	struct rd_conn *rc = (struct rd_conn *)c;
+	int r = 0;
+
+	while (!r && rc->pending_slices)
+		r = take_pending(rc, NULL);
+	return r ? r : mfd__rd_recv(c, iov, n);
+}
+
+/* The receiver tells every rkey before anything else. */
+static int rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
+		   unsigned flags)
+{
+	struct rd_conn *rc = (struct rd_conn *)c;
+	int r = mfd__rd_usable(rc);
+
+	if (!r && rc->announcing)
+		r = announce_all(rc);
+	return r ? r : mfd__rd_send(c, iov, n, flags);
 }
 
 /*
@@ -418,8 +607,8 @@ const struct mfd_transport_ops mfd__rdma_ops = {
 	.enable_zerocopy = rd_enable_zerocopy,
 	.register_region = rd_register_region,
 	.register_buffer = rd_register_buffer,
-	.send = mfd__rd_send,
-	.recv = mfd__rd_recv,
+	.send = rd_send,
+	.recv = rd_recv,
 	.flush = mfd__rd_flush,
 	.shutdown = mfd__rd_shutdown,
 	.revoke = rd_revoke,

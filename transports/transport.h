@@ -46,6 +46,11 @@ struct mfd_uri {
 	 * bottom transport. Set by the session. */
 	const struct mfd_transport_ops *lower;
 	struct mfd_tls_ctx *tls;
+	/* connect(): where the transport keeps what the connections of one
+	 * session share (rdma: their protection domains), NULL at first;
+	 * it outlives them. Set by the session; NULL: each connection
+	 * shares nothing. */
+	void **session_state;
 };
 
 /* Parse tcp:HOST:PORT, tcp:[V6]:PORT, unix:PATH, rdma:HOST:PORT,
