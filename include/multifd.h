@@ -236,6 +236,13 @@ struct mfd_config {
 	   succeeded (mfd_commit_cb); NULL: nothing to commit. */
 	mfd_commit_cb commit_cb;
 	void *commit_opaque;
+	/* Sender: failover (tcp:, unix:, fd:; not with postcopy). A
+	   channel whose connection fails (an error, a reset, a stall past
+	   the timeout) is retired, what it carried in its round is sent
+	   again on the others, and the session goes on while at least
+	   min_channels remain. 0 (the default): the first failed channel
+	   fails the session. The receiver follows the sender's choice. */
+	unsigned min_channels;
 };
 
 /*
@@ -295,6 +302,12 @@ struct mfd_stats {
 	uint64_t landed_packets; /* rdma, sender: packets whose compressed
 				    payload went as one RDMA WRITE into the
 				    receiver's landing slot, not as SENDs */
+	/* Failover (min_channels): channels retired (per channel: 1 for a
+	 * retired one), and the pages and bytes the sender sent again on
+	 * the others for them (session totals only) */
+	uint64_t channels_lost;
+	uint64_t resent_pages;
+	uint64_t resent_bytes;
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the
@@ -543,6 +556,18 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s);
  * (not from a signal handler).
  */
 MFD_EXTERN void mfd_session_cancel(struct mfd_session *s);
+
+/*
+ * mfd_session_cancel() with a reason in the caller's words, such as "it
+ * was stopped by a signal (SIGTERM)": mfd_session_error() says it, and
+ * the peer's session fails with "the receiver failed: REASON" (or "the
+ * sender failed: REASON") instead of "... failed: cancelled".
+ * The text is copied (up to the error message's size); NULL or "" is
+ * "cancelled". Only the first failure of a session counts: a reason given
+ * after another failure is dropped. Thread-safe as mfd_session_cancel().
+ */
+MFD_EXTERN void mfd_session_cancel_reason(struct mfd_session *s,
+					  const char *reason);
 
 /* Totals over all channels, into the first size bytes of *st. Thread-safe;
  * counters may lag by a packet. Call it through the macro. */

@@ -604,6 +604,15 @@ MFD_EXTERN void mfd_session_cancel(struct mfd_session *s)
 	mfd__session_fail(s, -1, -ECANCELED, "cancelled");
 }
 
+MFD_EXTERN void mfd_session_cancel_reason(struct mfd_session *s,
+					  const char *reason)
+{
+	if (!reason || !reason[0])
+		reason = "cancelled";
+	/* the peer is told it as any failure's reason: escaped there */
+	mfd__session_fail(s, -1, -ECANCELED, "%s", reason);
+}
+
 MFD_EXTERN void mfd_session_set_error(struct mfd_session *s, const char *fmt,
 				      ...)
 {

@@ -106,7 +106,7 @@ fi
 
 # usage errors name the bad value
 "$MULTIFD" send --blob noequals tcp:127.0.0.1:1 "$dir/img" 2>"$dir/err"
-[ $? = 2 ] && grep -q "bad blob 'noequals'" "$dir/err" &&
+[ $? = 2 ] && grep -q "multifd: send: bad --blob 'noequals': expected NAME=FILE" "$dir/err" &&
 	ok "--blob without NAME=FILE: usage error" ||
 	bad "--blob noequals: $(cat "$dir/err")"
 "$MULTIFD" send --blob a="$dir/one" --blob a="$dir/big" tcp:127.0.0.1:1 \
@@ -121,7 +121,7 @@ fi
 	ok "--blob-dir that is a file: refused before listening" ||
 	bad "--blob-dir a file: $(cat "$dir/err")"
 "$MULTIFD" recv --max-blob-bytes 2T tcp:127.0.0.1:0 "$dir/dst" 2>"$dir/err"
-[ $? = 2 ] && grep -q "max-blob-bytes '2T'" "$dir/err" &&
+[ $? = 2 ] && grep -q "multifd: recv: bad --max-blob-bytes '2T': too large: expected at most 1T bytes" "$dir/err" &&
 	ok "--max-blob-bytes over 1T: usage error" || bad "--max-blob-bytes 2T: $(cat "$dir/err")"
 
 report test-blob-tool.sh

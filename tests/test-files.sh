@@ -213,7 +213,7 @@ for sig in INT TERM; do
 	rst=$?
 	wait $spid
 	check "SIG$sig to the receiver: it says so and exits >128 ($rst)" \
-		eval '[ $rst -gt 128 ] && has "$dir/r.log" interrupted' 
+		eval '[ $rst -gt 128 ] && has "$dir/r.log" "recv: stopped by a signal (SIG$sig)"' 
 	check "SIG$sig to the receiver: FILE untouched" \
 		cmp -s "$dir/keep" "$dir/keep.orig"
 	check "SIG$sig to the receiver: no temporary file left" \

@@ -65,7 +65,7 @@ else
 fi
 out=$("$MULTIFD" bench --postcopy --postcopy-pattern zigzag 2>&1)
 st=$?
-if [ $st = 2 ] && grep -q "bad postcopy pattern 'zigzag'" <<<"$out"; then
+if [ $st = 2 ] && grep -q "multifd: bench: bad --postcopy-pattern 'zigzag': expected random or sequential" <<<"$out"; then
 	ok "a bad --postcopy-pattern is refused"
 else
 	bad "bench --postcopy-pattern zigzag -> $st: $out"

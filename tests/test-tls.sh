@@ -474,7 +474,8 @@ stop_sender() { kill -STOP $spid; sleep 3; kill -CONT $spid; }
 stop_receiver() { kill -TERM $rpid; }
 why_told "a receiver that times out" \
 	"the receiver failed: channel [0-9]: no data for 2000 ms" stop_sender
-why_told "a receiver cancelled (SIGTERM)" "the receiver failed: cancelled" \
+why_told "a receiver cancelled (SIGTERM)" \
+	"the receiver failed: it was stopped by a signal (SIGTERM)" \
 	stop_receiver
 # a full file system: the tool's own test of it runs without TLS
 # (test-files.sh); here only with a tmpfs this test may mount

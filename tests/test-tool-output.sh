@@ -173,6 +173,71 @@ for cmd in "--version" "bench -s 8M --no-ceiling" "bench -s 8M --no-ceiling --js
 	fi
 done
 
+# a closed stdout is said to be closed, not a broken pipe, naming stdout,
+# for every command that prints there
+for cmd in "--version" "--help" "send --help" "recv --help" "bench --help" \
+	"send --version" "bench -s 8M --no-ceiling --json"; do
+	# shellcheck disable=SC2086
+	err=$("${bare[@]}" $cmd 2>&1 >&-)
+	st=$?
+	if [ $st = 1 ] && [[ $err == *"cannot write "*" to stdout: stdout is closed"* ]] &&
+		[[ $err != *"Broken pipe"* ]]; then
+		ok "multifd $cmd >&- -> 1: $err"
+	else
+		bad "multifd $cmd >&-: status $st: $err"
+	fi
+done
+err=$("${bare[@]}" bench -s 8M --no-ceiling --json 2>&1 >&-)
+[[ $err == "multifd: bench: cannot write the JSON report to stdout: stdout is closed (the benchmark itself succeeded)" ]] &&
+	ok "bench --json >&-: the run itself succeeded" ||
+	bad "bench --json >&-: $err"
+if "$MULTIFD" daemon --help >/dev/null 2>&1; then
+	err=$("${bare[@]}" daemon --help 2>&1 >&-)
+	st=$?
+	[ $st = 1 ] && [[ $err == "multifd: daemon: cannot write its output to stdout: stdout is closed" ]] &&
+		ok "daemon --help >&- -> 1: $err" || bad "daemon --help >&-: $st: $err"
+fi
+# send --json and recv --json with stdout closed: exit 1, naming stdout,
+# and saying that the transfer itself succeeded (the other end exits 0)
+rm -f "$dir/dst" "$dir/recv.err"
+timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" >/dev/null \
+	2>"$dir/recv.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	timeout 60 "${bare[@]}" send --json "$uri" "$src" >&- 2>"$dir/send.err"
+	sst=$?
+	wait $rpid
+	rst=$?
+	if [ $sst = 1 ] && [ $rst = 0 ] && cmp -s "$src" "$dir/dst" &&
+		[ "$(cat "$dir/send.err")" = "multifd: send: cannot write the JSON report to stdout: stdout is closed (the transfer itself succeeded)" ]; then
+		ok "send --json >&- -> 1: $(cat "$dir/send.err")"
+	else
+		bad "send --json >&-: send $sst, recv $rst: $(cat "$dir/send.err")"
+	fi
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+rm -f "$dir/dst" "$dir/recv.err"
+timeout 60 "${bare[@]}" recv --json tcp:127.0.0.1:0 "$dir/dst" >&- \
+	2>"$dir/recv.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	timeout 60 "$MULTIFD" send -q "$uri" "$src" 2>"$dir/send.err"
+	sst=$?
+	wait $rpid
+	rst=$?
+	if [ $sst = 0 ] && [ $rst = 1 ] && cmp -s "$src" "$dir/dst" &&
+		grep -q "^multifd: recv: cannot write the JSON report to stdout: stdout is closed (the transfer itself succeeded)$" "$dir/recv.err"; then
+		ok "recv --json >&- -> 1, the image complete"
+	else
+		bad "recv --json >&-: send $sst, recv $rst: $(cat "$dir/recv.err")"
+	fi
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+
 # --- 2. closed pipes: the statistics stop, the transfer goes on ---------
 # warned FILE WHAT: exactly one warning in FILE, and it names WHAT
 warned() {
@@ -197,6 +262,31 @@ if uri=$(wait_listening "$dir/recv.err"); then
 	warned "$dir/send.err" statistics
 	grep -q '"totals"' "$dir/head.out" && ok "head -1 got a statistics line" ||
 		bad "head -1 got: $(cat "$dir/head.out")"
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+
+# --json with statistics lines into | head -c 10: the lines stop with a
+# warning, the report that follows them cannot be written: exit 1,
+# naming stdout, and the transfer itself succeeded
+rm -f "$dir/dst" "$dir/recv.err"
+timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" \
+	>/dev/null 2>"$dir/recv.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	timeout 60 "$MULTIFD" send --json --stats-interval 0.1 "${slow[@]}" \
+		"$uri" "$src" 2>"$dir/send.err" | head -c 10 >"$dir/head.out"
+	sst=${PIPESTATUS[0]}
+	wait $rpid
+	rst=$?
+	if [ "$sst" = 1 ] && [ $rst = 0 ] && cmp -s "$src" "$dir/dst" &&
+		[ "$(wc -c <"$dir/head.out")" = 10 ] &&
+		grep -q "^multifd: send: cannot write the JSON report to stdout: Broken pipe (the transfer itself succeeded)$" "$dir/send.err"; then
+		ok "send --json --stats-interval | head -c 10 -> 1"
+	else
+		bad "send --json --stats-interval | head -c 10: send $sst, recv $rst: $(cat "$dir/send.err")"
+	fi
 else
 	bad "receiver did not start: $(cat "$dir/recv.err")"
 	wait $rpid
@@ -287,7 +377,7 @@ if [ -w /dev/full ]; then
 			bad "send $* >/dev/full -> $st (recv $rst): $(cat "$dir/send.err" "$dir/recv.err")"
 		fi
 	}
-	for_send "the JSON results" --json
+	for_send "the JSON report" --json
 	for_send "its output"
 	# the receiver's --json results
 	rm -f "$dir/dst" "$dir/recv.err" # an old log: a stale port
@@ -300,7 +390,7 @@ if [ -w /dev/full ]; then
 		wait $rpid
 		rst=$?
 		if [ $sst = 0 ] && [ $rst = 1 ] &&
-			grep -q "cannot write the JSON results to stdout" "$dir/recv.err"; then
+			grep -q "cannot write the JSON report to stdout" "$dir/recv.err"; then
 			ok "recv --json >/dev/full -> 1"
 		else
 			bad "recv --json >/dev/full: send $sst, recv $rst: $(cat "$dir/recv.err")"
@@ -315,9 +405,96 @@ fi
 
 # --- 4. option values that cannot be meant --------------------------------
 for v in nan inf -inf NAN; do
-	expect 2 "bad stats interval '$v': expected" \
+	expect 2 "multifd: send: bad --stats-interval '$v': expected a number of seconds from 0.01 to 86400" \
 		"$MULTIFD" send --stats-interval "$v" tcp:127.0.0.1:1 "$src"
 done
+# every option error names the subcommand, the option as given, the
+# value and what was expected; sizes, rates and counts share one parser:
+# too large says so and names the largest value, blanks around a number
+# are refused, as is a rate under one page per second
+# bad_value CMD OPT VALUE WANT [ARGS...]: "multifd: CMD: bad OPT 'VALUE': WANT"
+bad_value() {
+	local cmd=$1 opt=$2 value=$3 want=$4
+	shift 4
+	case $cmd in
+	send) set -- "$@" tcp:127.0.0.1:1 "$src" ;;
+	recv) set -- "$@" tcp:127.0.0.1:0 "$dir/never" ;;
+	daemon) set -- "$@" --control "unix:$dir/never.sock" ;;
+	esac
+	expect 2 "^multifd: $cmd: bad $opt '$value': $want" \
+		"$MULTIFD" "$cmd" "$opt" "$value" "$@"
+}
+big="too large: expected at most"
+for cmd in send recv bench; do
+	bad_value $cmd --max-bandwidth abc "expected a number of bytes per second with an optional K, M, G or T suffix"
+	bad_value $cmd --max-bandwidth 99999999T "$big 16777215T bytes per second"
+	bad_value $cmd --max-bandwidth 16777216T "$big 16777215T bytes per second"
+	bad_value $cmd --max-bandwidth 18446744073709551616 "$big 16777215T bytes per second"
+	bad_value $cmd --max-bandwidth " 5M" "expected a number of bytes per second"
+	bad_value $cmd --max-bandwidth "5M " "expected a number of bytes per second"
+	bad_value $cmd --max-bandwidth 1 "too small: expected 0 (no limit) or at least 4K bytes per second (one page per second at a page size of 4096)"
+	bad_value $cmd --max-bandwidth 4095 "too small: expected 0 (no limit) or at least 4K"
+	bad_value $cmd --max-bandwidth 511 "too small: expected 0 (no limit) or at least 512 bytes per second" --page-size 512
+	bad_value $cmd -c abc "expected a whole number of channels from 1 to 64"
+	bad_value $cmd -c 99999999999999999999 "$big 64 channels"
+	bad_value $cmd --channels " 4" "expected a whole number of channels from 1 to 64"
+	bad_value $cmd --timeout 86401 "$big 86400 seconds"
+	bad_value $cmd --timeout 99999999999999999999 "$big 86400 seconds"
+	bad_value $cmd --timeout " 5" "expected a whole number of seconds from 0 to 86400"
+	bad_value $cmd --timeout "5 " "expected a whole number of seconds from 0 to 86400"
+	bad_value $cmd --page-size 131072 "$big 65536 bytes"
+	bad_value $cmd --pages-per-packet +4 "expected a whole number of pages from 1 to 1024"
+	bad_value $cmd -l " 3" "expected a compression level" -m zlib
+	bad_value $cmd --stats-interval " 1" "expected a number of seconds from 0.01 to 86400"
+	bad_value $cmd --stats-interval 1e400 "$big 86400 seconds"
+	bad_value $cmd -m lz4 "expected none, zlib or zstd"
+done
+bad_value recv --max-page-size 128K "$big 64K bytes"
+bad_value recv --max-page-size " 4K" "expected a number of bytes"
+bad_value recv --max-blob-bytes 99999999T "$big 1T bytes"
+bad_value recv --max-channels 65 "$big 64 channels"
+bad_value recv --methods "none," "expected methods from none, zlib and zstd"
+bad_value bench --size 99999999T "$big 16777215T bytes"
+bad_value bench -s " 8M" "expected a number of bytes"
+bad_value bench -s 0 "too small: expected 1 to 16777215T bytes"
+bad_value bench --rounds 1000001 "$big 1000000 rounds"
+bad_value bench --dirty-rate " 5" "expected a number of MiB per second" --live
+bad_value bench --dirty-rate nan "expected a number of MiB per second" --live
+bad_value bench --dirty-rate 2e6 "$big 1e+06 MiB per second" --live
+bad_value bench --downtime 0 "too small: expected 1 to 3600000 milliseconds" --live
+bad_value bench --content pink "expected random, text, zero or mixed"
+bad_value send --region novalue "expected NAME=PATH"
+bad_value send --blob novalue "expected NAME=FILE"
+if "$MULTIFD" daemon --help >/dev/null 2>&1; then
+	bad_value daemon --allow-uid " 5" "expected a whole number from 0 to 4294967294"
+	bad_value daemon --allow-uid 4294967295 "$big 4294967294"
+fi
+expect 2 "^multifd: send: --tls needs --secret-file" \
+	"$MULTIFD" send --tls tcp:127.0.0.1:1 "$src"
+# the least rate works: 2 pages at 1 page per second
+head -c 8192 /dev/urandom >"$dir/two"
+rm -f "$dir/dst" "$dir/recv.err"
+timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/dst" >/dev/null \
+	2>"$dir/recv.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/recv.err"); then
+	SECONDS=0
+	timeout 60 "$MULTIFD" send -q --max-bandwidth 4K "$uri" "$dir/two" \
+		2>"$dir/send.err"
+	sst=$?
+	wait $rpid
+	rst=$?
+	if [ $sst = 0 ] && [ $rst = 0 ] && [ $SECONDS -le 15 ] &&
+		cmp -s "$dir/two" "$dir/dst"; then
+		ok "--max-bandwidth 4K: two pages in ${SECONDS}s"
+	else
+		bad "--max-bandwidth 4K: send $sst, recv $rst, ${SECONDS}s: $(cat "$dir/send.err" "$dir/recv.err")"
+	fi
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	wait $rpid
+fi
+
 expect 2 "region 'a' given twice ('a=$dir/x' and 'a=$dir/y')" \
 	"$MULTIFD" recv -R "a=$dir/x" -R "a=$dir/y" tcp:127.0.0.1:0
 expect 2 "file '$dir/x' given for two regions" \
@@ -332,13 +509,13 @@ expect 2 "file '$dir/link' given for two regions" \
 
 # secret files: only a regular file, read without blocking, kept private
 mkdir "$dir/keydir"
-expect 2 "secret file '$dir/keydir' is a directory: expected a regular file" \
+expect 2 "multifd: send: bad --secret-file '$dir/keydir': the secret file is a directory: expected a regular file" \
 	"$MULTIFD" send --secret-file "$dir/keydir" tcp:127.0.0.1:1 "$src"
 if mkfifo "$dir/fifo"; then
-	expect 2 "secret file '$dir/fifo' is a FIFO: expected a regular file" \
+	expect 2 "multifd: send: bad --secret-file '$dir/fifo': the secret file is a FIFO: expected a regular file" \
 		"$MULTIFD" send --secret-file "$dir/fifo" tcp:127.0.0.1:1 "$src"
 fi
-expect 2 "secret file '/dev/null' is a character device: expected a regular file" \
+expect 2 "multifd: send: bad --secret-file '/dev/null': the secret file is a character device: expected a regular file" \
 	"$MULTIFD" send --secret-file /dev/null tcp:127.0.0.1:1 "$src"
 head -c 32 /dev/urandom >"$dir/key"
 for mode in 0644 0640 0604; do

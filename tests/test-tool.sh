@@ -43,11 +43,11 @@ done
 expect 2 "unknown command 'frob'" "$MULTIFD" frob
 expect 2 "multifd: send: unknown option '--inplace' (try 'multifd send --help')" "$MULTIFD" send --inplace tcp:127.0.0.1:1 x
 expect 2 "multifd: recv: missing the value of option '--timeout'" "$MULTIFD" recv --timeout
-expect 2 "bad channel count '0'" "$MULTIFD" send -c 0 tcp:127.0.0.1:1 /dev/null
-expect 2 "bad channel count '65'" "$MULTIFD" send --channels 65 tcp:127.0.0.1:1 x
-expect 2 "bad channel count ' 4'" "$MULTIFD" send -c ' 4' tcp:127.0.0.1:1 x
-expect 2 "from 0.01 to 86400" "$MULTIFD" send --stats-interval 1e-9 tcp:127.0.0.1:1 x
-expect 2 "bad method 'lz4'" "$MULTIFD" send -m lz4 tcp:127.0.0.1:1 x
+expect 2 "multifd: send: bad -c '0': too small: expected 1 to 64 channels" "$MULTIFD" send -c 0 tcp:127.0.0.1:1 /dev/null
+expect 2 "multifd: send: bad --channels '65': too large: expected at most 64 channels" "$MULTIFD" send --channels 65 tcp:127.0.0.1:1 x
+expect 2 "multifd: send: bad -c ' 4': expected a whole number of channels from 1 to 64" "$MULTIFD" send -c ' 4' tcp:127.0.0.1:1 x
+expect 2 "multifd: send: bad --stats-interval '1e-9': too small: expected 0.01 to 86400 seconds" "$MULTIFD" send --stats-interval 1e-9 tcp:127.0.0.1:1 x
+expect 2 "multifd: send: bad -m 'lz4': expected none, zlib or zstd" "$MULTIFD" send -m lz4 tcp:127.0.0.1:1 x
 expect 2 "level 12 out of range" "$MULTIFD" send -m zlib -l 12 tcp:127.0.0.1:1 x
 expect 2 "unknown URI 'http://x'" "$MULTIFD" send http://x x
 expect 2 "bad port '99999'" "$MULTIFD" recv tcp:127.0.0.1:99999 x
@@ -55,10 +55,10 @@ expect 2 "zero-copy needs method none" "$MULTIFD" send --zero-copy -m zstd tcp:1
 expect 2 "expected URI and either FILE or --region" "$MULTIFD" send tcp:127.0.0.1:1
 expect 2 "expected URI and either FILE or --region" "$MULTIFD" send \
 	-R a=/dev/null tcp:127.0.0.1:1 x
-expect 2 "bad size '12Q'" "$MULTIFD" bench --size 12Q
+expect 2 "multifd: bench: bad --size '12Q': expected a number of bytes" "$MULTIFD" bench --size 12Q
 # more than the machine has: refused before any memory is filled
 expect 2 "needs twice that in memory" "$MULTIFD" bench --size 64T
-expect 2 "bad content 'pink'" "$MULTIFD" bench --content pink
+expect 2 "multifd: bench: bad --content 'pink': expected random, text" "$MULTIFD" bench --content pink
 expect 1 "cannot open '$dir/none'" "$MULTIFD" send tcp:127.0.0.1:1 "$dir/none"
 
 head -c 1000 /dev/urandom >"$dir/odd"
@@ -191,7 +191,7 @@ timeout 60 "$MULTIFD" send -q "$port_uri" "$dir/zeros" && wait $rpid &&
 	cmp -s "$dir/zeros" "$dir/zeros.dst" &&
 	ok "zero pages with --no-zero-detect on the receiver" ||
 	bad "zero pages, receiver --no-zero-detect: $(cat "$dir/recv.err")"
-expect 2 "bad region 'novalue'" "$MULTIFD" send -R novalue tcp:127.0.0.1:1
+expect 2 "multifd: send: bad -R 'novalue': expected NAME=PATH" "$MULTIFD" send -R novalue tcp:127.0.0.1:1
 
 # authentication, checksums and the end-of-session digest
 head -c 32 /dev/urandom >"$dir/key"
@@ -231,6 +231,38 @@ while read -r line; do
 done <"$dir/stats.jsonl"
 [ "$lines" -ge 4 ] && ok "--stats-interval: $lines JSON lines" ||
 	bad "--stats-interval: $lines lines: $(cat "$dir/stats.jsonl")"
+
+# a receiver stopped by SIGTERM mid-transfer: the sender says which
+# signal stopped it, not a bare "cancelled"; the receiver exits 128 + 15
+# and leaves no file, the sender exits 1
+head -c $((8 << 20)) /dev/urandom >"$dir/eight"
+rm -f "$dir/eight.dst" "$dir/recv.err"
+"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/eight.dst" >/dev/null \
+	2>"$dir/recv.err" &
+rpid=$!
+if port_uri=$(wait_listening "$dir/recv.err"); then
+	# 8 MiB at 2 MiB/s: 4 s, stopped after 1
+	timeout 60 "$MULTIFD" send -q --max-bandwidth 2M "$port_uri" \
+		"$dir/eight" 2>"$dir/send.err" &
+	spid=$!
+	sleep 1
+	kill -TERM $rpid
+	wait $spid
+	sst=$?
+	wait $rpid
+	rst=$?
+	if [ $sst = 1 ] && [ $rst = 143 ] && [ ! -e "$dir/eight.dst" ] &&
+		grep -q "multifd: send: channel [0-9]*: the receiver failed: it was stopped by a signal (SIGTERM)$" "$dir/send.err" &&
+		grep -q "multifd: recv: stopped by a signal (SIGTERM)$" "$dir/recv.err"; then
+		ok "recv stopped by SIGTERM: the sender says $(cat "$dir/send.err")"
+	else
+		bad "recv stopped by SIGTERM: send $sst, recv $rst: $(cat "$dir/send.err" "$dir/recv.err"; ls "$dir/eight.dst" 2>&1)"
+	fi
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	kill $rpid
+	wait $rpid
+fi
 
 # live migration: a writer dirtying a quarter of the link rate converges
 rate=$(timeout 120 "$MULTIFD" bench -s 64M -c 2 --no-ceiling --json |

@@ -108,32 +108,21 @@ static const struct option bench_opts[] = {
 
 static int bench_opt(int c, const char *arg, struct opts *o)
 {
-	char *end;
-
 	switch (c) {
 	case 's':
-		if (parse_size(arg, "size", &o->size))
-			return -1;
-		if (o->size == 0) {
-			die_msg("bad size '%s': expected more than 0", arg);
-			return -1;
-		}
-		return 0;
+		return parse_size(arg, "bytes", 1, CLI_MAX_SIZE, &o->size);
 	case OPT_CONTENT:
 		for (unsigned i = 0; i < 4; i++)
 			if (!strcmp(arg, content_names[i])) {
 				o->content = (enum content)i;
 				return 0;
 			}
-		die_msg("bad content '%s': expected random, text, zero or "
-			"mixed",
-			arg);
+		opt_error(arg, "expected random, text, zero or mixed");
 		return -1;
 	case 'r':
 		return parse_uint(arg, "rounds", 1, 1000000, &o->rounds);
 	case OPT_REWRITE:
-		return parse_uint(arg, "rewrite percent", 0, 100,
-				  &o->rewrite_pct);
+		return parse_uint(arg, "percent", 0, 100, &o->rewrite_pct);
 	case OPT_PRETOUCH:
 		o->pretouch = true;
 		return 0;
@@ -148,26 +137,19 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 		return 0;
 	case OPT_DIRTY_RATE:
 		o->live_only = "--dirty-rate";
-		o->dirty_rate = strtod(arg, &end);
-		if (end == arg || *end || o->dirty_rate < 0 ||
-		    o->dirty_rate > 1e6) {
-			die_msg("bad dirty rate '%s': expected MiB/s, 0..1e6",
-				arg);
-			return -1;
-		}
-		return 0;
+		return parse_real(arg, "MiB per second", 0, 1e6,
+				  &o->dirty_rate);
 	case OPT_DIRTY_PATTERN:
 		o->live_only = "--dirty-pattern";
 		if (strcmp(arg, "random") && strcmp(arg, "hot")) {
-			die_msg("bad dirty pattern '%s': expected random or hot",
-				arg);
+			opt_error(arg, "expected random or hot");
 			return -1;
 		}
 		o->hot_set = !strcmp(arg, "hot");
 		return 0;
 	case OPT_DOWNTIME:
 		o->live_only = "--downtime";
-		return parse_uint(arg, "downtime (ms)", 1, 3600000,
+		return parse_uint(arg, "milliseconds", 1, 3600000,
 				  &o->downtime_ms);
 	case OPT_MAX_ROUNDS:
 		o->live_only = "--max-rounds";
@@ -182,9 +164,7 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 	case OPT_POSTCOPY_PATTERN:
 		o->postcopy_only = "--postcopy-pattern";
 		if (strcmp(arg, "random") && strcmp(arg, "sequential")) {
-			die_msg("bad postcopy pattern '%s': expected random or "
-				"sequential",
-				arg);
+			opt_error(arg, "expected random or sequential");
 			return -1;
 		}
 		o->postcopy_sequential = !strcmp(arg, "sequential");

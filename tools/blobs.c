@@ -19,28 +19,29 @@ int blob_files_add(struct blob_files *f, const char *arg)
 	size_t n = eq ? (size_t)(eq - arg) : 0;
 
 	if (!eq || !n || n > MFD_MAX_REGION_NAME || !eq[1]) {
-		die_msg("bad blob '%s': expected NAME=FILE (a name of 1..%d "
-			"characters)",
-			arg, MFD_MAX_REGION_NAME);
+		opt_error(arg, "expected NAME=FILE (a name of 1..%d "
+			  "characters)",
+			  MFD_MAX_REGION_NAME);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)arg[i] < 0x20 || (unsigned char)arg[i] > 0x7e) {
-			die_msg("bad blob name for --blob: byte %zu is 0x%02x; "
-				"expected printable ASCII (0x20..0x7e)",
-				i, (unsigned char)arg[i]);
+			cmd_error("bad blob name for --blob: byte %zu is "
+				  "0x%02x; expected printable ASCII "
+				  "(0x20..0x7e)",
+				  i, (unsigned char)arg[i]);
 			return -1;
 		}
 	for (unsigned i = 0; i < f->n; i++)
 		if (strlen(f->b[i].name) == n && !memcmp(f->b[i].name, arg, n)) {
-			die_msg("blob '%s' given twice: expected each NAME "
-				"once",
-				f->b[i].name);
+			opt_error(arg, "blob '%s' given twice: expected each "
+				  "NAME once",
+				  f->b[i].name);
 			return -1;
 		}
 	if (f->n == BLOBS_MAX) {
-		die_msg("too many blobs at '--blob %s': expected at most %d",
-			arg, BLOBS_MAX);
+		opt_error(arg, "too many blobs: expected at most %d",
+			  BLOBS_MAX);
 		return -1;
 	}
 	memcpy(f->b[f->n].name, arg, n);

@@ -82,6 +82,51 @@ void die_msg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* The subcommand being run and the option being parsed, as the user
+ * spelled it ("-c", "--max-bandwidth"), for option errors. */
+static const char *cur_cmd; /* NULL: none (multifd --help) */
+static char cur_opt[80];
+
+void cli_option(const char *cmd, const char *opt)
+{
+	if (cmd)
+		cur_cmd = cmd;
+	snprintf(cur_opt, sizeof(cur_opt), "%s", opt ? opt : "");
+}
+
+static void vcmd_error(const char *value, const char *fmt, va_list ap)
+{
+	fputs("multifd: ", stderr);
+	if (cur_cmd)
+		fprintf(stderr, "%s: ", cur_cmd);
+	if (value)
+		fprintf(stderr, "bad %s '%s': ", cur_opt, value);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void cmd_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vcmd_error(NULL, fmt, ap);
+	va_end(ap);
+}
+
+void opt_error(const char *value, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vcmd_error(value, fmt, ap);
+	va_end(ap);
+}
+
+/* fd 1 was closed when the command started (a pipe with no reader took
+ * its place): writing to it says so, not "Broken pipe" */
+static bool stdout_closed;
+
 /*
  * A closed stdin, stdout or stderr gets a descriptor in its place, so
  * that no socket or file the command opens takes its number (and its
@@ -98,6 +143,8 @@ int cli_init(void)
 			continue;
 		if (fd == 1 && !pipe(p))
 			close(p[0]);
+		if (fd == 1)
+			stdout_closed = true;
 		/* the lowest free number: fd itself, as those below are open */
 		in = fd == 1 ? p[1] : open("/dev/null", O_RDWR);
 		if (in < 0) {
@@ -120,8 +167,16 @@ static struct {
 	bool json;  /* stdout's result is a --json object */
 	bool stats; /* stdout carries --stats-interval lines */
 	bool lost[3]; /* stdout, stderr: failed and said so */
+	const char *outcome; /* "the transfer": what the status is about */
 	pthread_mutex_t lock;
 } output = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Why stdout cannot be written, for a message: a stdout that was closed
+ * when the command started is said to be closed, not a broken pipe. */
+static const char *stdout_error(int err)
+{
+	return stdout_closed ? "stdout is closed" : strerror(err ? err : EIO);
+}
 
 void output_failed(FILE *f, const char *what, int err)
 {
@@ -133,10 +188,12 @@ void output_failed(FILE *f, const char *what, int err)
 	output.lost[i] = true;
 	pthread_mutex_unlock(&output.lock);
 	if (!said)
-		die_msg("warning: cannot write the %s to %s: %s (stopped; "
-			"the transfer is not affected)",
-			what, i == 1 ? "stdout" : i == 2 ? "stderr" : "its file",
-			strerror(err ? err : EIO));
+		cmd_error("warning: cannot write the %s to %s: %s (stopped; "
+			  "the transfer is not affected)",
+			  what,
+			  i == 1 ? "stdout" : i == 2 ? "stderr" : "its file",
+			  i == 1 ? stdout_error(err)
+				 : strerror(err ? err : EIO));
 }
 
 /* A pipe whose reader closed it (`| head -1`) polls as an error. */
@@ -166,8 +223,14 @@ int finish_output(int status)
 		output_failed(stdout, "statistics", e);
 		return status;
 	}
-	die_msg("cannot write %s to stdout: %s",
-		output.json ? "the JSON results" : "its output", strerror(e));
+	/* the report is lost; what it reported is not misreported */
+	cmd_error("cannot write %s to stdout: %s%s%s%s",
+		  output.json ? "the JSON report" : "its output",
+		  stdout_error(e), output.outcome ? " (" : "",
+		  output.outcome ? output.outcome : "",
+		  !output.outcome ? ""
+		  : status ? " failed too, as said above)"
+			   : " itself succeeded)");
 	return status ? status : 1;
 }
 
@@ -214,14 +277,38 @@ double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int parse_size(const char *s, const char *what, uint64_t *out)
+void size_text(uint64_t v, char *buf, size_t len)
 {
-	char *end;
+	static const char units[] = "TGMK";
+	int shift = 40;
+
+	for (const char *u = units; *u; u++, shift -= 10)
+		if (v && !(v & ((1ull << shift) - 1))) {
+			snprintf(buf, len, "%llu%c",
+				 (unsigned long long)(v >> shift), *u);
+			return;
+		}
+	snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+/* Digits first: strtoull() and its kin skip leading blanks and take a
+ * sign, which no size or count here has. */
+static bool starts_with_digit(const char *s)
+{
+	return isdigit((unsigned char)s[0]);
+}
+
+int parse_size(const char *s, const char *unit, uint64_t min, uint64_t max,
+	       uint64_t *out)
+{
+	char lo[32], hi[32], *end;
 	unsigned long long v;
+	bool big;
 	int shift = 0;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
+	big = errno == ERANGE;
 	if (end != s && *end && !end[1]) {
 		const char *units = "KMGT";
 		const char *u = strchr(units, *end & ~0x20);
@@ -231,33 +318,81 @@ int parse_size(const char *s, const char *what, uint64_t *out)
 			end++;
 		}
 	}
-	if (errno || end == s || *end || s[0] == '-' ||
-	    (shift && v > (~0ull >> shift))) {
-		die_msg("bad %s '%s': expected a number with an optional "
-			"K, M, G or T suffix",
-			what, s);
+	size_text(min, lo, sizeof(lo));
+	size_text(max, hi, sizeof(hi));
+	if (end == s || *end || !starts_with_digit(s)) {
+		opt_error(s, "expected a number of %s with an optional K, M, "
+			  "G or T suffix (powers of 1024), from %s to %s",
+			  unit, lo, hi);
+		return -1;
+	}
+	big |= shift && v > (~0ull >> shift);
+	if (big || (v << shift) > max) {
+		opt_error(s, "too large: expected at most %s %s", hi, unit);
+		return -1;
+	}
+	if ((v << shift) < min) {
+		opt_error(s, "too small: expected %s to %s %s", lo, hi, unit);
 		return -1;
 	}
 	*out = (uint64_t)v << shift;
 	return 0;
 }
 
-int parse_uint(const char *s, const char *what, unsigned min, unsigned max,
+int parse_uint(const char *s, const char *unit, unsigned min, unsigned max,
 	       unsigned *out)
 {
 	char *end;
-	long long v;
+	unsigned long long v;
 
 	errno = 0;
-	v = strtoll(s, &end, 10);
-	/* strtoll() skips leading blanks: ' 4' is not a number here */
-	if (errno || end == s || *end || !isdigit((unsigned char)*s) ||
-	    v < min || v > max) {
-		die_msg("bad %s '%s': expected a whole number from %u to %u",
-			what, s, min, max);
+	v = strtoull(s, &end, 10);
+	if (end == s || *end || !starts_with_digit(s)) {
+		opt_error(s, "expected a whole number%s%s from %u to %u",
+			  unit ? " of " : "", unit ? unit : "", min, max);
+		return -1;
+	}
+	if (errno == ERANGE || v > max) {
+		opt_error(s, "too large: expected at most %u%s%s", max,
+			  unit ? " " : "", unit ? unit : "");
+		return -1;
+	}
+	if (v < min) {
+		opt_error(s, "too small: expected %u to %u%s%s", min, max,
+			  unit ? " " : "", unit ? unit : "");
 		return -1;
 	}
 	*out = (unsigned)v;
+	return 0;
+}
+
+int parse_real(const char *s, const char *unit, double min, double max,
+	       double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	/* digits first: no blanks, no sign, no "nan" or "inf" */
+	if (end == s || *end || (!isfinite(v) && errno != ERANGE) ||
+	    strspn(s, "0123456789.eE+-") != strlen(s) ||
+	    !(starts_with_digit(s) ||
+	      (s[0] == '.' && isdigit((unsigned char)s[1])))) {
+		opt_error(s, "expected a number of %s from %g to %g", unit,
+			  min, max);
+		return -1;
+	}
+	if (v > max || (errno == ERANGE && (v >= 1 || !isfinite(v)))) {
+		opt_error(s, "too large: expected at most %g %s", max, unit);
+		return -1;
+	}
+	if (v < min || errno == ERANGE) {
+		opt_error(s, "too small: expected %g to %g %s", min, max,
+			  unit);
+		return -1;
+	}
+	*out = v;
 	return 0;
 }
 
@@ -293,8 +428,8 @@ static int read_secret(const char *path, struct opts *o)
 		goto not_regular;
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st)) {
-		die_msg("cannot read the secret file '%s': %s", path,
-			strerror(errno));
+		opt_error(path, "cannot read the secret file: %s",
+			  strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -308,32 +443,33 @@ static int read_secret(const char *path, struct opts *o)
 		(k < 0 && errno == EINTR)))
 		n += k > 0 ? (size_t)k : 0;
 	if (k < 0 && n < sizeof(o->secret)) {
-		die_msg("cannot read the secret file '%s': %s", path,
-			strerror(errno));
+		opt_error(path, "cannot read the secret file: %s",
+			  strerror(errno));
 		close(fd);
 		return -1;
 	}
 	close(fd);
 	if (n == sizeof(o->secret)) {
 		if ((unsigned long long)st.st_size >= n)
-			die_msg("secret file '%s' has %llu bytes: expected 16 "
-				"to %zu",
-				path, (unsigned long long)st.st_size, n - 1);
+			opt_error(path, "the secret file has %llu bytes: "
+				  "expected 16 to %zu",
+				  (unsigned long long)st.st_size, n - 1);
 		else
-			die_msg("secret file '%s' has more than %zu bytes: "
-				"expected 16 to %zu",
-				path, n - 1, n - 1);
+			opt_error(path, "the secret file has more than %zu "
+				  "bytes: expected 16 to %zu",
+				  n - 1, n - 1);
 		return -1;
 	}
 	if (n < 16) {
-		die_msg("secret file '%s' has %zu bytes: expected 16 to %zu",
-			path, n, sizeof(o->secret) - 1);
+		opt_error(path, "the secret file has %zu bytes: expected 16 "
+			  "to %zu",
+			  n, sizeof(o->secret) - 1);
 		return -1;
 	}
 	if ((st.st_mode & 077) && !warned) {
 		warned = true;
-		die_msg("warning: secret file '%s' is %s by others (mode %04o): "
-			"chmod 600 it",
+		cmd_error("warning: secret file '%s' is %s by others (mode "
+			  "%04o): chmod 600 it",
 			path, st.st_mode & 044 ? "readable" : "writable",
 			(unsigned)(st.st_mode & 07777));
 	}
@@ -341,9 +477,9 @@ static int read_secret(const char *path, struct opts *o)
 	o->cfg.secret_len = n;
 	return 0;
 not_regular:
-	die_msg("secret file '%s' is %s: expected a regular file of 16 to %zu "
-		"bytes",
-		path, file_kind(st.st_mode), sizeof(o->secret) - 1);
+	opt_error(path, "the secret file is %s: expected a regular file of 16 "
+		  "to %zu bytes",
+		  file_kind(st.st_mode), sizeof(o->secret) - 1);
 	return -1;
 }
 
@@ -362,6 +498,11 @@ static const char *built_in_methods(void)
 	return list;
 }
 
+/* --max-bandwidth as given, to refuse a rate under a page per second
+ * once --page-size is known too */
+static char bw_opt[80];
+static const char *bw_arg;
+
 static int parse_common(int c, const char *arg, struct opts *o)
 {
 	unsigned v;
@@ -372,26 +513,27 @@ static int parse_common(int c, const char *arg, struct opts *o)
 	switch (c) {
 	case 'c':
 		o->channels_given = true;
-		return parse_uint(arg, "channel count", 1, MFD_MAX_CHANNELS,
+		return parse_uint(arg, "channels", 1, MFD_MAX_CHANNELS,
 				  &o->cfg.channels);
 	case 'm':
 		r = mfd_method_parse(arg, &o->cfg.method);
 		if (r == -ENOTSUP)
-			die_msg("method '%s' is not built into this multifd: "
-				"expected one of%s",
-				arg, built_in_methods());
+			opt_error(arg, "that method is not built into this "
+				  "multifd: expected one of%s",
+				  built_in_methods());
 		else if (r)
-			die_msg("bad method '%s': expected none, zlib or zstd",
-				arg);
+			opt_error(arg, "expected none, zlib or zstd");
 		return r ? -1 : 0;
 	case 'l':
 		errno = 0;
 		lv = strtol(arg, &end, 10);
+		/* no blanks or '+' (strtol() takes them), a '-' only
+		 * before a digit */
 		if (errno || end == arg || *end || lv < -100 || lv > 100 ||
-		    lv == 0) {
-			die_msg("bad level '%s': expected zlib 1..9 or zstd "
-				"-7..19",
-				arg);
+		    lv == 0 ||
+		    !isdigit((unsigned char)arg[arg[0] == '-'])) {
+			opt_error(arg, "expected a compression level: zlib "
+				  "1..9 or zstd -7..19");
 			return -1;
 		}
 		o->cfg.level = (int)lv;
@@ -400,18 +542,18 @@ static int parse_common(int c, const char *arg, struct opts *o)
 		o->cfg.zero_copy = true;
 		return 0;
 	case OPT_PAGE_SIZE:
-		if (parse_uint(arg, "page size", 512, 65536, &v))
+		if (parse_uint(arg, "bytes", 512, 65536, &v))
 			return -1;
 		o->cfg.page_size = v;
 		return 0;
 	case OPT_PPP:
-		return parse_uint(arg, "pages per packet", 1, 1024,
+		return parse_uint(arg, "pages", 1, 1024,
 				  &o->cfg.pages_per_packet);
 	case OPT_NO_ZERO_DETECT:
 		o->cfg.zero_page_detection = false;
 		return 0;
 	case OPT_TIMEOUT:
-		if (parse_uint(arg, "timeout (seconds)", 0, 86400, &v))
+		if (parse_uint(arg, "seconds", 0, 86400, &v))
 			return -1;
 		o->cfg.timeout_ms = v * 1000;
 		return 0;
@@ -425,17 +567,8 @@ static int parse_common(int c, const char *arg, struct opts *o)
 		o->progress = true;
 		return 0;
 	case OPT_STATS_INTERVAL:
-		errno = 0;
-		o->stats_interval = strtod(arg, &end);
-		if (errno || end == arg || *end ||
-		    !isfinite(o->stats_interval) ||
-		    o->stats_interval < 0.01 || o->stats_interval > 86400) {
-			die_msg("bad stats interval '%s': expected a number of "
-				"seconds from 0.01 to 86400",
-				arg);
-			return -1;
-		}
-		return 0;
+		return parse_real(arg, "seconds", 0.01, 86400,
+				  &o->stats_interval);
 	case OPT_SECRET_FILE:
 		return read_secret(arg, o);
 	case OPT_CHECKSUM:
@@ -463,10 +596,11 @@ static int parse_common(int c, const char *arg, struct opts *o)
 		o->cfg.tls = true;
 		return 0;
 	case OPT_MAX_BANDWIDTH:
-		if (parse_size(arg, "bandwidth (bytes per second)",
-			       &o->cfg.max_bandwidth))
-			return -1;
-		return 0;
+		/* the least rate is checked once the page size is known */
+		snprintf(bw_opt, sizeof(bw_opt), "%s", cur_opt);
+		bw_arg = arg;
+		return parse_size(arg, "bytes per second", 0, CLI_MAX_SIZE,
+				  &o->cfg.max_bandwidth);
 	}
 	return -1;
 }
@@ -518,7 +652,21 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 
 	optind = 1;
 	output.json = output.stats = false;
-	while ((c = getopt_long(argc, argv, shorts, table, NULL)) != -1) {
+	output.outcome = NULL;
+	bw_arg = NULL;
+	cli_option(argv[0], NULL);
+	for (;;) {
+		int li = -1;
+
+		c = getopt_long(argc, argv, shorts, table, &li);
+		if (c == -1)
+			break;
+		/* the option as the user spelled it, for its errors */
+		if (li >= 0)
+			snprintf(cur_opt, sizeof(cur_opt), "--%s",
+				 table[li].name);
+		else
+			snprintf(cur_opt, sizeof(cur_opt), "-%c", c);
 		if (c == 'h') {
 			fputs(usage, stdout);
 			return 1;
@@ -550,12 +698,27 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 		}
 	}
 	if (o->cfg.tls && !o->cfg.secret) {
-		die_msg("--tls needs --secret-file: the pre-shared key is "
-			"derived from the secret (or use --tls-cert, --tls-key "
-			"and --tls-ca)");
+		cmd_error("--tls needs --secret-file: the pre-shared key is "
+			  "derived from the secret (or use --tls-cert, "
+			  "--tls-key and --tls-ca)");
+		return 2;
+	}
+	/* a rate under a page per second would take minutes per packet of
+	 * a few pages: what is meant is a typo (1 for 1M) */
+	if (o->cfg.max_bandwidth && o->cfg.max_bandwidth < o->cfg.page_size) {
+		char least[32];
+
+		size_text(o->cfg.page_size, least, sizeof(least));
+		cli_option(NULL, bw_opt);
+		opt_error(bw_arg, "too small: expected 0 (no limit) or at least "
+			  "%s bytes per second (one page per second at a "
+			  "page size of %u)",
+			  least, o->cfg.page_size);
 		return 2;
 	}
 	output.json = o->json;
+	output.outcome = strcmp(argv[0], "bench") ? "the transfer"
+						   : "the benchmark";
 	output.stats = o->stats_interval > 0;
 	return 0;
 }

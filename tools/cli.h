@@ -109,10 +109,35 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	       const struct option *extra,
 	       int (*on_extra)(int opt, const char *arg, struct opts *o));
 
-/* "123", "4K", "2M", "1G", "1T" (powers of 1024). 0 or -1 and a message. */
-int parse_size(const char *s, const char *what, uint64_t *out);
-int parse_uint(const char *s, const char *what, unsigned min, unsigned max,
+/*
+ * Option values. Every error is said as "multifd: CMD: bad OPTION 'VALUE':
+ * WHY; expected WHAT", with the subcommand and the option as the user
+ * spelled it (parse_opts() keeps track of both; cli_option() sets them
+ * for a parser of its own). Values start with a digit: no blanks around
+ * them, no sign. A value out of range says which end and names it.
+ *
+ * parse_size(): "123", "4K", "2M", "1G", "1T" (powers of 1024) from min to
+ * max; unit is what the number counts ("bytes per second"). parse_uint():
+ * a whole number from min to max; unit ("channels") may be NULL.
+ * parse_real(): a decimal number (no nan, no inf). 0, or -1 after the
+ * message.
+ */
+#define CLI_MAX_SIZE (((1ull << 24) - 1) << 40) /* 16777215T */
+int parse_size(const char *s, const char *unit, uint64_t min, uint64_t max,
+	       uint64_t *out);
+int parse_uint(const char *s, const char *unit, unsigned min, unsigned max,
 	       unsigned *out);
+int parse_real(const char *s, const char *unit, double min, double max,
+	       double *out);
+/* v as the tool writes sizes: 4K, 16777215T, 1000 */
+void size_text(uint64_t v, char *buf, size_t len);
+/* The subcommand (NULL: keep) and the option (NULL: none) errors name. */
+void cli_option(const char *cmd, const char *opt);
+/* "multifd: CMD: bad OPTION 'value': " + the rest */
+void opt_error(const char *value, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "multifd: CMD: " + the rest */
+void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* What a file that is not a regular one is, for a message: "a directory",
  * "a FIFO", "a socket"... */

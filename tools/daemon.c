@@ -656,7 +656,10 @@ static void cancel_session(struct session *d, const char *why)
 		return;
 	d->cancelled = true;
 	d->cancel_why = why;
-	mfd_session_cancel(d->s);
+	/* the peer is told why: "the sender failed: the daemon is
+	 * stopping" */
+	mfd_session_cancel_reason(d->s, why ? why
+					   : "cancelled by the client");
 	pthread_cond_signal(&d->cond);
 }
 
@@ -929,6 +932,16 @@ static int parse_config(struct msg *m, enum mfd_role role,
 	v = 0;
 	if (get_int(o, "max_bandwidth", 0, INT64_MAX, &v, e, el))
 		return -EINVAL;
+	/* as multifd send --max-bandwidth: under a page per second, a
+	 * packet of a few pages would take minutes */
+	if (v && v < (int64_t)cfg->page_size) {
+		snprintf(e, el,
+			 "field 'max_bandwidth' is %lld; expected 0 (no "
+			 "limit) or at least %u (bytes per second: one page "
+			 "per second)",
+			 (long long)v, cfg->page_size);
+		return -EINVAL;
+	}
 	cfg->max_bandwidth = (uint64_t)v;
 	if (str) {
 		int r = mfd_method_parse(str, &cfg->method);
@@ -1741,6 +1754,7 @@ int cmd_daemon(int argc, char **argv)
 	int c, lfd, sfd, sig = 0;
 	unsigned uid;
 
+	cli_option("daemon", NULL);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "C:qhV", daemon_opts, NULL)) !=
 	       -1) {
@@ -1749,7 +1763,8 @@ int cmd_daemon(int argc, char **argv)
 			control = optarg;
 			break;
 		case OPT_ALLOW_UID:
-			if (parse_uint(optarg, "--allow-uid", 0, UINT32_MAX - 1,
+			cli_option("daemon", "--allow-uid");
+			if (parse_uint(optarg, NULL, 0, UINT32_MAX - 1,
 				       &uid))
 				return 2;
 			if (g.nallow == MAX_ALLOW) {

@@ -33,7 +33,9 @@
 	"      --timeout SECONDS   longest stall of any channel, 0 = none\n"    \
 	"                          (default 30)\n"                              \
 	"      --max-bandwidth RATE  bytes per second over all channels,\n"   \
-	"                          K/M/G suffixes (sender; default 0: none)\n" \
+	"                          K/M/G/T suffixes (sender; default 0: none;\n" \
+	"                          at least one page per second, 4K at the\n" \
+	"                          default page size)\n"                      \
 	"      --progress          show progress on stderr also when it is\n"  \
 	"                          not a terminal\n"                          \
 	"      --stats-interval S  print a JSON line of statistics every S\n"  \
@@ -142,21 +144,22 @@ static int region_arg(int c, const char *arg, struct opts *o)
 	if (c != 'R')
 		return -1;
 	if (!eq || eq == arg || !eq[1] || eq - arg > MFD_MAX_REGION_NAME) {
-		die_msg("bad region '%s': expected NAME=PATH (a name of 1..%d "
-			"characters)",
-			arg, MFD_MAX_REGION_NAME);
+		opt_error(arg, "expected NAME=PATH (a name of 1..%d "
+			  "characters)",
+			  MFD_MAX_REGION_NAME);
 		return -1;
 	}
 	for (const char *q = arg; q < eq; q++)
 		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e) {
-			die_msg("bad region name for --region: byte %d is "
-				"0x%02x; expected printable ASCII (0x20..0x7e)",
-				(int)(q - arg), (unsigned char)*q);
+			cmd_error("bad region name for --region: byte %d is "
+				  "0x%02x; expected printable ASCII "
+				  "(0x20..0x7e)",
+				  (int)(q - arg), (unsigned char)*q);
 			return -1;
 		}
 	if (o->nregions == MFD_MAX_REGIONS) {
-		die_msg("too many regions at '--region %s': expected at most %d",
-			arg, MFD_MAX_REGIONS);
+		opt_error(arg, "too many regions: expected at most %d",
+			  MFD_MAX_REGIONS);
 		return -1;
 	}
 	/* a name or a file given twice: the last would silently win, or two
@@ -165,18 +168,19 @@ static int region_arg(int c, const char *arg, struct opts *o)
 	for (unsigned i = 0; i < o->nregions; i++) {
 		if (strlen(o->regions[i].name) == (size_t)(eq - arg) &&
 		    !memcmp(o->regions[i].name, arg, (size_t)(eq - arg))) {
-			die_msg("region '%s' given twice ('%s=%s' and '%s'): "
-				"expected each NAME once",
-				o->regions[i].name, o->regions[i].name,
-				o->regions[i].path, arg);
+			opt_error(arg, "region '%s' given twice ('%s=%s' and "
+				  "'%s'): expected each NAME once",
+				  o->regions[i].name, o->regions[i].name,
+				  o->regions[i].path, arg);
 			return -1;
 		}
 		if (same_file(&o->region_ids[i], o->regions[i].path,
 			      &o->region_ids[o->nregions], eq + 1)) {
-			die_msg("file '%s' given for two regions ('%s=%s' and "
-				"'%s'): expected a file of its own for each",
-				eq + 1, o->regions[i].name, o->regions[i].path,
-				arg);
+			opt_error(arg, "file '%s' given for two regions "
+				  "('%s=%s' and '%s'): expected a file of its "
+				  "own for each",
+				  eq + 1, o->regions[i].name,
+				  o->regions[i].path, arg);
 			return -1;
 		}
 	}
@@ -284,8 +288,8 @@ static void report(const char *cmd, struct mfd_session *s, int r,
 	char why[600];
 
 	if (signals_caught()) {
-		die_msg("%s: interrupted by %s", cmd,
-			strsignal(signals_caught()));
+		die_msg("%s: stopped by a signal (%s)", cmd,
+			signal_name(signals_caught()));
 		return;
 	}
 	/* a sender's file that shrank explains any failure (sendfile()
@@ -557,9 +561,8 @@ static int parse_methods(const char *arg, unsigned *mask)
 	if (*mask)
 		return 0;
 bad:
-	die_msg("bad method list '%s': expected methods from none, zlib and "
-		"zstd, separated by commas",
-		arg);
+	opt_error(arg, "expected methods from none, zlib and zstd, "
+		  "separated by commas");
 	return -1;
 }
 
@@ -572,18 +575,13 @@ static int recv_arg(int c, const char *arg, struct opts *o)
 		o->inplace = true;
 		return 0;
 	case OPT_MAX_CHANNELS:
-		return parse_uint(arg, "channel count", 1, MFD_MAX_CHANNELS,
+		return parse_uint(arg, "channels", 1, MFD_MAX_CHANNELS,
 				  &o->cfg.accept_max_channels);
 	case OPT_METHODS:
 		return parse_methods(arg, &o->cfg.accept_methods);
 	case OPT_MAX_PAGE_SIZE:
-		if (parse_size(arg, "page size", &size))
+		if (parse_size(arg, "bytes", 512, 65536, &size))
 			return -1;
-		if (size < 512 || size > 65536) {
-			die_msg("bad --max-page-size '%s': expected 512..65536",
-				arg);
-			return -1;
-		}
 		o->cfg.accept_max_page_size = (uint32_t)size;
 		return 0;
 	case OPT_REQUIRE_CHECKSUM:
@@ -596,13 +594,8 @@ static int recv_arg(int c, const char *arg, struct opts *o)
 		recv_blobs.dir = arg;
 		return 0;
 	case OPT_MAX_BLOB_BYTES:
-		if (parse_size(arg, "blob bytes", &size))
+		if (parse_size(arg, "bytes", 0, 1ull << 40, &size))
 			return -1;
-		if (size > (1ull << 40)) {
-			die_msg("bad --max-blob-bytes '%s': expected at most "
-				"1T", arg);
-			return -1;
-		}
 		o->cfg.max_blob_bytes = size;
 		return 0;
 	}

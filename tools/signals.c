@@ -17,6 +17,30 @@ static int caught;		    /* atomic */
 static double first; /* when the first signal came; protected by lock */
 static sigset_t set;
 
+const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGINT:
+		return "SIGINT";
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGHUP:
+		return "SIGHUP";
+	}
+	return "a signal";
+}
+
+/* What the peer is told: "the receiver failed: " comes before it there.
+ * Under lock. */
+static void cancel(struct mfd_session *s, int sig)
+{
+	char why[80];
+
+	snprintf(why, sizeof(why), "it was stopped by a signal (%s)",
+		 signal_name(sig));
+	mfd_session_cancel_reason(s, why);
+}
+
 static void *signal_thread(void *arg)
 {
 	(void)arg;
@@ -42,7 +66,7 @@ static void *signal_thread(void *arg)
 			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 			raise(sig);
 		}
-		mfd_session_cancel(watched);
+		cancel(watched, sig);
 		pthread_mutex_unlock(&lock);
 	}
 	return NULL;
@@ -70,7 +94,7 @@ void signals_watch(struct mfd_session *s)
 	pthread_mutex_lock(&lock);
 	watched = s;
 	if (s && __atomic_load_n(&caught, __ATOMIC_RELAXED))
-		mfd_session_cancel(s);
+		cancel(s, __atomic_load_n(&caught, __ATOMIC_RELAXED));
 	pthread_mutex_unlock(&lock);
 }
 

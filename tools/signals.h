@@ -2,7 +2,8 @@
 /*
  * signals.h - SIGINT, SIGTERM and SIGHUP end a transfer cleanly: they are
  * blocked in every thread and taken by one thread of their own, which
- * cancels the running session, so that the command unwinds as after any
+ * cancels the running session (the peer is told "it was stopped by a
+ * signal (SIGTERM)"), so that the command unwinds as after any
  * failure (temporary files removed, the unix: socket file unlinked). A
  * second signal (a second or more after the first), or one while no
  * session is watched, ends the process at once.
@@ -18,5 +19,7 @@ int signals_start(void);
 void signals_watch(struct mfd_session *s);
 /* The signal that arrived, or 0. */
 int signals_caught(void);
+/* "SIGTERM", "SIGINT", "SIGHUP" (else "a signal") */
+const char *signal_name(int sig);
 
 #endif
