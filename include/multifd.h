@@ -236,13 +236,6 @@ struct mfd_config {
 	   succeeded (mfd_commit_cb); NULL: nothing to commit. */
 	mfd_commit_cb commit_cb;
 	void *commit_opaque;
-	/* Sender: failover (tcp:, unix:, fd:; not with postcopy). A
-	   channel whose connection fails (an error, a reset, a stall past
-	   the timeout) is retired, what it carried in its round is sent
-	   again on the others, and the session goes on while at least
-	   min_channels remain. 0 (the default): the first failed channel
-	   fails the session. The receiver follows the sender's choice. */
-	unsigned min_channels;
 };
 
 /*
@@ -302,12 +295,6 @@ struct mfd_stats {
 	uint64_t landed_packets; /* rdma, sender: packets whose compressed
 				    payload went as one RDMA WRITE into the
 				    receiver's landing slot, not as SENDs */
-	/* Failover (min_channels): channels retired (per channel: 1 for a
-	 * retired one), and the pages and bytes the sender sent again on
-	 * the others for them (session totals only) */
-	uint64_t channels_lost;
-	uint64_t resent_pages;
-	uint64_t resent_bytes;
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the
