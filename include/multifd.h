@@ -31,6 +31,7 @@ extern "C" {
 
 #define MFD_VERSION_STRING "0.1.0"
 #define MFD_MAX_CHANNELS 64
+#define MFD_MAX_ENDPOINTS 8 /* URIs in one session's list */
 #define MFD_MAX_REGIONS 256
 #define MFD_MAX_REGION_NAME 255
 
@@ -236,6 +237,13 @@ struct mfd_config {
 	   succeeded (mfd_commit_cb); NULL: nothing to commit. */
 	mfd_commit_cb commit_cb;
 	void *commit_opaque;
+	/* Sender: failover (tcp:, unix:, fd:; not with postcopy). A
+	   channel whose connection fails (an error, a reset, a stall past
+	   the timeout) is retired, what it carried in its round is sent
+	   again on the others, and the session goes on while at least
+	   min_channels remain. 0 (the default): the first failed channel
+	   fails the session. The receiver follows the sender's choice. */
+	unsigned min_channels;
 };
 
 /*
@@ -295,6 +303,12 @@ struct mfd_stats {
 	uint64_t landed_packets; /* rdma, sender: packets whose compressed
 				    payload went as one RDMA WRITE into the
 				    receiver's landing slot, not as SENDs */
+	/* Failover (min_channels): channels retired (per channel: 1 for a
+	 * retired one), and the pages and bytes the sender sent again on
+	 * the others for them (session totals only) */
+	uint64_t channels_lost;
+	uint64_t resent_pages;
+	uint64_t resent_bytes;
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the
@@ -356,8 +370,24 @@ MFD_EXTERN int mfd_session_region_file(struct mfd_session *s, int region,
  */
 MFD_EXTERN int mfd_session_start(struct mfd_session *s);
 
-/* The URI the session is bound or connected to, with the real port. */
+/* The URI the session is bound or connected to, with the real port (a
+ * list, comma-separated, for several endpoints). */
 MFD_EXTERN const char *mfd_session_uri(const struct mfd_session *s);
+
+/*
+ * Several endpoints: a URI may list up to MFD_MAX_ENDPOINTS, separated by
+ * commas ("tcp:10.0.0.2:4444,tcp:10.0.1.2:4444"; tcp: and unix: mix,
+ * rdma: only with rdma:, fd: only alone); channel i goes to endpoint
+ * i % n, and each full batch to whichever channel is idle, so a faster
+ * link carries more. How many endpoints, endpoint k's URI (on a started
+ * receiver: where it listens), and the endpoint channel `channel` was
+ * made to or accepted on (-EINVAL before it is).
+ */
+MFD_EXTERN unsigned mfd_session_endpoints(const struct mfd_session *s);
+MFD_EXTERN const char *mfd_session_endpoint(const struct mfd_session *s,
+					    unsigned k);
+MFD_EXTERN int mfd_channel_endpoint(const struct mfd_session *s,
+				    unsigned channel);
 
 /*
  * Memory that faults. A region may be a file mapping that faults when the

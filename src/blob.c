@@ -12,6 +12,10 @@
 #include "blob.h"
 #include "escape.h"
 
+/* mfd_blob.claimed, per piece */
+#define PIECE_CLAIMED 1 /* its packet arrived */
+#define PIECE_DONE 2	  /* and its payload is in place */
+
 #define BAD(code, ...)                                   \
 	do {                                             \
 		snprintf(err, errlen, __VA_ARGS__);      \
@@ -46,19 +50,25 @@ static struct mfd_blob *blob_new(uint32_t id, uint32_t round,
 
 int mfd__blob_claim(struct mfd_blobs *b, uint32_t id, uint32_t round,
 		    const struct mfd_blob_desc *d, uint64_t piece_bytes,
-		    uint32_t page_size, uint64_t limit, struct mfd_blob **out,
-		    char *err, size_t errlen)
+		    uint32_t page_size, uint64_t limit, bool again_ok,
+		    struct mfd_blob **out, char *err, size_t errlen)
 {
 	struct mfd_blob **at = &b->head, *bl;
 	char name[4 * MFD_MAX_REGION_NAME + 8];
 	uint64_t padded, piece;
 
 	mfd__escape(name, sizeof(name), d->name, d->name_len);
+	if (id < b->next_id && again_ok)
+		return 1; /* it was whole before the loss */
 	if (id < b->next_id)
 		BAD(-EBADMSG, "blob %u ('%s') was delivered already", id, name);
 	while (*at && (*at)->id < id)
 		at = &(*at)->next;
 	bl = *at && (*at)->id == id ? *at : NULL;
+	/* a piece sent again after a lost channel moves its blob on to
+	 * the round it came in */
+	if (bl && again_ok)
+		bl->round = round;
 	if (bl && (bl->total != d->total || bl->round != round ||
 		   strlen(bl->name) != d->name_len ||
 		   memcmp(bl->name, d->name, d->name_len)))
@@ -95,41 +105,54 @@ int mfd__blob_claim(struct mfd_blobs *b, uint32_t id, uint32_t round,
 		b->held++;
 	}
 	piece = d->offset / piece_bytes;
-	if (bl->claimed[piece])
+	if (bl->claimed[piece] && !again_ok)
 		BAD(-EBADMSG, "blob %u ('%s'): the piece at %llu came twice",
 		    id, name, (unsigned long long)d->offset);
-	bl->claimed[piece] = 1;
+	if (bl->claimed[piece] == PIECE_DONE)
+		bl->done--; /* replaced */
+	bl->claimed[piece] = PIECE_CLAIMED;
 	*out = bl;
 	return 0;
 }
 
-void mfd__blob_piece_done(struct mfd_blob *bl)
+void mfd__blob_piece_done(struct mfd_blob *bl, uint64_t offset,
+			  uint64_t piece_bytes)
 {
+	bl->claimed[offset / piece_bytes] = PIECE_DONE;
 	bl->done++;
 }
 
-int mfd__blobs_take(struct mfd_blobs *b, uint32_t round,
+int mfd__blobs_take(struct mfd_blobs *b, uint32_t round, bool keep,
 		    struct mfd_blob **list, char *err, size_t errlen)
 {
 	uint32_t want = b->next_id;
+	struct mfd_blob **end = &b->head;
 
 	*list = NULL;
 	for (struct mfd_blob *bl = b->head; bl; bl = bl->next, want++) {
+		bool whole = bl->round == round && bl->done == bl->pieces;
+
+		if (keep && (bl->id != want || !whole))
+			break; /* it and those after it wait */
 		if (bl->id != want)
 			BAD(-EBADMSG, "round %u ends with blob %u ('%s') but "
 				      "without blob %u",
 			    round, bl->id, bl->name, want);
-		if (bl->round != round || bl->done != bl->pieces)
+		if (!whole)
 			BAD(-EBADMSG, "round %u ends with %u of the %u pieces "
 				      "of blob %u ('%s') of round %u",
 			    round, bl->done, bl->pieces, bl->id, bl->name,
 			    bl->round);
+		end = &bl->next;
+		b->held_bytes -= bl->padded;
+		b->held--;
 	}
-	*list = b->head;
-	b->head = NULL;
+	if (end != &b->head) {
+		*list = b->head;
+		b->head = *end;
+		*end = NULL;
+	}
 	b->next_id = want;
-	b->held_bytes = 0;
-	b->held = 0;
 	return 0;
 }
 

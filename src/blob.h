@@ -28,7 +28,8 @@ struct mfd_blob {
 	uint64_t padded;
 	uint32_t pieces;
 	uint32_t done;	/* pieces whose payload is in place */
-	uint8_t *claimed; /* one byte per piece: its packet has arrived */
+	uint8_t *claimed; /* one byte per piece: its packet arrived, its
+			     payload is in place (blob.c) */
 	struct mfd_blob *next; /* by id */
 };
 
@@ -46,22 +47,30 @@ struct mfd_blobs {
  * data the caller fills at d->offset, then calls mfd__blob_piece_done().
  * Refuses (-EBADMSG or -ENOSPC, with a sentence in err) a blob already
  * delivered, a piece that came before, a name, length or round that
- * differs from the blob's first piece, and what does not fit.
+ * differs from the blob's first piece, and what does not fit. With
+ * again_ok (failover, after a lost channel) a piece may come again and
+ * replaces the first copy, and moves its blob on to `round`; a piece of
+ * a blob delivered already returns 1 (to be read and dropped).
  */
 int mfd__blob_claim(struct mfd_blobs *b, uint32_t id, uint32_t round,
 		    const struct mfd_blob_desc *d, uint64_t piece_bytes,
-		    uint32_t page_size, uint64_t limit, struct mfd_blob **out,
-		    char *err, size_t errlen);
-void mfd__blob_piece_done(struct mfd_blob *bl);
+		    uint32_t page_size, uint64_t limit, bool again_ok,
+		    struct mfd_blob **out, char *err, size_t errlen);
+/* The piece at offset (of piece_bytes) is in place. */
+void mfd__blob_piece_done(struct mfd_blob *bl, uint64_t offset,
+			  uint64_t piece_bytes);
 
 /*
  * At the barrier that ends round `round` (every channel is past its
  * pieces, and none touches the store): detach every held blob, which
  * must be complete, of that round and numbered on from the last one
  * delivered; returns the list (by id) in *list, or -EBADMSG with the
- * reason. The caller delivers them and frees them with mfd__blob_free().
+ * reason. With `keep` (a channel was lost in the round: its pieces come
+ * again in the next) only the complete ones up to the first that is not
+ * are taken; the rest wait. The caller delivers them and frees them with
+ * mfd__blob_free().
  */
-int mfd__blobs_take(struct mfd_blobs *b, uint32_t round,
+int mfd__blobs_take(struct mfd_blobs *b, uint32_t round, bool keep,
 		    struct mfd_blob **list, char *err, size_t errlen);
 
 void mfd__blob_free(struct mfd_blob *bl);

@@ -327,7 +327,7 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 	if (out->type != MFD_PKT_PAGES && out->type != MFD_PKT_BLOB &&
 	    (out->method || out->flags || out->normal || out->zero ||
 	     (out->region && out->type != MFD_PKT_ZERO_RANGE &&
-	      out->type != MFD_PKT_REQUEST)))
+	      out->type != MFD_PKT_REQUEST && out->type != MFD_PKT_LOST)))
 		BAD("control packet type %u with non-zero page fields",
 		    out->type);
 	switch (out->type) {
@@ -381,6 +381,16 @@ int mfd__hdr_decode(const uint8_t buf[MFD_HDR_SIZE],
 		if (out->round)
 			BAD("request %llu: round %u (expected 0)",
 			    (unsigned long long)out->packet_num, out->round);
+		return 0;
+	case MFD_PKT_LOST:
+		if (!(lim->features & MFD_FEAT_FAILOVER))
+			BAD("LOST packet, but failover was not negotiated");
+		if (out->region >= MFD_MAX_CHANNELS)
+			BAD("LOST packet for channel %u (at most %u channels)",
+			    out->region, MFD_MAX_CHANNELS);
+		if (out->payload_len > MFD_FIN_MSG_MAX)
+			BAD("LOST message of %u bytes (at most %u)",
+			    out->payload_len, MFD_FIN_MSG_MAX);
 		return 0;
 	case MFD_PKT_VERIFY:
 		if (!(lim->features & MFD_FEAT_VERIFY))

@@ -62,6 +62,10 @@ enum {
 				  still to come (protocol.md 12) */
 	MFD_PKT_REQUEST = 12, /* receiver -> sender, on the urgent channel:
 				 send these pages now */
+	MFD_PKT_LOST = 13, /* receiver -> sender, with FAILOVER, before a
+			      SYNC_ACK or FIN: channel `region` was lost
+			      since the last barrier, its payload says why
+			      (protocol.md 15) */
 };
 
 /* A REQUEST payload: offset and length, u64 each, as a ZERO_RANGE's. */
@@ -111,9 +115,12 @@ struct mfd_blob_desc {
 /* Postcopy: one more connection, the urgent channel, whose init names
  * the index equal to the channel count (protocol.md 12). */
 #define MFD_FEAT_POSTCOPY 0x8ull
+/* Failover: a lost channel is retired and what it carried in its round
+ * sent again on the others (protocol.md 15). */
+#define MFD_FEAT_FAILOVER 0x10ull
 #define MFD_FEATURES_KNOWN \
 	(MFD_FEAT_AUTH | MFD_FEAT_CHECKSUM | MFD_FEAT_VERIFY | \
-	 MFD_FEAT_POSTCOPY)
+	 MFD_FEAT_POSTCOPY | MFD_FEAT_FAILOVER)
 
 /* Channel handshake, sender -> receiver, MFD_INIT_SIZE bytes. */
 struct mfd_init {

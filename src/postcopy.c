@@ -65,7 +65,8 @@ int mfd__pc_keepalive(const struct mfd_session *s, struct mfd_conn *c)
 int mfd__pc_transport_ok(const struct mfd_session *s, char *err,
 			 size_t errlen)
 {
-	enum mfd_scheme k = s->parsed_uri.scheme;
+	/* the endpoints are tcp: and unix: ones, or one of another kind */
+	enum mfd_scheme k = s->ep[0].uri.scheme;
 
 	/* the urgent channel is written by the fault thread while another
 	 * reads it, which an OpenSSL connection does not allow */

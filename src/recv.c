@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "escape.h"
+#include "failover.h"
 #include "guard.h"
 #include "integrity.h"
 #include "populate.h"
@@ -52,7 +53,8 @@ static int take_verify(struct mfd_session *s, struct mfd_channel *ch)
 	r = mfd__tp_recv_buf(ch->conn, buf, ch->pkt.hdr.payload_len);
 	if (r)
 		return r;
-	if (ch->index != 0) {
+	/* with failover it comes on the first channel still alive */
+	if (ch->index != 0 && !mfd__failover(s)) {
 		mfd__session_fail(s, (int)ch->index, -EPROTO,
 				  "VERIFY on a channel other than 0");
 		return -EPROTO;
@@ -65,7 +67,9 @@ static int take_verify(struct mfd_session *s, struct mfd_channel *ch)
 		return -EPROTO;
 	}
 	pthread_mutex_lock(&s->lock);
-	if (s->verified) {
+	/* after a lost channel the last round is sent again, and so is
+	 * its VERIFY */
+	if (s->verified && !s->nlost) {
 		pthread_mutex_unlock(&s->lock);
 		mfd__session_fail(s, (int)ch->index, -EPROTO,
 				  "a second VERIFY packet");
@@ -129,18 +133,19 @@ static void commit(struct mfd_session *s)
 
 /*
  * At the end of a round, by the barrier's last channel while the others
- * wait: the round's blobs, whole, in the order they were sent. Returns
- * 0 or the error that fails the session.
+ * wait: the round's blobs, whole, in the order they were sent (after a
+ * lost channel, those not whole wait for their pieces sent again).
+ * Returns 0 or the error that fails the session.
  */
 static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
-			 uint32_t round)
+			 uint32_t round, bool lost)
 {
 	struct mfd_blob *list;
 	char err[600];
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	r = mfd__blobs_take(&s->blobs, round, &list, err, sizeof(err));
+	r = mfd__blobs_take(&s->blobs, round, lost, &list, err, sizeof(err));
 	pthread_mutex_unlock(&s->lock);
 	if (r) {
 		mfd__session_fail(s, (int)ch->index, r, "%s", err);
@@ -174,6 +179,65 @@ static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
  * channel that waits for its share of a low rate), so a dead channel
  * fails the session and wakes this one.
  */
+/*
+ * The last live channel at the barrier (with s->lock held, which it may
+ * drop meanwhile): what the barrier does, then wake the others. With
+ * failover, an END barrier that a channel was lost before is a sync:
+ * what the lost channel carried is still to come (*as_sync).
+ */
+static int barrier_pass(struct mfd_session *s, struct mfd_channel *ch,
+			uint8_t type, uint32_t round)
+{
+	bool lost = s->lost_since_barrier;
+	int r = 0;
+
+	s->barrier_as_sync = type == MFD_PKT_END && lost;
+	if (s->barrier_as_sync)
+		type = MFD_PKT_SYNC;
+	s->lost_since_barrier = false;
+	if (s->blobs.head) {
+		/* every channel waits here and none touches the store:
+		 * call back without the lock */
+		pthread_mutex_unlock(&s->lock);
+		r = deliver_blobs(s, ch, round, lost);
+		pthread_mutex_lock(&s->lock);
+	}
+	if (type == MFD_PKT_END && !r) {
+		/* every page sent is in place (a page still missing now was
+		 * never sent: it faults in as zeros) */
+		if (s->pc)
+			mfd__pc_complete(s);
+		/* hash and commit, without the lock */
+		pthread_mutex_unlock(&s->lock);
+		compare_digests(s);
+		commit(s);
+		pthread_mutex_lock(&s->lock);
+	}
+	if (type == MFD_PKT_POSTCOPY && !r && !s->failed) {
+		char err[300];
+
+		s->urgent->round = round + 1; /* the answers' round */
+		/* a populate racing the drop would map a zero page that no
+		 * later copy could replace */
+		prefault_stop(s);
+		r = mfd__pc_switch(s, err, sizeof(err));
+		if (r) {
+			pthread_mutex_unlock(&s->lock);
+			mfd__session_fail(s, (int)ch->index, r, "postcopy: %s",
+					  err);
+			pthread_mutex_lock(&s->lock);
+		}
+	}
+	s->barrier_count = 0;
+	s->barrier_gen++;
+	if (type != MFD_PKT_END) /* atomic: stats read it */
+		__atomic_store_n(&s->rounds, s->rounds + 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&s->barrier_cond);
+	return r;
+}
+
+/* Wait until every live channel reached the same barrier. 1 when an END
+ * barrier passed as a sync (failover), 0, or -errno. */
 static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 		   uint8_t type, uint32_t round)
 {
@@ -194,54 +258,25 @@ static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 	}
 	s->barrier_type = type;
 	s->barrier_round = round;
-	if (++s->barrier_count == s->nchannels) {
-		if (s->blobs.head) {
-			/* every channel waits here and none touches the
-			 * store: call back without the lock */
-			pthread_mutex_unlock(&s->lock);
-			r = deliver_blobs(s, ch, round);
-			pthread_mutex_lock(&s->lock);
-		}
-		if (type == MFD_PKT_END && !r) {
-			/* every page sent is in place (a page still missing
-			 * now was never sent: it faults in as zeros) */
-			if (s->pc)
-				mfd__pc_complete(s);
-			/* hash and commit, without the lock */
-			pthread_mutex_unlock(&s->lock);
-			compare_digests(s);
-			commit(s);
-			pthread_mutex_lock(&s->lock);
-		}
-		if (type == MFD_PKT_POSTCOPY && !r && !s->failed) {
-			char err[300];
-
-			s->urgent->round = round + 1; /* the answers' round */
-			/* a populate racing the drop would map a zero page
-			 * that no later copy could replace */
-			prefault_stop(s);
-			r = mfd__pc_switch(s, err, sizeof(err));
-			if (r) {
-				pthread_mutex_unlock(&s->lock);
-				mfd__session_fail(s, (int)ch->index, r,
-						  "postcopy: %s", err);
-				pthread_mutex_lock(&s->lock);
-			}
-		}
-		s->barrier_count = 0;
-		s->barrier_gen++;
-		if (type != MFD_PKT_END) /* atomic: stats read it */
-			__atomic_store_n(&s->rounds, s->rounds + 1,
-					 __ATOMIC_RELAXED);
-		pthread_cond_broadcast(&s->barrier_cond);
+	if (++s->barrier_count >= s->nlive) {
+		r = barrier_pass(s, ch, type, round);
 	} else {
 		uint64_t gen = s->barrier_gen;
 
-		while (gen == s->barrier_gen && !s->failed)
+		/* a channel lost meanwhile no longer counts: the last one
+		 * here passes the barrier then */
+		while (gen == s->barrier_gen && !s->failed) {
+			if (s->barrier_count >= s->nlive) {
+				r = barrier_pass(s, ch, type, round);
+				break;
+			}
 			pthread_cond_wait(&s->barrier_cond, &s->lock);
+		}
 	}
 	if (s->failed)
 		r = s->err;
+	else if (!r && type == MFD_PKT_END && s->barrier_as_sync)
+		r = 1;
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -484,12 +519,15 @@ static int recv_blob(struct mfd_session *s, struct mfd_channel *ch)
 	}
 	pthread_mutex_lock(&s->lock);
 	r = mfd__blob_claim(&s->blobs, p->hdr.region, p->hdr.round, &d,
-			    (uint64_t)ps * ppp, ps, s->cfg.max_blob_bytes, &bl,
-			    err, sizeof(err));
+			    (uint64_t)ps * ppp, ps, s->cfg.max_blob_bytes,
+			    s->nlost > 0, &bl, err, sizeof(err));
 	pthread_mutex_unlock(&s->lock);
-	if (r)
+	if (r < 0)
 		goto bad;
-	piece.mem = bl->data + d.offset;
+	/* sent again after a loss, of a blob whole before it: dropped */
+	if (r == 1 && stage(ch, p))
+		return -ENOMEM;
+	piece.mem = r == 1 ? ch->staging : bl->data + d.offset;
 	piece.length = (uint64_t)p->hdr.normal * ps;
 	for (uint32_t i = 0; i < p->hdr.normal; i++)
 		p->offsets[i] = (uint64_t)i * ps;
@@ -512,7 +550,8 @@ static int recv_blob(struct mfd_session *s, struct mfd_channel *ch)
 	if (r)
 		return r;
 	pthread_mutex_lock(&s->lock);
-	mfd__blob_piece_done(bl);
+	if (bl)
+		mfd__blob_piece_done(bl, d.offset, (uint64_t)ps * ppp);
 	pthread_mutex_unlock(&s->lock);
 	mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE + MFD_BLOB_DESC_SIZE +
 					     d.name_len + p->hdr.payload_len);
@@ -731,13 +770,17 @@ static int recv_one(struct mfd_session *s, struct mfd_channel *ch)
 			mfd__stat_add(&ch->st.bytes, MFD_HDR_SIZE);
 		}
 		r = barrier(s, ch, p->hdr.type, p->hdr.round);
-		if (r)
+		if (r < 0)
 			return r;
-		if (p->hdr.type != MFD_PKT_END) {
+		/* with failover the sender learns of lost channels here */
+		if (mfd__failover(s) && mfd__send_lost_reports(s, ch))
+			return -EPIPE;
+		if (p->hdr.type != MFD_PKT_END || r == 1) {
 			ch->round++;
 			mfd__stat_add(&ch->st.rounds, 1);
-			return s->tp->one_sided ? send_sync_ack(ch, p->hdr.round)
-						: 0;
+			return ch->conn->ops->one_sided || mfd__failover(s)
+				       ? send_sync_ack(ch, p->hdr.round)
+				       : 0;
 		}
 		return send_fin(s, ch);
 	case MFD_PKT_VERIFY:
@@ -809,6 +852,13 @@ static void *recv_thread(void *arg)
 		mfd__fail_fault(s, ch, addr, true);
 	if (r == -EPIPE || r == -ECONNRESET)
 		wait_for_reason(s);
+	/* with failover a failed connection is a lost channel, unless the
+	 * session failed (a bad packet, the sender's ABORT) */
+	if (r < 0 && mfd__failover(s) && !mfd__session_err(s)) {
+		mfd__retire(s, ch,
+			    ch->conn->err[0] ? ch->conn->err : strerror(-r));
+		return NULL;
+	}
 	if (r < 0) { /* a no-op when the failure is already recorded */
 		mfd__session_fail(s, (int)ch->index, r, "%s",
 				  ch->conn->err[0] ? ch->conn->err
@@ -1628,7 +1678,7 @@ static int accept_channels(struct mfd_session *s)
 {
 	struct greeters gs = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct early ea = { .n = 0 };
-	unsigned have = 0, t = s->cfg.timeout_ms;
+	unsigned have = 0, t = s->cfg.timeout_ms, next_ep = 0;
 	struct mfd_deadline until;
 	char err[768];
 	int r = 0;
@@ -1651,8 +1701,14 @@ static int accept_channels(struct mfd_session *s)
 			greeters_evict(&gs);
 			wait_ms = slice;
 		} else {
-			r = s->listener->ops->accept(s->listener, slice, &c,
-						     err, sizeof(err));
+			/* the endpoints' listeners in turn, a slice each */
+			struct mfd_listener *l = s->ep[next_ep].listener;
+
+			r = l->ops->accept(l, slice / s->nep ? slice / s->nep : 1,
+					   &c, err, sizeof(err));
+			if (!r)
+				c->endpoint = next_ep;
+			next_ep = (next_ep + 1) % s->nep;
 			if (!r && greet_start(s, &gs, c) == -ENOMEM) {
 				snprintf(err, sizeof(err), "out of memory");
 				r = -ENOMEM;

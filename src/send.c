@@ -16,6 +16,7 @@
 #include <sys/random.h>
 
 #include "escape.h"
+#include "failover.h"
 #include "guard.h"
 #include "integrity.h"
 #include "populate.h"
@@ -216,8 +217,8 @@ int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	/* the urgent channel sends without zero-copy */
 	p->header_apart = s->cfg.zero_copy && ch != s->urgent;
 	p->copy = ch->stable;
-	p->raw_from_region = s->tp->one_sided;
-	p->staged = s->tp->one_sided &&
+	p->raw_from_region = ch->conn->ops->one_sided;
+	p->staged = ch->conn->ops->one_sided &&
 		    ((s->features & MFD_FEAT_CHECKSUM) || rg->staged);
 	r = s->method->send_prepare(&ch->mctx, p);
 	if (r) {
@@ -295,29 +296,51 @@ static bool receiver_said_why(struct mfd_session *s, struct mfd_channel *ch)
 /*
  * Wait for the receiver's answer: FIN after our END (a FIN with a message
  * says why the receiver failed the session, a region that differs), or
- * SYNC_ACK after a SYNC on one-sided transports (the round is applied).
+ * SYNC_ACK after a SYNC on one-sided transports and with failover (the
+ * round is applied). With failover, LOST reports may come first, and an
+ * END may be answered with a SYNC_ACK: the receiver lost a channel in the
+ * last round, so that round was a sync (protocol.md 15); *as_sync says
+ * so.
  */
 static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
-		       uint8_t want)
+		       uint8_t want, bool *as_sync)
 {
-	struct mfd_limits lim = { .features = s->features };
+	struct mfd_limits lim = { .features = s->features,
+				  .region_count = (uint32_t)s->nregions };
+	uint64_t t = s->cfg.timeout_ms;
 	uint8_t buf[MFD_HDR_SIZE];
 	char err[160];
 	struct mfd_deadline d;
 	struct mfd_hdr h;
 	int r;
 
-	/* the header and its reason under one deadline */
-	mfd__deadline_start(&d, s->cfg.timeout_ms, "the receiver's answer");
-	r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
-	if (r)
-		return r;
-	r = mfd__hdr_decode(buf, &lim, &h, err, sizeof(err));
+	/* with failover the receiver may first need a whole timeout to find
+	 * a silent channel dead before it can answer */
+	if (mfd__failover(s) && t)
+		t = t * 2 > UINT32_MAX ? UINT32_MAX : t * 2;
+	/* the headers and their payloads under one deadline */
+	mfd__deadline_start(&d, (unsigned)t, "the receiver's answer");
+	for (;;) {
+		r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
+		if (r)
+			return r;
+		r = mfd__hdr_decode(buf, &lim, &h, err, sizeof(err));
+		if (r || h.type != MFD_PKT_LOST)
+			break;
+		r = mfd__take_lost(s, ch, &h, &d);
+		if (r)
+			return r;
+	}
+	if (!r && as_sync && mfd__failover(s) && want == MFD_PKT_FIN &&
+	    h.type == MFD_PKT_SYNC_ACK && h.round == ch->job_round) {
+		*as_sync = true;
+		return mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
+	}
 	/* a FIN with a reason says the receiver failed, in whatever round
-	 * it was */
-	if (!r && (h.type != want ||
-		   (h.round != ch->job_round &&
-		    !(h.type == MFD_PKT_FIN && h.payload_len)))) {
+	 * it was, whatever answer was due */
+	if (!r && h.type == MFD_PKT_FIN && h.payload_len)
+		return mfd__peer_failed(s, ch, h.payload_len, &d, -EIO);
+	if (!r && (h.type != want || h.round != ch->job_round)) {
 		snprintf(err, sizeof(err),
 			 "packet type %u round %u instead of type %u round %u",
 			 h.type, h.round, want, ch->job_round);
@@ -371,8 +394,8 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 		if (r && r != -ENOTSUP)
 			return r;
 		r = send_hdr(ch, MFD_PKT_SYNC, ch->job_round);
-		if (!r && ch->conn->ops->one_sided)
-			r = recv_answer(s, ch, MFD_PKT_SYNC_ACK);
+		if (!r && (ch->conn->ops->one_sided || mfd__failover(s)))
+			r = recv_answer(s, ch, MFD_PKT_SYNC_ACK, NULL);
 		if (!r) /* the channel's end of the round, as on a receiver */
 			mfd__stat_add(&ch->st.rounds, 1);
 		return r;
@@ -385,7 +408,7 @@ static int run_job(struct mfd_session *s, struct mfd_channel *ch,
 		return r;
 	case MFD_JOB_END:
 		r = send_hdr(ch, MFD_PKT_END, ch->job_round);
-		return r ? r : recv_answer(s, ch, MFD_PKT_FIN);
+		return r ? r : recv_answer(s, ch, MFD_PKT_FIN, &ch->end_as_sync);
 	case MFD_JOB_NONE:
 		break;
 	}
@@ -440,6 +463,32 @@ static int run_guarded(struct mfd_session *s, struct mfd_channel *ch,
 	return r;
 }
 
+static bool channel_lost(struct mfd_session *s, struct mfd_channel *ch)
+{
+	bool lost;
+
+	pthread_mutex_lock(&s->lock);
+	lost = ch->lost;
+	pthread_mutex_unlock(&s->lock);
+	return lost;
+}
+
+/* With failover, a channel whose connection failed (r) is retired, not
+ * the session; true when so. A failure the session recorded already (a
+ * bad answer, the receiver's reason, a fault) is the session's. */
+static bool failed_over(struct mfd_session *s, struct mfd_channel *ch, int r,
+			const char *what)
+{
+	char why[sizeof(ch->fate)];
+
+	if (!mfd__failover(s) || mfd__session_err(s) || r == -EFAULT)
+		return false;
+	snprintf(why, sizeof(why), "%s%s", what,
+		 ch->conn->err[0] ? ch->conn->err : strerror(-r));
+	mfd__retire(s, ch, why);
+	return true;
+}
+
 static void *send_thread(void *arg)
 {
 	struct mfd_channel *ch = arg;
@@ -447,10 +496,11 @@ static void *send_thread(void *arg)
 
 	for (;;) {
 		enum mfd_job job;
+		bool end;
 		int r;
 
 		pthread_mutex_lock(&s->lock);
-		while (ch->job == MFD_JOB_NONE && !s->failed) {
+		while (ch->job == MFD_JOB_NONE && !s->failed && !ch->lost) {
 			/* the receiver times a silent channel out: an idle
 			 * one says it is alive a few times per timeout */
 			if (mfd__timed_wait(&ch->job_cond, &s->lock,
@@ -458,15 +508,16 @@ static void *send_thread(void *arg)
 			    ch->job == MFD_JOB_NONE && !s->failed)
 				break;
 		}
-		job = s->failed ? MFD_JOB_NONE : ch->job;
+		job = s->failed || ch->lost ? MFD_JOB_NONE : ch->job;
 		pthread_mutex_unlock(&s->lock);
-		if (job == MFD_JOB_NONE && !mfd__session_err(s)) {
+		if (job == MFD_JOB_NONE && !mfd__session_err(s) &&
+		    !channel_lost(s, ch)) {
 			r = send_hdr(ch, MFD_PKT_KEEPALIVE, 0);
-			if (r) {
+			if (r && !failed_over(s, ch, r, "keep-alive: "))
 				mfd__session_fail(s, (int)ch->index, r,
 						  "keep-alive: %s", ch->conn->err);
+			if (r)
 				break;
-			}
 			continue;
 		}
 		if (job == MFD_JOB_NONE)
@@ -478,16 +529,20 @@ static void *send_thread(void *arg)
 		if (r && (r == -EPIPE || r == -ECONNRESET) &&
 		    !mfd__session_err(s))
 			receiver_said_why(s, ch);
-		if (r) /* a no-op when the failure is already recorded */
+		/* a no-op when the failure is already recorded */
+		if (r && !failed_over(s, ch, r, ""))
 			mfd__session_fail(s, ch->index, r, "%s",
 					  ch->conn->err[0] ? ch->conn->err
 							   : strerror(-r));
 
 		pthread_mutex_lock(&s->lock);
+		/* an END answered as a sync (failover) is not the end; read
+		 * before the owner may give the next job */
+		end = job == MFD_JOB_END && !ch->end_as_sync;
 		ch->job = MFD_JOB_NONE;
 		pthread_cond_broadcast(&s->idle_cond);
 		pthread_mutex_unlock(&s->lock);
-		if (r || job == MFD_JOB_END)
+		if (r || end)
 			break;
 	}
 	/* the session failed: tell the receiver why, so that it can say
@@ -724,6 +779,7 @@ int mfd__send_start(struct mfd_session *s)
 	}
 	for (unsigned i = 0; i < mfd__nconns(s); i++) {
 		struct mfd_channel *ch = &s->ch[i];
+		struct mfd_endpoint *ep;
 
 		r = mfd__channel_setup(s, ch);
 		if (r)
@@ -737,9 +793,12 @@ int mfd__send_start(struct mfd_session *s)
 				return -ENOMEM;
 			}
 		}
-		s->parsed_uri.channel = i;
-		r = s->tp->connect(&s->parsed_uri, s->cfg.timeout_ms,
-				   &ch->conn, err, sizeof(err));
+		ep = &s->ep[i % s->nep];
+		ep->uri.channel = i;
+		r = ep->tp->connect(&ep->uri, s->cfg.timeout_ms, &ch->conn, err,
+				    sizeof(err));
+		if (!r)
+			ch->conn->endpoint = i % s->nep;
 		if (r) {
 			early_refusal(s);
 			mfd__session_fail(s, (int)i, r, "%s", err);
@@ -796,7 +855,8 @@ void mfd__send_stop(struct mfd_session *s)
 	mfd__pc_stop(s);
 }
 
-/* Wait until channel c is idle (c < 0: any channel, which it returns). */
+/* Wait until channel c is idle or retired (c < 0: any live channel
+ * idle, which it returns). */
 static int wait_idle(struct mfd_session *s, int c)
 {
 	int r = -1;
@@ -804,7 +864,7 @@ static int wait_idle(struct mfd_session *s, int c)
 	pthread_mutex_lock(&s->lock);
 	while (!s->failed) {
 		if (c >= 0) {
-			if (s->ch[c].job == MFD_JOB_NONE) {
+			if (s->ch[c].job == MFD_JOB_NONE || s->ch[c].lost) {
 				r = c;
 				break;
 			}
@@ -812,7 +872,8 @@ static int wait_idle(struct mfd_session *s, int c)
 			for (unsigned i = 0; i < s->nchannels; i++) {
 				unsigned k = (s->next_channel + i) % s->nchannels;
 
-				if (s->ch[k].job == MFD_JOB_NONE) {
+				if (s->ch[k].job == MFD_JOB_NONE &&
+				    !s->ch[k].lost) {
 					s->next_channel = k + 1;
 					r = (int)k;
 					break;
@@ -829,12 +890,24 @@ static int wait_idle(struct mfd_session *s, int c)
 	return r;
 }
 
-/* Give channel c (idle) a job. For pages, the batch buffer changes hands. */
-static void give_job(struct mfd_session *s, unsigned c, enum mfd_job job)
+/* Give channel c (idle) a job; false when it was retired meanwhile (the
+ * job is not given). For pages, the batch buffer changes hands. */
+static bool give_job(struct mfd_session *s, unsigned c, enum mfd_job job)
 {
 	struct mfd_channel *ch = &s->ch[c];
+	int r;
 
 	pthread_mutex_lock(&s->lock);
+	if (ch->lost) {
+		pthread_mutex_unlock(&s->lock);
+		return false;
+	}
+	r = mfd__ledger_record(s, ch, job);
+	if (r) {
+		pthread_mutex_unlock(&s->lock);
+		mfd__session_fail(s, (int)c, r, "failover: out of memory");
+		return false;
+	}
 	if (job == MFD_JOB_PAGES) {
 		uint64_t *t = ch->job_offsets;
 
@@ -845,23 +918,38 @@ static void give_job(struct mfd_session *s, unsigned c, enum mfd_job job)
 		ch->job_packet_num = s->next_packet_num++;
 		s->batch_n = 0;
 	}
+	ch->end_as_sync = false;
 	ch->job_round = s->round;
 	ch->job = job;
 	pthread_cond_signal(&ch->job_cond);
 	pthread_mutex_unlock(&s->lock);
+	return true;
 }
 
-static int flush_batch(struct mfd_session *s)
+/* The next live idle channel, given the job (its fields, if any, set by
+ * fill under the lock); retries while channels are retired under it. */
+static int give_any(struct mfd_session *s, enum mfd_job job,
+		    void (*fill)(struct mfd_channel *ch, const void *arg),
+		    const void *arg)
 {
-	int c;
+	for (;;) {
+		int c = wait_idle(s, -1);
 
-	if (s->batch_n == 0)
-		return 0;
-	c = wait_idle(s, -1);
-	if (c < 0)
-		return c;
-	give_job(s, (unsigned)c, MFD_JOB_PAGES);
-	return 0;
+		if (c < 0)
+			return c;
+		if (fill) {
+			pthread_mutex_lock(&s->lock);
+			fill(&s->ch[c], arg);
+			pthread_mutex_unlock(&s->lock);
+		}
+		if (give_job(s, (unsigned)c, job))
+			return 0;
+	}
+}
+
+int mfd__flush_batch(struct mfd_session *s)
+{
+	return s->batch_n ? give_any(s, MFD_JOB_PAGES, NULL, NULL) : 0;
 }
 
 /* A call that sends is valid now; after the postcopy switch, only
@@ -883,13 +971,13 @@ static int check_sending(struct mfd_session *s)
 }
 
 /* Queue checked offsets into the batch. */
-static int queue_pages(struct mfd_session *s, int region,
-		       const uint64_t *offsets, size_t count)
+int mfd__queue_pages(struct mfd_session *s, int region,
+		     const uint64_t *offsets, size_t count)
 {
 	int r;
 
 	if (s->batch_region != region) {
-		r = flush_batch(s);
+		r = mfd__flush_batch(s);
 		if (r)
 			return r;
 		s->batch_region = region;
@@ -897,7 +985,7 @@ static int queue_pages(struct mfd_session *s, int region,
 	for (size_t i = 0; i < count; i++) {
 		s->batch[s->batch_n++] = offsets[i];
 		if (s->batch_n == s->cfg.pages_per_packet) {
-			r = flush_batch(s);
+			r = mfd__flush_batch(s);
 			if (r)
 				return r;
 		}
@@ -919,7 +1007,31 @@ MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
 		if ((offsets[i] & (ps - 1)) ||
 		    offsets[i] >= s->regions[region].length)
 			return -EINVAL;
-	return queue_pages(s, region, offsets, count);
+	return mfd__queue_pages(s, region, offsets, count);
+}
+
+struct range_job {
+	uint32_t region;
+	uint64_t offset, length, packet_num;
+};
+
+static void fill_range(struct mfd_channel *ch, const void *arg)
+{
+	const struct range_job *j = arg;
+
+	ch->job_region = j->region;
+	ch->job_range_offset = j->offset;
+	ch->job_range_length = j->length;
+	ch->job_packet_num = j->packet_num;
+}
+
+int mfd__queue_zero_range(struct mfd_session *s, int region, uint64_t offset,
+			  uint64_t length)
+{
+	struct range_job j = { (uint32_t)region, offset, length,
+			       s->next_packet_num++ };
+
+	return give_any(s, MFD_JOB_ZERO_RANGE, fill_range, &j);
 }
 
 /* The range goes in one packet, on the next idle channel, without a page
@@ -928,7 +1040,7 @@ MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
 				   uint64_t offset, uint64_t length)
 {
 	uint32_t ps = s->cfg.page_size;
-	int r = check_sending(s), c;
+	int r = check_sending(s);
 
 	if (r)
 		return r;
@@ -938,17 +1050,32 @@ MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
 		return -EINVAL;
 	if (!length)
 		return 0;
-	c = wait_idle(s, -1);
-	if (c < 0)
-		return c;
-	pthread_mutex_lock(&s->lock);
-	s->ch[c].job_region = (uint32_t)region;
-	s->ch[c].job_range_offset = offset;
-	s->ch[c].job_range_length = length;
-	s->ch[c].job_packet_num = s->next_packet_num++;
-	pthread_mutex_unlock(&s->lock);
-	give_job(s, (unsigned)c, MFD_JOB_ZERO_RANGE);
-	return 0;
+	return mfd__queue_zero_range(s, region, offset, length);
+}
+
+struct blob_job {
+	uint32_t id;
+	const struct mfd_blob_desc *desc;
+	const uint8_t *data;
+	uint64_t packet_num;
+};
+
+static void fill_blob(struct mfd_channel *ch, const void *arg)
+{
+	const struct blob_job *j = arg;
+
+	ch->job_region = j->id;
+	ch->job_blob_data = j->data;
+	ch->job_blob = *j->desc;
+	ch->job_packet_num = j->packet_num;
+}
+
+int mfd__queue_blob_piece(struct mfd_session *s, uint32_t id,
+			  const struct mfd_blob_desc *desc, const uint8_t *data)
+{
+	struct blob_job j = { id, desc, data, s->next_packet_num++ };
+
+	return give_any(s, MFD_JOB_BLOB, fill_blob, &j);
 }
 
 MFD_EXTERN int mfd_send_blob(struct mfd_session *s, const char *name,
@@ -956,7 +1083,8 @@ MFD_EXTERN int mfd_send_blob(struct mfd_session *s, const char *name,
 {
 	uint64_t piece = (uint64_t)s->cfg.page_size * s->cfg.pages_per_packet;
 	size_t name_len = name ? strlen(name) : 0;
-	uint64_t off = 0;
+	struct mfd_blob_desc desc = { .total = len,
+				      .name_len = (uint16_t)name_len };
 	uint32_t id;
 	int r = check_sending(s);
 
@@ -965,28 +1093,18 @@ MFD_EXTERN int mfd_send_blob(struct mfd_session *s, const char *name,
 	if (!mfd__region_name_ok(name, name_len) || (!data && len) ||
 	    len > MFD_MAX_BLOB_BYTES)
 		return -EINVAL;
+	memcpy(desc.name, name, name_len + 1);
 	id = s->next_blob_id++;
 	/* one piece at least: an empty blob is delivered too */
 	do {
-		struct mfd_channel *ch;
-		int c = wait_idle(s, -1);
-
-		if (c < 0)
-			return c;
-		ch = &s->ch[c];
-		pthread_mutex_lock(&s->lock);
-		ch->job_region = id;
 		/* an empty blob may come without data: no NULL + 0 */
-		ch->job_blob_data = len ? (const uint8_t *)data + off : NULL;
-		ch->job_blob.total = len;
-		ch->job_blob.offset = off;
-		ch->job_blob.name_len = (uint16_t)name_len;
-		memcpy(ch->job_blob.name, name, name_len + 1);
-		ch->job_packet_num = s->next_packet_num++;
-		pthread_mutex_unlock(&s->lock);
-		give_job(s, (unsigned)c, MFD_JOB_BLOB);
-		off += piece;
-	} while (off < len);
+		r = mfd__queue_blob_piece(
+			s, id, &desc,
+			len ? (const uint8_t *)data + desc.offset : NULL);
+		if (r)
+			return r;
+		desc.offset += piece;
+	} while (desc.offset < len);
 	return 0;
 }
 
@@ -1099,7 +1217,7 @@ MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 /* Give every channel `job` once it is idle, then wait for all of them. */
 static int all_channels(struct mfd_session *s, enum mfd_job job)
 {
-	int r = flush_batch(s);
+	int r = mfd__flush_batch(s);
 
 	for (unsigned i = 0; !r && i < s->nchannels; i++) {
 		r = wait_idle(s, (int)i);
@@ -1116,19 +1234,32 @@ static int all_channels(struct mfd_session *s, enum mfd_job job)
 	return r;
 }
 
-/* End the round on every channel with `job` (SYNC, or POSTCOPY). */
+/* Every live channel passed the barrier: the next round begins, with
+ * what the channels the receiver lost carried in it (*resent). */
+static int next_round(struct mfd_session *s, bool *resent)
+{
+	struct mfd_stats st;
+
+	/* atomic: mfd_session_stats() reads it from any thread */
+	__atomic_store_n(&s->round, s->round + 1, __ATOMIC_RELAXED);
+	mfd_session_stats(s, &st);
+	mfd__rounds_end(&s->round_log, st.bytes,
+			st.normal_pages + st.zero_pages, s->cfg.page_size);
+	return mfd__failover_barrier(s, resent);
+}
+
+/* End the round on every channel with `job` (SYNC, or POSTCOPY); with
+ * failover, also the rounds that send again what lost channels carried,
+ * until one passes with no channel lost. */
 static int end_round(struct mfd_session *s, enum mfd_job job)
 {
-	int r = all_channels(s, job);
+	bool resent = true;
+	int r = 0;
 
-	if (!r) { /* atomic: mfd_session_stats() reads it from any thread */
-		struct mfd_stats st;
-
-		__atomic_store_n(&s->round, s->round + 1, __ATOMIC_RELAXED);
-		mfd_session_stats(s, &st);
-		mfd__rounds_end(&s->round_log, st.bytes,
-				st.normal_pages + st.zero_pages,
-				s->cfg.page_size);
+	while (!r && resent) {
+		r = all_channels(s, job);
+		if (!r)
+			r = next_round(s, &resent);
 	}
 	return r;
 }
@@ -1159,7 +1290,7 @@ static int stream_region(struct mfd_session *s, int i)
 		for (; bits; bits &= bits - 1)
 			chunk[n++] = (w * 64 + (uint64_t)__builtin_ctzll(bits)) *
 				     s->cfg.page_size;
-		r = queue_pages(s, i, chunk, n);
+		r = mfd__queue_pages(s, i, chunk, n);
 		if (r)
 			return r;
 	}
@@ -1192,7 +1323,7 @@ MFD_EXTERN int mfd_send_postcopy(struct mfd_session *s,
 	for (int i = 0; !r && i < s->nregions; i++)
 		r = stream_region(s, i);
 	if (!r)
-		r = flush_batch(s);
+		r = mfd__flush_batch(s);
 	for (unsigned i = 0; !r && i < s->nchannels; i++) {
 		r = wait_idle(s, (int)i);
 		if (r >= 0)
@@ -1201,25 +1332,73 @@ MFD_EXTERN int mfd_send_postcopy(struct mfd_session *s,
 	return r;
 }
 
+/* Whether the receiver answered the END as a sync (it lost a channel in
+ * the last round, protocol.md 15). */
+static bool end_was_sync(struct mfd_session *s)
+{
+	unsigned sync = 0, fin = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		sync += !s->ch[i].lost && s->ch[i].end_as_sync;
+		fin += !s->ch[i].lost && !s->ch[i].end_as_sync;
+	}
+	pthread_mutex_unlock(&s->lock);
+	/* the receiver decides once for every channel */
+	if (sync && fin)
+		mfd__session_fail(s, -1, -EBADMSG,
+				  "bad answer from the receiver: END answered "
+				  "with FIN on %u channels and as a sync on %u",
+				  fin, sync);
+	return sync && !fin;
+}
+
+/* The first live channel (VERIFY goes there), or -errno. */
+static int first_live(struct mfd_session *s)
+{
+	int r = mfd__session_err(s);
+
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; !r && i < s->nchannels; i++)
+		if (!s->ch[i].lost) {
+			r = (int)i;
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 MFD_EXTERN int mfd_send_finish(struct mfd_session *s)
 {
+	bool resent;
 	int r = check_state(s, true);
 
-	if (!r)
-		r = end_round(s, MFD_JOB_SYNC);
+	for (;;) {
+		if (!r)
+			r = end_round(s, MFD_JOB_SYNC);
+		while (!r && (s->features & MFD_FEAT_VERIFY)) {
+			int c = first_live(s);
 
-	if (!r && (s->features & MFD_FEAT_VERIFY)) {
-		r = wait_idle(s, 0);
-		if (r >= 0) {
-			give_job(s, 0, MFD_JOB_VERIFY);
-			r = 0;
+			r = c < 0 ? c : wait_idle(s, c);
+			if (r >= 0 && give_job(s, (unsigned)c, MFD_JOB_VERIFY))
+				r = 0;
+			else if (r >= 0)
+				continue; /* retired meanwhile */
+			break;
 		}
+		if (!r)
+			r = all_channels(s, MFD_JOB_END);
+		if (r)
+			return r;
+		if (!end_was_sync(s)) {
+			r = mfd__session_err(s);
+			if (r)
+				return r;
+			break;
+		}
+		r = next_round(s, &resent);
+		(void)resent; /* what was lost goes in the sync's round */
 	}
-	if (r)
-		return r;
-	r = all_channels(s, MFD_JOB_END);
-	if (r)
-		return r;
 	mfd__pc_stop(s);
 	s->finished = true;
 	pthread_mutex_lock(&s->lock);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "escape.h"
+#include "failover.h"
 #include "guard.h"
 #include "integrity.h"
 #include "session.h"
@@ -149,8 +150,8 @@ static bool wants_tls(const struct mfd_config *c)
 
 /*
  * Put the tls layer on top of the transport when the configuration asks
- * for TLS: s->tp becomes the layer, which reaches the transport below
- * through the parsed URI. Every file is loaded now, so that a missing
+ * for TLS: each endpoint's tp becomes the layer, which reaches the
+ * transport below through the endpoint's URI. Every file is loaded now, so that a missing
  * or bad one fails mfd_session_new() with a sentence.
  */
 /* The name a sender checks the receiver's certificate against: a DNS
@@ -178,6 +179,14 @@ static int check_tls_name(const char *name, enum mfd_role role, char *err,
 	return 0;
 }
 
+static bool any_scheme(const struct mfd_session *s, enum mfd_scheme k)
+{
+	for (unsigned i = 0; i < s->nep; i++)
+		if (s->ep[i].uri.scheme == k)
+			return true;
+	return false;
+}
+
 static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 {
 	struct mfd_config *c = &s->cfg;
@@ -189,7 +198,7 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 
 	if (!wants_tls(c))
 		return 0;
-	if (s->parsed_uri.scheme == MFD_SCHEME_RDMA) {
+	if (s->ep[0].uri.scheme == MFD_SCHEME_RDMA) {
 		snprintf(err, errlen,
 			 "TLS cannot protect rdma: channels: their pages "
 			 "travel as one-sided RDMA WRITEs that no TLS record "
@@ -229,13 +238,15 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (!c->tls && s->role == MFD_ROLE_SEND && !c->tls_hostname &&
-	    s->parsed_uri.scheme != MFD_SCHEME_TCP) {
+	    (any_scheme(s, MFD_SCHEME_UNIX) || any_scheme(s, MFD_SCHEME_FD) ||
+	     s->nep > 1)) {
 		snprintf(err, errlen,
 			 "TLS over %s needs tls_hostname (--tls-hostname): "
 			 "the name the receiver's certificate must carry, "
 			 "which the URI does not give",
-			 s->parsed_uri.scheme == MFD_SCHEME_UNIX ? "unix:"
-								 : "fd:");
+			 s->nep > 1 ? "several endpoints"
+			 : any_scheme(s, MFD_SCHEME_UNIX) ? "unix:"
+							  : "fd:");
 		return -EINVAL;
 	}
 #ifdef HAVE_LIBSSL
@@ -257,7 +268,7 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 		p.key = c->tls_key;
 		p.ca = c->tls_ca;
 		p.hostname = c->tls_hostname ? c->tls_hostname
-					     : s->parsed_uri.host;
+					     : s->ep[0].uri.host;
 		r = check_tls_name(p.hostname, s->role, err, errlen);
 		if (r)
 			return r;
@@ -266,9 +277,11 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 			     errlen);
 	if (r)
 		return r;
-	s->parsed_uri.lower = s->tp;
-	s->parsed_uri.tls = s->tls;
-	s->tp = &mfd__tls_ops;
+	for (unsigned k = 0; k < s->nep; k++) {
+		s->ep[k].uri.lower = s->ep[k].tp;
+		s->ep[k].uri.tls = s->tls;
+		s->ep[k].tp = &mfd__tls_ops;
+	}
 	return 0;
 #else
 	(void)f;
@@ -287,6 +300,76 @@ static void free_tls(struct mfd_session *s)
 #endif
 	for (int i = 0; i < 4; i++)
 		free(s->tls_files[i]);
+}
+
+/*
+ * The URI's endpoints, each with its transport. Channel i goes to
+ * endpoint i % n: tcp: and unix: endpoints may be mixed; rdma: only with
+ * rdma: (a session is one-sided or not), fd: only alone (its
+ * descriptors are the channels).
+ */
+static int parse_endpoints(struct mfd_session *s, const char *uri, char *err,
+			   size_t errlen)
+{
+	struct mfd_uri u[MFD_MAX_ENDPOINTS];
+	int r = mfd__uri_parse_list(uri, u, MFD_MAX_ENDPOINTS, &s->nep, err,
+				    errlen);
+
+	if (r)
+		return r;
+	for (unsigned k = 0; k < s->nep; k++) {
+		struct mfd_endpoint *e = &s->ep[k];
+
+		if (s->nep > 1 && (u[k].scheme == MFD_SCHEME_FD ||
+				   (u[k].scheme == MFD_SCHEME_RDMA) !=
+					   (u[0].scheme == MFD_SCHEME_RDMA))) {
+			snprintf(err, errlen,
+				 "'%s': %s; expected tcp: and unix: endpoints, "
+				 "or rdma: ones",
+				 uri,
+				 u[k].scheme == MFD_SCHEME_FD
+					 ? "fd: takes no other endpoint"
+					 : "rdma: and other endpoints do not "
+					   "mix in one session");
+			return -EINVAL;
+		}
+		e->uri = u[k];
+		e->uri.session_state = &e->tp_state;
+		e->tp = mfd__transport_get(u[k].scheme);
+		if (!e->tp) {
+			snprintf(err, errlen,
+				 "'%s': this build has no RDMA support "
+				 "(configure --enable-rdma with rdma-core "
+				 "installed)",
+				 uri);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+/* Failover sends again what a lost channel carried: not over one-sided
+ * writes (a lost QP's last WRITEs could land after the copies sent
+ * again), nor with postcopy (its urgent channel has no second). */
+static int failover_ok(const struct mfd_session *s, char *err, size_t errlen)
+{
+	const struct mfd_config *c = &s->cfg;
+
+	if (c->min_channels > c->channels) {
+		snprintf(err, errlen,
+			 "min_channels %u is more than the %u channels: "
+			 "expected 1..%u (or 0: no failover)",
+			 c->min_channels, c->channels, c->channels);
+		return -EINVAL;
+	}
+	if (any_scheme(s, MFD_SCHEME_RDMA) || c->postcopy) {
+		snprintf(err, errlen,
+			 "failover (min_channels) is for tcp:, unix: and fd: "
+			 "sessions without postcopy, not %s",
+			 c->postcopy ? "with postcopy" : "over rdma:");
+		return -ENOTSUP;
+	}
+	return 0;
 }
 
 MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
@@ -313,25 +396,15 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 		return -ENOMEM;
 	s->role = role;
 	s->cfg = *cfg;
-	r = mfd__uri_parse(cfg->uri, &s->parsed_uri, errbuf, errlen);
+	r = parse_endpoints(s, cfg->uri, errbuf, errlen);
 	if (r)
 		goto fail;
-	s->parsed_uri.session_state = &s->tp_state;
-	s->tp = mfd__transport_get(s->parsed_uri.scheme);
-	if (!s->tp) {
-		snprintf(errbuf, errlen,
-			 "'%s': this build has no RDMA support (configure "
-			 "--enable-rdma with rdma-core installed)",
-			 cfg->uri);
-		r = -ENOTSUP;
-		goto fail;
-	}
 	/* RDMA never copies a page (one-sided writes), and its header must
 	 * follow the writes on the queue pair: nothing to switch on */
-	if (s->parsed_uri.scheme == MFD_SCHEME_RDMA)
+	if (s->ep[0].uri.scheme == MFD_SCHEME_RDMA)
 		s->cfg.zero_copy = false;
 	else if (cfg->zero_copy && role == MFD_ROLE_SEND &&
-		 (s->parsed_uri.scheme == MFD_SCHEME_UNIX ||
+		 (any_scheme(s, MFD_SCHEME_UNIX) ||
 		  cfg->method != MFD_METHOD_NONE)) {
 		snprintf(errbuf, errlen,
 			 "zero-copy needs method none over tcp: or rdma: "
@@ -340,13 +413,13 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 		r = -EINVAL;
 		goto fail;
 	}
-	if (role == MFD_ROLE_SEND && s->parsed_uri.scheme == MFD_SCHEME_FD &&
-	    s->parsed_uri.nfds != cfg->channels) {
+	if (role == MFD_ROLE_SEND && s->ep[0].uri.scheme == MFD_SCHEME_FD &&
+	    s->ep[0].uri.nfds != cfg->channels) {
 		snprintf(errbuf, errlen,
 			 "'%s' hands in %u descriptor%s for %u channel%s: "
 			 "expected one per channel",
-			 cfg->uri, s->parsed_uri.nfds,
-			 s->parsed_uri.nfds == 1 ? "" : "s", cfg->channels,
+			 cfg->uri, s->ep[0].uri.nfds,
+			 s->ep[0].uri.nfds == 1 ? "" : "s", cfg->channels,
 			 cfg->channels == 1 ? "" : "s");
 		r = -EINVAL;
 		goto fail;
@@ -363,6 +436,12 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 		r = mfd__pc_transport_ok(s, errbuf, errlen);
 		if (r)
 			goto fail;
+	}
+	if (cfg->min_channels && role == MFD_ROLE_SEND) {
+		r = failover_ok(s, errbuf, errlen);
+		if (r)
+			goto fail;
+		s->features |= MFD_FEAT_FAILOVER;
 	}
 	if (cfg->secret)
 		s->features |= MFD_FEAT_AUTH;
@@ -501,17 +580,49 @@ MFD_EXTERN int mfd_session_start(struct mfd_session *s)
 	}
 	if (s->role == MFD_ROLE_SEND)
 		return mfd__send_start(s);
-	r = s->tp->listen(&s->parsed_uri, &l, err, sizeof(err));
-	if (r) {
-		mfd__session_fail(s, -1, r, "%s", err);
-		return r;
+	s->uri[0] = 0;
+	for (unsigned k = 0; k < s->nep; k++) {
+		struct mfd_endpoint *e = &s->ep[k];
+		size_t n = strlen(s->uri);
+
+		r = e->tp->listen(&e->uri, &l, err, sizeof(err));
+		if (r) {
+			mfd__session_fail(s, -1, r, "%s", err);
+			return r;
+		}
+		/* mfd_session_cancel() may wake it from another thread */
+		pthread_mutex_lock(&s->lock);
+		e->listener = l;
+		snprintf(e->uri.text, sizeof(e->uri.text), "%s", l->uri);
+		pthread_mutex_unlock(&s->lock);
+		/* the bound addresses, real ports included, as a list */
+		snprintf(s->uri + n, sizeof(s->uri) - n, "%s%s", k ? "," : "",
+			 l->uri);
 	}
-	/* mfd_session_cancel() may wake it from another thread */
-	pthread_mutex_lock(&s->lock);
-	s->listener = l;
-	pthread_mutex_unlock(&s->lock);
-	snprintf(s->uri, sizeof(s->uri), "%s", l->uri);
 	return 0;
+}
+
+MFD_EXTERN unsigned mfd_session_endpoints(const struct mfd_session *s)
+{
+	return s->nep;
+}
+
+MFD_EXTERN const char *mfd_session_endpoint(const struct mfd_session *s,
+					    unsigned k)
+{
+	return k < s->nep ? s->ep[k].uri.text : NULL;
+}
+
+MFD_EXTERN int mfd_channel_endpoint(const struct mfd_session *s,
+				    unsigned channel)
+{
+	const struct mfd_conn *c = NULL;
+
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	if (s->ch && channel < s->nchannels)
+		c = s->ch[channel].conn;
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	return c ? (int)c->endpoint : -EINVAL;
 }
 
 MFD_EXTERN const char *mfd_session_uri(const struct mfd_session *s)
@@ -559,7 +670,8 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 	pthread_cond_broadcast(&s->idle_cond);
 	pthread_cond_broadcast(&s->barrier_cond);
 	pthread_cond_broadcast(&s->pc_cond);
-	mfd__tp_listener_wake(s->listener);
+	for (unsigned k = 0; k < s->nep; k++)
+		mfd__tp_listener_wake(s->ep[k].listener);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -767,6 +879,7 @@ int mfd__channels_alloc(struct mfd_session *s, unsigned n)
 	pthread_mutex_lock(&s->lock);
 	s->ch = ch;
 	s->nchannels = n;
+	s->nlive = n;
 	s->urgent = urgent ? &ch[n] : NULL;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -842,6 +955,7 @@ void mfd__channel_cleanup(struct mfd_session *s, struct mfd_channel *ch)
 	} else if (s->method->recv_cleanup) {
 		s->method->recv_cleanup(&ch->mctx);
 	}
+	mfd__ledger_free(ch);
 	free(ch->job_offsets);
 	free(ch->stable);
 	free(ch->staging);
@@ -985,7 +1099,7 @@ static double elapsed(const struct mfd_session *s)
 	X(raw_packets) X(zerocopy_sends) X(zerocopy_copied)                \
 	X(zerocopy_fallbacks) X(rounds) X(cpu_ns) X(inline_packets)       \
 	X(blobs) X(blob_bytes) X(postcopy_requests) X(landed_packets)       \
-	X(postcopy_demand_pages) X(postcopy_stream_pages)
+	X(postcopy_demand_pages) X(postcopy_stream_pages) X(channels_lost)
 
 static void stats_read(const struct mfd_stats *src, struct mfd_stats *dst)
 {
@@ -1050,6 +1164,8 @@ MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
 	else
 		st->rounds = __atomic_load_n(&s->rounds, __ATOMIC_RELAXED);
 	st->seconds = elapsed(s);
+	st->resent_pages = __atomic_load_n(&s->resent_pages, __ATOMIC_RELAXED);
+	st->resent_bytes = __atomic_load_n(&s->resent_bytes, __ATOMIC_RELAXED);
 	if (pc)
 		mfd__pc_stats(pc, st);
 	stats_out(st, out, size);
@@ -1125,7 +1241,8 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 		mfd__channel_cleanup(s, &s->ch[i]);
 	free(s->ch);
 	mfd__pc_free(s);
-	mfd__tp_listener_close(s->listener);
+	for (unsigned k = 0; k < s->nep; k++)
+		mfd__tp_listener_close(s->ep[k].listener);
 	for (int i = 0; i < s->nregions; i++)
 		free(s->regions[i].written);
 	for (int i = 0; s->role == MFD_ROLE_SEND && i < s->nregions; i++)

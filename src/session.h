@@ -55,6 +55,18 @@ struct mfd_channel {
 	uint32_t job_region;
 	uint32_t job_round;
 	uint64_t job_packet_num;
+	/* Failover, protected by s->lock: the channel is retired, why (a
+	 * sentence), and (sender) the receiver reported it lost at this
+	 * barrier; (receiver) how many of s->lost_order it has reported */
+	bool lost;
+	bool reported;
+	char fate[200];
+	unsigned lost_told;
+	bool end_as_sync; /* sender: the receiver answered END as a sync */
+	/* Sender, with failover, by the owner thread: what the channel was
+	 * given in the current round, to send again should the receiver
+	 * lose it (failover.c) */
+	struct mfd_ledger *ledger;
 
 	/* Only the channel thread touches these. */
 	struct mfd_mctx mctx;
@@ -79,15 +91,24 @@ struct mfd_channel {
 	struct mfd_stats st;
 };
 
+/* One endpoint of a session's URI list ("tcp:A:4444,tcp:B:4444"). */
+struct mfd_endpoint {
+	struct mfd_uri uri;
+	/* the transport, or the tls layer over it */
+	const struct mfd_transport_ops *tp;
+	void *tp_state; /* uri.session_state points here */
+	struct mfd_listener *listener; /* receiver, once started (lock) */
+};
+
 struct mfd_session {
 	/* Immutable after mfd_session_start() (receiver: after the
 	 * handshake, before the channel threads start). */
 	enum mfd_role role;
 	struct mfd_config cfg;
-	char uri[300];
-	struct mfd_uri parsed_uri;
-	void *tp_state; /* parsed_uri.session_state points here */
-	const struct mfd_transport_ops *tp;
+	char uri[MFD_MAX_ENDPOINTS * 300]; /* cfg.uri; receiver: the bound list */
+	/* the URI's endpoints; channel i uses ep[i % nep] */
+	struct mfd_endpoint ep[MFD_MAX_ENDPOINTS];
+	unsigned nep;
 	const struct mfd_method_ops *method;
 	uint64_t session_id;
 	uint64_t features; /* MFD_FEAT_* of this session */
@@ -103,7 +124,6 @@ struct mfd_session {
 	/* mfd_session_region_file(): the files regions map, by region
 	 * name (the receiver's table is in the sender's order only after
 	 * the handshake); each fd a duplicate the session closes */
-	struct mfd_listener *listener;
 	struct timespec t_start;
 	struct mfd_ratelimit ratelimit; /* sender; locks itself */
 	unsigned keepalive_ms; /* sender: after the handshake, a third of
@@ -134,6 +154,15 @@ struct mfd_session {
 	bool verified;	      /* receiver: the VERIFY packet arrived */
 	uint64_t sent_digest[MFD_MAX_REGIONS]; /* receiver: VERIFY's */
 	uint64_t rounds;      /* receiver: rounds every channel completed */
+	/* Failover: channels not retired; receiver: the retired ones in
+	 * the order they went, and whether one went since the last
+	 * barrier (which then cannot be the end: protocol.md 15) */
+	unsigned nlive;
+	unsigned lost_order[MFD_MAX_CHANNELS];
+	unsigned nlost;
+	bool lost_since_barrier;
+	bool barrier_as_sync; /* the last END barrier passed as a sync */
+	uint64_t resent_pages, resent_bytes; /* sender; atomic */
 	struct mfd_rounds round_log; /* sender: each round's figures */
 	struct mfd_blobs blobs; /* receiver: blobs not yet delivered */
 	char cb_err[300];     /* mfd_session_set_error() from a callback */

@@ -671,14 +671,29 @@ static void test_blob_replayed(void)
 
 static void test_header_type_unknown(void)
 {
-	struct mfd_hdr h = { .type = 13 };
+	struct mfd_hdr h = { .type = 14 };
 	uint8_t buf[MFD_HDR_SIZE];
 	struct rig g;
 
 	rig_up(&g, MFD_METHOD_NONE, 1);
 	mfd__hdr_encode(&h, buf);
 	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
-	rig_expect(&g, 0, "packet type 13");
+	rig_expect(&g, 0, "packet type 14");
+	rig_down(&g);
+}
+
+/* A sender that claims a channel was lost (the receiver's word only),
+ * in a session without failover. */
+static void test_lost_from_sender(void)
+{
+	struct mfd_hdr h = { .type = MFD_PKT_LOST, .region = 1 };
+	uint8_t buf[MFD_HDR_SIZE];
+	struct rig g;
+
+	rig_up(&g, MFD_METHOD_NONE, 1);
+	mfd__hdr_encode(&h, buf);
+	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
+	rig_expect(&g, 0, "LOST packet, but failover was not negotiated");
 	rig_down(&g);
 }
 
@@ -946,6 +961,7 @@ int main(void)
 		{ "runs: fewer pages than the header", test_runs_fewer_pages },
 		{ "runs: more pages than the header", test_runs_more_pages },
 		{ "header type: unknown", test_header_type_unknown },
+		{ "LOST from a sender", test_lost_from_sender },
 		{ "postcopy packets without postcopy",
 		  test_postcopy_not_negotiated },
 		{ "blob: longer than the receiver holds", test_blob_too_long },

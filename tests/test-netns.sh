@@ -9,7 +9,10 @@
 #   (b) a sender killed mid-transfer fails the receiver within --timeout,
 #       naming the channel, and (c) the same the other way round,
 #   (d) a link that goes dark (netem loss 100 %, or a stopped peer where
-#       there is no netem) ends in a timeout error, never a hang.
+#       there is no netem) ends in a timeout error, never a hang,
+#   (e) with two links and the channels spread over both endpoints, one
+#       link set down mid-transfer: --min-channels retires its channels
+#       and the file arrives identical over the other.
 # Exits 77 (skip) when namespaces or veth cannot be made; the netem parts
 # alone are skipped, with a message, when the kernel has no sch_netem
 # (make check-netem runs this script in a guest whose kernel has it).
@@ -78,12 +81,13 @@ watchdog() {
 	(sleep 60; kill -9 "$1") >/dev/null 2>&1 &
 }
 
-# start_recv ARGS...: multifd recv in its namespace, into $dir/dst; sets
-# rpid and uri (where the receiver listens)
+# start_recv ARGS...: multifd recv in its namespace, on RURI, into
+# $dir/dst; sets rpid and uri (where the receiver listens)
+RURI=tcp:10.78.0.1:0
 start_recv() {
 	rm -f "$dir/dst" "$dir/recv.err"
 	nsenter --net=/var/run/netns/"$nr" -- "$MULTIFD" recv --timeout $TIMEOUT "$@" \
-		tcp:10.78.0.1:0 "$dir/dst" 2>"$dir/recv.err" &
+		"$RURI" "$dir/dst" 2>"$dir/recv.err" &
 	rpid=$!
 	watchdog $rpid
 	uri=
@@ -100,7 +104,8 @@ start_recv() {
 start_send() {
 	rm -f "$dir/send.err"
 	nsenter --net=/var/run/netns/"$ns" -- "$MULTIFD" send \
-		--timeout $TIMEOUT "$@" "$uri" "$dir/src" 2>"$dir/send.err" &
+		--timeout $TIMEOUT "$@" "$uri" "$dir/src" >"$dir/send.out" \
+		2>"$dir/send.err" &
 	spid=$!
 	watchdog $spid
 }
@@ -206,6 +211,43 @@ if start_recv; then
 	kill -9 $spid 2>/dev/null
 	kill -CONT $spid 2>/dev/null
 	wait $spid 2>/dev/null
+fi
+
+# (e) two links between the namespaces, the channels spread over both
+# endpoints; one link goes down mid-transfer: with --min-channels its
+# channels are retired (each end finds them silent within the timeout)
+# and the file arrives whole over the other
+if inr ip link add mfdw0 type veth peer name mfdw1 netns "$ns" 2>/dev/null
+then
+	inr ip addr add 10.79.0.1/24 dev mfdw0
+	ins ip addr add 10.79.0.2/24 dev mfdw1
+	inr ip link set mfdw0 up
+	ins ip link set mfdw1 up
+	RURI=tcp:10.78.0.1:0,tcp:10.79.0.1:0
+	if start_recv; then
+		t0=$SECONDS
+		start_send $SLOW --min-channels 1 --json
+		sleep 1
+		ins ip link set mfdw1 down
+		reap $spid
+		sst=$st
+		reap $rpid
+		total=$((SECONDS - t0))
+		if [ $sst = 0 ] && [ $st = 0 ] && cmp -s "$dir/src" "$dir/dst" &&
+			grep -q '"totals":{[^}]*"channels_lost":2,' "$dir/send.out" &&
+			grep -q '"per_endpoint":\[{"uri":"tcp:10.78.0.1:[0-9]*","channels":2,' "$dir/send.out" &&
+			[ $total -le $((8 + 2 * TIMEOUT + 6)) ]; then
+			ok "one of two links down: identical in ${total}s" \
+				"(8 s at the rate without a fault, timeout" \
+				"${TIMEOUT}s), $(grep -o '"resent_bytes":[0-9]*' "$dir/send.out" | head -1)"
+		else
+			bad "one of two links down: send $sst, recv $st after" \
+				"${total}s: $(tail -n 3 "$dir/send.err" "$dir/recv.err"; head -c 400 "$dir/send.out")"
+		fi
+	fi
+	RURI=tcp:10.78.0.1:0
+else
+	echo "skip: a second veth pair could not be made"
 fi
 
 echo "$pass passed, $fail failed"

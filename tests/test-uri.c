@@ -46,11 +46,44 @@ static void test_bad(void)
 	CU_ASSERT_EQUAL(mfd__uri_parse(NULL, &u, err, sizeof(err)), -EINVAL);
 }
 
+/* "A,B": a comma starts an endpoint only before a scheme, so fd:'s own
+ * commas stay its descriptors; at most the given count. */
+static void test_lists(void)
+{
+	struct mfd_uri u[3];
+	char err[256];
+	unsigned n = 0;
+
+	CU_ASSERT_EQUAL(mfd__uri_parse_list("tcp:10.0.0.2:4444,unix:/tmp/a,b"
+					    ",tcp:[::1]:5",
+					    u, 3, &n, err, sizeof(err)),
+			0);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT(!strcmp(u[0].host, "10.0.0.2") && !strcmp(u[0].port, "4444"));
+	CU_ASSERT(u[1].scheme == MFD_SCHEME_UNIX && !strcmp(u[1].path, "/tmp/a,b"));
+	CU_ASSERT(!strcmp(u[2].host, "::1") && !strcmp(u[2].text, "tcp:[::1]:5"));
+	CU_ASSERT_EQUAL(mfd__uri_parse_list("fd:3,4,5", u, 3, &n, err,
+					    sizeof(err)),
+			0);
+	CU_ASSERT(n == 1 && u[0].nfds == 3);
+	CU_ASSERT_EQUAL(mfd__uri_parse_list("tcp:a:1,tcp:b:1,tcp:c:1,tcp:d:1",
+					    u, 3, &n, err, sizeof(err)),
+			-EINVAL);
+	CU_ASSERT(strstr(err, "more than 3 endpoints") != NULL);
+	CU_ASSERT_EQUAL(mfd__uri_parse_list("tcp:a:1,bogus:2", u, 3, &n, err,
+					    sizeof(err)),
+			-EINVAL);
+	CU_ASSERT_EQUAL(mfd__uri_parse_list("tcp:a:1,", u, 3, &n, err,
+					    sizeof(err)),
+			-EINVAL);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
 		{ "good URIs", test_good },
 		{ "bad URIs", test_bad },
+		{ "lists of endpoints", test_lists },
 		{ NULL, NULL },
 	};
 

@@ -40,6 +40,7 @@ enum {
 	OPT_TLS_CA,
 	OPT_TLS_HOSTNAME,
 	OPT_TLS,
+	OPT_MIN_CHANNELS,
 };
 
 static const struct option common[] = {
@@ -65,6 +66,7 @@ static const struct option common[] = {
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
 	{ "tls", no_argument, NULL, OPT_TLS },
+	{ "min-channels", required_argument, NULL, OPT_MIN_CHANNELS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 };
@@ -515,6 +517,9 @@ static int parse_common(int c, const char *arg, struct opts *o)
 		o->channels_given = true;
 		return parse_uint(arg, "channels", 1, MFD_MAX_CHANNELS,
 				  &o->cfg.channels);
+	case OPT_MIN_CHANNELS:
+		return parse_uint(arg, "channels (0: no failover)", 0,
+				  MFD_MAX_CHANNELS, &o->cfg.min_channels);
 	case 'm':
 		r = mfd_method_parse(arg, &o->cfg.method);
 		if (r == -ENOTSUP)

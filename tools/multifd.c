@@ -36,6 +36,10 @@
 	"                          K/M/G/T suffixes (sender; default 0: none;\n" \
 	"                          at least one page per second, 4K at the\n" \
 	"                          default page size)\n"                      \
+	"      --min-channels N    sender: failover; a channel whose connection\n" \
+	"                          fails is retired and what it carried sent\n" \
+	"                          again on the others, while N are left\n"  \
+	"                          (tcp:, unix:, fd:; default 0: none)\n"    \
 	"      --progress          show progress on stderr also when it is\n"  \
 	"                          not a terminal\n"                          \
 	"      --stats-interval S  print a JSON line of statistics every S\n"  \

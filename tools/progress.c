@@ -21,7 +21,9 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       "\"blob_bytes\":%llu,\"cpu_seconds\":%.3f,"
 	       "\"seconds\":%.6f,\"tls_channels\":%llu,"
 	       "\"ktls_send_channels\":%llu,\"ktls_recv_channels\":%llu,"
-	       "\"inline_packets\":%llu,\"landed_packets\":%llu}",
+	       "\"inline_packets\":%llu,\"landed_packets\":%llu,"
+	       "\"channels_lost\":%llu,\"resent_pages\":%llu,"
+	       "\"resent_bytes\":%llu}",
 	       (unsigned long long)st->bytes,
 	       (unsigned long long)st->payload_bytes,
 	       (unsigned long long)st->packets,
@@ -40,7 +42,10 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       (unsigned long long)st->ktls_send_channels,
 	       (unsigned long long)st->ktls_recv_channels,
 	       (unsigned long long)st->inline_packets,
-	       (unsigned long long)st->landed_packets);
+	       (unsigned long long)st->landed_packets,
+	       (unsigned long long)st->channels_lost,
+	       (unsigned long long)st->resent_pages,
+	       (unsigned long long)st->resent_bytes);
 }
 
 void fprint_round_json(FILE *f, const struct mfd_round_stats *rs)
@@ -52,6 +57,59 @@ void fprint_round_json(FILE *f, const struct mfd_round_stats *rs)
 		(unsigned long long)rs->bytes, rs->seconds, rs->bytes_per_s,
 		(unsigned long long)rs->dirty_pages, rs->dirty_pages_per_s,
 		rs->projected_downtime_s);
+}
+
+/* s as the inside of a JSON string (a unix: path may hold anything). */
+static const char *json_escape(char *out, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	for (; s && *s && n + 7 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			n += (size_t)snprintf(out + n, len - n, "\\%c", c);
+		else if (c < 0x20 || c > 0x7e)
+			n += (size_t)snprintf(out + n, len - n, "\\u%04x", c);
+		else
+			out[n++] = (char)c;
+	}
+	out[n] = 0;
+	return out;
+}
+
+/* Each endpoint of the URI: its channels and what they carried. */
+static void fprint_endpoints_json(FILE *f, const struct mfd_session *s,
+				  unsigned n)
+{
+	for (unsigned k = 0; k < mfd_session_endpoints(s); k++) {
+		unsigned channels = 0;
+		struct mfd_stats sum = { 0 };
+		char uri[700];
+
+		for (unsigned i = 0; i < n; i++) {
+			struct mfd_stats cs;
+
+			if (mfd_channel_endpoint(s, i) != (int)k ||
+			    mfd_channel_stats(s, i, &cs))
+				continue;
+			channels++;
+			sum.bytes += cs.bytes;
+			sum.normal_pages += cs.normal_pages;
+			sum.zero_pages += cs.zero_pages;
+			sum.channels_lost += cs.channels_lost;
+		}
+		fprintf(f,
+			"%s{\"uri\":\"%s\",\"channels\":%u,\"bytes\":%llu,"
+			"\"normal_pages\":%llu,\"zero_pages\":%llu,"
+			"\"channels_lost\":%llu}",
+			k ? "," : "",
+			json_escape(uri, sizeof(uri), mfd_session_endpoint(s, k)),
+			channels, (unsigned long long)sum.bytes,
+			(unsigned long long)sum.normal_pages,
+			(unsigned long long)sum.zero_pages,
+			(unsigned long long)sum.channels_lost);
+	}
 }
 
 void fprint_stats_json(FILE *f, const struct mfd_session *s)
@@ -71,6 +129,8 @@ void fprint_stats_json(FILE *f, const struct mfd_session *s)
 		fputs(i ? "," : "", f);
 		stats_object(f, &cs);
 	}
+	fputs("],\"per_endpoint\":[", f);
+	fprint_endpoints_json(f, s, n);
 	/* a sender's completed rounds (a receiver has none) */
 	fputs("],\"rounds\":[", f);
 	for (unsigned k = 0; !mfd_round_stats(s, k, &rs); k++) {

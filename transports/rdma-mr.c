@@ -192,6 +192,7 @@ static uint64_t slice_size(void)
 struct reg_job {
 	pthread_t t[REG_THREADS];
 	unsigned nt;
+	bool joined;   /* under lock: t[] were joined */
 	unsigned next; /* the next slice to take (atomic) */
 	bool cancel;   /* atomic: the registration is being dropped */
 	int64_t t0;
@@ -278,6 +279,7 @@ static int reg_start(struct mr_ent *m)
 static int reg_wait(struct mr_ent *m, const struct reg_tick *tick)
 {
 	struct reg_job *j = m->job;
+	bool join;
 	int r = 0;
 
 	pthread_mutex_lock(&j->lock);
@@ -305,7 +307,12 @@ static int reg_wait(struct mr_ent *m, const struct reg_tick *tick)
 	}
 	if (!r)
 		r = j->err;
+	/* the threads are done: their stacks go now, not with m */
+	join = !j->joined;
+	j->joined = true;
 	pthread_mutex_unlock(&j->lock);
+	for (unsigned i = 0; join && i < j->nt; i++)
+		pthread_join(j->t[i], NULL);
 	return r;
 }
 
@@ -317,7 +324,7 @@ static void reg_drop(struct mr_ent *m)
 
 	if (j) {
 		__atomic_store_n(&j->cancel, true, __ATOMIC_RELAXED);
-		for (unsigned i = 0; i < j->nt; i++)
+		for (unsigned i = 0; !j->joined && i < j->nt; i++)
 			pthread_join(j->t[i], NULL);
 		pthread_cond_destroy(&j->cond);
 		pthread_mutex_destroy(&j->lock);

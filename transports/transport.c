@@ -119,6 +119,7 @@ int mfd__uri_parse(const char *s, struct mfd_uri *u, char *err,
 		snprintf(err, errlen, "no URI given");
 		return -EINVAL;
 	}
+	snprintf(u->text, sizeof(u->text), "%s", s);
 	if (!strncmp(s, "tcp:", 4)) {
 		u->scheme = MFD_SCHEME_TCP;
 		return split_host_port(s + 4, u, err, errlen);
@@ -150,6 +151,54 @@ int mfd__uri_parse(const char *s, struct mfd_uri *u, char *err,
 		 "rdma:HOST:PORT or fd:N[,N...]",
 		 s);
 	return -EINVAL;
+}
+
+/* Whether p starts with a scheme this parser knows. */
+static bool starts_scheme(const char *p)
+{
+	return !strncmp(p, "tcp:", 4) || !strncmp(p, "rdma:", 5) ||
+	       !strncmp(p, "unix:", 5) || !strncmp(p, "fd:", 3);
+}
+
+int mfd__uri_parse_list(const char *s, struct mfd_uri *u, unsigned max,
+			unsigned *n, char *err, size_t errlen)
+{
+	char one[512];
+	const char *p = s;
+	int r;
+
+	*n = 0;
+	if (!s)
+		return mfd__uri_parse(s, u, err, errlen);
+	for (;;) {
+		/* a comma starts the next endpoint only before a scheme:
+		 * fd:'s own commas separate its descriptors */
+		const char *q = p;
+		size_t len;
+
+		while ((q = strchr(q, ',')) && !starts_scheme(q + 1))
+			q++;
+		len = q ? (size_t)(q - p) : strlen(p);
+		if (*n == max) {
+			snprintf(err, errlen,
+				 "'%s' lists more than %u endpoints", s, max);
+			return -EINVAL;
+		}
+		if (len >= sizeof(one)) {
+			snprintf(err, errlen, "an endpoint of '%s' is longer "
+				 "than %zu characters", s, sizeof(one) - 1);
+			return -EINVAL;
+		}
+		memcpy(one, p, len);
+		one[len] = 0;
+		r = mfd__uri_parse(one, &u[*n], err, errlen);
+		if (r)
+			return r;
+		++*n;
+		if (!q)
+			return 0;
+		p = q + 1;
+	}
 }
 
 const struct mfd_transport_ops *mfd__transport_get(enum mfd_scheme s)

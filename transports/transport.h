@@ -32,6 +32,7 @@ enum mfd_scheme {
 
 /* A parsed URI. */
 struct mfd_uri {
+	char text[300]; /* as written */
 	enum mfd_scheme scheme;
 	char host[256]; /* tcp, rdma: without brackets */
 	char port[16];
@@ -57,6 +58,10 @@ struct mfd_uri {
  * fd:N[,N...]. */
 int mfd__uri_parse(const char *s, struct mfd_uri *u, char *err,
 		   size_t errlen);
+/* Parse a list of them, comma-separated ("tcp:A:1,tcp:B:1"), into u[0],
+ * u[1], ... (at most max; *n: how many). */
+int mfd__uri_parse_list(const char *s, struct mfd_uri *u, unsigned max,
+			unsigned *n, char *err, size_t errlen);
 
 /* Send flags. */
 #define MFD_SEND_ZEROCOPY 0x1u /* the pages may be sent without a copy;
@@ -79,6 +84,9 @@ struct mfd_conn {
 	/* sends whose payload went by one-sided write into the peer's
 	 * landing buffer (rdma), not on the stream */
 	uint64_t landed_sends;
+	/* the session's endpoint the connection was made to or accepted
+	 * on (set by the session) */
+	unsigned endpoint;
 	/* MFD_CONN_TLS*: set by the tls layer once its handshake is done,
 	 * before the connection becomes a session's channel; read for the
 	 * statistics */
