@@ -118,8 +118,13 @@ int mfd__blob_claim(struct mfd_blobs *b, uint32_t id, uint32_t round,
 void mfd__blob_piece_done(struct mfd_blob *bl, uint64_t offset,
 			  uint64_t piece_bytes)
 {
-	bl->claimed[offset / piece_bytes] = PIECE_DONE;
-	bl->done++;
+	uint8_t *c = &bl->claimed[offset / piece_bytes];
+
+	/* two copies of a piece (failover) may both be claimed first */
+	if (*c != PIECE_DONE) {
+		*c = PIECE_DONE;
+		bl->done++;
+	}
 }
 
 int mfd__blobs_take(struct mfd_blobs *b, uint32_t round, bool keep,
@@ -152,6 +157,9 @@ int mfd__blobs_take(struct mfd_blobs *b, uint32_t round, bool keep,
 		b->head = *end;
 		*end = NULL;
 	}
+	/* those kept wait for the next round's barrier, whole or not */
+	for (struct mfd_blob *bl = b->head; keep && bl; bl = bl->next)
+		bl->round = round + 1;
 	b->next_id = want;
 	return 0;
 }

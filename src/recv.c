@@ -191,6 +191,8 @@ static int barrier_pass(struct mfd_session *s, struct mfd_channel *ch,
 	bool lost = s->lost_since_barrier;
 	int r = 0;
 
+	/* before the lock is dropped below: no waiter may pass it too */
+	s->barrier_count = 0;
 	s->barrier_as_sync = type == MFD_PKT_END && lost;
 	if (s->barrier_as_sync)
 		type = MFD_PKT_SYNC;
@@ -228,7 +230,6 @@ static int barrier_pass(struct mfd_session *s, struct mfd_channel *ch,
 			pthread_mutex_lock(&s->lock);
 		}
 	}
-	s->barrier_count = 0;
 	s->barrier_gen++;
 	if (type != MFD_PKT_END) /* atomic: stats read it */
 		__atomic_store_n(&s->rounds, s->rounds + 1, __ATOMIC_RELAXED);
@@ -1415,6 +1416,16 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 		r = mfd__pc_transport_ok(s, err, sizeof(err));
 		if (!r)
 			r = mfd__pc_uffd_probe(err, sizeof(err));
+	}
+	/* what a C sender never asks for (protocol.md 15) */
+	if (!r && (in->features & MFD_FEAT_FAILOVER) &&
+	    ((in->features & MFD_FEAT_POSTCOPY) || c->ops->one_sided)) {
+		snprintf(err, sizeof(err),
+			 "the sender asks for failover %s, which cannot have "
+			 "it",
+			 c->ops->one_sided ? "over one-sided writes (rdma:)"
+					   : "with postcopy");
+		r = -EPROTO;
 	}
 	if (!r)
 		r = policy_allows(&s->cfg, in, err, sizeof(err));

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "blob.h"
 #include "common.h"
 #include "pair.h"
 
@@ -297,6 +298,83 @@ static void test_config_bound(void)
 	CU_ASSERT(has(err, "max_blob_bytes"));
 }
 
+/* Claim piece `off` of blob id (total bytes) in round r and fill it. */
+static int piece(struct mfd_blobs *b, uint32_t id, uint64_t total,
+		 uint64_t off, uint32_t r, bool again)
+{
+	struct mfd_blob_desc d = { .total = total, .offset = off,
+				   .name_len = 1, .name = "b" };
+	struct mfd_blob *bl = NULL;
+	char err[300];
+	int k = mfd__blob_claim(b, id, r, &d, PS, PS, 1u << 20, again, &bl,
+				err, sizeof(err));
+
+	if (k == 0)
+		mfd__blob_piece_done(bl, off, PS);
+	return k;
+}
+
+/*
+ * The store after a lost channel (failover): blob 0 misses a piece at
+ * the barrier of round 3, blob 1 is whole; both wait (in order), move
+ * on to round 4 and are delivered there once blob 0's piece came again.
+ * Two copies of one piece count once; a piece of a delivered blob is
+ * dropped (1).
+ */
+static void test_store_after_a_loss(void)
+{
+	struct mfd_blobs b = { 0 };
+	struct mfd_blob *list = NULL;
+	char err[300];
+
+	CU_ASSERT_EQUAL(piece(&b, 0, 2 * PS, 0, 3, false), 0);
+	CU_ASSERT_EQUAL(piece(&b, 1, PS, 0, 3, false), 0);
+	CU_ASSERT_EQUAL(mfd__blobs_take(&b, 3, true, &list, err, sizeof(err)),
+			0);
+	CU_ASSERT(list == NULL);
+	CU_ASSERT_EQUAL(mfd__blobs_take(&b, 4, false, &list, err,
+					sizeof(err)),
+			-EBADMSG); /* blob 0 is still short of a piece */
+	CU_ASSERT_EQUAL(piece(&b, 0, 2 * PS, PS, 4, true), 0);
+	CU_ASSERT_EQUAL(piece(&b, 0, 2 * PS, PS, 4, true), 0); /* twice */
+	CU_ASSERT_EQUAL(mfd__blobs_take(&b, 4, false, &list, err,
+					sizeof(err)),
+			0);
+	CU_ASSERT(list && list->id == 0 && list->done == 2 && list->next &&
+		  list->next->id == 1 && !list->next->next);
+	while (list) {
+		struct mfd_blob *bl = list;
+
+		list = bl->next;
+		mfd__blob_free(bl);
+	}
+	CU_ASSERT_EQUAL(piece(&b, 1, PS, 0, 5, true), 1);
+	CU_ASSERT_EQUAL(piece(&b, 1, PS, 0, 5, false), -EBADMSG);
+	{
+		/* two copies claimed before either is in place: blob 2's
+		 * other piece is still missing, so it is not whole */
+		struct mfd_blob_desc d = { .total = 2 * PS, .name_len = 1,
+					   .name = "b" };
+		struct mfd_blob *x = NULL, *y = NULL;
+
+		CU_ASSERT_EQUAL(mfd__blob_claim(&b, 2, 6, &d, PS, PS, 1u << 20,
+						true, &x, err, sizeof(err)),
+				0);
+		CU_ASSERT_EQUAL(mfd__blob_claim(&b, 2, 6, &d, PS, PS, 1u << 20,
+						true, &y, err, sizeof(err)),
+				0);
+		mfd__blob_piece_done(x, 0, PS);
+		mfd__blob_piece_done(y, 0, PS);
+		CU_ASSERT(x && x->done == 1);
+		CU_ASSERT_EQUAL(mfd__blobs_take(&b, 6, false, &list, err,
+						sizeof(err)),
+				-EBADMSG);
+	}
+	CU_ASSERT_EQUAL(b.held, 1);
+	CU_ASSERT_EQUAL(b.held_bytes, 2 * PS);
+	mfd__blobs_free(&b);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -309,6 +387,7 @@ int main(void)
 		{ "a callback that refuses", test_callback_refuses },
 		{ "bad arguments", test_bad_arguments },
 		{ "max_blob_bytes bounded", test_config_bound },
+		{ "the store after a lost channel", test_store_after_a_loss },
 		{ NULL, NULL },
 	};
 

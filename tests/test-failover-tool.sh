@@ -6,7 +6,8 @@
 # broken link or a firewall gives): one channel of four killed mid-transfer
 # is retired, the file arrives identical and the JSON report counts it;
 # every channel killed fails both ends within the timeout, naming each
-# channel's fate; without --min-channels one killed channel fails both.
+# channel's fate; without --min-channels one killed channel fails both;
+# bench --live (pages changing) with one killed ends identical.
 # Exits 77 (skip) where the kernel cannot kill sockets (no INET_DIAG).
 set -u
 MULTIFD=${MULTIFD:-./multifd}
@@ -92,6 +93,29 @@ if [ "$ss_" != 0 ] && [ "$rs" != 0 ] && [ ! -e "$dir/dst" ] &&
 	ok "without --min-channels one killed channel fails both: $(tail -1 "$dir/send.err")"
 else
 	bad "without failover: send $ss_ recv $rs: $(cat "$dir/send.err" "$dir/recv.err")"
+fi
+
+# bench --live: precopy rounds while a writer dirties pages, one of its
+# four connections killed mid-way; the receiver's memory must end equal
+# to the sender's (bench compares them and fails otherwise)
+"$MULTIFD" bench --live -s 48M -c 4 --min-channels 1 --max-bandwidth 32M \
+	--timeout 3 --json >"$dir/bench.json" 2>"$dir/bench.err" &
+bp=$!
+lport=
+for _ in $(seq 50); do
+	lport=$(ss -Htlnp | grep "pid=$bp," | awk '{ n = split($4, a, ":"); print a[n] }' | head -1)
+	[ -n "$lport" ] && break
+	sleep 0.1
+done
+sleep 1
+killed=$([ -n "$lport" ] && kill_conns "$lport" 1)
+wait $bp
+st=$?
+if [ $st = 0 ] && [ "$killed" = 1 ] &&
+	grep -q '"channels_lost":1' "$dir/bench.json"; then
+	ok "bench --live with a connection killed: identical, $(grep -o '"resent_pages":[0-9]*' "$dir/bench.json" | head -1)"
+else
+	bad "bench --live: exit $st, killed '$killed': $(cat "$dir/bench.err"; head -c 400 "$dir/bench.json")"
 fi
 
 out=$("$MULTIFD" send -c 2 --min-channels 3 tcp:127.0.0.1:1 "$dir/src" 2>&1)

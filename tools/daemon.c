@@ -812,7 +812,7 @@ static const char *const send_fields[] = {
 	"pages_per_packet", "zero_page_detection", "zero_copy", "timeout_ms",
 	"max_bandwidth", "secret", "checksum", "verify", "full",
 	"progress_ms", "tls", "tls_cert", "tls_key", "tls_ca", "tls_hostname",
-	NULL
+	"min_channels", NULL
 };
 static const char *const recv_fields[] = {
 	"uri", "regions", "page_size", "timeout_ms", "secret", "prefault",
@@ -917,6 +917,8 @@ static int parse_config(struct msg *m, enum mfd_role role,
 	v = 0;
 	if (get_uint(o, "channels", 1, MFD_MAX_CHANNELS, &cfg->channels, e,
 		     el) ||
+	    get_uint(o, "min_channels", 0, MFD_MAX_CHANNELS,
+		     &cfg->min_channels, e, el) ||
 	    get_str(o, "method", false, &str, e, el) ||
 	    get_int(o, "level", -7, 19, &v, e, el) ||
 	    get_uint(o, "pages_per_packet", 1, 1024, &cfg->pages_per_packet,
