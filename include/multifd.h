@@ -309,6 +309,7 @@ struct mfd_stats {
 	uint64_t channels_lost;
 	uint64_t resent_pages;
 	uint64_t resent_bytes;
+	uint64_t resent_packets; /* ... and in how many packets */
 };
 
 /* Fill *cfg with the defaults; size is sizeof(*cfg). Call it through the
@@ -376,8 +377,8 @@ MFD_EXTERN const char *mfd_session_uri(const struct mfd_session *s);
 
 /*
  * Several endpoints: a URI may list up to MFD_MAX_ENDPOINTS, separated by
- * commas ("tcp:10.0.0.2:4444,tcp:10.0.1.2:4444"; tcp: and unix: mix,
- * rdma: only with rdma:, fd: only alone); channel i goes to endpoint
+ * commas ("tcp:10.0.0.2:4444,tcp:10.0.1.2:4444"; tcp:, unix: and rdma:
+ * mix, fd: stands alone); channel i goes to endpoint
  * i % n, and each full batch to whichever channel is idle, so a faster
  * link carries more. How many endpoints, endpoint k's URI (on a started
  * receiver: where it listens), and the endpoint channel `channel` was

@@ -236,7 +236,7 @@ static int resend(struct mfd_session *s, struct mfd_ledger *l,
 int mfd__failover_barrier(struct mfd_session *s, bool *resent)
 {
 	struct mfd_ledger *again[MFD_MAX_CHANNELS];
-	uint64_t pages = 0, bytes = 0;
+	uint64_t pages = 0, bytes = 0, first;
 	unsigned n = 0;
 	int r = 0;
 
@@ -261,6 +261,8 @@ int mfd__failover_barrier(struct mfd_session *s, bool *resent)
 			ledger_clear(s, ch->ledger);
 		}
 	}
+	/* each packet takes a number: what the resending took is its count */
+	first = s->next_packet_num;
 	for (unsigned i = 0; !r && i < n; i++)
 		r = resend(s, again[i], &pages, &bytes);
 	for (unsigned i = 0; i < n; i++)
@@ -269,6 +271,8 @@ int mfd__failover_barrier(struct mfd_session *s, bool *resent)
 		r = mfd__flush_batch(s);
 	__atomic_fetch_add(&s->resent_pages, pages, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&s->resent_bytes, bytes, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->resent_packets, s->next_packet_num - first,
+			   __ATOMIC_RELAXED);
 	*resent = n > 0;
 	return r ? r : mfd__session_err(s);
 }

@@ -65,9 +65,6 @@ int mfd__pc_keepalive(const struct mfd_session *s, struct mfd_conn *c)
 int mfd__pc_transport_ok(const struct mfd_session *s, char *err,
 			 size_t errlen)
 {
-	/* the endpoints are tcp: and unix: ones, or one of another kind */
-	enum mfd_scheme k = s->ep[0].uri.scheme;
-
 	/* the urgent channel is written by the fault thread while another
 	 * reads it, which an OpenSSL connection does not allow */
 	if (s->cfg.tls || s->cfg.tls_cert) {
@@ -76,13 +73,18 @@ int mfd__pc_transport_ok(const struct mfd_session *s, char *err,
 			 "channel is read and written by two threads at once)");
 		return -ENOTSUP;
 	}
-	if (k == MFD_SCHEME_TCP || k == MFD_SCHEME_UNIX)
-		return 0;
-	snprintf(err, errlen,
-		 "postcopy needs a tcp: or unix: URI ('%s' cannot carry its "
-		 "urgent channel)",
-		 s->cfg.uri);
-	return -ENOTSUP;
+	for (unsigned i = 0; i < s->nep; i++) {
+		enum mfd_scheme k = s->ep[i].uri.scheme;
+
+		if (k != MFD_SCHEME_TCP && k != MFD_SCHEME_UNIX) {
+			snprintf(err, errlen,
+				 "postcopy needs tcp: or unix: endpoints ('%s' "
+				 "cannot carry its urgent channel)",
+				 s->ep[i].uri.text);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
 }
 
 /*

@@ -805,7 +805,9 @@ int mfd__send_start(struct mfd_session *s)
 			return r;
 		}
 		r = mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
-		if (!r && s->cfg.zero_copy && ch != s->urgent)
+		/* one-sided channels never copy a page anyway */
+		if (!r && s->cfg.zero_copy && ch != s->urgent &&
+		    !ch->conn->ops->one_sided)
 			r = mfd__tp_enable_zerocopy(ch->conn);
 		if (!r)
 			r = handshake(s, ch);

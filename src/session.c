@@ -198,7 +198,7 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 
 	if (!wants_tls(c))
 		return 0;
-	if (s->ep[0].uri.scheme == MFD_SCHEME_RDMA) {
+	if (any_scheme(s, MFD_SCHEME_RDMA)) {
 		snprintf(err, errlen,
 			 "TLS cannot protect rdma: channels: their pages "
 			 "travel as one-sided RDMA WRITEs that no TLS record "
@@ -304,9 +304,9 @@ static void free_tls(struct mfd_session *s)
 
 /*
  * The URI's endpoints, each with its transport. Channel i goes to
- * endpoint i % n: tcp: and unix: endpoints may be mixed; rdma: only with
- * rdma: (a session is one-sided or not), fd: only alone (its
- * descriptors are the channels).
+ * endpoint i % n; tcp:, unix: and rdma: endpoints may be mixed (what a
+ * transport does differently goes by each channel's connection), fd: is
+ * alone (its descriptors are the channels).
  */
 static int parse_endpoints(struct mfd_session *s, const char *uri, char *err,
 			   size_t errlen)
@@ -320,17 +320,12 @@ static int parse_endpoints(struct mfd_session *s, const char *uri, char *err,
 	for (unsigned k = 0; k < s->nep; k++) {
 		struct mfd_endpoint *e = &s->ep[k];
 
-		if (s->nep > 1 && (u[k].scheme == MFD_SCHEME_FD ||
-				   (u[k].scheme == MFD_SCHEME_RDMA) !=
-					   (u[0].scheme == MFD_SCHEME_RDMA))) {
+		if (s->nep > 1 && u[k].scheme == MFD_SCHEME_FD) {
 			snprintf(err, errlen,
-				 "'%s': %s; expected tcp: and unix: endpoints, "
-				 "or rdma: ones",
-				 uri,
-				 u[k].scheme == MFD_SCHEME_FD
-					 ? "fd: takes no other endpoint"
-					 : "rdma: and other endpoints do not "
-					   "mix in one session");
+				 "'%s': fd: takes no other endpoint (its "
+				 "descriptors are the channels); expected "
+				 "tcp:, unix: and rdma: endpoints",
+				 uri);
 			return -EINVAL;
 		}
 		e->uri = u[k];
@@ -1007,24 +1002,20 @@ fail:
 	return r;
 }
 
+/* Every channel, as their transports may differ (endpoints of several
+ * kinds); one that needs no registration answers at once. */
 static int register_all(struct mfd_session *s)
 {
-	bool needed = true;
-
 	for (int k = 0; k < s->nregions; k++) {
 		struct mfd_region *rg = &s->regions[k];
 		bool by_file = s->role == MFD_ROLE_SEND && rg->file_fd >= 0 &&
 			       !s->cfg.zero_page_detection;
 
 		for (unsigned i = 0; i < s->nchannels; i++) {
-			int r;
+			int r = register_one(s, i, k, &by_file);
 
-			if (!needed && !by_file)
-				break;
-			r = register_one(s, i, k, &by_file);
 			if (r < 0)
 				return r;
-			needed &= !r; /* 1: the transport needs none */
 		}
 		rg->by_file = by_file;
 	}
@@ -1166,6 +1157,8 @@ MFD_EXTERN void mfd_session_stats_sized(const struct mfd_session *s,
 	st->seconds = elapsed(s);
 	st->resent_pages = __atomic_load_n(&s->resent_pages, __ATOMIC_RELAXED);
 	st->resent_bytes = __atomic_load_n(&s->resent_bytes, __ATOMIC_RELAXED);
+	st->resent_packets =
+		__atomic_load_n(&s->resent_packets, __ATOMIC_RELAXED);
 	if (pc)
 		mfd__pc_stats(pc, st);
 	stats_out(st, out, size);

@@ -162,7 +162,8 @@ struct mfd_session {
 	unsigned nlost;
 	bool lost_since_barrier;
 	bool barrier_as_sync; /* the last END barrier passed as a sync */
-	uint64_t resent_pages, resent_bytes; /* sender; atomic */
+	uint64_t resent_pages, resent_bytes, resent_packets; /* sender;
+								 atomic */
 	struct mfd_rounds round_log; /* sender: each round's figures */
 	struct mfd_blobs blobs; /* receiver: blobs not yet delivered */
 	char cb_err[300];     /* mfd_session_set_error() from a callback */

@@ -301,7 +301,7 @@ static void test_refused_transports(void)
 	CU_ASSERT_EQUAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &s, err,
 					sizeof(err)),
 			-ENOTSUP);
-	CU_ASSERT(strstr(err, "postcopy needs a tcp: or unix: URI") != NULL);
+	CU_ASSERT(strstr(err, "postcopy needs tcp: or unix: endpoints") != NULL);
 	cfg.uri = "rdma:127.0.0.1:0";
 	err[0] = 0;
 	CU_ASSERT(mfd_session_new(&cfg, MFD_ROLE_SEND, &s, err, sizeof(err)) <

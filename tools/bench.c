@@ -223,10 +223,11 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       (unsigned long long)st->ktls_recv_channels);
 	/* failover (--min-channels), the sender's view */
 	printf(",\"channels_lost\":%llu,\"resent_pages\":%llu,"
-	       "\"resent_bytes\":%llu",
+	       "\"resent_bytes\":%llu,\"resent_packets\":%llu",
 	       (unsigned long long)st->channels_lost,
 	       (unsigned long long)st->resent_pages,
-	       (unsigned long long)st->resent_bytes);
+	       (unsigned long long)st->resent_bytes,
+	       (unsigned long long)st->resent_packets);
 	if (o->live)
 		printf(",\"converged\":%s,\"downtime_s\":%.6f",
 		       r->converged ? "true" : "false", r->downtime);

@@ -23,7 +23,7 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       "\"ktls_send_channels\":%llu,\"ktls_recv_channels\":%llu,"
 	       "\"inline_packets\":%llu,\"landed_packets\":%llu,"
 	       "\"channels_lost\":%llu,\"resent_pages\":%llu,"
-	       "\"resent_bytes\":%llu}",
+	       "\"resent_bytes\":%llu,\"resent_packets\":%llu}",
 	       (unsigned long long)st->bytes,
 	       (unsigned long long)st->payload_bytes,
 	       (unsigned long long)st->packets,
@@ -45,7 +45,8 @@ static void stats_object(FILE *f, const struct mfd_stats *st)
 	       (unsigned long long)st->landed_packets,
 	       (unsigned long long)st->channels_lost,
 	       (unsigned long long)st->resent_pages,
-	       (unsigned long long)st->resent_bytes);
+	       (unsigned long long)st->resent_bytes,
+	       (unsigned long long)st->resent_packets);
 }
 
 void fprint_round_json(FILE *f, const struct mfd_round_stats *rs)
@@ -186,7 +187,7 @@ static void human(double bytes, char *buf, size_t len)
 static int draw(const struct progress *p)
 {
 	struct mfd_stats st;
-	char done[32], total[32] = "?", eta[32] = "", speed[32];
+	char done[32], total[32] = "?", eta[32] = "", speed[32], lost[64] = "";
 	double rate;
 
 	mfd_session_stats(p->s, &st);
@@ -204,9 +205,16 @@ static int draw(const struct progress *p)
 				 left / 3600, left / 60 % 60, left % 60);
 		}
 	}
+	if (st.channels_lost)
+		snprintf(lost, sizeof(lost), "  %llu channel%s lost, %llu "
+			 "pages sent again",
+			 (unsigned long long)st.channels_lost,
+			 st.channels_lost == 1 ? "" : "s",
+			 (unsigned long long)st.resent_pages);
 	errno = 0;
-	if (fprintf(stderr, "\r%s / %s  %s/s  round %llu%s\033[K", done,
-		    total, speed, (unsigned long long)st.rounds + 1, eta) < 0 ||
+	if (fprintf(stderr, "\r%s / %s  %s/s  round %llu%s%s\033[K", done,
+		    total, speed, (unsigned long long)st.rounds + 1, eta,
+		    lost) < 0 ||
 	    fflush(stderr) == EOF)
 		return errno ? errno : EIO;
 	return 0;

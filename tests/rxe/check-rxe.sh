@@ -169,6 +169,22 @@ for m in none zstd; do
 	fi
 done
 
+echo "== one session over an rdma: and a tcp: endpoint (channels of both kinds)"
+# each channel goes its own way: WRITEs on the rdma ones, the stream on
+# the tcp ones; rounds that rewrite pages, compressed and not
+for m in none zstd; do
+	./multifd bench --uri "rdma:$MFD_RDMA_ADDR:0,tcp:$MFD_RDMA_ADDR:0" \
+		-s 16M -c 4 -r 3 -m "$m" --no-ceiling --json >/tmp/mixed.json 2>&1
+	rc=$?
+	if [ $rc = 0 ] && grep -q '"ok":true' /tmp/mixed.json; then
+		echo "rdma: and tcp: endpoints, $m: identical"
+	else
+		echo "rdma: and tcp: endpoints, $m: FAILED ($rc)"
+		cat /tmp/mixed.json
+		status=1
+	fi
+done
+
 echo "== TLS over tcp: kernel TLS (the guest's kernel has the tls module)"
 # every channel in kTLS both ways, with and without --zero-copy (which
 # kTLS serves without copying: no send may fall back), a file with the
