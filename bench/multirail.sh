@@ -55,7 +55,7 @@ run() {
 	local name=$1 ruri=$2 fault=${3:-} uri rp sp
 	rm -f "$dir/dst" "$dir/recv.err"
 	ip netns exec "$nr" "$MULTIFD" recv --timeout $TIMEOUT "$ruri" \
-		"$dir/dst" 2>"$dir/recv.err" &
+		"$dir/dst" >/dev/null 2>"$dir/recv.err" &
 	rp=$!
 	for _ in $(seq 100); do
 		uri=$(sed -n 's/^multifd: listening on //p' "$dir/recv.err")
@@ -93,6 +93,7 @@ after_fault() {
 		      else print "-" }' "$dir/$1.stats"
 }
 
+[ -n "${KEEP:-}" ] && trap - EXIT && echo "kept: $dir"
 a=$(run a tcp:10.80.0.1:0)
 b=$(run b tcp:10.81.0.1:0)
 both=$(run both tcp:10.80.0.1:0,tcp:10.81.0.1:0)

@@ -301,6 +301,9 @@ int mfd__take_lost(struct mfd_session *s, struct mfd_channel *ch,
 			 "the receiver lost it: %s",
 			 mfd__escape(text, sizeof(text), msg, h->payload_len));
 	pthread_mutex_unlock(&s->lock);
+	/* at once: its thread may be waiting for an answer that will not
+	 * come, and the sync with it */
+	mfd__retire(s, lost, NULL);
 	return 0;
 }
 
