@@ -401,6 +401,50 @@ static void test_two_endpoints(void)
 	CU_ASSERT(strstr(err, "fd: takes no other endpoint") != NULL);
 }
 
+/* A sender of its own making that asks for failover and then claims a
+ * channel was lost (the receiver's word, never the sender's): refused,
+ * and nothing retired. */
+static void test_sender_claims_a_loss(void)
+{
+	struct mfd_init in = { .version = MFD_PROTO_VERSION,
+			       .session_id = 0x77,
+			       .channels = 1,
+			       .page_size = 4096,
+			       .pages_per_packet = 128,
+			       .features = MFD_FEAT_FAILOVER,
+			       .region_count = 1 };
+	uint8_t buf[MFD_INIT_SIZE + MFD_REGION_ENTRY_MAX];
+	struct mfd_hdr h = { .type = MFD_PKT_LOST, .region = 0 };
+	uint8_t *dst = guarded_alloc(1 << 20);
+	struct mfd_config cfg;
+	struct mfd_conn *c;
+	struct mfd_stats rs;
+	struct pair p;
+	int32_t status = -1;
+	size_t n = MFD_INIT_SIZE;
+
+	CU_ASSERT_FATAL(dst != NULL);
+	config(&cfg, 1, 0);
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, uri, dst, 1 << 20) == 0);
+	mfd__init_encode(&in, buf);
+	n += (size_t)mfd__region_encode("ram", 1 << 20, buf + n,
+					sizeof(buf) - n);
+	c = raw_connect_bytes(mfd_session_uri(p.rx), buf, n);
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT(raw_ack(c, &status) == 0 && status == 0);
+	mfd__hdr_encode(&h, buf);
+	CU_ASSERT(mfd__tp_send_buf(c, buf, MFD_HDR_SIZE) == 0);
+	CU_ASSERT(pair_join_rx(&p) < 0);
+	fprintf(stderr, "receiver: %s\n", mfd_session_error(p.rx));
+	CU_ASSERT(strstr(mfd_session_error(p.rx),
+			 "unexpected packet type 13 from the sender") != NULL);
+	mfd_session_stats(p.rx, &rs);
+	CU_ASSERT_EQUAL(rs.channels_lost, 0);
+	mfd__tp_close(c);
+	pair_free(&p);
+	guarded_free(dst, 1 << 20);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -416,6 +460,7 @@ int main(void)
 		{ "what failover cannot go with", test_refusals },
 		{ "without min_channels a cut fails", test_without_failover },
 		{ "two endpoints, one channel cut", test_two_endpoints },
+		{ "a sender that claims a loss", test_sender_claims_a_loss },
 		{ NULL, NULL },
 	};
 
