@@ -65,10 +65,21 @@ bool mfd__retire(struct mfd_session *s, struct mfd_channel *ch,
 	}
 	last = s->nlive < min_live(s);
 	if (last) {
-		/* the message names each channel's fate */
-		n = (size_t)snprintf(msg, sizeof(msg), "%u of %u channels left "
-				     "(at least %u needed):",
-				     s->nlive, s->nchannels, min_live(s));
+		/* the message names each channel's fate; a receiver knows
+		 * the sender's minimum only when it is none left */
+		if (s->nlive == 0)
+			n = (size_t)snprintf(msg, sizeof(msg),
+					     "every channel was lost%s:",
+					     s->role == MFD_ROLE_RECV
+						     ? " (the sender gave up, "
+						       "or every link failed)"
+						     : "");
+		else
+			n = (size_t)snprintf(msg, sizeof(msg),
+					     "%u of %u channels left (at "
+					     "least %u needed, min_channels):",
+					     s->nlive, s->nchannels,
+					     min_live(s));
 		for (unsigned i = 0; i < s->nchannels && n < sizeof(msg); i++)
 			if (s->ch[i].lost)
 				n += (size_t)snprintf(msg + n, sizeof(msg) - n,

@@ -180,6 +180,51 @@ static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
  * fails the session and wakes this one.
  */
 /*
+ * At the END barrier, before the commit: nothing follows an END on a
+ * channel but what a sender that gave up sends, an ABORT, or its close.
+ * A receiver stopped for longer than the sender's timeout (SIGSTOP, a
+ * stall) finds its sender gone although every page is here: it must not
+ * then commit and report success the sender never heard of. Each live
+ * channel is looked at for a millisecond (the others wait at the barrier
+ * and touch no connection). True when the sender left, the session then
+ * failed with why.
+ */
+static bool sender_left(struct mfd_session *s)
+{
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		struct mfd_channel *ch = &s->ch[i];
+		struct mfd_limits lim;
+		struct mfd_deadline d;
+		struct mfd_hdr h;
+		uint8_t buf[MFD_HDR_SIZE];
+		int r;
+
+		if (ch->lost)
+			continue;
+		mfd__session_limits(s, &lim);
+		mfd__deadline_start(&d, 1, "a look behind END");
+		r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
+		mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
+		if (r == -ETIMEDOUT)
+			continue;
+		if (!r && !mfd__hdr_decode(buf, &lim, &h, NULL, 0) &&
+		    h.type == MFD_PKT_ABORT) {
+			mfd__deadline_start(&d, 500, "the sender's reason");
+			mfd__peer_failed(s, ch, h.payload_len, &d, -ECANCELED);
+		} else {
+			mfd__session_fail(s, (int)i, r ? r : -EPROTO,
+					  "the sender %s after its END, before "
+					  "the end was confirmed: it gave up "
+					  "(was this receiver stopped for "
+					  "longer than the sender's timeout?)",
+					  r ? "closed the channel" : "sent more");
+		}
+		return true;
+	}
+	return false;
+}
+
+/*
  * The last live channel at the barrier (with s->lock held, which it may
  * drop meanwhile): what the barrier does, then wake the others. With
  * failover, an END barrier that a channel was lost before is a sync:
@@ -211,8 +256,10 @@ static int barrier_pass(struct mfd_session *s, struct mfd_channel *ch,
 			mfd__pc_complete(s);
 		/* hash and commit, without the lock */
 		pthread_mutex_unlock(&s->lock);
-		compare_digests(s);
-		commit(s);
+		if (!sender_left(s)) {
+			compare_digests(s);
+			commit(s);
+		}
 		pthread_mutex_lock(&s->lock);
 	}
 	if (type == MFD_PKT_POSTCOPY && !r && !s->failed) {

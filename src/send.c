@@ -319,7 +319,11 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 	if (mfd__failover(s) && t)
 		t = t * 2 > UINT32_MAX ? UINT32_MAX : t * 2;
 	/* the headers and their payloads under one deadline */
-	mfd__deadline_start(&d, (unsigned)t, "the receiver's answer");
+	mfd__deadline_start(&d, (unsigned)t,
+			    t == s->cfg.timeout_ms
+				    ? "the receiver's answer"
+				    : "the receiver's answer (failover waits "
+				      "twice the timeout)");
 	for (;;) {
 		r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
 		if (r)

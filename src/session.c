@@ -328,6 +328,15 @@ static int parse_endpoints(struct mfd_session *s, const char *uri, char *err,
 				 uri);
 			return -EINVAL;
 		}
+		/* a receiver cannot listen twice where it listens */
+		for (unsigned j = 0; s->role == MFD_ROLE_RECV && j < k; j++)
+			if (!strcmp(u[j].text, u[k].text) &&
+			    strcmp(u[k].port, "0")) {
+				snprintf(err, errlen,
+					 "'%s' lists '%s' twice", uri,
+					 u[k].text);
+				return -EINVAL;
+			}
 		e->uri = u[k];
 		e->uri.session_state = &e->tp_state;
 		e->tp = mfd__transport_get(u[k].scheme);
@@ -352,8 +361,8 @@ static int failover_ok(const struct mfd_session *s, char *err, size_t errlen)
 
 	if (c->min_channels > c->channels) {
 		snprintf(err, errlen,
-			 "min_channels %u is more than the %u channels: "
-			 "expected 1..%u (or 0: no failover)",
+			 "min_channels (--min-channels) %u is more than the "
+			 "%u channels: expected 1..%u (or 0: no failover)",
 			 c->min_channels, c->channels, c->channels);
 		return -EINVAL;
 	}

@@ -79,7 +79,7 @@ fi
 
 run 0 --min-channels 1
 if [ "$ss_" != 0 ] && [ "$rs" != 0 ] && [ "$secs" -le 12 ] &&
-	grep -q "0 of 4 channels left (at least 1 needed): channel 0: " \
+	grep -q "every channel was lost: channel 0: " \
 		"$dir/send.err" && grep -q "channel 3: " "$dir/recv.err" &&
 	[ ! -e "$dir/dst" ]; then
 	ok "every channel killed: both fail in ${secs} s: $(tail -1 "$dir/send.err")"
@@ -120,7 +120,7 @@ fi
 
 out=$("$MULTIFD" send -c 2 --min-channels 3 tcp:127.0.0.1:1 "$dir/src" 2>&1)
 st=$?
-if [ $st != 0 ] && echo "$out" | grep -q "min_channels 3 is more than the 2 channels"; then
+if [ $st != 0 ] && echo "$out" | grep -q "min_channels (--min-channels) 3 is more than the 2 channels"; then
 	ok "--min-channels above -c: $out"
 else
 	bad "--min-channels above -c: exit $st: $out"

@@ -232,6 +232,39 @@ done <"$dir/stats.jsonl"
 [ "$lines" -ge 4 ] && ok "--stats-interval: $lines JSON lines" ||
 	bad "--stats-interval: $lines lines: $(cat "$dir/stats.jsonl")"
 
+# a receiver stopped (SIGSTOP) for longer than the sender's timeout,
+# once every byte is in its sockets: the sender gives up waiting for the
+# end to be confirmed; the receiver, continued, must not then commit and
+# exit 0 as if the sender had heard of it
+head -c $((8 << 20)) /dev/urandom >"$dir/eight"
+rm -f "$dir/eight.dst" "$dir/recv.err"
+"$MULTIFD" recv --timeout 2 tcp:127.0.0.1:0 "$dir/eight.dst" >/dev/null \
+	2>"$dir/recv.err" &
+rpid=$!
+if port_uri=$(wait_listening "$dir/recv.err"); then
+	# 8 MiB at 16 MiB/s, stopped at 0.3 s: the rest fits in the sockets
+	timeout 60 "$MULTIFD" send -q -c 2 --timeout 2 --max-bandwidth 16M \
+		"$port_uri" "$dir/eight" 2>"$dir/send.err" &
+	spid=$!
+	sleep 0.3
+	kill -STOP $rpid
+	wait $spid
+	sst=$?
+	kill -CONT $rpid
+	wait $rpid
+	rst=$?
+	if [ $sst = 1 ] && [ $rst = 1 ] && [ ! -e "$dir/eight.dst" ] &&
+		grep -q "the sender failed\|it gave up" "$dir/recv.err"; then
+		ok "recv stopped past the sender's timeout: neither succeeds: $(tail -1 "$dir/recv.err")"
+	else
+		bad "recv stopped past the sender's timeout: send $sst, recv $rst: $(cat "$dir/send.err" "$dir/recv.err"; ls "$dir/eight.dst" 2>&1)"
+	fi
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+	kill $rpid
+	wait $rpid
+fi
+
 # a receiver stopped by SIGTERM mid-transfer: the sender says which
 # signal stopped it, not a bare "cancelled"; the receiver exits 128 + 15
 # and leaves no file, the sender exits 1

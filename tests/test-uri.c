@@ -73,9 +73,16 @@ static void test_lists(void)
 	CU_ASSERT_EQUAL(mfd__uri_parse_list("tcp:a:1,bogus:2", u, 3, &n, err,
 					    sizeof(err)),
 			-EINVAL);
+	CU_ASSERT(strstr(err, "an unknown scheme after a comma") != NULL);
 	CU_ASSERT_EQUAL(mfd__uri_parse_list("tcp:a:1,", u, 3, &n, err,
 					    sizeof(err)),
 			-EINVAL);
+	CU_ASSERT(strstr(err, "no endpoint after a comma") != NULL);
+	CU_ASSERT_EQUAL(mfd__uri_parse_list("tcp:a:1,,tcp:b:1", u, 3, &n, err,
+					    sizeof(err)),
+			-EINVAL);
+	CU_ASSERT(strstr(err, "no endpoint after a comma") != NULL);
+	CU_ASSERT(strstr(err, "an unknown scheme") == NULL);
 }
 
 int main(void)

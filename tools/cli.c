@@ -773,6 +773,17 @@ void print_result(const struct opts *o, const char *what,
 	       st.seconds > 0 ? gib / st.seconds : 0, mfd_session_channels(s),
 	       mfd_method_name(mfd_session_method(s)),
 	       (double)st.bytes / (1 << 20));
+	if (st.channels_lost && st.resent_pages)
+		printf("failover: %llu of %u channels lost; %llu pages "
+		       "(%.1f MiB) sent again on the others, counted above\n",
+		       (unsigned long long)st.channels_lost,
+		       mfd_session_channels(s),
+		       (unsigned long long)st.resent_pages,
+		       (double)st.resent_bytes / (1 << 20));
+	else if (st.channels_lost)
+		printf("failover: %llu of %u channels lost\n",
+		       (unsigned long long)st.channels_lost,
+		       mfd_session_channels(s));
 	if (st.tls_channels && !st.ktls_send_channels && !st.ktls_recv_channels)
 		printf("TLS 1.3 on %llu channels, by OpenSSL in userspace (no "
 		       "kernel TLS here)\n",

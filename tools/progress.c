@@ -191,6 +191,10 @@ static int draw(const struct progress *p)
 	double rate;
 
 	mfd_session_stats(p->s, &st);
+	/* what failover sent again is not progress */
+	st.payload_bytes -= st.resent_bytes < st.payload_bytes
+				    ? st.resent_bytes
+				    : st.payload_bytes;
 	rate = st.seconds > 0 ? (double)st.payload_bytes / st.seconds : 0;
 	human((double)st.payload_bytes, done, sizeof(done));
 	human(rate, speed, sizeof(speed));

@@ -176,8 +176,22 @@ int mfd__uri_parse_list(const char *s, struct mfd_uri *u, unsigned max,
 		const char *q = p;
 		size_t len;
 
-		while ((q = strchr(q, ',')) && !starts_scheme(q + 1))
+		while ((q = strchr(q, ',')) && !starts_scheme(q + 1)) {
+			/* a comma that ends the list, or doubles, or comes
+			 * before a scheme this build does not know */
+			size_t w = strspn(q + 1, "abcdefghijklmnopqrstuvwxyz");
+
+			if (!q[1] || q[1] == ',' || (w && q[1 + w] == ':')) {
+				snprintf(err, errlen,
+					 "'%s': %s after a comma; expected "
+					 "URI,URI,... of tcp:, unix:, rdma: "
+					 "and fd:",
+					 s, w ? "an unknown scheme"
+					      : "no endpoint");
+				return -EINVAL;
+			}
 			q++;
+		}
 		len = q ? (size_t)(q - p) : strlen(p);
 		if (*n == max) {
 			snprintf(err, errlen,
