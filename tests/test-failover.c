@@ -149,76 +149,70 @@ static void test_cut_with_rounds(void)
 	check_one_lost(r, &ts, &rs);
 }
 
-/* Each channel of the receiver's session cut in turn: the last one
- * fails both ends within the timeout, naming every channel. */
-static void test_all_lost(void)
+/* Channels `a` and `b` of the receiver's (rx) or the sender's session cut
+ * at 200 and 400 ms of a transfer over `channels` with min_channels
+ * `min`, which must fail on both ends: *secs is how long it took. */
+static void cut_two(unsigned channels, unsigned min, bool rx, unsigned a,
+		    unsigned b, struct pair *p, double *secs)
 {
 	uint8_t *src = guarded_alloc(SIZE), *dst = guarded_alloc(SIZE);
+	struct timespec t0, t1;
 	struct mfd_config cfg;
 	struct cut c[2];
-	struct timespec t0, t1;
-	struct pair p;
-	double s;
 	int r;
 
 	CU_ASSERT_FATAL(src && dst);
 	memset(src, 0x33, SIZE);
-	config(&cfg, 2, 1);
-	CU_ASSERT_FATAL(pair_start(&p, &cfg, uri, src, dst, SIZE) == 0);
+	config(&cfg, channels, min);
+	CU_ASSERT_FATAL(pair_start(p, &cfg, uri, src, dst, SIZE) == 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cut_start(&c[0], p.rx, 0, 200);
-	cut_start(&c[1], p.rx, 1, 400);
-	r = mfd_send_region(p.tx, p.region);
+	cut_start(&c[0], rx ? p->rx : p->tx, a, 200);
+	cut_start(&c[1], rx ? p->rx : p->tx, b, 400);
+	r = mfd_send_region(p->tx, p->region);
 	if (!r)
-		r = mfd_send_finish(p.tx);
+		r = mfd_send_finish(p->tx);
 	pthread_join(c[0].t, NULL);
 	pthread_join(c[1].t, NULL);
 	CU_ASSERT(r < 0);
-	CU_ASSERT(pair_join_rx(&p) < 0);
+	CU_ASSERT(pair_join_rx(p) < 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-	fprintf(stderr, "after %.2f s: sender: %s\nreceiver: %s\n", s,
-		mfd_session_error(p.tx), mfd_session_error(p.rx));
-	CU_ASSERT(s < 3.0 * TIMEOUT_MS / 1000);
-	CU_ASSERT(strstr(mfd_session_error(p.rx), "every channel was lost (the sender gave up") !=
-		  NULL);
-	CU_ASSERT(strstr(mfd_session_error(p.rx), "channel 0: ") != NULL);
-	CU_ASSERT(strstr(mfd_session_error(p.rx), "channel 1: ") != NULL);
-	pair_free(&p);
+	*secs = (double)(t1.tv_sec - t0.tv_sec) +
+		(double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	fprintf(stderr, "after %.2f s: sender: %s\nreceiver: %s\n", *secs,
+		mfd_session_error(p->tx), mfd_session_error(p->rx));
 	guarded_free(src, SIZE);
 	guarded_free(dst, SIZE);
+}
+
+/* Each channel of the receiver's session cut in turn: the last one
+ * fails both ends within the timeout, naming every channel. */
+static void test_all_lost(void)
+{
+	const char *e;
+	struct pair p;
+	double secs;
+
+	cut_two(2, 1, true, 0, 1, &p, &secs);
+	e = mfd_session_error(p.rx);
+	CU_ASSERT(secs < 3.0 * TIMEOUT_MS / 1000);
+	CU_ASSERT(strstr(e, "every channel was lost (the sender gave up") !=
+		  NULL);
+	CU_ASSERT(strstr(e, "channel 0: ") && strstr(e, "channel 1: "));
+	pair_free(&p);
 }
 
 /* min_channels 3 of 4: one lost is borne, two are not. */
 static void test_min_channels(void)
 {
-	uint8_t *src = guarded_alloc(SIZE), *dst = guarded_alloc(SIZE);
-	struct mfd_config cfg;
-	struct cut c[2];
+	const char *e;
 	struct pair p;
-	int r;
+	double secs;
 
-	CU_ASSERT_FATAL(src && dst);
-	memset(src, 0x44, SIZE);
-	config(&cfg, 4, 3);
-	CU_ASSERT_FATAL(pair_start(&p, &cfg, uri, src, dst, SIZE) == 0);
-	cut_start(&c[0], p.tx, 1, 200);
-	cut_start(&c[1], p.tx, 3, 500);
-	r = mfd_send_region(p.tx, p.region);
-	if (!r)
-		r = mfd_send_finish(p.tx);
-	pthread_join(c[0].t, NULL);
-	pthread_join(c[1].t, NULL);
-	CU_ASSERT(r < 0);
-	pair_join_rx(&p);
-	fprintf(stderr, "sender: %s\nreceiver: %s\n", mfd_session_error(p.tx),
-		mfd_session_error(p.rx));
-	CU_ASSERT(strstr(mfd_session_error(p.tx), "(at least 3 needed, min_channels)") !=
-		  NULL);
-	CU_ASSERT(strstr(mfd_session_error(p.tx), "channel 3: ") != NULL);
+	cut_two(4, 3, false, 1, 3, &p, &secs);
+	e = mfd_session_error(p.tx);
+	CU_ASSERT(strstr(e, "(at least 3 needed, min_channels)") != NULL);
+	CU_ASSERT(strstr(e, "channel 3: ") != NULL);
 	pair_free(&p);
-	guarded_free(src, SIZE);
-	guarded_free(dst, SIZE);
 }
 
 /* A blob sent while a channel dies; and a channel lost at the last
