@@ -12,7 +12,8 @@
 #       there is no netem) ends in a timeout error, never a hang,
 #   (e) with two links and the channels spread over both endpoints, one
 #       link set down mid-transfer: --min-channels retires its channels
-#       and the file arrives identical over the other.
+#       and the file arrives identical over the other; (f) both set down:
+#       both ends fail within the timeout, naming each channel.
 # Exits 77 (skip) when namespaces or veth cannot be made; the netem parts
 # alone are skipped, with a message, when the kernel has no sch_netem
 # (make check-netem runs this script in a guest whose kernel has it).
@@ -244,6 +245,23 @@ then
 			bad "one of two links down: send $sst, recv $st after" \
 				"${total}s: $(tail -n 3 "$dir/send.err" "$dir/recv.err"; head -c 400 "$dir/send.out")"
 		fi
+		ins ip link set mfdw1 up
+	fi
+	# (f) both links down: with failover too, a clean failure within
+	# the timeout on both ends, naming each channel's fate
+	if start_recv; then
+		start_send $SLOW --min-channels 1
+		sleep 1
+		ins ip link set mfdv1 down
+		ins ip link set mfdw1 down
+		reap $spid
+		failed_in_time "both links down: the sender fails" \
+			"$dir/send.err" "every channel was lost\|channels left"
+		reap $rpid
+		failed_in_time "both links down: the receiver fails" \
+			"$dir/recv.err" "every channel was lost"
+		ins ip link set mfdv1 up
+		ins ip link set mfdw1 up
 	fi
 	RURI=tcp:10.78.0.1:0
 else
