@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "escape.h"
 #include "failover.h"
 #include "transports/transport.h"
@@ -107,21 +108,6 @@ static struct mfd_ledger *ledger_of(struct mfd_channel *ch)
 	return ch->ledger;
 }
 
-/* One more element in *arr (of *n, room for *cap), or NULL. */
-static void *grow(void **arr, size_t *n, size_t *cap, size_t size)
-{
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 8;
-		void *a = realloc(*arr, c * size);
-
-		if (!a)
-			return NULL;
-		*arr = a;
-		*cap = c;
-	}
-	return (uint8_t *)*arr + (*n)++ * size;
-}
-
 int mfd__ledger_record(struct mfd_session *s, struct mfd_channel *ch,
 		       enum mfd_job job)
 {
@@ -152,24 +138,26 @@ int mfd__ledger_record(struct mfd_session *s, struct mfd_channel *ch,
 		}
 		l->any_pages = true;
 	} else if (job == MFD_JOB_ZERO_RANGE) {
-		struct ledger_range *g =
-			grow((void **)&l->ranges, &l->nranges, &l->cap_ranges,
-			     sizeof(*g));
+		struct ledger_range *g = mfd__grow(l->ranges, &l->cap_ranges,
+						   l->nranges, 8, sizeof(*g));
 
 		if (!g)
 			return -ENOMEM;
-		*g = (struct ledger_range){ ch->job_region,
-					    ch->job_range_offset,
-					    ch->job_range_length };
+		l->ranges = g;
+		g[l->nranges++] = (struct ledger_range){
+			ch->job_region, ch->job_range_offset,
+			ch->job_range_length
+		};
 	} else {
-		struct ledger_blob *b =
-			grow((void **)&l->blobs, &l->nblobs, &l->cap_blobs,
-			     sizeof(*b));
+		struct ledger_blob *b = mfd__grow(l->blobs, &l->cap_blobs,
+						  l->nblobs, 8, sizeof(*b));
 
 		if (!b)
 			return -ENOMEM;
-		*b = (struct ledger_blob){ ch->job_region, ch->job_blob,
-					   ch->job_blob_data };
+		l->blobs = b;
+		b[l->nblobs++] = (struct ledger_blob){ ch->job_region,
+						       ch->job_blob,
+						       ch->job_blob_data };
 	}
 	return 0;
 }
@@ -251,7 +239,8 @@ int mfd__failover_barrier(struct mfd_session *s, bool *resent)
 	unsigned n = 0;
 	int r = 0;
 
-	*resent = false;
+	if (resent)
+		*resent = false;
 	if (!mfd__failover(s))
 		return 0;
 	/* what a reported channel carried may not have been applied;
@@ -284,7 +273,8 @@ int mfd__failover_barrier(struct mfd_session *s, bool *resent)
 	__atomic_fetch_add(&s->resent_bytes, bytes, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&s->resent_packets, s->next_packet_num - first,
 			   __ATOMIC_RELAXED);
-	*resent = n > 0;
+	if (resent)
+		*resent = n > 0;
 	return r ? r : mfd__session_err(s);
 }
 

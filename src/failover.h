@@ -39,8 +39,8 @@ void mfd__ledger_free(struct mfd_channel *ch);
 /*
  * Sender, owner thread, after every live channel passed a barrier: what
  * the channels the receiver reported lost carried goes again (queued
- * with the calls below, now part of the next round; *resent: anything
- * was), and every ledger starts afresh.
+ * with the calls below, now part of the next round; *resent, unless
+ * NULL: anything was), and every ledger starts afresh.
  */
 int mfd__failover_barrier(struct mfd_session *s, bool *resent);
 

@@ -26,28 +26,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "session.h"
 
 /* How often the fault thread looks at the session when no fault comes:
  * the bound on noticing a stop or an overdue answer. */
 #define FAULT_POLL_MS 50
-
-/* v (*cap elements of elem bytes) with room for element n: doubled,
- * from `first`, when it has none. NULL when out of memory (v stays as it
- * was). */
-static void *grow_one(void *v, size_t *cap, size_t n, size_t first,
-		      size_t elem)
-{
-	size_t c = *cap ? 2 * *cap : first;
-	void *nv;
-
-	if (n < *cap)
-		return v;
-	nv = realloc(v, c * elem);
-	if (nv)
-		*cap = c;
-	return nv;
-}
 
 static int uffd_open(char *err, size_t errlen)
 {
@@ -499,7 +483,7 @@ static void answered(struct mfd_postcopy *pc, uint32_t region,
 			continue;
 		}
 		/* without memory, a latency goes unrecorded */
-		lat = grow_one(pc->lat_us, &pc->lat_cap, pc->nlat, 1024,
+		lat = mfd__grow(pc->lat_us, &pc->lat_cap, pc->nlat, 1024,
 			       sizeof(*lat));
 		if (lat) {
 			pc->lat_us = lat;
@@ -579,7 +563,7 @@ static int request(struct mfd_session *s, uint32_t i, uint64_t off)
 			pthread_mutex_unlock(&pc->lock);
 			return 0;
 		}
-	pending = grow_one(pc->pending, &pc->pending_cap, pc->npending, 64,
+	pending = mfd__grow(pc->pending, &pc->pending_cap, pc->npending, 64,
 			   sizeof(*pending));
 	if (!pending) {
 		pthread_mutex_unlock(&pc->lock);

@@ -191,9 +191,11 @@ static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
  */
 static bool sender_left(struct mfd_session *s)
 {
+	struct mfd_limits lim;
+
+	mfd__session_limits(s, &lim);
 	for (unsigned i = 0; i < s->nchannels; i++) {
 		struct mfd_channel *ch = &s->ch[i];
-		struct mfd_limits lim;
 		struct mfd_deadline d;
 		struct mfd_hdr h;
 		uint8_t buf[MFD_HDR_SIZE];
@@ -201,7 +203,6 @@ static bool sender_left(struct mfd_session *s)
 
 		if (ch->lost)
 			continue;
-		mfd__session_limits(s, &lim);
 		mfd__deadline_start(&d, 1, "a look behind END");
 		r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
 		mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);

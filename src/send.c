@@ -324,13 +324,21 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 				    ? "the receiver's answer"
 				    : "the receiver's answer (failover waits "
 				      "twice the timeout)");
-	for (;;) {
+	/* at most one LOST per channel before the answer */
+	for (unsigned lost = 0;; lost++) {
 		r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
 		if (r)
 			return r;
 		r = mfd__hdr_decode(buf, &lim, &h, err, sizeof(err));
 		if (r || h.type != MFD_PKT_LOST)
 			break;
+		if (lost == s->nchannels) {
+			snprintf(err, sizeof(err),
+				 "more LOST packets than the %u channels",
+				 s->nchannels);
+			r = -EBADMSG;
+			break;
+		}
 		r = mfd__take_lost(s, ch, &h, &d);
 		if (r)
 			return r;
@@ -1241,7 +1249,8 @@ static int all_channels(struct mfd_session *s, enum mfd_job job)
 }
 
 /* Every live channel passed the barrier: the next round begins, with
- * what the channels the receiver lost carried in it (*resent). */
+ * what the channels the receiver lost carried in it (*resent, unless
+ * NULL). */
 static int next_round(struct mfd_session *s, bool *resent)
 {
 	struct mfd_stats st;
@@ -1376,7 +1385,6 @@ static int first_live(struct mfd_session *s)
 
 MFD_EXTERN int mfd_send_finish(struct mfd_session *s)
 {
-	bool resent;
 	int r = check_state(s, true);
 
 	for (;;) {
@@ -1402,8 +1410,8 @@ MFD_EXTERN int mfd_send_finish(struct mfd_session *s)
 				return r;
 			break;
 		}
-		r = next_round(s, &resent);
-		(void)resent; /* what was lost goes in the sync's round */
+		/* what the lost channels carried goes in the sync's round */
+		r = next_round(s, NULL);
 	}
 	mfd__pc_stop(s);
 	s->finished = true;

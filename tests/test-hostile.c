@@ -461,14 +461,8 @@ static void test_header_payload_len_raw(void)
 static void test_header_payload_len_sync(void)
 {
 	struct mfd_hdr h = { .type = MFD_PKT_SYNC, .payload_len = 16 };
-	uint8_t buf[MFD_HDR_SIZE];
-	struct rig g;
 
-	rig_up(&g, MFD_METHOD_NONE, 1);
-	mfd__hdr_encode(&h, buf);
-	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
-	rig_expect(&g, 0, "control packet type 2 with");
-	rig_down(&g);
+	header_refused(&h, NULL, 0, "control packet type 2 with");
 }
 
 /* A zero range that reaches past the region, one of no pages, one in a
@@ -672,14 +666,8 @@ static void test_blob_replayed(void)
 static void test_header_type_unknown(void)
 {
 	struct mfd_hdr h = { .type = 14 };
-	uint8_t buf[MFD_HDR_SIZE];
-	struct rig g;
 
-	rig_up(&g, MFD_METHOD_NONE, 1);
-	mfd__hdr_encode(&h, buf);
-	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
-	rig_expect(&g, 0, "packet type 14");
-	rig_down(&g);
+	header_refused(&h, NULL, 0, "packet type 14");
 }
 
 /* A sender that claims a channel was lost (the receiver's word only),
@@ -687,14 +675,9 @@ static void test_header_type_unknown(void)
 static void test_lost_from_sender(void)
 {
 	struct mfd_hdr h = { .type = MFD_PKT_LOST, .region = 1 };
-	uint8_t buf[MFD_HDR_SIZE];
-	struct rig g;
 
-	rig_up(&g, MFD_METHOD_NONE, 1);
-	mfd__hdr_encode(&h, buf);
-	mfd__tp_send_buf(g.c[0], buf, sizeof(buf));
-	rig_expect(&g, 0, "LOST packet, but failover was not negotiated");
-	rig_down(&g);
+	header_refused(&h, NULL, 0,
+		       "LOST packet, but failover was not negotiated");
 }
 
 /* The postcopy switch and a request, in a session without postcopy. */

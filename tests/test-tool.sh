@@ -232,58 +232,52 @@ done <"$dir/stats.jsonl"
 [ "$lines" -ge 4 ] && ok "--stats-interval: $lines JSON lines" ||
 	bad "--stats-interval: $lines lines: $(cat "$dir/stats.jsonl")"
 
-# a receiver stopped (SIGSTOP) for longer than the sender's timeout,
-# once every byte is in its sockets: the sender gives up waiting for the
-# end to be confirmed; the receiver, continued, must not then commit and
-# exit 0 as if the sender had heard of it
+# signal_recv DELAY SIG RECV-OPTIONS SEND-OPTIONS: $dir/eight from a
+# sender to a receiver into $dir/eight.dst, SIG sent to the receiver DELAY
+# seconds in (a STOP is followed by a CONT once the sender ended); sets
+# sst and rst, the exit statuses; 1 when the receiver did not start
 head -c $((8 << 20)) /dev/urandom >"$dir/eight"
-rm -f "$dir/eight.dst" "$dir/recv.err"
-"$MULTIFD" recv --timeout 2 tcp:127.0.0.1:0 "$dir/eight.dst" >/dev/null \
-	2>"$dir/recv.err" &
-rpid=$!
-if port_uri=$(wait_listening "$dir/recv.err"); then
-	# 8 MiB at 16 MiB/s, stopped at 0.3 s: the rest fits in the sockets
-	timeout 60 "$MULTIFD" send -q -c 2 --timeout 2 --max-bandwidth 16M \
-		"$port_uri" "$dir/eight" 2>"$dir/send.err" &
+signal_recv() {
+	rm -f "$dir/eight.dst" "$dir/recv.err"
+	"$MULTIFD" recv $3 tcp:127.0.0.1:0 "$dir/eight.dst" >/dev/null \
+		2>"$dir/recv.err" &
+	rpid=$!
+	if ! port_uri=$(wait_listening "$dir/recv.err"); then
+		bad "receiver did not start: $(cat "$dir/recv.err")"
+		kill $rpid
+		wait $rpid
+		return 1
+	fi
+	timeout 60 "$MULTIFD" send -q $4 "$port_uri" "$dir/eight" \
+		2>"$dir/send.err" &
 	spid=$!
-	sleep 0.3
-	kill -STOP $rpid
+	sleep "$1"
+	kill -"$2" $rpid
 	wait $spid
 	sst=$?
-	kill -CONT $rpid
+	[ "$2" = STOP ] && kill -CONT $rpid
 	wait $rpid
 	rst=$?
+}
+
+# a receiver stopped (SIGSTOP) for longer than the sender's timeout,
+# once every byte is in its sockets (8 MiB at 16 MiB/s, stopped at 0.3 s):
+# the sender gives up waiting for the end to be confirmed; the receiver,
+# continued, must not then commit and exit 0 as if the sender had heard
+# of it
+if signal_recv 0.3 STOP "--timeout 2" "-c 2 --timeout 2 --max-bandwidth 16M"; then
 	if [ $sst = 1 ] && [ $rst = 1 ] && [ ! -e "$dir/eight.dst" ] &&
 		grep -q "the sender failed\|it gave up" "$dir/recv.err"; then
 		ok "recv stopped past the sender's timeout: neither succeeds: $(tail -1 "$dir/recv.err")"
 	else
 		bad "recv stopped past the sender's timeout: send $sst, recv $rst: $(cat "$dir/send.err" "$dir/recv.err"; ls "$dir/eight.dst" 2>&1)"
 	fi
-else
-	bad "receiver did not start: $(cat "$dir/recv.err")"
-	kill $rpid
-	wait $rpid
 fi
 
-# a receiver stopped by SIGTERM mid-transfer: the sender says which
-# signal stopped it, not a bare "cancelled"; the receiver exits 128 + 15
-# and leaves no file, the sender exits 1
-head -c $((8 << 20)) /dev/urandom >"$dir/eight"
-rm -f "$dir/eight.dst" "$dir/recv.err"
-"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/eight.dst" >/dev/null \
-	2>"$dir/recv.err" &
-rpid=$!
-if port_uri=$(wait_listening "$dir/recv.err"); then
-	# 8 MiB at 2 MiB/s: 4 s, stopped after 1
-	timeout 60 "$MULTIFD" send -q --max-bandwidth 2M "$port_uri" \
-		"$dir/eight" 2>"$dir/send.err" &
-	spid=$!
-	sleep 1
-	kill -TERM $rpid
-	wait $spid
-	sst=$?
-	wait $rpid
-	rst=$?
+# a receiver stopped by SIGTERM mid-transfer (8 MiB at 2 MiB/s, after
+# 1 s): the sender says which signal stopped it, not a bare "cancelled";
+# the receiver exits 128 + 15 and leaves no file, the sender exits 1
+if signal_recv 1 TERM "" "--max-bandwidth 2M"; then
 	if [ $sst = 1 ] && [ $rst = 143 ] && [ ! -e "$dir/eight.dst" ] &&
 		grep -q "multifd: send: channel [0-9]*: the receiver failed: it was stopped by a signal (SIGTERM)$" "$dir/send.err" &&
 		grep -q "multifd: recv: stopped by a signal (SIGTERM)$" "$dir/recv.err"; then
@@ -291,10 +285,6 @@ if port_uri=$(wait_listening "$dir/recv.err"); then
 	else
 		bad "recv stopped by SIGTERM: send $sst, recv $rst: $(cat "$dir/send.err" "$dir/recv.err"; ls "$dir/eight.dst" 2>&1)"
 	fi
-else
-	bad "receiver did not start: $(cat "$dir/recv.err")"
-	kill $rpid
-	wait $rpid
 fi
 
 # live migration: a writer dirtying a quarter of the link rate converges

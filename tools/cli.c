@@ -728,21 +728,6 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	return 0;
 }
 
-/* key, then text as a JSON string (text is the library's: printable
- * ASCII, peer bytes escaped). */
-static void print_json_string(const char *key, const char *text)
-{
-	fputs(key, stdout);
-	putchar('"');
-	for (; *text; text++) {
-		if (*text == '"' || *text == '\\')
-			putchar('\\');
-		if ((unsigned char)*text >= 0x20)
-			putchar(*text);
-	}
-	putchar('"');
-}
-
 void print_result(const struct opts *o, const char *what,
 		  const struct mfd_session *s, bool ok)
 {
@@ -758,8 +743,10 @@ void print_result(const struct opts *o, const char *what,
 		       mfd_method_name(mfd_session_method(s)),
 		       st.seconds > 0 ? gib / st.seconds : 0);
 		print_stats_json(s);
-		if (!ok)
-			print_json_string(",\"error\":", mfd_session_error(s));
+		if (!ok) {
+			fputs(",\"error\":", stdout);
+			fprint_json_string(stdout, mfd_session_error(s));
+		}
 		printf("}\n");
 		return;
 	}

@@ -60,23 +60,20 @@ void fprint_round_json(FILE *f, const struct mfd_round_stats *rs)
 		rs->projected_downtime_s);
 }
 
-/* s as the inside of a JSON string (a unix: path may hold anything). */
-static const char *json_escape(char *out, size_t len, const char *s)
+void fprint_json_string(FILE *f, const char *text)
 {
-	size_t n = 0;
-
-	for (; s && *s && n + 7 < len; s++) {
-		unsigned char c = (unsigned char)*s;
+	fputc('"', f);
+	for (; text && *text; text++) {
+		unsigned char c = (unsigned char)*text;
 
 		if (c == '"' || c == '\\')
-			n += (size_t)snprintf(out + n, len - n, "\\%c", c);
+			fprintf(f, "\\%c", c);
 		else if (c < 0x20 || c > 0x7e)
-			n += (size_t)snprintf(out + n, len - n, "\\u%04x", c);
+			fprintf(f, "\\u%04x", c);
 		else
-			out[n++] = (char)c;
+			fputc(c, f);
 	}
-	out[n] = 0;
-	return out;
+	fputc('"', f);
 }
 
 /* Each endpoint of the URI: its channels and what they carried. */
@@ -86,7 +83,6 @@ static void fprint_endpoints_json(FILE *f, const struct mfd_session *s,
 	for (unsigned k = 0; k < mfd_session_endpoints(s); k++) {
 		unsigned channels = 0;
 		struct mfd_stats sum = { 0 };
-		char uri[700];
 
 		for (unsigned i = 0; i < n; i++) {
 			struct mfd_stats cs;
@@ -100,12 +96,12 @@ static void fprint_endpoints_json(FILE *f, const struct mfd_session *s,
 			sum.zero_pages += cs.zero_pages;
 			sum.channels_lost += cs.channels_lost;
 		}
+		fputs(k ? ",{\"uri\":" : "{\"uri\":", f);
+		fprint_json_string(f, mfd_session_endpoint(s, k));
 		fprintf(f,
-			"%s{\"uri\":\"%s\",\"channels\":%u,\"bytes\":%llu,"
+			",\"channels\":%u,\"bytes\":%llu,"
 			"\"normal_pages\":%llu,\"zero_pages\":%llu,"
 			"\"channels_lost\":%llu}",
-			k ? "," : "",
-			json_escape(uri, sizeof(uri), mfd_session_endpoint(s, k)),
 			channels, (unsigned long long)sum.bytes,
 			(unsigned long long)sum.normal_pages,
 			(unsigned long long)sum.zero_pages,

@@ -36,6 +36,9 @@ void progress_stop(struct progress *p);
 /* One JSON object: totals and per channel, to stdout or f. */
 void print_stats_json(const struct mfd_session *s);
 void fprint_stats_json(FILE *f, const struct mfd_session *s);
+/* text as a JSON string, quotes included: '"' and '\\' escaped, bytes
+ * outside 0x20..0x7e as \\u00XX */
+void fprint_json_string(FILE *f, const char *text);
 /* One round's figures as a JSON object. */
 void fprint_round_json(FILE *f, const struct mfd_round_stats *rs);
 
