@@ -624,7 +624,9 @@ MFD_EXTERN void mfd_session_set_error(struct mfd_session *s, const char *fmt,
 /* The last error as a sentence, or "" when none. Valid until free. */
 MFD_EXTERN const char *mfd_session_error(const struct mfd_session *s);
 
-/* Stop every thread, close every channel and free. Takes NULL. */
+/* Stop every thread, close every channel and free. Takes NULL. A sender
+ * whose session failed first lets each channel finish the packet it is
+ * sending and tell the receiver why, for at most 500 ms. */
 MFD_EXTERN void mfd_session_free(struct mfd_session *s);
 
 /* Name of a method ("none", "zlib", "zstd"), NULL for an unknown one. */

@@ -250,7 +250,8 @@ int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch)
 		 * zero-copy send of it would have completed */
 		if (!r)
 			r = mfd__tp_send(ch->conn, p->iov, p->niov,
-					 p->copy ? 0 : MFD_SEND_ZEROCOPY);
+					 MFD_SEND_MORE |
+						 (p->copy ? 0 : MFD_SEND_ZEROCOPY));
 	} else {
 		r = mfd__tp_send(ch->conn, p->iov, p->niov, 0);
 	}
@@ -563,6 +564,10 @@ static void *send_thread(void *arg)
 		mfd__tell_peer(s, ch, MFD_PKT_ABORT, 0);
 		mfd__tp_shutdown(ch->conn);
 	}
+	pthread_mutex_lock(&s->lock);
+	ch->thread_done = true;
+	pthread_cond_broadcast(&s->idle_cond);
+	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
@@ -860,9 +865,27 @@ int mfd__send_start(struct mfd_session *s)
 
 void mfd__send_stop(struct mfd_session *s)
 {
+	struct mfd_deadline grace;
+
 	if (s->started && !s->finished)
 		mfd__session_fail(s, -1, -ECANCELED,
 				  "session freed before it finished");
+	/* A channel sending when the session failed finishes its packet
+	 * and tells the receiver why; one still at it after the grace is
+	 * blocked on a receiver that reads no more. */
+	mfd__deadline_start(&grace, MFD_ABORT_GRACE_MS, "");
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; s->ch && i < s->nchannels; i++) {
+		struct mfd_channel *ch = &s->ch[i];
+		unsigned left;
+
+		while (ch->thread_started && !ch->thread_done &&
+		       (left = mfd__deadline_left(&grace)))
+			mfd__timed_wait(&s->idle_cond, &s->lock, left);
+		if (ch->thread_started && !ch->thread_done)
+			mfd__tp_shutdown(ch->conn);
+	}
+	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; s->ch && i < s->nchannels; i++)
 		if (s->ch[i].thread_started)
 			pthread_join(s->ch[i].thread, NULL);

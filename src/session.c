@@ -660,14 +660,14 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 		pthread_cond_broadcast(&ch->job_cond);
 		/* Channel threads still tell the peer why: the receiver's all
 		 * (they wait in reads); on the sender, the failing channel
-		 * (its own thread, which is not blocked, or none yet) and the
-		 * idle ones once woken. A sender channel with a job may be
-		 * blocked writing to a peer that reads no more: only a full
-		 * shutdown wakes it. */
-		if (s->role == MFD_ROLE_RECV || ch->job == MFD_JOB_NONE)
+		 * (its own thread, which is not blocked, or none yet) and
+		 * every other one once its packet is whole. One blocked
+		 * writing to a peer that reads no more is shut down by
+		 * mfd__send_stop(). */
+		if (s->role == MFD_ROLE_RECV)
 			mfd__tp_shutdown_read(ch->conn);
 		else if ((int)i != channel)
-			mfd__tp_shutdown(ch->conn);
+			mfd__tp_stop_sends(ch->conn);
 	}
 	if (s->pc)
 		mfd__pc_on_fail(s);
@@ -821,6 +821,7 @@ void mfd__tell_peer(struct mfd_session *s, struct mfd_channel *ch,
 {
 	uint8_t buf[MFD_HDR_SIZE + sizeof(s->errmsg)];
 	struct mfd_hdr h = { .type = type, .round = round };
+	struct iovec iov;
 
 	pthread_mutex_lock(&s->lock);
 	if (!s->peer_failed) { /* a peer that failed first knows why */
@@ -831,8 +832,11 @@ void mfd__tell_peer(struct mfd_session *s, struct mfd_channel *ch,
 	if (!h.payload_len)
 		return;
 	mfd__hdr_encode(&h, buf);
-	if (!mfd__tp_set_timeout(ch->conn, 500))
-		mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
+	iov.iov_base = buf;
+	iov.iov_len = MFD_HDR_SIZE + h.payload_len;
+	/* not behind half a packet, where it would be read as pages */
+	if (!mfd__tp_set_timeout(ch->conn, MFD_ABORT_GRACE_MS))
+		mfd__tp_send(ch->conn, &iov, 1, MFD_SEND_LAST);
 }
 
 void mfd__fault_text(const struct mfd_session *s, uintptr_t addr, bool write,

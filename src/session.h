@@ -38,6 +38,7 @@ struct mfd_channel {
 	struct mfd_conn *conn;
 	pthread_t thread;
 	bool thread_started;
+	bool thread_done; /* sender: it returned; protected by s->lock */
 
 	/* Sender: protected by s->lock. The owner fills a job (it swaps its
 	 * batch buffer with job_offsets, so no offset is copied) and the
@@ -238,7 +239,9 @@ int mfd__peer_failed(struct mfd_session *s, struct mfd_channel *ch,
 
 /* This end failed: tell the peer why on ch, in a packet of `type` (FIN
  * from the receiver, ABORT from the sender) carrying the session's
- * error; nothing when the peer failed first. Best effort, 500 ms. */
+ * error; nothing when the peer failed first, or behind a packet that a
+ * failed send left half written. Best effort, MFD_ABORT_GRACE_MS. */
+#define MFD_ABORT_GRACE_MS 500
 void mfd__tell_peer(struct mfd_session *s, struct mfd_channel *ch,
 		    uint8_t type, uint32_t round);
 

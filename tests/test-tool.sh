@@ -232,12 +232,15 @@ done <"$dir/stats.jsonl"
 [ "$lines" -ge 4 ] && ok "--stats-interval: $lines JSON lines" ||
 	bad "--stats-interval: $lines lines: $(cat "$dir/stats.jsonl")"
 
-# signal_recv DELAY SIG RECV-OPTIONS SEND-OPTIONS: $dir/eight from a
-# sender to a receiver into $dir/eight.dst, SIG sent to the receiver DELAY
-# seconds in (a STOP is followed by a CONT once the sender ended); sets
-# sst and rst, the exit statuses; 1 when the receiver did not start
+# signal_end WHO DELAY SIG RECV-OPTIONS SEND-OPTIONS: $dir/eight from a
+# sender to a receiver into $dir/eight.dst, SIG sent to WHO (recv or
+# send) DELAY seconds in (a STOP is followed by a CONT once the other
+# ended); sets sst and rst, the exit statuses; 1 when the receiver did
+# not start
 head -c $((8 << 20)) /dev/urandom >"$dir/eight"
-signal_recv() {
+signal_end() {
+	local who=$1
+	shift
 	rm -f "$dir/eight.dst" "$dir/recv.err"
 	"$MULTIFD" recv $3 tcp:127.0.0.1:0 "$dir/eight.dst" >/dev/null \
 		2>"$dir/recv.err" &
@@ -252,12 +255,21 @@ signal_recv() {
 		2>"$dir/send.err" &
 	spid=$!
 	sleep "$1"
-	kill -"$2" $rpid
-	wait $spid
-	sst=$?
-	[ "$2" = STOP ] && kill -CONT $rpid
-	wait $rpid
-	rst=$?
+	if [ "$who" = recv ]; then
+		kill -"$2" $rpid
+		wait $spid
+		sst=$?
+		[ "$2" = STOP ] && kill -CONT $rpid
+		wait $rpid
+		rst=$?
+	else
+		kill -"$2" $spid
+		wait $rpid
+		rst=$?
+		[ "$2" = STOP ] && kill -CONT $spid
+		wait $spid
+		sst=$?
+	fi
 }
 
 # a receiver stopped (SIGSTOP) for longer than the sender's timeout,
@@ -265,7 +277,7 @@ signal_recv() {
 # the sender gives up waiting for the end to be confirmed; the receiver,
 # continued, must not then commit and exit 0 as if the sender had heard
 # of it
-if signal_recv 0.3 STOP "--timeout 2" "-c 2 --timeout 2 --max-bandwidth 16M"; then
+if signal_end recv 0.3 STOP "--timeout 2" "-c 2 --timeout 2 --max-bandwidth 16M"; then
 	if [ $sst = 1 ] && [ $rst = 1 ] && [ ! -e "$dir/eight.dst" ] &&
 		grep -q "the sender failed\|it gave up" "$dir/recv.err"; then
 		ok "recv stopped past the sender's timeout: neither succeeds: $(tail -1 "$dir/recv.err")"
@@ -277,13 +289,25 @@ fi
 # a receiver stopped by SIGTERM mid-transfer (8 MiB at 2 MiB/s, after
 # 1 s): the sender says which signal stopped it, not a bare "cancelled";
 # the receiver exits 128 + 15 and leaves no file, the sender exits 1
-if signal_recv 1 TERM "" "--max-bandwidth 2M"; then
+if signal_end recv 1 TERM "" "--max-bandwidth 2M"; then
 	if [ $sst = 1 ] && [ $rst = 143 ] && [ ! -e "$dir/eight.dst" ] &&
 		grep -q "multifd: send: channel [0-9]*: the receiver failed: it was stopped by a signal (SIGTERM)$" "$dir/send.err" &&
 		grep -q "multifd: recv: stopped by a signal (SIGTERM)$" "$dir/recv.err"; then
 		ok "recv stopped by SIGTERM: the sender says $(cat "$dir/send.err")"
 	else
 		bad "recv stopped by SIGTERM: send $sst, recv $rst: $(cat "$dir/send.err" "$dir/recv.err"; ls "$dir/eight.dst" 2>&1)"
+	fi
+fi
+
+# a sender stopped by SIGTERM mid-transfer, its 4 channels each with a
+# packet to send: the receiver says which signal stopped the sender, not
+# "peer closed" (every channel finishes its packet before the ABORT)
+if signal_end send 1 TERM "" "-c 4 --max-bandwidth 2M"; then
+	if [ $sst = 143 ] && [ $rst = 1 ] && [ ! -e "$dir/eight.dst" ] &&
+		grep -q "multifd: recv: channel [0-9]*: the sender failed: it was stopped by a signal (SIGTERM)$" "$dir/recv.err"; then
+		ok "send stopped by SIGTERM: the receiver says $(tail -1 "$dir/recv.err")"
+	else
+		bad "send stopped by SIGTERM: send $sst, recv $rst: $(cat "$dir/send.err" "$dir/recv.err"; ls "$dir/eight.dst" 2>&1)"
 	fi
 fi
 

@@ -237,7 +237,17 @@ const struct mfd_transport_ops *mfd__transport_get(enum mfd_scheme s)
 int mfd__tp_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		 unsigned flags)
 {
-	return c->ops->send(c, iov, n, flags);
+	int r;
+
+	if ((flags & MFD_SEND_LAST) && c->torn)
+		return -EPIPE;
+	if (!(flags & (MFD_SEND_MORE | MFD_SEND_LAST)) &&
+	    __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE))
+		return -ECANCELED;
+	r = c->ops->send(c, iov, n, flags & MFD_SEND_ZEROCOPY);
+	if (r)
+		c->torn = true;
+	return r;
 }
 
 int mfd__tp_recv(struct mfd_conn *c, const struct iovec *iov, int n)
@@ -315,6 +325,14 @@ void mfd__tp_shutdown_read(struct mfd_conn *c)
 		c->ops->shutdown_read(c);
 	else
 		mfd__tp_shutdown(c);
+}
+
+void mfd__tp_stop_sends(struct mfd_conn *c)
+{
+	if (!c)
+		return;
+	__atomic_store_n(&c->stopping, 1, __ATOMIC_RELEASE);
+	mfd__tp_shutdown_read(c);
 }
 
 void mfd__tp_revoke(struct mfd_conn *c)

@@ -66,6 +66,11 @@ int mfd__uri_parse_list(const char *s, struct mfd_uri *u, unsigned max,
 /* Send flags. */
 #define MFD_SEND_ZEROCOPY 0x1u /* the pages may be sent without a copy;
 				  flush() before they change */
+/* For mfd__tp_send() only, never passed to a transport's send op: */
+#define MFD_SEND_MORE 0x100u /* the rest of a packet whose first bytes went
+				by the previous send: sent even once stopped */
+#define MFD_SEND_LAST 0x200u /* the last words (an ABORT): sent even once
+				stopped, never behind a torn packet */
 
 struct mfd_transport_ops;
 
@@ -91,6 +96,11 @@ struct mfd_conn {
 	 * before the connection becomes a session's channel; read for the
 	 * statistics */
 	unsigned tls_flags;
+	/* Kept by mfd__tp_send() and mfd__tp_stop_sends(): sends stopped
+	 * (atomic), and a send that failed, which may have left a packet
+	 * half written (the owner's thread). */
+	int stopping;
+	bool torn;
 };
 
 #define MFD_CONN_TLS 0x1u	/* the channel runs inside TLS */
@@ -293,6 +303,12 @@ int64_t mfd__tp_now_ns(void);
 int64_t mfd__tp_deadline_in(unsigned timeout_ms);
 void mfd__tp_shutdown(struct mfd_conn *c);
 void mfd__tp_shutdown_read(struct mfd_conn *c);
+/* From any thread: the packets that follow are refused (-ECANCELED), so
+ * that the owner's thread can still send its last words (MFD_SEND_LAST)
+ * once the packet it is sending is whole; a read is woken by a shutdown
+ * of reads. A send in progress is let finish: one blocked on a peer that
+ * reads no more needs mfd__tp_shutdown(). */
+void mfd__tp_stop_sends(struct mfd_conn *c);
 void mfd__tp_revoke(struct mfd_conn *c);
 void mfd__tp_close(struct mfd_conn *c);
 void mfd__tp_listener_wake(struct mfd_listener *l);
