@@ -724,9 +724,17 @@ static int recv_ack(struct mfd_session *s, struct mfd_channel *ch)
 
 	r = mfd__tp_recv_buf(ch->conn, buf, sizeof(buf));
 	if (r) {
+		/* an endpoint that accepted but is not the receiver stalls
+		 * every channel, the first one read included */
 		mfd__session_fail(s, (int)ch->index, r,
-				  "no handshake answer from the receiver: %s",
-				  ch->conn->err);
+				  "no handshake answer from the receiver: %s%s",
+				  ch->conn->err,
+				  r == -ETIMEDOUT && s->nep > 1
+					  ? " (a receiver answers once every "
+					    "channel has reached it: is every "
+					    "endpoint of the list that "
+					    "receiver?)"
+					  : "");
 		return r;
 	}
 	if (mfd__ack_decode(buf, &a, NULL, 0) == 0 && a.status == 0) {

@@ -299,6 +299,29 @@ if signal_end recv 1 TERM "" "--max-bandwidth 2M"; then
 	fi
 fi
 
+# two endpoints, the second of which accepts but is not the receiver:
+# the receiver waits for that channel, so channel 0 has no answer; the
+# sender's error says where to look
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4)
+print(s.getsockname()[1], flush=True); c = s.accept(); time.sleep(30)' \
+	>"$dir/decoy.port" &
+decoy=$!
+"$MULTIFD" recv --timeout 5 tcp:127.0.0.1:0 "$dir/eight.dst" >/dev/null \
+	2>"$dir/recv.err" &
+rpid=$!
+if port_uri=$(wait_listening "$dir/recv.err") &&
+	for _ in $(seq 50); do [ -s "$dir/decoy.port" ] && break; sleep 0.1; done &&
+	[ -s "$dir/decoy.port" ]; then
+	expect 1 "is every endpoint of the list that receiver?" "$MULTIFD" send \
+		-c 2 --timeout 2 "$port_uri,tcp:127.0.0.1:$(cat "$dir/decoy.port")" \
+		"$dir/eight"
+else
+	bad "decoy or receiver did not start: $(cat "$dir/recv.err")"
+fi
+kill $decoy $rpid 2>/dev/null
+wait $decoy $rpid 2>/dev/null
+
 # a sender stopped by SIGTERM mid-transfer, its 4 channels each with a
 # packet to send: the receiver says which signal stopped the sender, not
 # "peer closed" (every channel finishes its packet before the ABORT)
