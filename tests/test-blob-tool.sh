@@ -48,6 +48,27 @@ for m in none zlib zstd; do
 	fi
 done
 
+# blobs read from a pipe (stdin), /dev/null and a FIFO: read to their end
+start_recv --blob-dir "$dir/out"
+rm -f "$dir/fifo"
+mkfifo "$dir/fifo"
+cat "$dir/one" >"$dir/fifo" &
+"$MULTIFD" send -q --timeout 10 --blob piped=/dev/stdin --blob none=/dev/null \
+	--blob fifo="$dir/fifo" "$uri" "$dir/img" <"$dir/big" 2>"$dir/send.err"
+s=$?
+wait $rpid
+r=$?
+if [ $s = 0 ] && [ $r = 0 ] && cmp -s "$dir/big" "$dir/out/piped" &&
+	cmp -s /dev/null "$dir/out/none" && cmp -s "$dir/one" "$dir/out/fifo"; then
+	ok "blobs from stdin, /dev/null and a FIFO, identical"
+else
+	bad "blobs from a pipe: exit $s/$r: $(cat "$dir/send.err" "$dir/recv.err")"
+fi
+expect_dir_refused=$("$MULTIFD" send --blob d="$dir" tcp:127.0.0.1:1 "$dir/img" 2>&1)
+[ $? = 1 ] && grep -q "is a directory: expected a file, a pipe or a device" <<<"$expect_dir_refused" &&
+	ok "a directory as a blob: $expect_dir_refused" ||
+	bad "a directory as a blob: $expect_dir_refused"
+
 # refused [RECV-ARGS] -- SEND-ARGS... -- WORD: both ends fail, each
 # naming WORD, and DIR holds nothing
 refused() {

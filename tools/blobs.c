@@ -50,6 +50,57 @@ int blob_files_add(struct blob_files *f, const char *arg)
 	return 0;
 }
 
+/* A pipe, a FIFO or a device (/dev/stdin, <(...)): to its end, at most
+ * BLOB_STREAM_MAX bytes. Closes fd. */
+#define BLOB_STREAM_MAX (16ull << 30)
+static int read_stream(const char *path, int fd, uint8_t **data,
+		       uint64_t *len, char *err, size_t errlen)
+{
+	uint64_t cap = 0;
+
+	*len = 0;
+	for (;;) {
+		ssize_t r;
+
+		if (*len == cap) {
+			uint8_t *more;
+
+			cap = cap ? 2 * cap : 1 << 16;
+			if (cap > BLOB_STREAM_MAX + 1)
+				cap = BLOB_STREAM_MAX + 1;
+			more = *len == cap ? NULL : realloc(*data, cap);
+			if (!more) {
+				snprintf(err, errlen,
+					 *len == cap
+						 ? "blob file '%s': more than "
+						   "16 GiB"
+						 : "blob file '%s': no memory "
+						   "for its bytes",
+					 path);
+				break;
+			}
+			*data = more;
+		}
+		r = read(fd, *data + *len, cap - *len);
+		if (r == 0) {
+			close(fd);
+			return 0;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "blob file '%s': %s", path,
+				 strerror(errno));
+			break;
+		}
+		*len += (uint64_t)r;
+	}
+	free(*data);
+	*data = NULL;
+	close(fd);
+	return -1;
+}
+
 /* The whole of path into *data (NULL for an empty file). */
 static int read_whole(const char *path, uint8_t **data, uint64_t *len,
 		      char *err, size_t errlen)
@@ -64,11 +115,13 @@ static int read_whole(const char *path, uint8_t **data, uint64_t *len,
 			 strerror(errno));
 		goto fail;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "blob file '%s': not a regular file",
-			 path);
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "blob file '%s' is a directory: expected "
+			 "a file, a pipe or a device to read", path);
 		goto fail;
 	}
+	if (!S_ISREG(st.st_mode))
+		return read_stream(path, fd, data, len, err, errlen);
 	*len = (uint64_t)st.st_size;
 	*data = malloc(*len ? *len : 1);
 	if (!*data) {
