@@ -1216,6 +1216,7 @@ static int match_regions(struct mfd_session *s, struct handshake *h,
 		uint64_t len;
 		int j;
 
+		o->file_fd = -1; /* no file (a sender's only) */
 		r = read_region_entry(h, o->name, &len, ps, err, errlen);
 		if (r)
 			break;

@@ -8,8 +8,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -384,6 +386,69 @@ static void test_receiver_policy(void)
 	}
 }
 
+/* A region the receiver's application makes in region_cb, once the
+ * sender said its size. */
+struct made {
+	uint8_t *mem;
+	uint64_t len;
+	int calls;
+};
+
+static int make_region(void *opaque, const char *name, uint64_t length,
+		       void **mem, bool *zeroed)
+{
+	struct made *m = opaque;
+
+	m->calls++;
+	if (strcmp(name, "ram"))
+		return -ENOENT;
+	m->mem = guarded_alloc(length);
+	m->len = length;
+	*mem = m->mem;
+	*zeroed = true;
+	return 0;
+}
+
+/* The region made in region_cb receives the pages; freeing the session
+ * closes no descriptor of the application's (a region's file_fd, 0 in
+ * a zeroed struct, is closed only on a sender) */
+static void test_region_cb(void)
+{
+	const uint64_t len = 4 << 20;
+	uint8_t *src = guarded_alloc(len);
+	struct made made = { 0 };
+	struct mfd_config cfg;
+	uint64_t st = 7;
+	struct pair p;
+	int fd0 = -1;
+
+	if (fcntl(0, F_GETFD) < 0) /* the lowest free descriptor: 0 */
+		fd0 = open("/dev/null", O_RDONLY);
+	CU_ASSERT_FATAL(fcntl(0, F_GETFD) >= 0);
+	fill_random(src, len, &st);
+	mfd_config_init(&cfg);
+	cfg.channels = 2;
+	cfg.timeout_ms = 5000;
+	cfg.region_cb = make_region;
+	cfg.region_opaque = &made;
+	/* "ram" declared without memory: made when it is announced */
+	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", NULL, 0),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(tx_start(&p, &cfg, src, len), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	pair_free(&p);
+	CU_ASSERT_EQUAL(made.calls, 1);
+	CU_ASSERT_EQUAL(made.len, len);
+	CU_ASSERT(made.mem && !memcmp(made.mem, src, len));
+	CU_ASSERT(fcntl(0, F_GETFD) >= 0);
+	if (made.mem)
+		guarded_free(made.mem, len);
+	guarded_free(src, len);
+	if (fd0 >= 0)
+		close(fd0);
+}
+
 /* Each round's figures: a full round, then two rounds of dirty pages
  * found 100 ms apart, whose rate and projected downtime follow. */
 static void test_round_figures(void)
@@ -507,6 +572,7 @@ int main(void)
 		{ "zero ranges onto old data, shared", test_zero_range_shared },
 		{ "channel threads are named", test_thread_names },
 		{ "figures of each round", test_round_figures },
+		{ "a region made in region_cb", test_region_cb },
 		{ "receiver policy bounds what a sender proposes",
 		  test_receiver_policy },
 		{ NULL, NULL },
