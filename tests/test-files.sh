@@ -156,6 +156,8 @@ check "in-place FILE removed: both exit 1 (send $sst, recv $rst)" \
 	[ $sst = 1 -a $rst = 1 ]
 check "in-place FILE removed: the sender is told" \
 	has "$dir/s.log" "was removed or replaced during the transfer"
+check "in-place FILE removed: every page arrived, no mix is claimed" \
+	has "$dir/r.log" "every page arrived in the files received in place, but the sender was told"
 
 # 5. a refused session leaves an existing FILE as it was
 head -c 1M /dev/urandom >"$dir/keep"
@@ -256,6 +258,25 @@ check "replacing a file being sent: the file is as it was" \
 	cmp -s "$dir/same" "$dir/in"
 check "replacing a file being sent: the first transfer completes" \
 	cmp -s "$dir/out1" "$dir/in"
+# and a second receiver in place onto a file one is receiving into
+head -c "$(stat -c %s "$dir/in")" /dev/zero >"$dir/twice"
+start_recv "$dir/r.log" --inplace tcp:127.0.0.1:0 "$dir/twice"
+timeout 60 "$MULTIFD" send -q --max-bandwidth 4M "$uri" "$dir/in" 2>/dev/null &
+spid=$!
+r1=$rpid
+sleep 0.5
+timeout 60 "$MULTIFD" send -q -c 1 tcp:127.0.0.1:1 "$dir/twice" 2>"$dir/s2.log"
+# (refused before it listens)
+timeout 60 "$MULTIFD" recv --inplace --timeout 2 tcp:127.0.0.1:0 "$dir/twice" \
+	2>"$dir/r2.log"
+rst=$?
+check "two receivers in place: the second refused ($rst)" eval '[ $rst = 1 ] &&
+	has "$dir/r2.log" "is being received into by another multifd process: two receivers would mix their pages"'
+check "sending a file being received into: refused" \
+	has "$dir/s2.log" "is being received into by another multifd process: expected a file nobody writes"
+wait $spid $r1
+check "two receivers in place: the first transfer completes" \
+	cmp -s "$dir/twice" "$dir/in"
 
 # 7. a sparse file: the holes are never read (tmpfs would allocate them)
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then

@@ -169,6 +169,12 @@ start_recv --inplace -R "ram=$dir/ram.dst" -R "vga=$dir/vga.small" tcp:127.0.0.1
 expect 1 "'$dir/vga.small' has 1048576 bytes, the sender's region 'vga' 2097152: --inplace needs the same size" \
 	"$MULTIFD" send -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri"
 wait $rpid
+# also one that is no multiple of the page size: its size is the news
+echo old >"$dir/vga.tiny"
+start_recv --inplace -R "ram=$dir/ram.dst" -R "vga=$dir/vga.tiny" tcp:127.0.0.1:0
+expect 1 "'$dir/vga.tiny' has 4 bytes, the sender's region 'vga' 2097152: --inplace needs the same size" \
+	"$MULTIFD" send -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri"
+wait $rpid
 start_recv -R "ram=$dir/ram.dst" -R "vga=$dir/vga.small" tcp:127.0.0.1:0
 if timeout 60 "$MULTIFD" send -q -R "ram=$dir/src" -R "vga=$dir/vga" "$port_uri" &&
 	wait $rpid && cmp -s "$dir/vga" "$dir/vga.small"; then

@@ -52,6 +52,24 @@ static const char *file_kind(mode_t mode)
  * write while receiving in place. A file system without locks is no
  * reason to fail.
  */
+/* Another process's lock on fd stands in the way of ours (a write lock
+ * when write): say whose, sender (a read lock) or receiver (a write
+ * lock), and what it would do. */
+static int busy(int fd, const char *path, bool write, char *err,
+		size_t errlen)
+{
+	struct flock fl = { .l_type = write ? F_WRLCK : F_RDLCK,
+			    .l_whence = SEEK_SET };
+	bool receiving = !fcntl(fd, F_OFD_GETLK, &fl) && fl.l_type == F_WRLCK;
+
+	snprintf(err, errlen, "'%s' is being %s by another multifd process: %s",
+		 path, receiving ? "received into" : "sent",
+		 !write ? "expected a file nobody writes"
+		 : receiving ? "two receivers would mix their pages"
+			     : "receiving onto it would destroy what it sends");
+	return -EBUSY;
+}
+
 static int lock_file(int fd, const char *path, bool write, char *err,
 		     size_t errlen)
 {
@@ -61,13 +79,7 @@ static int lock_file(int fd, const char *path, bool write, char *err,
 	if (!fcntl(fd, F_OFD_SETLK, &fl) ||
 	    (errno != EAGAIN && errno != EACCES))
 		return 0;
-	snprintf(err, errlen,
-		 write ? "'%s' is being sent by another multifd process: "
-			 "receiving onto it would destroy what it sends"
-		       : "'%s' is being received into by another multifd "
-			 "process: expected a file nobody writes",
-		 path);
-	return -EBUSY;
+	return busy(fd, path, write, err, errlen);
 }
 
 static int map_existing(const char *path, uint32_t page_size, bool write,
@@ -178,10 +190,7 @@ static int check_replaced(const char *path, mode_t *mode, char *err,
 	}
 	*mode = st.st_mode & 07777;
 	if (!fcntl(fd, F_OFD_GETLK, &fl) && fl.l_type != F_UNLCK) {
-		snprintf(err, errlen,
-			 "'%s' is being sent by another multifd process: "
-			 "receiving onto it would destroy what it sends",
-			 path);
+		busy(fd, path, true, err, errlen);
 		close(fd);
 		return -EBUSY;
 	}

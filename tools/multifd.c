@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "blobs.h"
 #include "cli.h"
@@ -431,7 +432,22 @@ struct recv_target {
 	struct mapping maps[MFD_MAX_REGIONS];
 	unsigned nmaps;
 	bool inplace_used; /* an existing file was written in place */
+	bool all_in;	   /* every page arrived: the commit was reached */
 };
+
+/* --inplace: FILE must have the region's size. */
+static int same_size(const char *path, uint64_t have, const char *name,
+		     uint64_t length, char *err, size_t errlen)
+{
+	if (have == length)
+		return 0;
+	snprintf(err, errlen,
+		 "'%s' has %llu bytes, the sender's region '%s' %llu: "
+		 "--inplace needs the same size",
+		 path, (unsigned long long)have, name,
+		 (unsigned long long)length);
+	return -EINVAL;
+}
 
 static int create_target(void *opaque, const char *name, uint64_t length,
 			 void **mem, bool *zeroed)
@@ -456,17 +472,21 @@ static int create_target(void *opaque, const char *name, uint64_t length,
 	}
 	m->fd = -1;
 	if (t->o->inplace && !access(path, F_OK)) {
-		r = map_file_inplace(path, t->o->cfg.page_size, m, err,
-				     sizeof(err));
-		if (!r && m->len != length) {
-			snprintf(err, sizeof(err),
-				 "'%s' has %llu bytes, the sender's region "
-				 "'%s' %llu: --inplace needs the same size",
-				 path, (unsigned long long)m->len, name,
-				 (unsigned long long)length);
+		struct stat st;
+
+		/* the size first: a file of 4 bytes is not a page-size
+		 * question here */
+		r = 0;
+		if (!stat(path, &st) && S_ISREG(st.st_mode))
+			r = same_size(path, (uint64_t)st.st_size, name, length,
+				      err, sizeof(err));
+		if (!r)
+			r = map_file_inplace(path, t->o->cfg.page_size, m, err,
+					     sizeof(err));
+		/* or it changed meanwhile */
+		if (!r && (r = same_size(path, m->len, name, length, err,
+					 sizeof(err))))
 			unmap(m);
-			r = -EINVAL;
-		}
 		*zeroed = false;
 		t->inplace_used |= !r;
 	} else {
@@ -494,6 +514,7 @@ static int commit_targets(void *opaque, char *err, size_t errlen)
 	size_t at;
 	int r = 0;
 
+	t->all_in = true;
 	/* first what can fail, for every file, so that a refusal leaves
 	 * every FILE as it was */
 	for (unsigned i = 0; !r && i < t->nmaps; i++)
@@ -685,8 +706,12 @@ int cmd_recv(int argc, char **argv)
 	if (r)
 		report("recv", s, r, t.maps, t.nmaps, false);
 	if (r && t.inplace_used)
-		die_msg("recv: the files received in place now hold a mix of "
-			"the sender's pages and what they held before");
+		die_msg(t.all_in ? "recv: every page arrived in the files "
+				   "received in place, but the sender was told "
+				   "that the session failed"
+				 : "recv: the files received in place now hold "
+				   "a mix of the sender's pages and what they "
+				   "held before");
 	if (!r || o.json)
 		print_result(&o, "received", s, r == 0);
 	status = r ? failed_status() : 0;
