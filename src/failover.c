@@ -27,8 +27,16 @@ struct ledger_blob {
 	const uint8_t *data;
 };
 
+/* A ledger's summary has a bit per LEDGER_BLOCK words of its page map,
+ * set where any bit of those words is: clearing and reading the map at a
+ * barrier then cost what the round sent, not what the region holds (a
+ * TiB of 4 KiB pages maps to 32 MiB per channel, whose pages stay
+ * unallocated where nothing was recorded). */
+#define LEDGER_BLOCK 64
+
 struct mfd_ledger {
 	uint64_t *pages[MFD_MAX_REGIONS]; /* a bit per page, NULL until used */
+	uint64_t *summary[MFD_MAX_REGIONS];
 	bool any_pages;
 	struct ledger_range *ranges;
 	size_t nranges, cap_ranges;
@@ -123,18 +131,24 @@ int mfd__ledger_record(struct mfd_session *s, struct mfd_channel *ch,
 		return -ENOMEM;
 	if (job == MFD_JOB_PAGES) {
 		uint64_t **m = &l->pages[s->batch_region];
+		uint64_t **sum = &l->summary[s->batch_region];
+		uint64_t words = mfd__dirty_map_words(
+			s->regions[s->batch_region].length, ps);
 
 		if (!*m)
-			*m = calloc(mfd__dirty_map_words(
-					    s->regions[s->batch_region].length,
-					    ps),
-				    sizeof(**m));
-		if (!*m)
+			*m = calloc(words, sizeof(**m));
+		if (!*sum)
+			*sum = calloc((words + 64 * LEDGER_BLOCK - 1) /
+					      (64 * LEDGER_BLOCK),
+				      sizeof(**sum));
+		if (!*m || !*sum)
 			return -ENOMEM;
 		for (uint32_t i = 0; i < s->batch_n; i++) {
 			uint64_t pg = s->batch[i] / ps;
+			uint64_t block = pg / 64 / LEDGER_BLOCK;
 
 			(*m)[pg / 64] |= 1ull << (pg % 64);
+			(*sum)[block / 64] |= 1ull << (block % 64);
 		}
 		l->any_pages = true;
 	} else if (job == MFD_JOB_ZERO_RANGE) {
@@ -162,16 +176,54 @@ int mfd__ledger_record(struct mfd_session *s, struct mfd_channel *ch,
 	return 0;
 }
 
+/* Call fn for each block of region k's page map that the summary marks:
+ * its first word and how many words it has. */
+static int each_block(struct mfd_session *s, struct mfd_ledger *l, int k,
+		      int (*fn)(struct mfd_session *s, int k, uint64_t *m,
+				uint64_t w, uint64_t n, void *arg),
+		      void *arg)
+{
+	uint64_t words = mfd__dirty_map_words(s->regions[k].length,
+					      s->cfg.page_size);
+	uint64_t blocks = (words + LEDGER_BLOCK - 1) / LEDGER_BLOCK;
+	uint64_t *sum = l->summary[k];
+	int r = 0;
+
+	for (uint64_t i = 0; !r && sum && i < (blocks + 63) / 64; i++)
+		for (uint64_t bits = sum[i]; !r && bits; bits &= bits - 1) {
+			uint64_t b = i * 64 + (uint64_t)__builtin_ctzll(bits);
+			uint64_t w = b * LEDGER_BLOCK;
+
+			r = fn(s, k, l->pages[k], w,
+			       words - w < LEDGER_BLOCK ? words - w
+							: LEDGER_BLOCK,
+			       arg);
+		}
+	return r;
+}
+
+static int clear_block(struct mfd_session *s, int k, uint64_t *m, uint64_t w,
+		       uint64_t n, void *arg)
+{
+	(void)s, (void)k, (void)arg;
+	memset(m + w, 0, n * sizeof(*m));
+	return 0;
+}
+
 static void ledger_clear(struct mfd_session *s, struct mfd_ledger *l)
 {
 	if (!l)
 		return;
-	for (int k = 0; l->any_pages && k < s->nregions; k++)
-		if (l->pages[k])
-			memset(l->pages[k], 0,
-			       mfd__dirty_map_words(s->regions[k].length,
-						    s->cfg.page_size) *
-				       sizeof(uint64_t));
+	for (int k = 0; l->any_pages && k < s->nregions; k++) {
+		uint64_t words = mfd__dirty_map_words(s->regions[k].length,
+						      s->cfg.page_size);
+
+		each_block(s, l, k, clear_block, NULL);
+		if (l->summary[k])
+			memset(l->summary[k], 0,
+			       (words + 64 * LEDGER_BLOCK - 1) /
+				       (64 * LEDGER_BLOCK) * sizeof(uint64_t));
+	}
 	l->any_pages = false;
 	l->nranges = 0;
 	l->nblobs = 0;
@@ -183,12 +235,41 @@ void mfd__ledger_free(struct mfd_channel *ch)
 
 	if (!l)
 		return;
-	for (int k = 0; k < MFD_MAX_REGIONS; k++)
+	for (int k = 0; k < MFD_MAX_REGIONS; k++) {
 		free(l->pages[k]);
+		free(l->summary[k]);
+	}
 	free(l->ranges);
 	free(l->blobs);
 	free(l);
 	ch->ledger = NULL;
+}
+
+struct resent {
+	uint64_t pages, bytes;
+};
+
+/* Queue again the pages of words w..w+n of region k's map. */
+static int resend_block(struct mfd_session *s, int k, uint64_t *m,
+			uint64_t w, uint64_t n, void *arg)
+{
+	struct resent *t = arg;
+	uint32_t ps = s->cfg.page_size;
+	uint64_t chunk[64];
+	int r = 0;
+
+	for (uint64_t end = w + n; !r && w < end; w++) {
+		size_t got = 0;
+
+		for (uint64_t bits = m[w]; bits; bits &= bits - 1)
+			chunk[got++] =
+				(w * 64 + (uint64_t)__builtin_ctzll(bits)) * ps;
+		if (got)
+			r = mfd__queue_pages(s, k, chunk, got);
+		t->pages += got;
+		t->bytes += (uint64_t)got * ps;
+	}
+	return r;
 }
 
 /* Queue again what l holds; the bytes it comes to are added to *bytes. */
@@ -196,25 +277,13 @@ static int resend(struct mfd_session *s, struct mfd_ledger *l,
 		  uint64_t *pages, uint64_t *bytes)
 {
 	uint32_t ps = s->cfg.page_size;
+	struct resent t = { 0, 0 };
 	int r = 0;
 
-	for (int k = 0; !r && l->any_pages && k < s->nregions; k++) {
-		uint64_t words = mfd__dirty_map_words(s->regions[k].length, ps);
-		uint64_t *m = l->pages[k], chunk[64];
-
-		for (uint64_t w = 0; !r && m && w < words; w++) {
-			size_t n = 0;
-
-			for (uint64_t bits = m[w]; bits; bits &= bits - 1)
-				chunk[n++] = (w * 64 + (uint64_t)__builtin_ctzll(
-							       bits)) *
-					     ps;
-			if (n)
-				r = mfd__queue_pages(s, k, chunk, n);
-			*pages += n;
-			*bytes += (uint64_t)n * ps;
-		}
-	}
+	for (int k = 0; !r && l->any_pages && k < s->nregions; k++)
+		r = each_block(s, l, k, resend_block, &t);
+	*pages += t.pages;
+	*bytes += t.bytes;
 	for (size_t i = 0; !r && i < l->nranges; i++) {
 		r = mfd__queue_zero_range(s, (int)l->ranges[i].region,
 					  l->ranges[i].offset,
