@@ -767,8 +767,9 @@ void print_result(const struct opts *o, const char *what,
 		       mfd_session_channels(s),
 		       (unsigned long long)st.resent_pages,
 		       (double)st.resent_bytes / (1 << 20));
-	else if (st.channels_lost)
-		printf("failover: %llu of %u channels lost\n",
+	else if (st.channels_lost) /* a receiver cannot tell them apart */
+		printf("failover: %llu of %u channels lost; pages sent again "
+		       "on the others, if any, are counted above\n",
 		       (unsigned long long)st.channels_lost,
 		       mfd_session_channels(s));
 	if (st.tls_channels && !st.ktls_send_channels && !st.ktls_recv_channels)
