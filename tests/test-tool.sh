@@ -261,21 +261,15 @@ signal_end() {
 		2>"$dir/send.err" &
 	spid=$!
 	sleep "$1"
-	if [ "$who" = recv ]; then
-		kill -"$2" $rpid
-		wait $spid
-		sst=$?
-		[ "$2" = STOP ] && kill -CONT $rpid
-		wait $rpid
-		rst=$?
-	else
-		kill -"$2" $spid
-		wait $rpid
-		rst=$?
-		[ "$2" = STOP ] && kill -CONT $spid
-		wait $spid
-		sst=$?
-	fi
+	local hit=$rpid other=$spid
+	[ "$who" = send ] && hit=$spid other=$rpid
+	kill -"$2" $hit
+	wait $other
+	local ost=$?
+	[ "$2" = STOP ] && kill -CONT $hit
+	wait $hit
+	local hst=$?
+	if [ "$who" = recv ]; then rst=$hst sst=$ost; else sst=$hst rst=$ost; fi
 }
 
 # a receiver stopped (SIGSTOP) for longer than the sender's timeout,
