@@ -491,6 +491,13 @@ struct mfd_round_stats {
 					would take: the pages dirtied
 					during it at that rate, sent at
 					its bandwidth */
+	/* Since 0.2: from the round's first packet handed to a channel
+	   (its sync, for a round of nothing) to its end, without the
+	   caller's pauses between rounds (or the handshake, for round
+	   0); and the rate over that: the link's, where bytes_per_s is
+	   the caller's */
+	double send_seconds;
+	double send_bytes_per_s;
 };
 
 /* Round `round`'s figures; -ENOENT when it has not completed. Thread-safe.

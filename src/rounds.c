@@ -46,6 +46,13 @@ void mfd__rounds_begin(struct mfd_rounds *r, uint64_t bytes, uint64_t pages)
 	r->pages0 = pages;
 	r->dirty = 0;
 	r->scan = (struct timespec){ 0 };
+	r->busy = (struct timespec){ 0 };
+}
+
+void mfd__rounds_busy(struct mfd_rounds *r)
+{
+	if (!is_set(&r->busy))
+		clock_gettime(CLOCK_MONOTONIC, &r->busy);
 }
 
 void mfd__rounds_scan(struct mfd_rounds *r)
@@ -70,6 +77,10 @@ void mfd__rounds_end(struct mfd_rounds *r, uint64_t bytes, uint64_t pages,
 	st.bytes = bytes - r->bytes0;
 	st.seconds = since(&r->t0, &now);
 	st.bytes_per_s = st.seconds > 0 ? (double)st.bytes / st.seconds : 0;
+	st.send_seconds = is_set(&r->busy) ? since(&r->busy, &now) : st.seconds;
+	st.send_bytes_per_s = st.send_seconds > 0
+				      ? (double)st.bytes / st.send_seconds
+				      : 0;
 	st.dirty_pages = r->dirty;
 	/* the pages found dirty at this round's scan were dirtied since the
 	 * previous round's scan */

@@ -17,6 +17,7 @@
 struct mfd_rounds {
 	/* the round in progress: owner thread only */
 	struct timespec t0;	 /* its start (the previous sync's end) */
+	struct timespec busy;	 /* its first send call, or unset */
 	uint64_t bytes0, pages0; /* the session's totals then */
 	uint64_t dirty;		 /* pages mfd_send_dirty() found in it */
 	struct timespec scan;	 /* its first mfd_send_dirty() */
@@ -32,6 +33,9 @@ void mfd__rounds_init(struct mfd_rounds *r);
 void mfd__rounds_free(struct mfd_rounds *r);
 /* A round starts now, with the session's totals so far. */
 void mfd__rounds_begin(struct mfd_rounds *r, uint64_t bytes, uint64_t pages);
+/* A packet handed to a channel (pages, a sync): the first in a round
+ * starts its send time. */
+void mfd__rounds_busy(struct mfd_rounds *r);
 /* mfd_send_dirty() begins to read the caller's bitmap: the first call in
  * a round is its scan, which the dirty rate is timed by (the queueing
  * after it may take most of the round). */

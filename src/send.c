@@ -966,6 +966,7 @@ static bool give_job(struct mfd_session *s, unsigned c, enum mfd_job job)
 	ch->end_as_sync = false;
 	ch->job_round = s->round;
 	ch->job = job;
+	mfd__rounds_busy(&s->round_log);
 	pthread_cond_signal(&ch->job_cond);
 	pthread_mutex_unlock(&s->lock);
 	return true;

@@ -450,7 +450,8 @@ static void test_region_cb(void)
 }
 
 /* Each round's figures: a full round, then two rounds of dirty pages
- * found 100 ms apart, whose rate and projected downtime follow. */
+ * found 100 ms apart, whose rate and projected downtime follow, and
+ * whose send time leaves the caller's pause out. */
 static void test_round_figures(void)
 {
 	enum { LEN = 4 << 20, PAGES = LEN / 4096 };
@@ -486,6 +487,13 @@ static void test_round_figures(void)
 	/* 20 pages over the 0.1 s or more since the previous scan */
 	CU_ASSERT(r[2].dirty_pages_per_s > 20 && r[2].dirty_pages_per_s <= 200);
 	CU_ASSERT(r[2].projected_downtime_s > 0);
+	/* round 2's time holds the 0.1 s pause before it; its send time
+	 * does not */
+	CU_ASSERT(r[2].send_seconds > 0 &&
+		  r[2].seconds - r[2].send_seconds >= 0.099);
+	CU_ASSERT(r[2].send_bytes_per_s > r[2].bytes_per_s);
+	for (unsigned i = 0; i < 3; i++)
+		CU_ASSERT(r[i].send_seconds <= r[i].seconds);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
 	CU_ASSERT_EQUAL(mfd_round_stats(p.tx, 3, &small), 0); /* the last */
 	/* an older, smaller struct: only its bytes */

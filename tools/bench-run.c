@@ -401,28 +401,23 @@ static int postcopy_rounds(const struct opts *o, struct mfd_session *snd,
 	uint64_t pages = o->size / o->cfg.page_size;
 	const uint64_t *maps[1] = { dirty };
 	struct mfd_stats before, after;
-	double t;
 	int r = 0;
 
+	/* the last precopy round's rate is its send_bytes_per_s (the
+	 * rewrite not counted): from -r 2 on, a round of scattered pages
+	 * as the stream's */
 	for (unsigned k = 0; !r && k < o->rounds; k++) {
-		mfd_session_stats(snd, &before);
-		t = now_seconds();
 		r = k == 0 ? mfd_send_region(snd, region)
 			   : mfd_send_dirty(snd, region, dirty, NULL);
 		if (!r)
 			r = mfd_send_sync(snd);
-		/* the last precopy round's rate, the rewrite not counted:
-		 * from -r 2 on, a round of scattered pages as the stream's */
-		mfd_session_stats(snd, &after);
-		res->precopy_bps = (double)(after.bytes - before.bytes) /
-				   (now_seconds() - t);
 		rewrite_pages(mem, pages, o->cfg.page_size, o->rewrite_pct,
 			      o->content, dirty, seed);
 	}
 	/* the writer is stopped: dirty is the final dirty set; the stream's
 	 * rate is bench_run's to take, once the guest knows when the
 	 * receiver switched */
-	before = after;
+	mfd_session_stats(snd, &before);
 	res->postcopy_t0 = now_seconds();
 	if (!r)
 		r = mfd_send_postcopy(snd, maps);
@@ -608,6 +603,8 @@ int bench_run(const struct opts *o, struct bench_result *res)
 	while (res->nrounds < max_rounds + 1 &&
 	       !mfd_round_stats(snd, res->nrounds, &res->rounds[res->nrounds]))
 		res->nrounds++;
+	if (o->postcopy && res->nrounds >= o->rounds)
+		res->precopy_bps = res->rounds[o->rounds - 1].send_bytes_per_s;
 	gib = (double)res->st.payload_bytes / (1u << 30);
 	res->gib_per_s = gib / res->seconds;
 	res->send_cpu_per_gib = gib > 0 ? send_cpu / gib : 0;

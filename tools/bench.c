@@ -270,40 +270,58 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 	       (double)o->size / (1 << 20),
 	       o->live ? ", live" : o->postcopy ? ", postcopy" : "",
 	       o->pretouch ? "pre-touched" : "fresh");
-	for (unsigned k = 0; r->nrounds > 2 && k < r->nrounds; k++) {
+	for (unsigned k = 0; (r->nrounds > 2 || o->postcopy) &&
+			     k < r->nrounds; k++) {
 		const struct mfd_round_stats *rs = &r->rounds[k];
+		const char *what = "";
 
+		/* its send time and rate: the link's, without the bench's
+		 * rewrite between rounds */
 		printf("  round %llu: %llu pages (%.1f MiB) in %.3f s, %.0f MB/s",
 		       (unsigned long long)rs->round,
 		       (unsigned long long)rs->pages,
 		       (double)rs->pages * o->cfg.page_size / (1 << 20),
-		       rs->seconds, rs->bytes_per_s / 1e6);
+		       rs->send_seconds, rs->send_bytes_per_s / 1e6);
 		if (rs->dirty_pages_per_s > 0)
 			printf("; dirtied at %.0f pages/s, a stop now: %.1f ms",
 			       rs->dirty_pages_per_s,
 			       rs->projected_downtime_s * 1000);
-		printf("%s\n", o->live && k + 1 == r->nrounds
-				       ? " (stop and copy)" : "");
+		if (o->live && k + 1 == r->nrounds)
+			what = " (stop and copy)";
+		else if (o->postcopy && k + 1 == o->rounds)
+			what = " (the last precopy round)";
+		else if (o->postcopy && k == o->rounds)
+			what = " (the switch)";
+		else if (o->postcopy && k == o->rounds + 1)
+			what = " (the stream, the switch's pause included)";
+		printf("%s\n", what);
 	}
-	if (o->postcopy)
+	if (o->postcopy) {
 		printf("  postcopy (%s touches): %llu touches, %llu requests, "
-		       "%llu pages on demand, %llu by the stream\n"
-		       "  request latency: p50 %.0f us, p90 %.0f us, p99 %.0f "
-		       "us, max %.0f us\n"
-		       "  switch %.1f ms; stream after it: %.0f MB/s, %.2f of "
-		       "the last precopy round's %.0f MB/s; total %.3f s\n",
+		       "%llu pages on demand, %llu by the stream\n",
 		       o->postcopy_sequential ? "sequential" : "random",
 		       (unsigned long long)r->touches,
 		       (unsigned long long)r->rx.postcopy_requests,
 		       (unsigned long long)r->rx.postcopy_demand_pages,
-		       (unsigned long long)r->rx.postcopy_stream_pages,
-		       r->rx.postcopy_latency_p50_us,
-		       r->rx.postcopy_latency_p90_us,
-		       r->rx.postcopy_latency_p99_us,
-		       r->rx.postcopy_latency_max_us, r->switch_s * 1e3,
-		       r->postcopy_bps / 1e6,
-		       r->precopy_bps > 0 ? r->postcopy_bps / r->precopy_bps : 0,
-		       r->precopy_bps / 1e6, r->seconds);
+		       (unsigned long long)r->rx.postcopy_stream_pages);
+		if (r->rx.postcopy_requests)
+			printf("  request latency: p50 %.0f us, p90 %.0f us, "
+			       "p99 %.0f us, max %.0f us\n",
+			       r->rx.postcopy_latency_p50_us,
+			       r->rx.postcopy_latency_p90_us,
+			       r->rx.postcopy_latency_p99_us,
+			       r->rx.postcopy_latency_max_us);
+		else
+			printf("  request latency: no requests (the guest "
+			       "touched only pages already there)\n");
+		printf("  switch %.1f ms; stream after it: %.0f MB/s, %.2f of "
+		       "round %u's (the last precopy round) %.0f MB/s; total "
+		       "%.3f s\n",
+		       r->switch_s * 1e3, r->postcopy_bps / 1e6,
+		       r->precopy_bps > 0 ? r->postcopy_bps / r->precopy_bps
+					  : 0,
+		       o->rounds - 1, r->precopy_bps / 1e6, r->seconds);
+	}
 	if (o->live)
 		printf("  %s; downtime %.1f ms (budget %u ms)\n",
 		       r->converged ? "converged"

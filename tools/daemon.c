@@ -593,6 +593,8 @@ static void emit_round(struct session *d, unsigned round, bool final)
 	add_int(ev, "dirty_pages", (int64_t)st.dirty_pages);
 	add_double(ev, "dirty_pages_per_s", st.dirty_pages_per_s);
 	add_double(ev, "projected_downtime_s", st.projected_downtime_s);
+	add_double(ev, "send_seconds", st.send_seconds);
+	add_double(ev, "send_bytes_per_s", st.send_bytes_per_s);
 	if (final)
 		json_object_object_add(ev, "final", json_object_new_boolean(1));
 	emit(d->c, ev, false);

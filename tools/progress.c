@@ -53,11 +53,13 @@ void fprint_round_json(FILE *f, const struct mfd_round_stats *rs)
 {
 	fprintf(f, "{\"round\":%llu,\"pages\":%llu,\"bytes\":%llu,"
 		"\"seconds\":%.6f,\"bytes_per_s\":%.0f,\"dirty_pages\":%llu,"
-		"\"dirty_pages_per_s\":%.1f,\"projected_downtime_s\":%.6f}",
+		"\"dirty_pages_per_s\":%.1f,\"projected_downtime_s\":%.6f,"
+		"\"send_seconds\":%.6f,\"send_bytes_per_s\":%.0f}",
 		(unsigned long long)rs->round, (unsigned long long)rs->pages,
 		(unsigned long long)rs->bytes, rs->seconds, rs->bytes_per_s,
 		(unsigned long long)rs->dirty_pages, rs->dirty_pages_per_s,
-		rs->projected_downtime_s);
+		rs->projected_downtime_s, rs->send_seconds,
+		rs->send_bytes_per_s);
 }
 
 void fprint_json_string(FILE *f, const char *text)
