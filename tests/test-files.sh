@@ -121,6 +121,20 @@ for m in none zstd "none --no-zero-detect"; do
 	rm -f "$dir/out"
 done
 
+# and one that grows mid-send: its first 16 MiB arrive, both exit 0, and
+# the sender warns that the rest did not go
+cp "$dir/half" "$dir/src"
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/out"
+send_while 0.7 'head -c 4M /dev/urandom >>"$dir/src"' -q -c 2 \
+	--max-bandwidth 8M "$uri" "$dir/src"
+check "sender's file grown: both exit 0 (send $sst, recv $rst)" \
+	[ $sst = 0 -a $rst = 0 ]
+check "sender's file grown: its first 16 MiB arrived" \
+	cmp -s "$dir/half" "$dir/out"
+check "sender's file grown: the sender warns" \
+	has "$dir/s.log" "warning: '$dir/src' grew from 16777216 to 20971520 bytes while it was being sent: the receiver has its first 16777216 bytes"
+rm -f "$dir/out"
+
 # 4. FILE cannot take its name at the end (a directory took its place):
 # the sender is told before it reports success, both exit 1, and the
 # received pages are not left behind under another name

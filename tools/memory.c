@@ -446,6 +446,19 @@ int commit_name(struct mapping *m, char *err, size_t errlen)
 	return 0;
 }
 
+void explain_growth(const struct mapping *m, char *buf, size_t len)
+{
+	struct stat st;
+
+	buf[0] = 0;
+	if (m->fd >= 0 && !fstat(m->fd, &st) && (uint64_t)st.st_size > m->len)
+		snprintf(buf, len,
+			 "'%s' grew from %llu to %lld bytes while it was being "
+			 "sent: the receiver has its first %llu bytes",
+			 m->path, (unsigned long long)m->len,
+			 (long long)st.st_size, (unsigned long long)m->len);
+}
+
 void explain_fault(const struct mapping *m, bool sending, char *buf,
 		   size_t len)
 {

@@ -53,6 +53,9 @@ int check_destination(const char *path, char *err, size_t errlen);
 int commit_prepare(struct mapping *m, char *err, size_t errlen);
 /* Then put it in place of its path (nothing to do in place). */
 int commit_name(struct mapping *m, char *err, size_t errlen);
+/* A file sent whole that grew meanwhile: the sentence that says what
+ * the receiver has (only its first m->len bytes) into buf, or "". */
+void explain_growth(const struct mapping *m, char *buf, size_t len);
 /* Why touching the file's pages failed (it shrank, its file system is
  * full), as a sentence; "" when neither is the case. */
 void explain_fault(const struct mapping *m, bool sending, char *buf,

@@ -405,6 +405,12 @@ int cmd_send(int argc, char **argv)
 			r = -EIO;
 		}
 	}
+	/* what was appended meanwhile did not go: said, not failed */
+	for (unsigned i = 0; !r && i < nmaps; i++) {
+		explain_growth(&maps[i], err, sizeof(err));
+		if (err[0])
+			die_msg("send: warning: %s", err);
+	}
 	if (!r && o.cfg.verify && !o.quiet && !o.json)
 		printf("verified: the receiver's %u region%s identical\n",
 		       nmaps, nmaps == 1 ? " is" : "s are");
