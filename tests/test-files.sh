@@ -244,6 +244,32 @@ wait $rpid
 check "success: FILE replaced" cmp -s "$dir/keep" "$dir/in"
 check "success: its mode kept" [ "$(stat -c %a "$dir/keep")" = 600 ]
 
+# in place into a directory that takes no new files, as a user who may
+# write the file but not the directory (root may write anywhere)
+nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+	chmod 711 "$dir" && "${nobody[@]}" "$MULTIFD" --version >/dev/null 2>&1; then
+	mkdir -p "$dir/ro"
+	head -c "$(stat -c %s "$dir/in")" /dev/zero >"$dir/ro/f"
+	chmod 666 "$dir/ro/f"
+	chmod 555 "$dir/ro"
+	: >"$dir/ro.log"
+	timeout 60 "${nobody[@]}" "$MULTIFD" recv -q --inplace --timeout 10 \
+		tcp:127.0.0.1:0 "$dir/ro/f" 2>"$dir/ro.log" &
+	rpid=$!
+	uri=$(wait_listening "$dir/ro.log") || uri=tcp:127.0.0.1:1
+	timeout 60 "$MULTIFD" send -q "$uri" "$dir/in" 2>"$dir/s.log"
+	sst=$?
+	wait $rpid
+	rst=$?
+	check "in place, the directory not writable: received (send $sst, recv $rst: $(cat "$dir/ro.log"))" \
+		cmp -s "$dir/in" "$dir/ro/f"
+	chmod 755 "$dir/ro"
+	rm -rf "$dir/ro"
+else
+	echo "skip: in place into a read-only directory needs root and setpriv"
+fi
+
 # 6. receiving onto the file being sent is refused, both ways round
 cp "$dir/in" "$dir/same"
 touch -d @1000000000 "$dir/same"

@@ -215,13 +215,16 @@ static int try_create(const char *path, mode_t mode, char *err, size_t errlen)
 	return 0;
 }
 
-int check_destination(const char *path, char *err, size_t errlen)
+int check_destination(const char *path, bool inplace, char *err,
+		      size_t errlen)
 {
 	char dir[4096];
 	const char *base;
 	struct stat st;
 	mode_t mode;
 
+	if (inplace && !access(path, W_OK))
+		return check_replaced(path, &mode, err, errlen);
 	split_path(path, dir, sizeof(dir), &base);
 	if (!*base) {
 		snprintf(err, errlen, "'%s' names a directory: expected a file",

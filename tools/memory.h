@@ -44,8 +44,11 @@ int map_file_inplace(const char *path, uint32_t page_size, struct mapping *m,
 int map_file_new(const char *path, uint64_t len, struct mapping *m,
 		 char *err, size_t errlen);
 /* Before listening: path's directory exists and takes new files, and
- * what is at path (if anything) is a regular file nobody is sending. */
-int check_destination(const char *path, char *err, size_t errlen);
+ * what is at path (if anything) is a regular file nobody is sending.
+ * inplace: a file at path that may be written is enough (it is written
+ * as it is, its directory untouched). */
+int check_destination(const char *path, bool inplace, char *err,
+		      size_t errlen);
 /* A received file, written out and checked (its size; in place, that
  * its path still names it; else that nothing but a regular file took its
  * path), and given a temporary name where it had none: all that can fail

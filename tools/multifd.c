@@ -660,7 +660,8 @@ int cmd_recv(int argc, char **argv)
 	for (unsigned i = 0; i <= o.nregions; i++) {
 		const char *path = i < o.nregions ? o.regions[i].path : t.file;
 
-		if (path && check_destination(path, err, sizeof(err))) {
+		if (path &&
+		    check_destination(path, o.inplace, err, sizeof(err))) {
 			die_msg("recv: %s", err);
 			free_region_names(&o);
 			return 1;
