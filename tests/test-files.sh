@@ -83,6 +83,29 @@ if [ -n "$mnt" ]; then
 			[ ! -e "$mnt/out" -a -z "$(ls -A "$mnt")" ]
 		rm -f "$mnt"/.* "$mnt"/* 2>/dev/null
 	done
+	# a mostly-zero image fits, but not with --prefault, which would
+	# make all of it resident: refused at once, nothing left
+	truncate -s 16M "$dir/sparse16"
+	head -c 1M /dev/urandom | dd of="$dir/sparse16" conv=notrunc status=none
+	for pre in "" --prefault; do
+		# shellcheck disable=SC2086 # $pre: an option or none
+		start_recv "$dir/r.log" $pre tcp:127.0.0.1:0 "$mnt/out"
+		timeout 60 "$MULTIFD" send -q --timeout 5 "$uri" "$dir/sparse16" \
+			2>"$dir/s.log"
+		sst=$?
+		wait $rpid
+		rst=$?
+		if [ -z "$pre" ]; then
+			check "sparse image onto a small tmpfs: received (send $sst, recv $rst)" \
+				cmp -s "$dir/sparse16" "$mnt/out"
+		else
+			check "sparse image onto a small tmpfs, --prefault: refused (send $sst, recv $rst)" \
+				eval '[ $sst = 1 -a $rst = 1 ] && has "$dir/r.log" "prefault makes every page resident: receive without it"'
+			check "sparse image onto a small tmpfs, --prefault: nothing left" \
+				[ -z "$(ls -A "$mnt")" ]
+		fi
+		rm -f "$mnt"/.* "$mnt"/* 2>/dev/null
+	done
 else
 	echo "skip: the full-tmpfs cases need root"
 fi

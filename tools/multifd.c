@@ -497,7 +497,17 @@ static int create_target(void *opaque, const char *name, uint64_t length,
 		t->inplace_used |= !r;
 	} else {
 		r = map_file_new(path, length, m, err, sizeof(err));
-		if (r == 1) {
+		/* --prefault makes every page resident, zero pages too: a
+		 * file that does not fit would fail wherever it ran out */
+		if (r == 1 && t->o->cfg.prefault) {
+			size_t n = strlen(err);
+
+			snprintf(err + n, sizeof(err) - n,
+				 "; --prefault makes every page resident: "
+				 "receive without it");
+			unmap(m);
+			r = -ENOSPC;
+		} else if (r == 1) {
 			die_msg("recv: warning: %s", err);
 			r = 0;
 		}
