@@ -158,6 +158,31 @@ check "sender's file grown: the sender warns" \
 	has "$dir/s.log" "warning: '$dir/src' grew from 16777216 to 20971520 bytes while it was being sent: the receiver has its first 16777216 bytes"
 rm -f "$dir/out"
 
+# several files: one that cannot take its name (its old file immutable)
+# makes the others give theirs back: all or nothing
+echo old-a >"$dir/ma"
+echo old-b >"$dir/mb"
+if chattr +i "$dir/mb" 2>/dev/null; then
+	cp "$dir/in" "$dir/in2"
+	start_recv "$dir/r.log" tcp:127.0.0.1:0 -R a="$dir/ma" -R b="$dir/mb"
+	timeout 60 "$MULTIFD" send -q -c 2 -R a="$dir/in" -R b="$dir/in2" \
+		"$uri" 2>"$dir/s.log"
+	sst=$?
+	wait $rpid
+	rst=$?
+	chattr -i "$dir/mb"
+	check "one of two files cannot take its name: both exit 1 (send $sst, recv $rst)" \
+		[ $sst = 1 -a $rst = 1 ]
+	check "one of two files cannot take its name: both files as they were" \
+		eval '[ "$(cat "$dir/ma")" = old-a ] && [ "$(cat "$dir/mb")" = old-b ]'
+	check "one of two files cannot take its name: no temporary file left" \
+		[ -z "$(ls -A "$dir" | grep '^\.m[ab]')" ]
+	rm -f "$dir/in2"
+else
+	echo "skip: all-or-nothing commit needs chattr +i here"
+fi
+rm -f "$dir/ma" "$dir/mb"
+
 # 4. FILE cannot take its name at the end (a directory took its place):
 # the sender is told before it reports success, both exit 1, and the
 # received pages are not left behind under another name

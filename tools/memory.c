@@ -37,6 +37,7 @@ int map_anon(uint64_t len, struct mapping *m)
 	m->path = NULL;
 	m->temp = NULL;
 	m->unnamed = false;
+	m->named = m->swapped = false;
 	return 0;
 }
 
@@ -129,6 +130,7 @@ static int map_existing(const char *path, uint32_t page_size, bool write,
 	m->path = path;
 	m->temp = NULL;
 	m->unnamed = false;
+	m->named = m->swapped = false;
 	return 0;
 fail:
 	if (fd >= 0)
@@ -329,6 +331,7 @@ int map_file_new(const char *path, uint64_t len, struct mapping *m,
 
 	m->temp = NULL;
 	m->unnamed = false;
+	m->named = m->swapped = false;
 	m->path = path;
 	e = check_replaced(path, &mode, err, errlen);
 	if (e)
@@ -434,19 +437,53 @@ int commit_prepare(struct mapping *m, char *err, size_t errlen)
 
 int commit_name(struct mapping *m, char *err, size_t errlen)
 {
-	int e;
+	int e = 0;
 
 	if (!m->temp)
 		return 0; /* received in place */
-	if (rename(m->temp, m->path)) {
+	/* an old file stays, under the temporary name, until every file
+	 * of the session took its name; a file system without exchange
+	 * replaces it at once */
+	if (!renameat2(AT_FDCWD, m->temp, AT_FDCWD, m->path, RENAME_EXCHANGE))
+		m->swapped = true;
+	else if (errno != ENOENT && errno != EINVAL)
 		e = errno;
+	else if (rename(m->temp, m->path))
+		e = errno;
+	if (e) {
 		snprintf(err, errlen, "cannot rename '%s' to '%s': %s",
 			 m->temp, m->path, strerror(e));
 		return -e; /* unmap() removes the temporary file */
 	}
+	m->named = true;
+	return 0;
+}
+
+int commit_undo(struct mapping *m)
+{
+	int r;
+
+	if (!m->named)
+		return 0;
+	r = m->swapped ? renameat2(AT_FDCWD, m->temp, AT_FDCWD, m->path,
+				   RENAME_EXCHANGE)
+		       : rename(m->path, m->temp);
+	if (r)
+		return -errno;
+	/* temp names the new file again: unmap() removes it */
+	m->named = m->swapped = false;
+	return 0;
+}
+
+void commit_done(struct mapping *m)
+{
+	if (!m->named)
+		return;
+	if (m->swapped)
+		unlink(m->temp); /* what the path named before */
 	free(m->temp);
 	m->temp = NULL;
-	return 0;
+	m->named = m->swapped = false;
 }
 
 void explain_growth(const struct mapping *m, char *buf, size_t len)

@@ -26,6 +26,9 @@ struct mapping {
 	const char *path; /* the file as the user named it, or NULL */
 	char *temp;	  /* receiver: the temporary file's name, or NULL */
 	bool unnamed;	  /* receiver: an O_TMPFILE, given a name at commit */
+	/* receiver, after commit_name(): path names the new file, and
+	 * temp (when swapped) what path named before */
+	bool named, swapped;
 };
 
 /* Anonymous, zero, huge-page-advised memory of len bytes, 2 MiB aligned. */
@@ -54,8 +57,15 @@ int check_destination(const char *path, bool inplace, char *err,
  * path), and given a temporary name where it had none: all that can fail
  * before any file of the session takes its name. */
 int commit_prepare(struct mapping *m, char *err, size_t errlen);
-/* Then put it in place of its path (nothing to do in place). */
+/* Then put it in place of its path (nothing to do in place), keeping
+ * what was there under the temporary name (an atomic exchange) until
+ * commit_done(), or commit_undo() puts it back. */
 int commit_name(struct mapping *m, char *err, size_t errlen);
+/* The session failed after commit_name(): path names what it named
+ * before (nothing, or the old file); 0 or -errno. */
+int commit_undo(struct mapping *m);
+/* Every file took its name: what they replaced goes. */
+void commit_done(struct mapping *m);
 /* A file sent whole that grew meanwhile: the sentence that says what
  * the receiver has (only its first m->len bytes) into buf, or "". */
 void explain_growth(const struct mapping *m, char *buf, size_t len);

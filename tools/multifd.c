@@ -535,18 +535,21 @@ static int commit_targets(void *opaque, char *err, size_t errlen)
 	 * every FILE as it was */
 	for (unsigned i = 0; !r && i < t->nmaps; i++)
 		r = commit_prepare(&t->maps[i], err, errlen);
-	for (unsigned i = 0; !r && i < t->nmaps; i++) {
+	for (unsigned i = 0; !r && i < t->nmaps; i++)
 		r = commit_name(&t->maps[i], err, errlen);
-		/* a rename refused now: say which files took their names */
-		for (unsigned k = 0; r && k < i; k++) {
-			at = strlen(err);
-			snprintf(err + at, errlen - at, "%s'%s'",
-				 k ? ", " : "; already in place: ",
-				 t->maps[k].path);
-		}
-	}
 	if (!r && blob_dir_commit(&recv_blobs, err, errlen))
 		r = -EIO;
+	/* a rename refused: the files that took their names give them
+	 * back; say any that cannot */
+	for (unsigned k = 0, told = 0; r && k < t->nmaps; k++)
+		if (commit_undo(&t->maps[k])) {
+			at = strlen(err);
+			snprintf(err + at, errlen - at, "%s'%s'",
+				 told++ ? ", " : "; already in place: ",
+				 t->maps[k].path);
+		}
+	for (unsigned k = 0; !r && k < t->nmaps; k++)
+		commit_done(&t->maps[k]);
 	return r;
 }
 
