@@ -614,6 +614,10 @@ MFD_EXTERN unsigned mfd_session_channels(const struct mfd_session *s);
 /* The session's method (on the receiver, known after the handshake). */
 MFD_EXTERN enum mfd_method mfd_session_method(const struct mfd_session *s);
 
+/* The session's page size in bytes (on the receiver, the sender's, known
+ * after the handshake): what a page of mfd_stats counts. Since 0.2. */
+MFD_EXTERN uint32_t mfd_session_page_size(const struct mfd_session *s);
+
 /* Region lookup on either side, after the handshake on the receiver. */
 MFD_EXTERN int mfd_session_region_count(const struct mfd_session *s);
 MFD_EXTERN int mfd_session_region_info(const struct mfd_session *s, int region,

@@ -1215,6 +1215,11 @@ MFD_EXTERN enum mfd_method mfd_session_method(const struct mfd_session *s)
 	return s->cfg.method;
 }
 
+MFD_EXTERN uint32_t mfd_session_page_size(const struct mfd_session *s)
+{
+	return s->cfg.page_size;
+}
+
 MFD_EXTERN int mfd_session_region_count(const struct mfd_session *s)
 {
 	return s->nregions;

@@ -434,9 +434,12 @@ static void test_region_cb(void)
 	/* "ram" declared without memory: made when it is announced */
 	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", NULL, 0),
 			      0);
+	cfg.page_size = 8192; /* the sender's, which the receiver takes */
 	CU_ASSERT_EQUAL_FATAL(tx_start(&p, &cfg, src, len), 0);
+	CU_ASSERT_EQUAL(mfd_session_page_size(p.tx), 8192);
 	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT_EQUAL(mfd_session_page_size(p.rx), 8192);
 	pair_free(&p);
 	CU_ASSERT_EQUAL(made.calls, 1);
 	CU_ASSERT_EQUAL(made.len, len);

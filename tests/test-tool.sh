@@ -299,6 +299,19 @@ if signal_end recv 1 TERM "" "--max-bandwidth 2M"; then
 	fi
 fi
 
+# a sparse image: the summary gives its size, and its data apart
+truncate -s 16M "$dir/sparse"
+head -c 4096 /dev/urandom | dd of="$dir/sparse" conv=notrunc status=none
+start_recv tcp:127.0.0.1:0 "$dir/sparse.dst"
+out=$(timeout 60 "$MULTIFD" send "$port_uri" "$dir/sparse" 2>&1)
+wait $rpid
+if grep -q "^sent 16.0 MiB (4096 pages, 4095 zero; 4.0 KiB of data) in .* on the wire$" <<<"$out" &&
+	cmp -s "$dir/sparse" "$dir/sparse.dst"; then
+	ok "sparse image summary: $out"
+else
+	bad "sparse image summary: $out"
+fi
+
 # two endpoints, the second of which accepts but is not the receiver:
 # the receiver waits for that channel, so channel 0 has no answer; the
 # sender's error says where to look

@@ -732,7 +732,8 @@ void print_result(const struct opts *o, const char *what,
 		  const struct mfd_session *s, bool ok)
 {
 	struct mfd_stats st;
-	double gib;
+	double gib, covered;
+	char data[32], wire[32];
 
 	mfd_session_stats(s, &st);
 	gib = (double)st.payload_bytes / (1u << 30);
@@ -752,14 +753,22 @@ void print_result(const struct opts *o, const char *what,
 	}
 	if (o->quiet)
 		return;
-	printf("%s %.1f MiB (%llu pages, %llu zero) in %.3f s: %.3f GiB/s, "
-	       "%u channels, method %s, %.1f MiB on the wire\n",
-	       what, (double)st.payload_bytes / (1 << 20),
+	/* the pages in place, zero ones too (a sparse image's size, not
+	 * the little data it holds), and at what rate */
+	covered = (double)(st.normal_pages + st.zero_pages) *
+		  mfd_session_page_size(s);
+	human_size((double)st.payload_bytes, data, sizeof(data));
+	human_size((double)st.bytes, wire, sizeof(wire));
+	printf("%s %.1f MiB (%llu pages, %llu zero%s%s%s) in %.3f s: %.3f "
+	       "GiB/s, %u channels, method %s, %s on the wire\n",
+	       what, covered / (1 << 20),
 	       (unsigned long long)(st.normal_pages + st.zero_pages),
-	       (unsigned long long)st.zero_pages, st.seconds,
-	       st.seconds > 0 ? gib / st.seconds : 0, mfd_session_channels(s),
-	       mfd_method_name(mfd_session_method(s)),
-	       (double)st.bytes / (1 << 20));
+	       (unsigned long long)st.zero_pages,
+	       st.zero_pages ? "; " : "", st.zero_pages ? data : "",
+	       st.zero_pages ? " of data" : "", st.seconds,
+	       st.seconds > 0 ? covered / (1u << 30) / st.seconds : 0,
+	       mfd_session_channels(s),
+	       mfd_method_name(mfd_session_method(s)), wire);
 	if (st.channels_lost && st.resent_pages)
 		printf("failover: %llu of %u channels lost; %llu pages "
 		       "(%.1f MiB) sent again on the others, counted above\n",

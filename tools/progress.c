@@ -169,7 +169,7 @@ static int stats_line(const struct mfd_session *s)
 	return e;
 }
 
-static void human(double bytes, char *buf, size_t len)
+void human_size(double bytes, char *buf, size_t len)
 {
 	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	int u = 0;
@@ -186,21 +186,23 @@ static int draw(const struct progress *p)
 {
 	struct mfd_stats st;
 	char done[32], total[32] = "?", eta[32] = "", speed[32], lost[64] = "";
+	uint64_t covered;
 	double rate;
 
 	mfd_session_stats(p->s, &st);
-	/* what failover sent again is not progress */
-	st.payload_bytes -= st.resent_bytes < st.payload_bytes
-				    ? st.resent_bytes
-				    : st.payload_bytes;
-	rate = st.seconds > 0 ? (double)st.payload_bytes / st.seconds : 0;
-	human((double)st.payload_bytes, done, sizeof(done));
-	human(rate, speed, sizeof(speed));
+	/* the pages in place, zero pages and holes too (a sparse image
+	 * reaches its size); what failover sent again is not progress */
+	covered = (st.normal_pages + st.zero_pages) *
+		  mfd_session_page_size(p->s);
+	covered -= st.resent_bytes < covered ? st.resent_bytes : covered;
+	rate = st.seconds > 0 ? (double)covered / st.seconds : 0;
+	human_size((double)covered, done, sizeof(done));
+	human_size(rate, speed, sizeof(speed));
 	if (p->total) {
-		human((double)p->total, total, sizeof(total));
-		if (rate > 0 && st.payload_bytes < p->total) {
+		human_size((double)p->total, total, sizeof(total));
+		if (rate > 0 && covered < p->total) {
 			unsigned left = (unsigned)((double)(p->total -
-							    st.payload_bytes) /
+							    covered) /
 						   rate);
 
 			snprintf(eta, sizeof(eta), " ETA %u:%02u:%02u",

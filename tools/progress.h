@@ -39,6 +39,8 @@ void fprint_stats_json(FILE *f, const struct mfd_session *s);
 /* text as a JSON string, quotes included: '"' and '\\' escaped, bytes
  * outside 0x20..0x7e as \\u00XX */
 void fprint_json_string(FILE *f, const char *text);
+/* bytes as "40.0 KiB", "1.5 GiB" into buf. */
+void human_size(double bytes, char *buf, size_t len);
 /* One round's figures as a JSON object. */
 void fprint_round_json(FILE *f, const struct mfd_round_stats *rs);
 
