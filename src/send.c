@@ -819,6 +819,16 @@ int mfd__send_start(struct mfd_session *s)
 			}
 		}
 		ep = &s->ep[i % s->nep];
+		if (!strcmp(ep->uri.port, "0") &&
+		    (ep->uri.scheme == MFD_SCHEME_TCP ||
+		     ep->uri.scheme == MFD_SCHEME_RDMA)) {
+			mfd__session_fail(s, (int)i, -EINVAL,
+					  "'%s': a sender needs the receiver's "
+					  "port (0 is for a receiver, which "
+					  "picks one)",
+					  ep->uri.text);
+			return -EINVAL;
+		}
 		ep->uri.channel = i;
 		r = ep->tp->connect(&ep->uri, s->cfg.timeout_ms, &ch->conn, err,
 				    sizeof(err));

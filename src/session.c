@@ -328,15 +328,18 @@ static int parse_endpoints(struct mfd_session *s, const char *uri, char *err,
 				 uri);
 			return -EINVAL;
 		}
-		/* a receiver cannot listen twice where it listens */
-		for (unsigned j = 0; s->role == MFD_ROLE_RECV && j < k; j++)
+		/* a receiver cannot listen twice where it listens, and a
+		 * sender's second copy would be no second link */
+		for (unsigned j = 0; j < k; j++)
 			if (!strcmp(u[j].text, u[k].text) &&
-			    strcmp(u[k].port, "0")) {
+			    (s->role == MFD_ROLE_SEND ||
+			     strcmp(u[k].port, "0"))) {
 				snprintf(err, errlen,
 					 "'%s' lists '%s' twice", uri,
 					 u[k].text);
 				return -EINVAL;
 			}
+
 		e->uri = u[k];
 		e->uri.session_state = &e->tp_state;
 		e->tp = mfd__transport_get(u[k].scheme);

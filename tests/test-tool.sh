@@ -56,6 +56,9 @@ expect 2 "expected URI and either FILE or --region" "$MULTIFD" send tcp:127.0.0.
 expect 2 "expected URI and either FILE or --region" "$MULTIFD" send \
 	-R a=/dev/null tcp:127.0.0.1:1 x
 expect 2 "multifd: bench: bad --size '12Q': expected a number of bytes" "$MULTIFD" bench --size 12Q
+expect 2 "multifd: send: bad --page-size '3000': expected a power of two from 512 to 65536 bytes" "$MULTIFD" send --page-size 3000 tcp:127.0.0.1:1 x
+expect 2 "multifd: bench: bad --size '1000': expected a multiple of the page size 4096" "$MULTIFD" bench -s 1000
+expect 2 "multifd: send: 'tcp:127.0.0.1:9,tcp:127.0.0.1:9' lists 'tcp:127.0.0.1:9' twice" "$MULTIFD" send tcp:127.0.0.1:9,tcp:127.0.0.1:9 x
 # more than the machine has: refused before any memory is filled
 expect 2 "needs twice that in memory" "$MULTIFD" bench --size 64T
 expect 2 "multifd: bench: bad --content 'pink': expected random, text" "$MULTIFD" bench --content pink
@@ -66,6 +69,7 @@ expect 1 "multiple of the page size" "$MULTIFD" send tcp:127.0.0.1:1 "$dir/odd"
 # nobody listens on port 1
 head -c 8192 /dev/urandom >"$dir/two-pages"
 expect 1 "cannot connect" "$MULTIFD" send --timeout 2 tcp:127.0.0.1:1 "$dir/two-pages"
+expect 1 "multifd: send: channel 0: 'tcp:\[::1\]:0': a sender needs the receiver's port" "$MULTIFD" send tcp:[::1]:0 "$dir/two-pages"
 
 # a file with random, zero and text pages
 {

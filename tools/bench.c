@@ -444,9 +444,12 @@ int cmd_bench(int argc, char **argv)
 		return 2;
 	}
 	if (o.size % o.cfg.page_size) {
-		die_msg("bench: size %llu is not a multiple of the page size "
-			"%u",
-			(unsigned long long)o.size, o.cfg.page_size);
+		char v[32];
+
+		size_text(o.size, v, sizeof(v));
+		cli_option(NULL, "--size");
+		opt_error(v, "expected a multiple of the page size %u",
+			  o.cfg.page_size);
 		return 2;
 	}
 	/* a source and a destination of --size each: refuse what does

@@ -507,6 +507,7 @@ static const char *bw_arg;
 
 static int parse_common(int c, const char *arg, struct opts *o)
 {
+	uint64_t size;
 	unsigned v;
 	char *end;
 	long lv;
@@ -547,8 +548,14 @@ static int parse_common(int c, const char *arg, struct opts *o)
 		o->cfg.zero_copy = true;
 		return 0;
 	case OPT_PAGE_SIZE:
-		if (parse_uint(arg, "bytes", 512, 65536, &v))
+		if (parse_size(arg, "bytes", 512, 65536, &size))
 			return -1;
+		v = (unsigned)size;
+		if (v & (v - 1)) {
+			opt_error(arg, "expected a power of two from 512 to "
+				  "65536 bytes");
+			return -1;
+		}
 		o->cfg.page_size = v;
 		return 0;
 	case OPT_PPP:
