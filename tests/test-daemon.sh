@@ -323,6 +323,12 @@ def errors(path, pid):
          "to 64"),
         ({"cmd": "send", "uri": tcp, "regions": reg, "channels": 100},
          [mem], "field 'channels' is 100; expected an integer from 1 to 64"),
+        (b'{"cmd": "send", "uri": "%s", "regions": [{"name": "ram"}], '
+         b'"channels": 99999999999999999999999}' % tcp.encode(), [mem],
+         "field 'channels' is a number beyond 64 bits; expected an integer "
+         "from 1 to 64"),
+        (b'{"cmd": "cancel", "session": 18446744073709551616}', [],
+         "field 'session' is a number beyond 64 bits"),
         ({"cmd": "send", "uri": tcp, "regions": reg, "chanels": 4}, [mem],
          "unknown field 'chanels' for 'send'"),
         ({"cmd": "send", "uri": tcp, "regions": reg, "method": "lz4"},

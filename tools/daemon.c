@@ -308,8 +308,14 @@ static int get_int(json_object *o, const char *key, int64_t min, int64_t max,
 		return field_error(err, len, key, v, want);
 	errno = 0;
 	i = json_object_get_int64(v);
-	/* json-c saturates what int64 cannot hold */
-	if (errno || i < min || i > max)
+	/* json-c saturates what int64 cannot hold: its text would be the
+	 * bound, not what the client wrote */
+	if (errno || i == INT64_MAX || i == INT64_MIN) {
+		snprintf(err, len, "field '%s' is a number beyond 64 bits; "
+			 "expected %s", key, want);
+		return -EINVAL;
+	}
+	if (i < min || i > max)
 		return field_error(err, len, key, v, want);
 	*out = i;
 	return 0;
