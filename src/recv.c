@@ -1031,7 +1031,8 @@ static void refuse(struct mfd_session *s, struct mfd_conn *c, int status,
 struct handshake {
 	struct mfd_conn *c;
 	struct mfd_deadline d;
-	bool cut; /* atomic: the accepting ended while it ran */
+	/* atomic: why it was cut while it ran (0: it was not) */
+	enum { CUT_NOT, CUT_EVICTED, CUT_ENDED } cut;
 };
 
 /* How long one connection may take over its handshake. */
@@ -1436,11 +1437,17 @@ static int greet(struct mfd_session *s, struct mfd_conn *c,
 	if (r) {
 		/* a TLS layer's failure (its handshake, a plaintext peer)
 		 * says what happened before any init could come */
-		if (__atomic_load_n(&h->cut, __ATOMIC_ACQUIRE))
+		int cut = __atomic_load_n(&h->cut, __ATOMIC_ACQUIRE);
+
+		if (cut == CUT_EVICTED)
 			snprintf(err, sizeof(err),
-				 "dropped: its handshake was cut (the session "
-				 "began or failed, or newer connections needed "
-				 "its place)");
+				 "dropped: its handshake had run %u ms and "
+				 "newer connections needed its place",
+				 handshake_ms(s) - mfd__deadline_left(&h->d));
+		else if (cut == CUT_ENDED)
+			snprintf(err, sizeof(err),
+				 "dropped: its handshake was still running "
+				 "when the session began or failed");
 		else if (strstr(c->err, "TLS"))
 			snprintf(err, sizeof(err), "%s", c->err);
 		else
@@ -1614,7 +1621,7 @@ static void greeters_evict(struct greeters *gs)
 	}
 	if (old && mfd__tp_now_ns() - old->started_ns >
 			   (int64_t)EVICT_AFTER_MS * 1000000) {
-		__atomic_store_n(&old->h.cut, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&old->h.cut, CUT_EVICTED, __ATOMIC_RELEASE);
 		mfd__tp_shutdown(old->c);
 	}
 	pthread_mutex_unlock(&gs->lock);
@@ -1646,7 +1653,7 @@ static void greeters_end(struct greeters *gs, unsigned grace_ms)
 		;
 	for (int k = 0; k < GREETERS; k++)
 		if (gs->slot[k] && !gs->slot[k]->done) {
-			__atomic_store_n(&gs->slot[k]->h.cut, true,
+			__atomic_store_n(&gs->slot[k]->h.cut, CUT_ENDED,
 					 __ATOMIC_RELEASE);
 			mfd__tp_shutdown(gs->slot[k]->c);
 		}
