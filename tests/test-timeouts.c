@@ -10,7 +10,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "pair.h"
@@ -149,6 +151,46 @@ static void pause_between_rounds(unsigned tx_timeout_ms)
 		fprintf(stderr, "receiver: %s\n", mfd_session_error(p.rx));
 	CU_ASSERT(memcmp(src, dst, LEN) == 0);
 	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
+static char evicted[512]; /* the first log line that says so */
+
+static void log_evicted(void *opaque, const char *msg)
+{
+	(void)opaque;
+	if (!evicted[0] && strstr(msg, "newer connections needed its place"))
+		snprintf(evicted, sizeof(evicted), "%s", msg);
+}
+
+/* More silent connections than the receiver greets at once (16): the
+ * oldest is cut for the newest, which the log says with its age, and a
+ * real sender after them all still gets in. */
+static void test_silent_flood(void)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_conn *quiet[20];
+	struct mfd_config cfg;
+	struct pair p;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 10000;
+	cfg.log_cb = log_evicted;
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	for (int i = 0; i < 20; i++) {
+		quiet[i] = raw_connect_bytes(mfd_session_uri(p.rx), "", 0);
+		CU_ASSERT_PTR_NOT_NULL(quiet[i]);
+		usleep(20 * 1000); /* the oldest pass the eviction age */
+	}
+	CU_ASSERT_EQUAL(tx_start(&p, &cfg, src, LEN), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT(!memcmp(src, dst, LEN));
+	CU_ASSERT_PTR_NOT_NULL(strstr(evicted, "dropped: its handshake had run"));
+	pair_free(&p);
+	for (int i = 0; i < 20; i++)
+		mfd__tp_close(quiet[i]);
 	guarded_free(src, LEN);
 	guarded_free(dst, LEN);
 }
@@ -294,6 +336,8 @@ int main(void)
 		{ "half an init refused at 1x", test_half_an_init },
 		{ "half a table entry refused at 1x", test_half_a_table_entry },
 		{ "half a header times out at 1x", test_half_a_header },
+		{ "a flood of silent connections: the oldest cut",
+		  test_silent_flood },
 		{ "a stricter receiver's timeout is kept",
 		  test_stricter_receiver },
 		{ "a sender without a timeout keeps a receiver's",
