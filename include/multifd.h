@@ -157,7 +157,7 @@ struct mfd_config {
 	/* A shared secret of at least 16 bytes (copied): every channel
 	   proves knowledge of it both ways at the handshake, HMAC-SHA256
 	   over fresh nonces. A receiver with a secret refuses channels
-	   without one. NULL: no authentication. */
+	   without one. NULL (with secret_len 0): no authentication. */
 	const void *secret;
 	size_t secret_len;
 	bool checksum;		/* sender: an xxHash3-64 of every page packet,
@@ -466,7 +466,10 @@ MFD_EXTERN int mfd_send_blob(struct mfd_session *s, const char *name,
  * call returns when all of that is done. The receiver applies every page
  * of this round before any page of the next. When it returns, the pages
  * sent so far are no longer referenced by the library (also with
- * zero-copy) and the caller may rewrite them.
+ * zero-copy) and the caller may rewrite them. It does not wait for the
+ * receiver (but with min_channels, or over a one-sided transport): a
+ * receiver that failed while what it was sent still fit in the sockets
+ * is found by a later call, mfd_send_finish() at the latest.
  */
 MFD_EXTERN int mfd_send_sync(struct mfd_session *s);
 

@@ -1012,13 +1012,29 @@ int mfd__flush_batch(struct mfd_session *s)
  * mfd_send_finish() is (postcopy_ok). */
 static int check_state(struct mfd_session *s, bool postcopy_ok)
 {
-	if (!s->started || !s->ch || s->role != MFD_ROLE_SEND)
-		return -EINVAL;
+	if (s->role != MFD_ROLE_SEND)
+		return mfd__bad_call(s, -EINVAL, "a sender's call on a "
+				     "receiver");
+	if (!s->started || !s->ch)
+		return mfd__bad_call(s, -EINVAL, "a sender's call before "
+				     "mfd_session_start() connected");
 	if (s->finished)
-		return -EPIPE;
+		return mfd__bad_call(s, -EPIPE, "a call after "
+				     "mfd_send_finish()");
 	if (!postcopy_ok && s->pc && s->pc->switched)
-		return -EINVAL;
+		return mfd__bad_call(s, -EINVAL, "a precopy call after the "
+				     "switch to postcopy");
 	return mfd__session_err(s);
+}
+
+/* region is an index of the session's; false with the sentence said */
+static bool region_ok(struct mfd_session *s, int region)
+{
+	if (region >= 0 && region < s->nregions)
+		return true;
+	mfd__bad_call(s, -EINVAL, "region %d: the session has %d", region,
+		      s->nregions);
+	return false;
 }
 
 static int check_sending(struct mfd_session *s)
@@ -1057,12 +1073,18 @@ MFD_EXTERN int mfd_send_pages(struct mfd_session *s, int region,
 
 	if (r)
 		return r;
-	if (region < 0 || region >= s->nregions)
+	if (!region_ok(s, region))
 		return -EINVAL;
 	for (size_t i = 0; i < count; i++)
 		if ((offsets[i] & (ps - 1)) ||
 		    offsets[i] >= s->regions[region].length)
-			return -EINVAL;
+			return mfd__bad_call(
+				s, -EINVAL,
+				"region '%s': page offset 0x%llx: expected a "
+				"multiple of %u below 0x%llx",
+				s->regions[region].name,
+				(unsigned long long)offsets[i], ps,
+				(unsigned long long)s->regions[region].length);
 	return mfd__queue_pages(s, region, offsets, count);
 }
 
@@ -1100,10 +1122,18 @@ MFD_EXTERN int mfd_send_zero_range(struct mfd_session *s, int region,
 
 	if (r)
 		return r;
-	if (region < 0 || region >= s->nregions || (offset | length) & (ps - 1) ||
+	if (!region_ok(s, region))
+		return -EINVAL;
+	if ((offset | length) & (ps - 1) ||
 	    offset > s->regions[region].length ||
 	    length > s->regions[region].length - offset)
-		return -EINVAL;
+		return mfd__bad_call(
+			s, -EINVAL,
+			"region '%s': zero range 0x%llx+0x%llx: expected "
+			"multiples of %u inside its 0x%llx bytes",
+			s->regions[region].name, (unsigned long long)offset,
+			(unsigned long long)length, ps,
+			(unsigned long long)s->regions[region].length);
 	if (!length)
 		return 0;
 	return mfd__queue_zero_range(s, region, offset, length);
@@ -1146,9 +1176,17 @@ MFD_EXTERN int mfd_send_blob(struct mfd_session *s, const char *name,
 
 	if (r)
 		return r;
-	if (!mfd__region_name_ok(name, name_len) || (!data && len) ||
-	    len > MFD_MAX_BLOB_BYTES)
-		return -EINVAL;
+	if (!mfd__region_name_ok(name, name_len))
+		return mfd__bad_call(s, -EINVAL, "a blob name of %zu bytes: "
+				     "expected 1 to %d printable ASCII "
+				     "characters", name_len,
+				     MFD_MAX_REGION_NAME);
+	if ((!data && len) || len > MFD_MAX_BLOB_BYTES)
+		return mfd__bad_call(s, -EINVAL, "blob '%s': %s%llu bytes "
+				     "(at most %llu)", name,
+				     data ? "" : "no data for ",
+				     (unsigned long long)len,
+				     (unsigned long long)MFD_MAX_BLOB_BYTES);
 	memcpy(desc.name, name, name_len + 1);
 	id = s->next_blob_id++;
 	/* one piece at least: an empty blob is delivered too */
@@ -1233,8 +1271,11 @@ MFD_EXTERN int mfd_send_dirty(struct mfd_session *s, int region,
 
 	if (queued)
 		*queued = 0;
-	if (region < 0 || region >= s->nregions || !bitmap)
+	if (!region_ok(s, region))
 		return -EINVAL;
+	if (!bitmap)
+		return mfd__bad_call(s, -EINVAL, "region '%s': no bitmap",
+				     s->regions[region].name);
 	mfd__rounds_scan(&s->round_log);
 	d.pages = s->regions[region].length / s->cfg.page_size;
 	d.words = (d.pages + 63) / 64;

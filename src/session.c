@@ -431,6 +431,15 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 		r = -EINVAL;
 		goto fail;
 	}
+	if (!cfg->secret && cfg->secret_len) {
+		/* a lost pointer must not mean no authentication */
+		snprintf(errbuf, errlen,
+			 "secret_len is %zu but secret is NULL: expected both, "
+			 "or neither for no authentication",
+			 cfg->secret_len);
+		r = -EINVAL;
+		goto fail;
+	}
 	if (cfg->secret && cfg->secret_len < 16) {
 		snprintf(errbuf, errlen,
 			 "a secret of %zu bytes is too short: at least 16",
@@ -514,21 +523,36 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 	bool expected = s->role == MFD_ROLE_RECV && !mem && !length;
 
 	if (s->started)
-		return -EBUSY;
+		return mfd__bad_call(s, -EBUSY, "a region added once the "
+				     "session started");
 	if (!mfd__region_name_ok(name, n))
-		return -EINVAL;
+		return mfd__bad_call(s, -EINVAL, "a region name of %zu bytes: "
+				     "expected 1 to %d printable ASCII "
+				     "characters", n, MFD_MAX_REGION_NAME);
 	if (!expected && (!mem || length == 0 ||
 			  (length & (s->cfg.page_size - 1)) ||
 			  ((uintptr_t)mem &
 			   (mfd__mem_align(s->cfg.page_size) - 1))))
-		return -EINVAL;
+		return mfd__bad_call(s, -EINVAL,
+				     "region '%s': %smemory of %llu bytes: "
+				     "expected a non-zero multiple of the page "
+				     "size %u, aligned to %zu bytes",
+				     name, mem ? "" : "no ",
+				     (unsigned long long)length,
+				     s->cfg.page_size,
+				     (size_t)mfd__mem_align(s->cfg.page_size));
 	if (expected && !s->cfg.region_cb)
-		return -EINVAL;
+		return mfd__bad_call(s, -EINVAL, "region '%s' expected without "
+				     "memory, and no region_cb to make it",
+				     name);
 	if (s->nregions == MFD_MAX_REGIONS)
-		return -ENOSPC;
+		return mfd__bad_call(s, -ENOSPC, "region '%s': a session holds "
+				     "at most %d regions", name,
+				     MFD_MAX_REGIONS);
 	for (int i = 0; i < s->nregions; i++)
 		if (!strcmp(s->regions[i].name, name))
-			return -EEXIST;
+			return mfd__bad_call(s, -EEXIST,
+					     "region '%s' added twice", name);
 	r = &s->regions[s->nregions];
 	memcpy(r->name, name, n + 1);
 	r->mem = mem;
@@ -635,6 +659,20 @@ MFD_EXTERN int mfd_channel_endpoint(const struct mfd_session *s,
 MFD_EXTERN const char *mfd_session_uri(const struct mfd_session *s)
 {
 	return s->uri;
+}
+
+int mfd__bad_call(struct mfd_session *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->failed) {
+		va_start(ap, fmt);
+		vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
 }
 
 void mfd__session_fail(struct mfd_session *s, int channel, int err,

@@ -192,6 +192,12 @@ static inline uint32_t mfd__mem_align(uint32_t page_size)
 	return page_size < 4096 ? page_size : 4096;
 }
 
+/* A call refused for its arguments or the session's state: err, with
+ * the sentence as mfd_session_error() until a failure of the session
+ * says more (the session goes on). */
+int mfd__bad_call(struct mfd_session *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Record the session's first error (later ones are dropped), wake every
  * waiter and shut every connection down so no thread stays blocked.
  * `channel` < 0 for an error that belongs to no channel. Any thread. */

@@ -452,6 +452,60 @@ static void test_region_cb(void)
 		close(fd0);
 }
 
+/* A call refused for its arguments says why in mfd_session_error(), and
+ * the session goes on; a secret length without a secret is refused. */
+static void test_bad_calls(void)
+{
+	const uint64_t len = 1 << 20, bad = 4097, far = 2 << 20;
+	uint8_t *src = guarded_alloc(len), *dst = guarded_alloc(len);
+	struct mfd_session *s;
+	struct mfd_config cfg;
+	char err[256];
+	struct pair p;
+
+	mfd_config_init(&cfg);
+	cfg.uri = "tcp:127.0.0.1:1";
+	cfg.secret_len = 32; /* and no secret */
+	CU_ASSERT_EQUAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &s, err,
+					sizeof(err)),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "secret is NULL"));
+	cfg.secret_len = 0;
+	cfg.timeout_ms = 5000;
+	memset(src, 7, len);
+	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src,
+					 dst, len),
+			      0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(p.tx, "more", src, len, false),
+			-EBUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
+				      "once the session started"));
+	CU_ASSERT_EQUAL(mfd_send_pages(p.tx, p.region, &bad, 1), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
+				      "page offset 0x1001: expected a multiple "
+				      "of 4096 below 0x100000"));
+	CU_ASSERT_EQUAL(mfd_send_pages(p.tx, 5, &far, 1), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
+				      "region 5: the session has 1"));
+	CU_ASSERT_EQUAL(mfd_send_zero_range(p.tx, p.region, 0, far), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx), "zero range"));
+	CU_ASSERT_EQUAL(mfd_send_blob(p.tx, "", src, 1), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx), "blob name"));
+	/* the session goes on */
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_EQUAL(pair_finish(&p), 0);
+	CU_ASSERT(!memcmp(src, dst, len));
+	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), -EPIPE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
+				      "after mfd_send_finish()"));
+	CU_ASSERT_EQUAL(mfd_send_sync(p.rx), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.rx),
+				      "a sender's call on a receiver"));
+	pair_free(&p);
+	guarded_free(src, len);
+	guarded_free(dst, len);
+}
+
 /* Each round's figures: a full round, then two rounds of dirty pages
  * found 100 ms apart, whose rate and projected downtime follow, and
  * whose send time leaves the caller's pause out. */
@@ -584,6 +638,7 @@ int main(void)
 		{ "channel threads are named", test_thread_names },
 		{ "figures of each round", test_round_figures },
 		{ "a region made in region_cb", test_region_cb },
+		{ "calls refused for their arguments say why", test_bad_calls },
 		{ "receiver policy bounds what a sender proposes",
 		  test_receiver_policy },
 		{ NULL, NULL },
