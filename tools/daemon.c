@@ -283,10 +283,13 @@ static int field_error(char *err, size_t len, const char *key,
 		  json_object_is_type(v, json_type_double)))
 		snprintf(err, len, "field '%s' is %s; expected %s", key,
 			 json_object_to_json_string(v), expected);
+	else if (v && json_object_is_type(v, json_type_array))
+		snprintf(err, len, "field '%s' is an %sarray; expected %s", key,
+			 json_object_array_length(v) ? "" : "empty ", expected);
 	else
 		snprintf(err, len, "field '%s' is %s %s; expected %s", key,
-			 v && json_object_is_type(v, json_type_array) ? "an"
-								       : "a",
+			 v && json_object_is_type(v, json_type_object) ? "an"
+								        : "a",
 			 v ? json_type_to_name(json_object_get_type(v))
 			   : "null",
 			 expected);
@@ -1345,6 +1348,11 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 	json_object *v;
 	int r = -EINVAL;
 
+#ifdef JSON_TOKENER_VALIDATE_UTF8
+	/* what is echoed (a tag) must stay UTF-8, as events are */
+	if (tok)
+		json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+#endif
 	m.obj = tok ? json_tokener_parse_ex(tok, buf, (int)len) : NULL;
 	jerr = tok ? json_tokener_get_error(tok) : json_tokener_error_depth;
 	if (m.obj && jerr == json_tokener_success) {
