@@ -298,6 +298,10 @@ refused "a wrong PSK" "--tls --secret-file $dir/secret" \
 	"another pre-shared key"
 refused "x509 sender, PSK receiver" "--tls --secret-file $dir/secret" \
 	"$SEND_TLS" "TLS handshake failed" "TLS handshake failed"
+refused "PSK sender, x509 receiver" "$RECV_TLS" \
+	"--tls --secret-file $dir/secret" \
+	"it wants a certificate, this end has a pre-shared key: one mode on both" \
+	"TLS handshake failed"
 # unix: names the receiver with --tls-hostname
 start_recv unix "unix:$dir/sock" --timeout 10 $RECV_TLS &&
 	if timeout 30 "$MULTIFD" send -q $SEND_TLS --tls-hostname receiver.test \

@@ -155,6 +155,18 @@ static const char *peer_name(const struct tls_conn *tc)
 	return tc->t->server ? "sender" : "receiver";
 }
 
+/* What a peer's alert about certificates means here: a pre-shared-key
+ * end has none to give, so the two ends use different modes. */
+static const char *alert_hint(const struct tls_conn *tc, const char *alert)
+{
+	if (!strstr(alert, "certificate") && !strstr(alert, "unknown ca"))
+		return "";
+	return tc->t->psk_mode
+		       ? " (it wants a certificate, this end has a pre-shared "
+			 "key: one mode on both)"
+		       : " (it refused our certificate)";
+}
+
 /* ---- contexts ---- */
 
 static SSL_SESSION *psk_session(const struct mfd_tls_ctx *t, SSL *ssl)
@@ -716,11 +728,8 @@ static int io_failed(struct tls_conn *tc, int e, const char *what,
 		 * certificate only from the alert that follows the
 		 * handshake, and the reset that follows the alert */
 		snprintf(c->err, sizeof(c->err),
-			 "the %s ended the TLS session: %.80s%s", peer_name(tc),
-			 why,
-			 strstr(why, "certificate") || strstr(why, "unknown ca")
-				 ? " (it refused our certificate)"
-				 : "");
+			 "the %s ended the TLS session: %.45s%s", peer_name(tc),
+			 why, alert_hint(tc, why));
 		return -EACCES;
 	}
 	if (e == SSL_ERROR_SYSCALL) {
@@ -739,11 +748,8 @@ static int io_failed(struct tls_conn *tc, int e, const char *what,
 	}
 	if (r && strstr(r, "alert")) {
 		snprintf(c->err, sizeof(c->err),
-			 "the %s ended the TLS session: %.80s%s", peer_name(tc),
-			 r,
-			 strstr(r, "certificate") || strstr(r, "unknown ca")
-				 ? " (it refused our certificate)"
-				 : "");
+			 "the %s ended the TLS session: %.45s%s", peer_name(tc),
+			 r, alert_hint(tc, r));
 		return -EACCES;
 	}
 	snprintf(c->err, sizeof(c->err), "TLS %s failed: %.100s", what,
