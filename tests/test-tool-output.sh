@@ -442,7 +442,7 @@ for cmd in send recv bench; do
 	bad_value $cmd --timeout 99999999999999999999 "$big 86400 seconds"
 	bad_value $cmd --timeout " 5" "expected a whole number of seconds from 0 to 86400"
 	bad_value $cmd --timeout "5 " "expected a whole number of seconds from 0 to 86400"
-	bad_value $cmd --page-size 131072 "$big 65536 bytes"
+	bad_value $cmd --page-size 131072 "$big 64K bytes"
 	bad_value $cmd --pages-per-packet +4 "expected a whole number of pages from 1 to 1024"
 	bad_value $cmd -l " 3" "expected a compression level" -m zlib
 	bad_value $cmd --stats-interval " 1" "expected a number of seconds from 0.01 to 86400"
