@@ -132,15 +132,19 @@ import os, sys
 with open(sys.argv[1], "wb") as f:
     for _ in range(4096):
         f.write(os.urandom(2048) + b"a" * 2048)' "$dir/half"
-for m in none zstd "none --no-zero-detect"; do
+# (one channel too: the packet sendfile() could not finish goes padded,
+# so that the reason behind it reaches the receiver)
+for m in none zstd "none --no-zero-detect" "none --no-zero-detect -c 1"; do
 	cp "$dir/half" "$dir/src"
 	start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/out"
-	# shellcheck disable=SC2086 # $m: the method and an option
-	send_while 0.7 'truncate -s 4M "$dir/src"' -q -m $m -c 2 \
+	# shellcheck disable=SC2086 # $m: the method and options
+	send_while 0.7 'truncate -s 4M "$dir/src"' -q -c 2 -m $m \
 		--max-bandwidth 8M "$uri" "$dir/src"
 	check "sender's file truncated, $m: the sender exits 1 ($sst)" [ $sst = 1 ]
 	check "sender's file truncated, $m: it says the file shrank" \
 		has "$dir/s.log" "shrank from 16777216 to 4194304 bytes"
+	check "sender's file truncated, $m: the receiver is told why" \
+		has "$dir/r.log" "the sender failed: .*shrank\|the sender failed: .*cannot be read"
 	rm -f "$dir/out"
 done
 

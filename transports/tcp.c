@@ -362,6 +362,27 @@ static ssize_t zc_sendmsg(struct sock_conn *sc, struct msghdr *mh, int flags)
  * MSG_DONTWAIT from the start.
  */
 static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
+		     unsigned flags);
+
+/* The len bytes left of a packet whose pages could not be read, as
+ * zeros: 0, or -errno when the socket did not take them. */
+static int pad_zeros(struct mfd_conn *c, size_t len)
+{
+	static const uint8_t zeros[65536];
+	int r = 0;
+
+	while (!r && len) {
+		struct iovec z = { .iov_base = (void *)zeros,
+				   .iov_len = len < sizeof(zeros) ? len
+								  : sizeof(zeros) };
+
+		r = sock_send(c, &z, 1, 0);
+		len -= z.iov_len;
+	}
+	return r;
+}
+
+static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		     unsigned flags)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
@@ -400,12 +421,16 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 			r = mfd__sock_file_send(sc->fd, f, mh.msg_iov[0].iov_base,
 						mh.msg_iov[0].iov_len);
 			if (r == -ENODATA) {
+				unsigned long long at = mfd__sock_file_off(
+					f, mh.msg_iov[0].iov_base);
+
+				/* the packet goes whole, so that the ABORT
+				 * behind it can say why */
+				r = pad_zeros(c, iov_bytes(iov, n) - done);
 				snprintf(c->err, sizeof(c->err),
 					 "sendfile: the region's file ends "
-					 "before byte %llu of it: it shrank",
-					 (unsigned long long)mfd__sock_file_off(
-						 f, mh.msg_iov[0].iov_base));
-				return -EIO;
+					 "before byte %llu of it: it shrank", at);
+				return r ? -EIO : -ENODATA;
 			}
 			if (r < 0) {
 				errno = (int)-r;

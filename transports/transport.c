@@ -245,7 +245,8 @@ int mfd__tp_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	    __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE))
 		return -ECANCELED;
 	r = c->ops->send(c, iov, n, flags & MFD_SEND_ZEROCOPY);
-	if (r)
+	/* -ENODATA: failed, but the packet went whole (padded) */
+	if (r && r != -ENODATA)
 		c->torn = true;
 	return r;
 }

@@ -202,7 +202,9 @@ struct mfd_transport_ops {
 	int (*register_buffer)(struct mfd_conn *c, void *mem, uint64_t len);
 	/*
 	 * Send the whole list, in order. Returns 0 or -errno; on error the
-	 * connection is unusable. Memory outside regions may be reused as
+	 * connection is unusable, but after -ENODATA (the pages could not
+	 * be read, and went as zeros), which leaves the stream whole for a
+	 * last word. Memory outside regions may be reused as
 	 * soon as send() returns. Region memory (and, with
 	 * MFD_SEND_ZEROCOPY, any memory) must stay unchanged until flush()
 	 * returns.
