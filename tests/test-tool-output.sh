@@ -532,4 +532,26 @@ out=$(timeout 10 "$MULTIFD" send --secret-file "$dir/key" tcp:127.0.0.1:1 \
 grep -q "readable by others" <<<"$out" && bad "mode 0600 warned: $out" ||
 	ok "secret file mode 0600: no warning"
 
+# the receiver's progress knows the size once the sender announced it,
+# counts zero pages, and ends at it (no "round 2" for a one-pass transfer)
+truncate -s 4M "$dir/half-zero"
+dd if="$src" of="$dir/half-zero" conv=notrunc status=none
+rm -f "$dir/pg.err" "$dir/pg.dst"
+timeout 60 "$MULTIFD" recv --progress tcp:127.0.0.1:0 "$dir/pg.dst" \
+	2>"$dir/pg.err" &
+rpid=$!
+if uri=$(wait_listening "$dir/pg.err"); then
+	timeout 60 "$MULTIFD" send -q "${slow[@]}" "$uri" "$dir/half-zero"
+	wait $rpid
+	last=$(tr '\r' '\n' <"$dir/pg.err" | grep " / " | tail -1)
+	if grep -q "^4.0 MiB / 4.0 MiB  [0-9.]* [KMG]iB/s.\[K$" <<<"$last"; then
+		ok "recv --progress ends at the announced size: ${last%?[K}"
+	else
+		bad "recv --progress: the last line is '$last'"
+	fi
+else
+	bad "recv --progress did not start: $(cat "$dir/pg.err")"
+	wait $rpid
+fi
+
 report test-tool-output

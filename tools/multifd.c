@@ -439,6 +439,7 @@ struct recv_target {
 	unsigned nmaps;
 	bool inplace_used; /* an existing file was written in place */
 	bool all_in;	   /* every page arrived: the commit was reached */
+	struct progress *pg; /* told each region's size */
 };
 
 /* --inplace: FILE must have the region's size. */
@@ -518,6 +519,7 @@ static int create_target(void *opaque, const char *name, uint64_t length,
 		return r;
 	}
 	*mem = t->maps[t->nmaps++].mem;
+	progress_expect(t->pg, length);
 	return 0;
 }
 
@@ -649,9 +651,9 @@ static int recv_arg(int c, const char *arg, struct opts *o)
 int cmd_recv(int argc, char **argv)
 {
 	struct opts o = { 0 };
-	struct recv_target t = { .o = &o };
-	struct mfd_session *s = NULL;
 	struct progress pg = { 0 };
+	struct recv_target t = { .o = &o, .pg = &pg };
+	struct mfd_session *s = NULL;
 	char err[600] = "";
 	int r, status = 1;
 

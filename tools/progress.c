@@ -169,6 +169,11 @@ static int stats_line(const struct mfd_session *s)
 	return e;
 }
 
+void progress_expect(struct progress *p, uint64_t bytes)
+{
+	__atomic_fetch_add(&p->total, bytes, __ATOMIC_RELAXED);
+}
+
 void human_size(double bytes, char *buf, size_t len)
 {
 	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
@@ -186,7 +191,8 @@ static int draw(const struct progress *p)
 {
 	struct mfd_stats st;
 	char done[32], total[32] = "?", eta[32] = "", speed[32], lost[64] = "";
-	uint64_t covered;
+	char round[32] = "";
+	uint64_t covered, expected;
 	double rate;
 
 	mfd_session_stats(p->s, &st);
@@ -198,14 +204,15 @@ static int draw(const struct progress *p)
 	rate = st.seconds > 0 ? (double)covered / st.seconds : 0;
 	human_size((double)covered, done, sizeof(done));
 	human_size(rate, speed, sizeof(speed));
-	if (p->total) {
-		human_size((double)p->total, total, sizeof(total));
-		if (rate > 0 && covered < p->total) {
-			unsigned left = (unsigned)((double)(p->total -
+	expected = __atomic_load_n(&p->total, __ATOMIC_RELAXED);
+	if (expected) {
+		human_size((double)expected, total, sizeof(total));
+		if (rate > 0 && covered < expected) {
+			unsigned left = (unsigned)((double)(expected -
 							    covered) /
 						   rate);
 
-			snprintf(eta, sizeof(eta), " ETA %u:%02u:%02u",
+			snprintf(eta, sizeof(eta), "  ETA %u:%02u:%02u",
 				 left / 3600, left / 60 % 60, left % 60);
 		}
 	}
@@ -216,9 +223,13 @@ static int draw(const struct progress *p)
 			 st.channels_lost == 1 ? "" : "s",
 			 (unsigned long long)st.resent_pages);
 	errno = 0;
-	if (fprintf(stderr, "\r%s / %s  %s/s  round %llu%s%s\033[K", done,
-		    total, speed, (unsigned long long)st.rounds + 1, eta,
-		    lost) < 0 ||
+	/* the round once there are several (a one-pass transfer's end is a
+	 * round of its own, which would read as a second pass) */
+	if (st.rounds >= 2)
+		snprintf(round, sizeof(round), "  round %llu",
+			 (unsigned long long)st.rounds + 1);
+	if (fprintf(stderr, "\r%s / %s  %s/s%s%s%s\033[K", done, total, speed,
+		    round, eta, lost) < 0 ||
 	    fflush(stderr) == EOF)
 		return errno ? errno : EIO;
 	return 0;

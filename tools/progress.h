@@ -17,7 +17,9 @@
 
 struct progress {
 	const struct mfd_session *s;
-	uint64_t total;	       /* bytes expected, 0 when unknown */
+	uint64_t total;	       /* bytes expected, 0 when unknown; atomic
+				  (a receiver learns them at the
+				  handshake: progress_expect()) */
 	bool line;	       /* draw the one-line display */
 	double stats_interval; /* seconds between JSON lines, 0: none */
 	/* the thread's */
@@ -28,6 +30,8 @@ struct progress {
 	bool stop;
 };
 
+/* bytes more are expected (a region the sender announced). */
+void progress_expect(struct progress *p, uint64_t bytes);
 /* Start the thread when there is anything to show. */
 void progress_start(struct progress *p);
 /* Stop it and clear the line. Takes a never-started progress. */
