@@ -249,6 +249,26 @@ static int setup_tls(struct mfd_session *s, char *err, size_t errlen)
 							  : "fd:");
 		return -EINVAL;
 	}
+	/* OpenSSL would block opening a FIFO, or read a device forever */
+	for (int i = 0; i < 3; i++) {
+		static const char *const name[3] = { "tls_cert (--tls-cert)",
+						     "tls_key (--tls-key)",
+						     "tls_ca (--tls-ca)" };
+		struct stat st;
+
+		if (!*f[i] || stat(*f[i], &st))
+			continue; /* OpenSSL says why it cannot be read */
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(err, errlen,
+				 "%s '%s' is %s: expected a regular PEM file",
+				 name[i], *f[i],
+				 S_ISDIR(st.st_mode)    ? "a directory"
+				 : S_ISFIFO(st.st_mode) ? "a FIFO"
+				 : S_ISSOCK(st.st_mode) ? "a socket"
+							: "a device");
+			return -EINVAL;
+		}
+	}
 #ifdef HAVE_LIBSSL
 	for (int i = 0; i < 4; i++) {
 		if (!*f[i])

@@ -297,6 +297,8 @@ def errors(path, pid):
     rp, wp = os.pipe()
     reg = [{"name": "a"}]
     tcp = "tcp:127.0.0.1:1"
+    fifo = "/tmp/multifd-test-fifo-%d" % os.getpid()
+    os.mkfifo(fifo)
     cases = [
         (b"not json", [], "bad JSON at byte"),
         (b'{"cmd": "list"', [], "ends inside a value"),
@@ -347,6 +349,11 @@ def errors(path, pid):
          "needs the secret"),
         ({"cmd": "send", "uri": tcp, "regions": reg, "tls_cert": "/nonexistent"},
          [mem], "needs all of tls_cert, tls_key and tls_ca"),
+        # a FIFO would block the connection's reader in OpenSSL's open()
+        ({"cmd": "send", "uri": tcp, "regions": reg, "tls_cert": fifo,
+          "tls_key": fifo, "tls_ca": fifo}, [mem],
+         "tls_cert (--tls-cert) '%s' is a FIFO: expected a regular PEM file"
+         % fifo),
         ({"cmd": "send", "uri": "bogus:1", "regions": reg}, [mem], "bogus"),
         ({"cmd": "send", "uri": "fd:%d" % c.fileno(), "regions": reg},
          [mem], "fd: would name the daemon's own descriptors"),
@@ -377,6 +384,7 @@ def errors(path, pid):
                                   ev.get("message", ev)))
     for fd in (ro, rofd, odd, mem, rp, wp):
         os.close(fd)
+    os.unlink(fifo)
     check(c.call({"cmd": "list"})["sessions"] == [],
           "the daemon still answers, with no session started")
     check(nfds(pid) == before,
