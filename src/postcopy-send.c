@@ -23,8 +23,12 @@ int mfd__pc_take_maps(struct mfd_session *s, const uint64_t *const *bitmaps)
 	uint32_t ps = s->cfg.page_size;
 	uint64_t total = 0;
 
-	if (ps < pc->sys_page || !bitmaps)
-		return -EINVAL;
+	if (ps < pc->sys_page)
+		return mfd__bad_call(s, -EINVAL, "postcopy needs pages of at "
+				     "least the system's %llu bytes",
+				     (unsigned long long)pc->sys_page);
+	if (!bitmaps)
+		return mfd__bad_call(s, -EINVAL, "postcopy without bitmaps");
 	for (int i = 0; i < s->nregions; i++) {
 		uint64_t pages = s->regions[i].length / ps;
 		uint64_t words = mfd__dirty_map_words(s->regions[i].length, ps);
@@ -32,10 +36,16 @@ int mfd__pc_take_maps(struct mfd_session *s, const uint64_t *const *bitmaps)
 
 		total += 8 * words;
 		if (b && pages % 64 && b[words - 1] >> (pages % 64))
-			return -EINVAL;
+			return mfd__bad_call(s, -EINVAL,
+					     "region '%s': its bitmap marks "
+					     "pages past its %llu",
+					     s->regions[i].name,
+					     (unsigned long long)pages);
 	}
 	if (total > UINT32_MAX) /* a payload length is a u32 */
-		return -E2BIG;
+		return mfd__bad_call(s, -E2BIG, "the postcopy maps come to "
+				     "%llu bytes: at most 4 GiB",
+				     (unsigned long long)total);
 	for (int i = 0; i < s->nregions; i++) {
 		uint64_t words = mfd__dirty_map_words(s->regions[i].length, ps);
 

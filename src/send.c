@@ -1403,9 +1403,11 @@ MFD_EXTERN int mfd_send_postcopy(struct mfd_session *s,
 	if (r)
 		return r;
 	if (!s->pc)
-		return -EINVAL;
+		return mfd__bad_call(s, -EINVAL, "postcopy on a session made "
+				     "without it (mfd_config.postcopy)");
 	if (s->pc->switched)
-		return -EALREADY;
+		return mfd__bad_call(s, -EALREADY, "the session switched to "
+				     "postcopy already");
 	r = mfd__pc_take_maps(s, bitmaps);
 	if (r)
 		return r;

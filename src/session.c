@@ -468,7 +468,18 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 		goto fail;
 	}
 	if (cfg->postcopy && role == MFD_ROLE_SEND) {
+		long sys = sysconf(_SC_PAGESIZE);
+
 		s->features |= MFD_FEAT_POSTCOPY;
+		/* userfaultfd places whole pages of the system's */
+		if (sys > 0 && s->cfg.page_size < (uint32_t)sys) {
+			snprintf(errbuf, errlen,
+				 "postcopy needs pages of at least the "
+				 "system's %ld bytes; page_size is %u",
+				 sys, s->cfg.page_size);
+			r = -EINVAL;
+			goto fail;
+		}
 		r = mfd__pc_transport_ok(s, errbuf, errlen);
 		if (r)
 			goto fail;
@@ -612,14 +623,28 @@ MFD_EXTERN int mfd_session_region_file(struct mfd_session *s, int region,
 	return 0;
 }
 
+static int start(struct mfd_session *s);
+
 MFD_EXTERN int mfd_session_start(struct mfd_session *s)
+{
+	int r;
+
+	if (s->started)
+		return -EBUSY;
+	r = start(s);
+	/* the session's first failure is the answer: a cancel while
+	 * connecting is -ECANCELED, not the broken pipe it caused */
+	return r && mfd__session_err(s) ? mfd__session_err(s) : r;
+}
+
+static int start(struct mfd_session *s)
 {
 	struct mfd_listener *l;
 	char err[256];
 	int r;
 
-	if (s->started)
-		return -EBUSY;
+	if (mfd__session_err(s)) /* cancelled before it started */
+		return mfd__session_err(s);
 	s->started = true;
 	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
 	mfd__rounds_begin(&s->round_log, 0, 0);

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -506,6 +507,61 @@ static void test_bad_calls(void)
 	guarded_free(dst, len);
 }
 
+static void *cancel_later(void *arg)
+{
+	usleep(300 * 1000);
+	mfd_session_cancel_reason(arg, "the test says stop");
+	return NULL;
+}
+
+/* A cancel before the start, or while the start waits for a receiver
+ * that accepted and never answers: -ECANCELED, with its reason. */
+static void test_cancel_start(void)
+{
+	uint8_t *src = guarded_alloc(1 << 20);
+	struct mfd_conn *silent = NULL;
+	struct mfd_listener *l = NULL;
+	struct mfd_session *s;
+	struct mfd_config cfg;
+	struct mfd_uri u;
+	char err[256];
+	pthread_t t;
+
+	mfd_config_init(&cfg);
+	cfg.uri = "tcp:127.0.0.1:1";
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &s, err,
+					      sizeof(err)),
+			      0);
+	CU_ASSERT(mfd_session_add_region(s, "ram", src, 1 << 20, false) >= 0);
+	mfd_session_cancel(s);
+	CU_ASSERT_EQUAL(mfd_session_start(s), -ECANCELED);
+	CU_ASSERT_STRING_EQUAL(mfd_session_error(s), "cancelled");
+	mfd_session_free(s);
+
+	/* a listener that accepts and says nothing */
+	CU_ASSERT_EQUAL_FATAL(mfd__uri_parse("tcp:127.0.0.1:0", &u, err,
+					     sizeof(err)),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(mfd__transport_get(MFD_SCHEME_TCP)
+				      ->listen(&u, &l, err, sizeof(err)),
+			      0);
+	cfg.uri = l->uri;
+	cfg.timeout_ms = 10000;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &s, err,
+					      sizeof(err)),
+			      0);
+	CU_ASSERT(mfd_session_add_region(s, "ram", src, 1 << 20, false) >= 0);
+	pthread_create(&t, NULL, cancel_later, s);
+	CU_ASSERT_EQUAL(mfd_session_start(s), -ECANCELED);
+	CU_ASSERT_STRING_EQUAL(mfd_session_error(s), "the test says stop");
+	pthread_join(t, NULL);
+	mfd_session_free(s);
+	if (!l->ops->accept(l, 1000, &silent, err, sizeof(err)))
+		mfd__tp_close(silent);
+	mfd__tp_listener_close(l);
+	guarded_free(src, 1 << 20);
+}
+
 /* Each round's figures: a full round, then two rounds of dirty pages
  * found 100 ms apart, whose rate and projected downtime follow, and
  * whose send time leaves the caller's pause out. */
@@ -639,6 +695,7 @@ int main(void)
 		{ "figures of each round", test_round_figures },
 		{ "a region made in region_cb", test_region_cb },
 		{ "calls refused for their arguments say why", test_bad_calls },
+		{ "a cancel before or during the start", test_cancel_start },
 		{ "receiver policy bounds what a sender proposes",
 		  test_receiver_policy },
 		{ NULL, NULL },

@@ -82,4 +82,12 @@ if [ $st = 2 ] && grep -q "postcopy does not run over TLS yet" <<<"$out"; then
 else
 	bad "bench --postcopy --tls -> $st: $out"
 fi
+# pages smaller than the system's: refused at once, with a sentence
+out=$("$MULTIFD" bench --postcopy -s 1M --page-size 2048 2>&1)
+st=$?
+if [ $st = 2 ] && grep -q "postcopy needs pages of at least the system's [0-9]* bytes; page_size is 2048" <<<"$out"; then
+	ok "bench --postcopy with 2 KiB pages is refused: $out"
+else
+	bad "bench --postcopy --page-size 2048 -> $st: $out"
+fi
 report test-postcopy-tool
