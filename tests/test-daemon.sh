@@ -385,6 +385,10 @@ def errors(path, pid):
     for fd in (ro, rofd, odd, mem, rp, wp):
         os.close(fd)
     os.unlink(fifo)
+    c.send_raw(b'{"cmd": "list", "tag": null}', [])
+    ev = c.read_event(10)
+    check(ev.get("event") == "ok" and "tag" in ev and ev["tag"] is None,
+          "a tag of null comes back as null: %s" % ev)
     check(c.call({"cmd": "list"})["sessions"] == [],
           "the daemon still answers, with no session started")
     check(nfds(pid) == before,

@@ -227,13 +227,25 @@ static json_object *ok_ev(unsigned session)
 	return ev;
 }
 
+/* A command's tag of JSON null (json-c's NULL, which is also "no tag"):
+ * this object stands for it, and is never freed. */
+static json_object *null_tag;
+
+/* The command's tag, copied as it was, into ev. */
+static void add_tag(json_object *ev, json_object *tag)
+{
+	if (tag)
+		json_object_object_add(ev, "tag", tag == null_tag
+							  ? NULL
+							  : json_object_get(tag));
+}
+
 /* ev: an "ok" event with the command's own fields already in */
 static void emit_ok(struct client *c, const char *cmd, json_object *tag,
 		    json_object *ev)
 {
 	add_str(ev, "cmd", cmd);
-	if (tag)
-		json_object_object_add(ev, "tag", json_object_get(tag));
+	add_tag(ev, tag);
 	emit(c, ev, false);
 }
 
@@ -245,8 +257,7 @@ static void emit_error(struct client *c, const char *cmd, json_object *tag,
 
 	if (cmd)
 		add_str(ev, "cmd", cmd);
-	if (tag)
-		json_object_object_add(ev, "tag", json_object_get(tag));
+	add_tag(ev, tag);
 	if (session)
 		add_int(ev, "session", session);
 	add_str(ev, "message", msg);
@@ -1392,7 +1403,7 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 		goto out;
 	}
 	if (json_object_object_get_ex(m.obj, "tag", &v))
-		m.tag = v;
+		m.tag = v ? v : null_tag;
 	if (!json_object_object_get_ex(m.obj, "cmd", &v)) {
 		snprintf(m.err, sizeof(m.err),
 			 "missing field 'cmd' (a string: %s)", commands);
@@ -1824,6 +1835,11 @@ int cmd_daemon(int argc, char **argv)
 		return 2;
 	}
 	path = control + 5;
+	null_tag = json_object_new_object();
+	if (!null_tag) {
+		die_msg("daemon: out of memory");
+		return 1;
+	}
 
 	/* before any thread: every thread inherits the blocked signals,
 	 * which only the signalfd below takes */
@@ -1886,5 +1902,6 @@ int cmd_daemon(int argc, char **argv)
 	    now.st_dev == bound.st_dev)
 		unlink(path);
 	close(sfd);
+	json_object_put(null_tag); /* every client is gone */
 	return 0;
 }
