@@ -75,6 +75,25 @@ if start_recv first "unix:$sock" "$dir/dst" --timeout 20; then
 	fi
 fi
 
+# a live socket of another kind (a daemon's SOCK_SEQPACKET one): named
+# as such, and left alone
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(sys.argv[1]); s.listen(1); print("up", flush=True); time.sleep(20)' \
+	"$dir/seq" >"$dir/seq.up" &
+seq=$!
+for _ in $(seq 50); do [ -s "$dir/seq.up" ] && break; sleep 0.1; done
+out=$(timeout 10 "$MULTIFD" recv --timeout 5 "unix:$dir/seq" "$dir/dst4" 2>&1)
+st=$?
+if [ "$st" = 1 ] && [ -S "$dir/seq" ] &&
+	grep -q "a live socket of another kind" <<<"$out"; then
+	ok "a live socket of another kind is named and kept"
+else
+	bad "a SOCK_SEQPACKET socket at the path: exit $st: $out"
+fi
+kill $seq
+wait $seq 2>/dev/null
+
 # (b) a regular file at the path: named, and untouched
 printf 'not a socket, and precious\n' >"$dir/file"
 cp "$dir/file" "$dir/file.orig"

@@ -864,6 +864,13 @@ static int unix_listen(const struct mfd_uri *u, struct mfd_listener **out,
 				 "on unix:%s", u->path);
 			return -EADDRINUSE;
 		}
+		if (r == -EPROTOTYPE) {
+			snprintf(err, errlen, "cannot listen on unix:%s: a "
+				 "live socket of another kind (not a stream: a "
+				 "daemon's control socket?) is there",
+				 u->path);
+			return -EADDRINUSE;
+		}
 		if (r < 0) {
 			snprintf(err, errlen, "cannot listen on unix:%s: the "
 				 "socket there cannot be probed: %s",
