@@ -136,10 +136,27 @@ def main():
                     help="go on until the session's last event")
     ap.add_argument("--timeout", type=float, default=600.0)
     a = ap.parse_args()
-    cmd = json.loads(a.command)
+    try:
+        cmd = json.loads(a.command)
+    except ValueError as e:
+        raise ValueError("the command is not JSON: %s" % e) from None
+    if not isinstance(cmd, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean",
+                int: "a number", float: "a number"}.get(type(cmd), "null")
+        raise ValueError("the command is %s; expected a JSON object "
+                         "{\"cmd\": ...}" % kind)
     rw = cmd.get("cmd") in ("recv", "send-dirty")
-    fds = [os.open(f, os.O_RDWR if rw else os.O_RDONLY) for f in a.files]
-    c = Client(a.control, a.timeout)
+    fds = []
+    for f in a.files:
+        try:
+            fds.append(os.open(f, os.O_RDWR if rw else os.O_RDONLY))
+        except OSError as e:
+            raise OSError("cannot open '%s': %s" % (f, e.strerror)) from None
+    try:
+        c = Client(a.control, a.timeout)
+    except OSError as e:
+        raise OSError("cannot reach the daemon at %s: %s"
+                      % (a.control, e.strerror or e)) from None
     print(json.dumps(c.hello), flush=True)
     try:
         ans = c.call(cmd, fds)
