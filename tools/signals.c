@@ -62,6 +62,9 @@ static void *signal_thread(void *arg)
 		/* the second one, or nothing to unwind: the default action */
 		if (__atomic_exchange_n(&caught, sig, __ATOMIC_RELAXED) ||
 		    !watched) {
+			if (!watched) /* a bench, a session not made yet */
+				cmd_error("stopped by a signal (%s)",
+					  signal_name(sig));
 			signal(sig, SIG_DFL);
 			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 			raise(sig);
