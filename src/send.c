@@ -805,6 +805,7 @@ int mfd__send_start(struct mfd_session *s)
 	for (unsigned i = 0; i < mfd__nconns(s); i++) {
 		struct mfd_channel *ch = &s->ch[i];
 		struct mfd_endpoint *ep;
+		struct mfd_conn *c;
 
 		r = mfd__channel_setup(s, ch);
 		if (r)
@@ -830,10 +831,16 @@ int mfd__send_start(struct mfd_session *s)
 			return -EINVAL;
 		}
 		ep->uri.channel = i;
-		r = ep->tp->connect(&ep->uri, s->cfg.timeout_ms, &ch->conn, err,
+		r = ep->tp->connect(&ep->uri, s->cfg.timeout_ms, &c, err,
 				    sizeof(err));
-		if (!r)
-			ch->conn->endpoint = i % s->nep;
+		if (!r) {
+			c->endpoint = i % s->nep;
+			/* mfd__session_fail() walks the connections under
+			 * the lock (a cancel while we connect) */
+			pthread_mutex_lock(&s->lock);
+			ch->conn = c;
+			pthread_mutex_unlock(&s->lock);
+		}
 		if (r) {
 			early_refusal(s);
 			mfd__session_fail(s, (int)i, r, "%s", err);

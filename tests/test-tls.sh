@@ -438,7 +438,7 @@ openssl pkey -in "$c/sender.key" -aes256 -passout pass:x \
 rejected "a key with a passphrase" "protected by a passphrase" \
 	--tls-cert "$c/sender.crt" --tls-key "$c/locked.key" \
 	--tls-ca "$c/ca.crt" tcp:127.0.0.1:1
-rejected "a directory as the certificate" "Is a directory (expected a PEM" \
+rejected "a directory as the certificate" "is a directory: expected a regular PEM file" \
 	--tls-cert "$c" --tls-key "$c/sender.key" --tls-ca "$c/ca.crt" \
 	tcp:127.0.0.1:1
 openssl x509 -in "$c/sender.crt" -outform DER -out "$c/sender.der"
