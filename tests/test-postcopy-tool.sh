@@ -38,9 +38,15 @@ for args in "--postcopy-pattern sequential" "--uri unix:/tmp/mfd-pc-tool-$$.sock
 	if [[ $args == *zstd* ]] && ! "$MULTIFD" bench --help | grep -q zstd; then
 		continue
 	fi
-	out=$(timeout 120 "$MULTIFD" bench --postcopy -s 32M --rewrite 50 \
-		--no-ceiling $args 2>&1)
-	st=$?
+	# a guest that met no missing page (the stream won every race: a
+	# loaded machine) says nothing about requests: try again, twice
+	for try in 1 2 3; do
+		out=$(timeout 120 "$MULTIFD" bench --postcopy -s 32M \
+			--rewrite 50 --no-ceiling $args 2>&1)
+		st=$?
+		[ $st = 0 ] && grep -q "request latency: no requests" \
+			<<<"$out" || break
+	done
 	if [ $st = 0 ] && grep -q "verified: identical" <<<"$out" &&
 		grep -q "request latency: p50" <<<"$out"; then
 		ok "bench --postcopy $args"

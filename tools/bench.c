@@ -45,7 +45,8 @@ static const char bench_usage[] =
 	"                          the receiver touches pages, fetching missing\n"
 	"                          ones on demand (tcp: and unix: only)\n"
 	"      --postcopy-pattern P  --postcopy: the guest touches pages in\n"
-	"                          random order or sequential (default random)\n"
+	"                          random order or sequential, from the middle\n"
+	"                          on (default random)\n"
 	"      --sweep             run over 1,2,4,8 channels x none,zlib,zstd x\n"
 	"                          random,text,mixed; print CSV (see bench/plot)\n"
 	"      --uri URI           where the pair meets (default\n"
@@ -297,11 +298,12 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 		printf("%s\n", what);
 	}
 	if (o->postcopy) {
-		printf("  postcopy (%s touches): %llu touches, %llu requests, "
+		printf("  postcopy (%s touches): %llu touches, %llu request%s, "
 		       "%llu pages on demand, %llu by the stream\n",
 		       o->postcopy_sequential ? "sequential" : "random",
 		       (unsigned long long)r->touches,
 		       (unsigned long long)r->rx.postcopy_requests,
+		       r->rx.postcopy_requests == 1 ? "" : "s",
 		       (unsigned long long)r->rx.postcopy_demand_pages,
 		       (unsigned long long)r->rx.postcopy_stream_pages);
 		if (r->rx.postcopy_requests)
