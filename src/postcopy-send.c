@@ -92,7 +92,6 @@ int mfd__pc_send_switch(struct mfd_session *s, struct mfd_channel *ch)
 	return r;
 }
 
-/* Claim page pg of region i from the map: true when nobody sent it. */
 /* Whether page pg of region i is still to be streamed. An answer never
  * takes a page from the map: the stream sends every page of it before
  * END, so END still means "every page is in place" whatever answers are
