@@ -140,6 +140,15 @@ size_t mfd__packet_page_iov(struct mfd_packet *p, uint32_t page_size)
 	return total;
 }
 
+/* The runs of iov side by side at dst. */
+static void copy_runs(uint8_t *dst, const struct iovec *iov, int n)
+{
+	for (int i = 0; i < n; i++) {
+		memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+		dst += iov[i].iov_len;
+	}
+}
+
 int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
 				 mfd_compress_fn compress, uint8_t *out)
 {
@@ -152,6 +161,12 @@ int mfd__compressed_send_prepare(struct mfd_mctx *m, struct mfd_packet *p,
 	mfd__packet_page_iov(p, m->page_size);
 	runs = p->niov;
 	if (plain && !mfd__looks_incompressible(p->iov + 1, runs - 1, plain)) {
+		if (!p->copy && p->stable) {
+			copy_runs(p->stable, p->iov + 1, runs - 1);
+			p->copy = p->stable;
+			p->iov[1] = (struct iovec){ p->stable, plain };
+			runs = 2;
+		}
 		clen = compress(m, p->iov, 1, runs, plain);
 		if (clen < 0)
 			return (int)clen;

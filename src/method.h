@@ -92,6 +92,12 @@ struct mfd_packet {
 	 * (one-sided transports place region bytes by their address).
 	 */
 	const uint8_t *copy;
+	/* Sender: where a compressed method copies the normal pages before
+	 * compressing them, when they were judged in place (copy is NULL):
+	 * a packet that looks incompressible goes raw from the region,
+	 * uncopied, as method none's pages do; the compressor reads its
+	 * input more than once and must read one content (it sets copy) */
+	uint8_t *stable;
 	bool raw_from_region;
 	/* Sender: the pages' bytes go on the stream from the copy, flagged
 	 * MFD_FLAG_STAGED (mfd__packet_seal() sets it for none and RAW) */

@@ -132,6 +132,7 @@ static int send_blob(struct mfd_session *s, struct mfd_channel *ch)
 	p->region = &piece;
 	p->header_apart = false;
 	p->copy = ch->blob_buf;
+	p->stable = NULL;
 	p->raw_from_region = false;
 	p->staged = false;
 	p->desc = desc;
@@ -204,7 +205,12 @@ int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	uint64_t landed = ch->conn->landed_sends;
 	int r;
 
-	sort_pages(s, ch, ch->stable, &normal, &zero);
+	/* a compressed method over a stream without checksums judges the
+	 * pages in place and copies only what it compresses */
+	bool defer = ch->stable && !(s->features & MFD_FEAT_CHECKSUM) &&
+		     !ch->conn->ops->one_sided;
+
+	sort_pages(s, ch, defer ? NULL : ch->stable, &normal, &zero);
 	memset(&p->hdr, 0, sizeof(p->hdr));
 	p->hdr.type = MFD_PKT_PAGES;
 	p->hdr.method = s->cfg.method;
@@ -216,7 +222,8 @@ int mfd__send_pages(struct mfd_session *s, struct mfd_channel *ch)
 	p->region = rg;
 	/* the urgent channel sends without zero-copy */
 	p->header_apart = s->cfg.zero_copy && ch != s->urgent;
-	p->copy = ch->stable;
+	p->copy = defer ? NULL : ch->stable;
+	p->stable = defer ? ch->stable : NULL;
 	p->raw_from_region = ch->conn->ops->one_sided;
 	p->staged = ch->conn->ops->one_sided &&
 		    ((s->features & MFD_FEAT_CHECKSUM) || rg->staged);
@@ -768,9 +775,13 @@ static void early_refusal(struct mfd_session *s)
  * input more than once) and the checksum, which must cover the bytes that
  * are sent. The plain `none` method sends pages as they are, each byte
  * read once: a page rewritten meanwhile arrives as either content or a
- * mix, and the next round's copy mends it. One-sided transports place
- * pages from region memory by address: a checksummed page packet sends
- * its copy on the stream instead, flagged STAGED (protocol.md 6).
+ * mix, and the next round's copy mends it. A compressed method judges
+ * the pages in place and copies only those it compresses (a packet that
+ * looks incompressible goes raw from the region, as none's pages do),
+ * except where a checksum or a one-sided transport needs the copy.
+ * One-sided transports place pages from region memory by address: a
+ * checksummed page packet sends its copy on the stream instead, flagged
+ * STAGED (protocol.md 6).
  */
 static bool wants_stable_copy(const struct mfd_session *s)
 {

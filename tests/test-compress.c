@@ -324,6 +324,61 @@ static void test_incompressible(void)
 	CU_ASSERT_FALSE(judge(fill_rand, 2, 0));
 }
 
+/* Pages judged in place (no copy yet, a stable buffer given): random
+ * ones go raw straight from the region, uncopied; compressible ones are
+ * copied first and compressed from the copy. 16 pages: the least the
+ * sample judges. */
+#define INPLACE_PAGES 16
+static void prepare_in_place(unsigned method, page_fill_fn fill, bool raw)
+{
+	const size_t len = INPLACE_PAGES * 4096;
+	const struct mfd_method_ops *ops = mfd__method_get(method);
+	struct mfd_mctx tx = { .method = (uint8_t)method, .level = 1,
+			       .page_size = 4096,
+			       .pages_per_packet = INPLACE_PAGES };
+	uint8_t wire[MFD_HDR_SIZE + 8 * INPLACE_PAGES];
+	uint64_t off[INPLACE_PAGES], seed = 5;
+	struct iovec iov[INPLACE_PAGES + 2];
+	struct mfd_region src = { .mem = guarded_alloc(len), .length = len };
+	uint8_t *stable = malloc(len);
+	struct mfd_packet p = { .offsets = off, .wire = wire, .iov = iov,
+				.region = &src, .stable = stable };
+
+	CU_ASSERT_FATAL(src.mem && stable && !ops->send_setup(&tx));
+	for (int i = 0; i < INPLACE_PAGES; i++) {
+		fill(src.mem + i * 4096, 4096, &seed);
+		off[i] = (uint64_t)i * 4096;
+	}
+	memset(stable, 0xee, len);
+	p.hdr = (struct mfd_hdr){ .type = MFD_PKT_PAGES,
+				  .normal = INPLACE_PAGES };
+	CU_ASSERT_EQUAL_FATAL(ops->send_prepare(&tx, &p), 0);
+	if (raw) {
+		CU_ASSERT(p.hdr.flags & MFD_FLAG_RAW);
+		CU_ASSERT_PTR_NULL(p.copy);
+		CU_ASSERT_EQUAL(p.niov, 2);
+		CU_ASSERT_PTR_EQUAL(p.iov[1].iov_base, src.mem);
+		CU_ASSERT_EQUAL(p.iov[1].iov_len, len);
+		CU_ASSERT(stable[0] == 0xee && stable[len - 1] == 0xee);
+	} else {
+		CU_ASSERT(!(p.hdr.flags & MFD_FLAG_RAW));
+		CU_ASSERT_PTR_EQUAL(p.copy, stable);
+		CU_ASSERT(!memcmp(stable, src.mem, len));
+		CU_ASSERT(p.hdr.payload_len < len);
+	}
+	ops->send_cleanup(&tx);
+	guarded_free(src.mem, len);
+	free(stable);
+}
+
+static void test_copy_only_what_compresses(void)
+{
+	for (unsigned mi = 0; mi < NMETHODS; mi++) {
+		prepare_in_place(methods[mi], fill_rand, true);
+		prepare_in_place(methods[mi], fill_text, false);
+	}
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -332,6 +387,8 @@ int main(void)
 		{ "levels", test_levels },
 		{ "incompressible packets told by a sample",
 		  test_incompressible },
+		{ "only what is compressed is copied",
+		  test_copy_only_what_compresses },
 		{ "corrupt payload over the network", test_corrupt_over_network },
 		{ NULL, NULL },
 	};
