@@ -842,15 +842,20 @@ int mfd__send_start(struct mfd_session *s)
 			return -EINVAL;
 		}
 		ep->uri.channel = i;
+		ep->uri.stop = &s->failed;
 		r = ep->tp->connect(&ep->uri, s->cfg.timeout_ms, &c, err,
 				    sizeof(err));
 		if (!r) {
 			c->endpoint = i % s->nep;
 			/* mfd__session_fail() walks the connections under
-			 * the lock (a cancel while we connect) */
+			 * the lock; a failure or a cancel while we connected
+			 * found none to stop: no channel more is connected */
 			pthread_mutex_lock(&s->lock);
 			ch->conn = c;
+			r = s->failed ? s->err : 0;
 			pthread_mutex_unlock(&s->lock);
+			if (r)
+				return r;
 		}
 		if (r) {
 			early_refusal(s);

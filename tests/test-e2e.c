@@ -15,6 +15,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -514,8 +518,9 @@ static void *cancel_later(void *arg)
 	return NULL;
 }
 
-/* A cancel before the start, or while the start waits for a receiver
- * that accepted and never answers: -ECANCELED, with its reason. */
+/* A cancel before the start, while the start waits for a receiver that
+ * accepted and never answers, or while it connects to an endpoint that
+ * never answers: -ECANCELED, with its reason, at once. */
 static void test_cancel_start(void)
 {
 	uint8_t *src = guarded_alloc(1 << 20);
@@ -559,6 +564,52 @@ static void test_cancel_start(void)
 	if (!l->ops->accept(l, 1000, &silent, err, sizeof(err)))
 		mfd__tp_close(silent);
 	mfd__tp_listener_close(l);
+
+	/* an endpoint that drops SYNs (its backlog is full): the cancel
+	 * stops the connect that waits on it, not its 30 s timeout */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET,
+					 .sin_addr.s_addr =
+						 htonl(INADDR_LOOPBACK) };
+		socklen_t alen = sizeof(a);
+		int hole = socket(AF_INET, SOCK_STREAM, 0), fill[4];
+		char uri[64];
+		struct timespec t0, t1;
+
+		CU_ASSERT_FATAL(hole >= 0 &&
+				!bind(hole, (struct sockaddr *)&a, sizeof(a)) &&
+				!listen(hole, 0) &&
+				!getsockname(hole, (struct sockaddr *)&a,
+					     &alen));
+		for (int i = 0; i < 4; i++) {
+			fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK,
+					 0);
+			(void)!connect(fill[i], (struct sockaddr *)&a,
+				       sizeof(a));
+		}
+		snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%u",
+			 ntohs(a.sin_port));
+		cfg.uri = uri;
+		cfg.timeout_ms = 30000;
+		CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &s,
+						      err, sizeof(err)),
+				      0);
+		CU_ASSERT(mfd_session_add_region(s, "ram", src, 1 << 20,
+						 false) >= 0);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		pthread_create(&t, NULL, cancel_later, s);
+		CU_ASSERT_EQUAL(mfd_session_start(s), -ECANCELED);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		pthread_join(t, NULL);
+		/* 0.3 s and a look every 50 ms; the timeout would be 30 s */
+		CU_ASSERT(t1.tv_sec - t0.tv_sec < 10);
+		CU_ASSERT_STRING_EQUAL(mfd_session_error(s),
+				       "the test says stop");
+		mfd_session_free(s);
+		for (int i = 0; i < 4; i++)
+			close(fill[i]);
+		close(hole);
+	}
 	guarded_free(src, 1 << 20);
 }
 

@@ -17,11 +17,6 @@
 
 #include "rdma-int.h"
 
-/*
- * Wait for the next event on ech other than those the caller skips,
- * until deadline (0: forever) or until wake_fd is written. The caller
- * acks *ev.
- */
 /* ENODEV from rdma_cm: this machine has no RDMA device at all. */
 static const char *no_device_hint(int e)
 {
@@ -31,24 +26,38 @@ static const char *no_device_hint(int e)
 			   : "";
 }
 
+/* How often a connect's wait looks whether its session stopped. */
+#define STOP_LOOK_MS 50
+
+/*
+ * Wait for the next event on ech, until deadline (0: forever), until
+ * wake_fd is written or until *stop is set (stop may be NULL: a connect
+ * of a session that failed meanwhile gives up). The caller acks *ev.
+ */
 static int cm_wait(struct rdma_event_channel *ech, int wake_fd,
-		   int64_t deadline, struct rdma_cm_event **ev)
+		   int64_t deadline, const bool *stop,
+		   struct rdma_cm_event **ev)
 {
 	for (;;) {
 		struct pollfd p[2] = { { .fd = ech->fd, .events = POLLIN },
 				       { .fd = wake_fd, .events = POLLIN } };
-		int r = rdma_get_cm_event(ech, ev);
+		int r = rdma_get_cm_event(ech, ev), ms;
 
 		if (!r)
 			return 0;
 		r = err_neg(r);
 		if (r != -EAGAIN)
 			return r;
-		r = poll(p, wake_fd >= 0 ? 2 : 1, left_ms(deadline));
+		if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE))
+			return -ECANCELED;
+		ms = left_ms(deadline);
+		if (ms == 0)
+			return -ETIMEDOUT;
+		if (stop && (ms < 0 || ms > STOP_LOOK_MS))
+			ms = STOP_LOOK_MS;
+		r = poll(p, wake_fd >= 0 ? 2 : 1, ms);
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (r == 0)
-			return -ETIMEDOUT;
 		if (r > 0 && p[1].revents)
 			return -ECANCELED;
 	}
@@ -56,13 +65,14 @@ static int cm_wait(struct rdma_event_channel *ech, int wake_fd,
 
 /* Wait for `want` on the connection's own channel during setup. */
 static int cm_expect(struct rd_conn *rc, enum rdma_cm_event_type want,
-		     int64_t deadline, char *err, size_t errlen)
+		     int64_t deadline, const bool *stop, char *err,
+		     size_t errlen)
 {
 	struct rdma_cm_event *ev;
 	enum rdma_cm_event_type got;
 	int status, r;
 
-	r = cm_wait(rc->ech, -1, deadline, &ev);
+	r = cm_wait(rc->ech, -1, deadline, stop, &ev);
 	if (r) {
 		snprintf(err, errlen, "waiting for %s: %s",
 			 rdma_event_str(want), strerror(-r));
@@ -307,8 +317,8 @@ int mfd__rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 			 strerror(-r));
 		goto fail;
 	}
-	r = cm_expect(rc, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, why,
-		      sizeof(why));
+	r = cm_expect(rc, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, u->stop,
+		      why, sizeof(why));
 	if (!r)
 		r = err_neg(rdma_resolve_route(
 			rc->id,
@@ -316,8 +326,8 @@ int mfd__rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 							  : 1)
 				 : step));
 	if (!r)
-		r = cm_expect(rc, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline, why,
-			      sizeof(why));
+		r = cm_expect(rc, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline,
+			      u->stop, why, sizeof(why));
 	if (!r)
 		r = conn_setup(rc,
 			       u->session_state ? u->session_state
@@ -331,8 +341,8 @@ int mfd__rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		snprintf(why, sizeof(why), "rdma_connect: %s", strerror(-r));
 		goto fail;
 	}
-	r = cm_expect(rc, RDMA_CM_EVENT_ESTABLISHED, deadline, why,
-		      sizeof(why));
+	r = cm_expect(rc, RDMA_CM_EVENT_ESTABLISHED, deadline, u->stop,
+		      why, sizeof(why));
 	if (r)
 		goto fail;
 	rc->connected = true;
@@ -436,7 +446,7 @@ int mfd__rd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	int r;
 
 	for (;;) {
-		r = cm_wait(l->ech, l->wake_fd, deadline, &ev);
+		r = cm_wait(l->ech, l->wake_fd, deadline, NULL, &ev);
 		if (r == -ETIMEDOUT)
 			snprintf(err, errlen, "no connection within %u ms",
 				 timeout_ms);
@@ -487,7 +497,7 @@ int mfd__rd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	 * looks at its other handshakes in between) */
 	if (deadline && deadline < now_ms() + ESTABLISH_MS)
 		deadline = now_ms() + ESTABLISH_MS;
-	r = cm_expect(rc, RDMA_CM_EVENT_ESTABLISHED, deadline, why,
+	r = cm_expect(rc, RDMA_CM_EVENT_ESTABLISHED, deadline, NULL, why,
 		      sizeof(why));
 	if (r)
 		goto fail;

@@ -104,38 +104,6 @@ static struct sock_conn *conn_new(const struct mfd_transport_ops *ops, int fd)
 	return sc;
 }
 
-/* poll() timeout until deadline, rounded up (-1: none); 0 once it passed. */
-static int poll_ms(int64_t deadline)
-{
-	int64_t left;
-
-	if (!deadline)
-		return -1;
-	left = deadline - mfd__tp_now_ns();
-	if (left <= 0)
-		return 0;
-	left = (left + 999999) / 1000000;
-	return left > INT_MAX ? INT_MAX : (int)left;
-}
-
-/* poll() one fd until it is ready for `events` or deadline (0: none)
- * passes, EINTR included: >0 ready, 0 timed out, -errno. */
-static int poll_until(int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = events };
-		int ms = poll_ms(deadline), r;
-
-		if (ms == 0)
-			return 0;
-		r = poll(&p, 1, ms);
-		if (r > 0)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
 static int sock_set_timeout(struct mfd_conn *c, unsigned timeout_ms)
 {
 	struct sock_conn *sc = (struct sock_conn *)c;
@@ -266,7 +234,7 @@ static int sock_wait(struct sock_conn *sc, short events, int64_t deadline,
 {
 	for (;;) {
 		struct pollfd p = { .fd = sc->fd, .events = events };
-		int ms = poll_ms(deadline), r, e;
+		int ms = mfd__tp_poll_ms(deadline), r, e;
 		uint64_t done = sc->zc_done;
 		socklen_t len = sizeof(e);
 
@@ -278,7 +246,7 @@ static int sock_wait(struct sock_conn *sc, short events, int64_t deadline,
 		if (r < 0)
 			return fail(&sc->base, errno, "poll");
 		if (r == 0)
-			continue; /* poll_ms() says whether time is up */
+			continue; /* mfd__tp_poll_ms() says whether time is up */
 		if (!(p.revents & POLLERR))
 			return p.revents;
 		r = sc->zerocopy ? zc_reap(sc) : 0;
@@ -609,10 +577,11 @@ static void sock_close(struct mfd_conn *c)
 	free(sc);
 }
 
-/* Wait for a non-blocking connect() to finish, until deadline (0: none). */
-static int connect_wait(int fd, int64_t deadline)
+/* Wait for a non-blocking connect() to finish, until deadline (0: none)
+ * or until *stop is set (a cancel, or another channel failed). */
+static int connect_wait(int fd, int64_t deadline, const bool *stop)
 {
-	int r = poll_until(fd, POLLOUT, deadline), e = 0;
+	int r = mfd__tp_poll_until(fd, POLLOUT, deadline, stop), e = 0;
 	socklen_t len = sizeof(e);
 
 	if (r == 0)
@@ -625,7 +594,7 @@ static int connect_wait(int fd, int64_t deadline)
 }
 
 static int connect_addr(int family, const struct sockaddr *sa,
-			socklen_t salen, int64_t deadline)
+			socklen_t salen, int64_t deadline, const bool *stop)
 {
 	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int r;
@@ -634,7 +603,7 @@ static int connect_addr(int family, const struct sockaddr *sa,
 		return -errno;
 	r = connect(fd, sa, salen) ? -errno : 0;
 	if (r == -EINPROGRESS)
-		r = connect_wait(fd, deadline);
+		r = connect_wait(fd, deadline, stop);
 	if (r == 0 && fcntl(fd, F_SETFL, 0))
 		r = -errno;
 	if (r) {
@@ -717,8 +686,8 @@ static int tcp_connect(const struct mfd_uri *u, unsigned timeout_ms,
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = connect_addr(ai->ai_family, ai->ai_addr, ai->ai_addrlen,
-				  deadline);
-		if (fd >= 0 || fd == -ETIMEDOUT)
+				  deadline, u->stop);
+		if (fd >= 0 || fd == -ETIMEDOUT || fd == -ECANCELED)
 			break;
 	}
 	freeaddrinfo(res);
@@ -738,7 +707,7 @@ static int unix_connect(const struct mfd_uri *u, unsigned timeout_ms,
 
 	memcpy(sa.sun_path, u->path, strlen(u->path) + 1);
 	fd = connect_addr(AF_UNIX, (struct sockaddr *)&sa, sizeof(sa),
-			  mfd__tp_deadline_in(timeout_ms));
+			  mfd__tp_deadline_in(timeout_ms), u->stop);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot connect to unix socket '%s': %s",
 			 u->path, strerror(-fd));
@@ -922,7 +891,7 @@ static int sock_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	int r, fd;
 
 	do {
-		int ms = poll_ms(deadline);
+		int ms = mfd__tp_poll_ms(deadline);
 
 		r = ms ? poll(p, 2, ms) : 0;
 	} while (r < 0 && errno == EINTR);

@@ -110,30 +110,6 @@ static void keylog(const SSL *ssl, const char *line)
 		mfd__ktls_take_secret(line, tc->t->server, &tc->rx_secret);
 }
 
-/* poll() fd for events until deadline (0: none): >0 ready, 0 timed out,
- * -errno. */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = events };
-		int ms = -1, r;
-
-		if (deadline) {
-			int64_t left = deadline - mfd__tp_now_ns();
-
-			if (left <= 0)
-				return 0;
-			left = (left + 999999) / 1000000;
-			ms = left > INT_MAX ? INT_MAX : (int)left;
-		}
-		r = poll(&p, 1, ms);
-		if (r > 0)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
 /* The earliest OpenSSL error's reason, and clear the queue. */
 static const char *ssl_reason(char *buf, size_t len)
 {
@@ -569,7 +545,8 @@ static void buffer_writes(struct tls_conn *tc)
 	SSL_set0_wbio(tc->ssl, BIO_push(buf, sock));
 }
 
-static int handshake(struct tls_conn *tc, int64_t deadline)
+/* The handshake, until deadline (0: none) or *stop (NULL: none). */
+static int handshake(struct tls_conn *tc, int64_t deadline, const bool *stop)
 {
 	struct mfd_conn *c = &tc->base;
 	uint8_t head[4];
@@ -582,7 +559,7 @@ static int handshake(struct tls_conn *tc, int64_t deadline)
 	/* A plaintext multifd sender: say so in words, and let the refusal
 	 * go back in plaintext so that it can tell its user. */
 	if (tc->t->server) {
-		int w = wait_fd(tc->fd, POLLIN, deadline);
+		int w = mfd__tp_poll_until(tc->fd, POLLIN, deadline, NULL);
 
 		if (w == 0) {
 			tc->broken = true;
@@ -625,8 +602,16 @@ static int handshake(struct tls_conn *tc, int64_t deadline)
 			}
 			return handshake_failed(tc, e, r);
 		}
-		w = wait_fd(tc->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
-			    deadline);
+		w = mfd__tp_poll_until(tc->fd,
+				       e == SSL_ERROR_WANT_READ ? POLLIN
+								: POLLOUT,
+				       deadline, stop);
+		if (w == -ECANCELED) {
+			snprintf(c->err, sizeof(c->err),
+				 "the TLS handshake was stopped: the session "
+				 "failed or was cancelled");
+			return w;
+		}
 		if (w < 0) {
 			snprintf(c->err, sizeof(c->err),
 				 "TLS handshake: poll: %s", strerror(-w));
@@ -762,7 +747,7 @@ static int io_failed(struct tls_conn *tc, int e, const char *what,
 static int send_wait(struct tls_conn *tc, short events, int64_t deadline,
 		     size_t done, size_t total)
 {
-	int p = wait_fd(tc->fd, events, deadline);
+	int p = mfd__tp_poll_until(tc->fd, events, deadline, NULL);
 
 	if (p < 0) {
 		snprintf(tc->base.err, sizeof(tc->base.err), "send: poll: %s",
@@ -868,7 +853,7 @@ static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		return -EPIPE;
 	}
 	if (!tc->done) {
-		r = handshake(tc, deadline);
+		r = handshake(tc, deadline, NULL);
 		if (r)
 			return r;
 	}
@@ -969,7 +954,7 @@ static int tls_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 	if (tc->broken || tc->read_eof)
 		return recv_stash(tc, iov, n);
 	if (!tc->done) {
-		r = handshake(tc, deadline);
+		r = handshake(tc, deadline, NULL);
 		if (r)
 			return r;
 	}
@@ -1001,10 +986,11 @@ static int tls_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 			e = SSL_get_error(tc->ssl, r);
 			if (e == SSL_ERROR_WANT_READ ||
 			    e == SSL_ERROR_WANT_WRITE) {
-				int w = wait_fd(tc->fd,
-						e == SSL_ERROR_WANT_READ
-							? POLLIN : POLLOUT,
-						deadline);
+				int w = mfd__tp_poll_until(
+					tc->fd,
+					e == SSL_ERROR_WANT_READ ? POLLIN
+								 : POLLOUT,
+					deadline, NULL);
 
 				if (w < 0)
 					return w;
@@ -1088,7 +1074,7 @@ static int tls_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		return r;
 	}
 	tc->timeout_ms = timeout_ms;
-	r = handshake(tc, deadline);
+	r = handshake(tc, deadline, u->stop);
 	if (r) {
 		snprintf(err, errlen, "%s", tc->base.err);
 		tls_close(&tc->base);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +307,43 @@ int64_t mfd__tp_deadline_in(unsigned timeout_ms)
 {
 	return timeout_ms ? mfd__tp_now_ns() + (int64_t)timeout_ms * 1000000
 			  : 0;
+}
+
+int mfd__tp_poll_ms(int64_t deadline)
+{
+	int64_t left;
+
+	if (!deadline)
+		return -1;
+	left = deadline - mfd__tp_now_ns();
+	if (left <= 0)
+		return 0;
+	left = (left + 999999) / 1000000;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* How often a wait that can be stopped looks at its flag. */
+#define STOP_LOOK_MS 50
+
+int mfd__tp_poll_until(int fd, short events, int64_t deadline,
+		       const bool *stop)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		int ms = mfd__tp_poll_ms(deadline), r;
+
+		if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE))
+			return -ECANCELED;
+		if (ms == 0)
+			return 0;
+		if (stop && (ms < 0 || ms > STOP_LOOK_MS))
+			ms = STOP_LOOK_MS;
+		r = poll(&p, 1, ms);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
 }
 
 int mfd__tp_enable_zerocopy(struct mfd_conn *c)

@@ -52,6 +52,10 @@ struct mfd_uri {
 	 * it outlives them. Set by the session; NULL: each connection
 	 * shares nothing. */
 	void **session_state;
+	/* connect(): true once the session failed or was cancelled; a
+	 * connect still waiting then gives up with -ECANCELED. Set by the
+	 * session; NULL: nothing stops it but its deadline. */
+	const bool *stop;
 };
 
 /* Parse tcp:HOST:PORT, tcp:[V6]:PORT, unix:PATH, rdma:HOST:PORT,
@@ -303,6 +307,14 @@ int mfd__tp_enable_zerocopy(struct mfd_conn *c);
 /* CLOCK_MONOTONIC in ns; the deadline timeout_ms from now (0: none). */
 int64_t mfd__tp_now_ns(void);
 int64_t mfd__tp_deadline_in(unsigned timeout_ms);
+/* poll() timeout until deadline, rounded up (-1: none); 0 once it
+ * passed. */
+int mfd__tp_poll_ms(int64_t deadline);
+/* poll() one fd until it is ready for events or deadline (0: none)
+ * passes, EINTR included; with stop, until *stop is set too (looked at
+ * every 50 ms). >0 ready, 0 timed out, -ECANCELED stopped, -errno. */
+int mfd__tp_poll_until(int fd, short events, int64_t deadline,
+		       const bool *stop);
 void mfd__tp_shutdown(struct mfd_conn *c);
 void mfd__tp_shutdown_read(struct mfd_conn *c);
 /* From any thread: the packets that follow are refused (-ECANCELED), so
