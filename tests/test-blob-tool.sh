@@ -4,7 +4,9 @@
 # with every method, identical; what is refused, on both ends, with a
 # sentence and nothing left in DIR: a receiver without --blob-dir, a name
 # that is no file name, a blob over --max-blob-bytes, a session that
-# fails after its blobs were delivered.
+# fails after its blobs were delivered, a blob that would replace FILE;
+# a blob that cannot take its name leaves every blob and FILE as they
+# were.
 set -u
 MULTIFD=${MULTIFD:-./multifd}
 dir=$(mktemp -d)
@@ -124,6 +126,50 @@ else
 	bad "failed after delivery: exit $s/$r, left: $(ls -A "$dir/out"):" \
 		"$(cat "$dir/send.err" "$dir/recv.err")"
 fi
+
+# a blob named like the FILE received into the same directory (spelt
+# another way) is refused: it would replace the image; FILE as it was
+echo old >"$dir/out.img"
+rm -rf "$dir/out" && mkdir "$dir/out"
+"$MULTIFD" recv -q --timeout 10 --blob-dir "$dir/./" tcp:127.0.0.1:0 \
+	"$dir/out.img" 2>"$dir/recv.err" &
+rpid=$!
+uri=$(wait_listening "$dir/recv.err")
+"$MULTIFD" send -q --timeout 10 --blob out.img="$dir/one" "$uri" "$dir/img" \
+	2>"$dir/send.err"
+s=$?
+wait $rpid
+r=$?
+if [ $s = 1 ] && [ $r = 1 ] && grep -q "a file this session receives" \
+	"$dir/recv.err" && [ "$(cat "$dir/out.img")" = old ]; then
+	ok "a blob that would replace FILE is refused, FILE kept"
+else
+	bad "blob onto FILE: exit $s/$r, FILE holds $(head -c 20 "$dir/out.img" | od -c | head -1):" \
+		"$(cat "$dir/send.err" "$dir/recv.err")"
+fi
+rm -f "$dir/out.img"
+
+# blobs are all or none with the image: the second blob's name is a
+# directory, so the first blob's old file and the old FILE stay
+start_recv --blob-dir "$dir/out"
+echo old-a >"$dir/out/a"
+mkdir "$dir/out/b"
+echo old-dst >"$dir/dst"
+"$MULTIFD" send -q --timeout 10 --blob a="$dir/one" --blob b="$dir/one" \
+	"$uri" "$dir/img" 2>"$dir/send.err"
+s=$?
+wait $rpid
+r=$?
+if [ $s = 1 ] && [ $r = 1 ] && [ "$(cat "$dir/out/a")" = old-a ] &&
+	[ -d "$dir/out/b" ] && [ "$(cat "$dir/dst")" = old-dst ] &&
+	[ "$(ls -A "$dir/out" | tr '\n' ' ')" = "a b " ]; then
+	ok "a blob refused its name: every blob and FILE as they were"
+else
+	bad "blobs all or none: exit $s/$r, a: $(cat "$dir/out/a"), dst: $(head -c 8 "$dir/dst"), left: $(ls -A "$dir/out"):" \
+		"$(cat "$dir/send.err" "$dir/recv.err")"
+fi
+rm -rf "$dir/out" "$dir/dst"
+mkdir "$dir/out"
 
 # usage errors name the bad value
 "$MULTIFD" send --blob noequals tcp:127.0.0.1:1 "$dir/img" 2>"$dir/err"

@@ -12,6 +12,7 @@
 
 #include "blobs.h"
 #include "cli.h"
+#include "names.h"
 
 int blob_files_add(struct blob_files *f, const char *arg)
 {
@@ -226,6 +227,26 @@ static int write_all(int fd, const uint8_t *p, uint64_t len)
 	return 0;
 }
 
+/* Whether DIR/NAME is path: the same name in the same directory,
+ * however each was spelt. */
+static bool same_place(const char *dir, const char *name, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	struct stat a, b;
+	char *pdir;
+	bool same;
+
+	if (strcmp(name, base))
+		return false;
+	pdir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
+		     : strdup(".");
+	same = pdir && !stat(dir, &a) && !stat(pdir, &b) &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	free(pdir);
+	return same;
+}
+
 int blob_dir_take(void *opaque, const char *name, const void *data,
 		  uint64_t len)
 {
@@ -247,6 +268,16 @@ int blob_dir_take(void *opaque, const char *name, const void *data,
 	for (unsigned i = 0; i < d->n; i++)
 		if (!strcmp(strrchr(d->f[i].path, '/') + 1, name)) {
 			mfd_session_set_error(d->s, "sent twice");
+			return -EEXIST;
+		}
+	for (unsigned i = 0; i < d->ntargets; i++)
+		if (same_place(d->dir, name, d->targets[i])) {
+			mfd_session_set_error(d->s,
+					      "it would replace '%s', a file "
+					      "this session receives (send it "
+					      "under another name, or pick "
+					      "another --blob-dir)",
+					      d->targets[i]);
 			return -EEXIST;
 		}
 	if (d->n == BLOBS_MAX) {
@@ -282,21 +313,55 @@ int blob_dir_take(void *opaque, const char *name, const void *data,
 int blob_dir_commit(struct blob_dir *d, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < d->n; i++) {
-		if (rename(d->f[i].tmp, d->f[i].path)) {
+		int r = name_take(d->f[i].tmp, d->f[i].path, &d->f[i].swapped);
+
+		if (r) {
 			snprintf(err, errlen, "blob '%s': %s", d->f[i].path,
-				 strerror(errno));
+				 strerror(-r));
+			blob_dir_undo(d);
 			return -1;
 		}
-		free(d->f[i].tmp);
-		d->f[i].tmp = NULL;
+		d->f[i].named = true;
 	}
 	return 0;
+}
+
+int blob_dir_undo(struct blob_dir *d)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < d->n; i++) {
+		if (!d->f[i].named)
+			continue;
+		if (name_give_back(d->f[i].tmp, d->f[i].path,
+				   d->f[i].swapped)) {
+			r = -1;
+			continue;
+		}
+		/* tmp names the new blob again: blob_dir_free() removes it */
+		d->f[i].named = d->f[i].swapped = false;
+	}
+	return r;
+}
+
+void blob_dir_done(struct blob_dir *d)
+{
+	for (unsigned i = 0; i < d->n; i++) {
+		if (!d->f[i].named)
+			continue;
+		if (d->f[i].swapped)
+			unlink(d->f[i].tmp); /* what the name held before */
+		free(d->f[i].tmp);
+		d->f[i].tmp = NULL;
+		d->f[i].named = d->f[i].swapped = false;
+	}
 }
 
 void blob_dir_free(struct blob_dir *d)
 {
 	for (unsigned i = 0; i < d->n; i++) {
-		if (d->f[i].tmp)
+		/* a name not given back keeps what it holds */
+		if (d->f[i].tmp && !d->f[i].named)
 			unlink(d->f[i].tmp);
 		free(d->f[i].tmp);
 		free(d->f[i].path);

@@ -9,6 +9,7 @@
 #ifndef MFD_TOOL_BLOBS_H
 #define MFD_TOOL_BLOBS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,11 +42,16 @@ void blob_files_free(struct blob_files *f);
 struct blob_dir {
 	const char *dir;
 	unsigned mode; /* of the files: 0666 less the umask */
+	/* the files the session receives: no blob may land on one */
+	const char *targets[BLOBS_MAX + 1];
+	unsigned ntargets;
 	struct mfd_session *s;
 	unsigned n;
 	struct {
-		char *tmp;  /* written, not yet named */
+		char *tmp;  /* written, not yet named; once named, what the
+			     * name held (when swapped) */
 		char *path; /* DIR/NAME */
+		bool named, swapped;
 	} f[BLOBS_MAX];
 };
 
@@ -55,8 +61,15 @@ int blob_dir_check(struct blob_dir *d, char *err, size_t errlen);
 /* The session's blob_cb, with a struct blob_dir as opaque. */
 int blob_dir_take(void *opaque, const char *name, const void *data,
 		  uint64_t len);
-/* The session succeeded: give every blob its name. 0, or -1 with err. */
+/* Every page is in: every blob takes its name, keeping what the name
+ * held until blob_dir_done(); a refusal gives back the names taken. 0,
+ * or -1 with err. */
 int blob_dir_commit(struct blob_dir *d, char *err, size_t errlen);
+/* The session failed after blob_dir_commit(): every name holds what it
+ * held before. 0, or -1 when one could not be given back. */
+int blob_dir_undo(struct blob_dir *d);
+/* The session succeeded: what the blobs replaced goes. */
+void blob_dir_done(struct blob_dir *d);
 /* Remove what was not committed, and free. */
 void blob_dir_free(struct blob_dir *d);
 

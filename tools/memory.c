@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "memory.h"
+#include "names.h"
 
 #define HUGE_ALIGN (2u << 20)
 
@@ -37,7 +38,7 @@ int map_anon(uint64_t len, struct mapping *m)
 	m->path = NULL;
 	m->temp = NULL;
 	m->unnamed = false;
-	m->named = m->swapped = false;
+	m->named = m->swapped = m->whole = false;
 	return 0;
 }
 
@@ -130,7 +131,7 @@ static int map_existing(const char *path, uint32_t page_size, bool write,
 	m->path = path;
 	m->temp = NULL;
 	m->unnamed = false;
-	m->named = m->swapped = false;
+	m->named = m->swapped = m->whole = false;
 	return 0;
 fail:
 	if (fd >= 0)
@@ -331,7 +332,7 @@ int map_file_new(const char *path, uint64_t len, struct mapping *m,
 
 	m->temp = NULL;
 	m->unnamed = false;
-	m->named = m->swapped = false;
+	m->named = m->swapped = m->whole = false;
 	m->path = path;
 	e = check_replaced(path, &mode, err, errlen);
 	if (e)
@@ -404,6 +405,7 @@ int commit_prepare(struct mapping *m, char *err, size_t errlen)
 			 (unsigned long long)m->len);
 		return -EIO;
 	}
+	m->whole = true;
 	if (!m->unnamed && !m->temp)
 		return check_still_there(m, &st, err, errlen);
 	/* what took the path meanwhile (a directory) refuses it now,
@@ -437,23 +439,17 @@ int commit_prepare(struct mapping *m, char *err, size_t errlen)
 
 int commit_name(struct mapping *m, char *err, size_t errlen)
 {
-	int e = 0;
+	int r;
 
 	if (!m->temp)
 		return 0; /* received in place */
 	/* an old file stays, under the temporary name, until every file
-	 * of the session took its name; a file system without exchange
-	 * replaces it at once */
-	if (!renameat2(AT_FDCWD, m->temp, AT_FDCWD, m->path, RENAME_EXCHANGE))
-		m->swapped = true;
-	else if (errno != ENOENT && errno != EINVAL)
-		e = errno;
-	else if (rename(m->temp, m->path))
-		e = errno;
-	if (e) {
+	 * of the session took its name */
+	r = name_take(m->temp, m->path, &m->swapped);
+	if (r) {
 		snprintf(err, errlen, "cannot rename '%s' to '%s': %s",
-			 m->temp, m->path, strerror(e));
-		return -e; /* unmap() removes the temporary file */
+			 m->temp, m->path, strerror(-r));
+		return r; /* unmap() removes the temporary file */
 	}
 	m->named = true;
 	return 0;
@@ -465,11 +461,9 @@ int commit_undo(struct mapping *m)
 
 	if (!m->named)
 		return 0;
-	r = m->swapped ? renameat2(AT_FDCWD, m->temp, AT_FDCWD, m->path,
-				   RENAME_EXCHANGE)
-		       : rename(m->path, m->temp);
+	r = name_give_back(m->temp, m->path, m->swapped);
 	if (r)
-		return -errno;
+		return r;
 	/* temp names the new file again: unmap() removes it */
 	m->named = m->swapped = false;
 	return 0;

@@ -29,6 +29,8 @@ struct mapping {
 	/* receiver, after commit_name(): path names the new file, and
 	 * temp (when swapped) what path named before */
 	bool named, swapped;
+	/* receiver: written out at its full size by commit_prepare() */
+	bool whole;
 };
 
 /* Anonymous, zero, huge-page-advised memory of len bytes, 2 MiB aligned. */

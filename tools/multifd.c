@@ -532,15 +532,32 @@ static int commit_targets(void *opaque, char *err, size_t errlen)
 	size_t at;
 	int r = 0;
 
-	t->all_in = true;
 	/* first what can fail, for every file, so that a refusal leaves
-	 * every FILE as it was */
-	for (unsigned i = 0; !r && i < t->nmaps; i++)
+	 * every FILE as it was; every page arrived, unless a file could
+	 * not be written out whole */
+	t->all_in = true;
+	for (unsigned i = 0; !r && i < t->nmaps; i++) {
 		r = commit_prepare(&t->maps[i], err, errlen);
+		if (r && !t->maps[i].whole)
+			t->all_in = false;
+	}
 	for (unsigned i = 0; !r && i < t->nmaps; i++)
 		r = commit_name(&t->maps[i], err, errlen);
 	if (!r && blob_dir_commit(&recv_blobs, err, errlen))
 		r = -EIO;
+	/* a signal during the commit (a long write-out) stops it too */
+	if (!r && signals_caught()) {
+		snprintf(err, errlen, "stopped by a signal (%s) before the "
+			 "files took their names",
+			 signal_name(signals_caught()));
+		r = -ECANCELED;
+		if (blob_dir_undo(&recv_blobs)) {
+			at = strlen(err);
+			snprintf(err + at, errlen - at,
+				 "; some blobs in --blob-dir are already in "
+				 "place");
+		}
+	}
 	/* a rename refused: the files that took their names give them
 	 * back; say any that cannot */
 	for (unsigned k = 0, told = 0; r && k < t->nmaps; k++)
@@ -552,6 +569,8 @@ static int commit_targets(void *opaque, char *err, size_t errlen)
 		}
 	for (unsigned k = 0; !r && k < t->nmaps; k++)
 		commit_done(&t->maps[k]);
+	if (!r)
+		blob_dir_done(&recv_blobs);
 	return r;
 }
 
@@ -681,6 +700,12 @@ int cmd_recv(int argc, char **argv)
 			free_region_names(&o);
 			return 1;
 		}
+	}
+	for (unsigned i = 0; i <= o.nregions; i++) {
+		const char *path = i < o.nregions ? o.regions[i].path : t.file;
+
+		if (path)
+			recv_blobs.targets[recv_blobs.ntargets++] = path;
 	}
 	if (recv_blobs.dir && blob_dir_check(&recv_blobs, err, sizeof(err))) {
 		die_msg("recv: %s", err);
