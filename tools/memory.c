@@ -519,11 +519,12 @@ void explain_fault(const struct mapping *m, bool sending, char *buf,
 	if (sending || fstatvfs(m->fd, &vfs))
 		return;
 	split_path(m->path, dir, sizeof(dir), &base);
+	/* what is free now says nothing: the transfer filled it */
 	snprintf(buf, len,
-		 "no space left on %s: '%s' needs %llu bytes, %llu are "
-		 "available",
+		 "no space left on %s: '%s' needs %llu bytes, and its file "
+		 "system filled up with %llu of them written",
 		 dir, m->path, (unsigned long long)m->len,
-		 (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+		 (unsigned long long)st.st_blocks * 512);
 }
 
 void unmap(struct mapping *m)
