@@ -108,10 +108,21 @@ static int check_config(const struct mfd_config *c, enum mfd_role role,
 		return -ENOTSUP;
 	}
 	mfd__method_levels(c->method, &lmin, &lmax, &ldef);
+	/* 0 is every method's default, none's only level: a range of
+	 * "0..0" would read as if none took levels */
+	if (c->level && lmin == lmax) {
+		snprintf(err, errlen,
+			 "level %d for method %s, which takes no level: "
+			 "expected 0 (the default)",
+			 c->level, mfd_method_name(c->method));
+		return -EINVAL;
+	}
 	if (c->level && (c->level < lmin || c->level > lmax)) {
 		snprintf(err, errlen,
-			 "level %d out of range for method %s (%d..%d)",
-			 c->level, mfd_method_name(c->method), lmin, lmax);
+			 "level %d out of range for method %s: expected "
+			 "%d..%d, or 0 for its default (%d)",
+			 c->level, mfd_method_name(c->method), lmin, lmax,
+			 ldef);
 		return -EINVAL;
 	}
 	if (c->page_size < 512 || c->page_size > 65536 ||

@@ -227,7 +227,25 @@ static void recv_partial(const char *scheme)
 	t0 = now();
 	r = mfd__tp_recv_buf(k.a, buf, sizeof(buf));
 	expect_timeout("recv, 20 of 64 bytes", r, now() - t0, k.a,
-		       "no data for 1000 ms (20 of 64 bytes");
+		       "this read of 64 bytes did not complete within 1000 ms "
+		       "(20 arrived)");
+	link_down(&k);
+}
+
+/* Nothing at all: only then is it "no data". */
+static void recv_silent(const char *scheme)
+{
+	uint8_t buf[64];
+	struct link k;
+	double t0;
+	int r;
+
+	CU_ASSERT_FATAL(link_up(&k, scheme) == 0);
+	t0 = now();
+	r = mfd__tp_recv_buf(k.a, buf, sizeof(buf));
+	expect_timeout("recv, nothing sent", r, now() - t0, k.a,
+		       "no data for 1000 ms (none of this read's 64 bytes "
+		       "arrived)");
 	link_down(&k);
 }
 
@@ -248,7 +266,7 @@ static void recv_trickle(const char *scheme)
 	peer_start(&p, &k, TRICKLE_WRITE, 0, 200, text);
 	r = mfd__tp_recv_buf(k.a, buf, sizeof(buf));
 	expect_timeout("recv from a trickling peer", r, now() - t0, k.a,
-		       "no data for 1000 ms");
+		       "this read of 64 bytes did not complete within 1000 ms");
 	peer_stop(&p);
 	link_down(&k);
 }
@@ -269,7 +287,10 @@ static void send_times_out(const char *scheme, enum peer_mode mode,
 	peer_start(&p, &k, mode, chunk, every_ms, NULL);
 	t0 = now();
 	r = mfd__tp_send_buf(k.a, m, BIG);
-	expect_timeout(what, r, now() - t0, k.a, "send stalled for 1000 ms");
+	/* some of it went: the sentence must not say it stalled throughout */
+	expect_timeout(what, r, now() - t0, k.a,
+		       "this send of 67108864 bytes did not complete within "
+		       "1000 ms (");
 	/* a reader that stopped read exactly what it was to */
 	r = peer_stop(&p);
 	if (mode == READ_THEN_STOP)
@@ -379,6 +400,8 @@ static void flush_trickle(void)
 
 static void test_tcp_recv_partial(void) { recv_partial("tcp"); }
 static void test_unix_recv_partial(void) { recv_partial("unix"); }
+static void test_tcp_recv_silent(void) { recv_silent("tcp"); }
+static void test_unix_recv_silent(void) { recv_silent("unix"); }
 static void test_tcp_recv_trickle(void) { recv_trickle("tcp"); }
 static void test_unix_recv_trickle(void) { recv_trickle("unix"); }
 static void test_tcp_send_stalled(void) { send_stalled("tcp"); }
@@ -395,6 +418,8 @@ int main(void)
 		{ "tcp: 20 of 64 bytes, then silence", test_tcp_recv_partial },
 		{ "unix: 20 of 64 bytes, then silence",
 		  test_unix_recv_partial },
+		{ "tcp: nothing at all", test_tcp_recv_silent },
+		{ "unix: nothing at all", test_unix_recv_silent },
 		{ "tcp: a byte every 200 ms", test_tcp_recv_trickle },
 		{ "unix: a byte every 200 ms", test_unix_recv_trickle },
 		{ "tcp: 64 MiB to a reader that stops after 1 MiB",

@@ -13,7 +13,9 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -32,6 +34,14 @@ static void fd_uri(char *buf, size_t len, const int *fds, const int *order,
 	for (unsigned i = 0; i < n; i++)
 		at += (size_t)snprintf(buf + at, len - at, "%s%d", i ? "," : "",
 				       fds[order ? order[i] : (int)i]);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static int rx_start(struct rx *rx, const char *uri, uint8_t *dst)
@@ -148,46 +158,148 @@ static void test_bad_lists(void)
 	refused_new("fd:99999999999", 1, "expected fd:N");
 }
 
-/* A sender whose descriptor is not a connected socket fails to start,
- * saying which descriptor and what it is. */
-static void refused_start(int fd, const char *want)
+/* A session whose descriptor is not a connected socket fails to start,
+ * at once (not after its timeout), saying which descriptor and what it
+ * is: the sender's, in role MFD_ROLE_SEND, the receiver's otherwise. */
+static void refused_start(enum mfd_role role, int fd, const char *want)
 {
-	struct mfd_session *tx;
+	struct mfd_session *s;
 	struct mfd_config cfg;
 	uint8_t *page = guarded_alloc(4096);
-	char uri[32], err[300];
+	char uri[32], err[300], text[64];
+	double t0 = now_s();
 	const char *e;
 
 	snprintf(uri, sizeof(uri), "fd:%d", fd);
 	mfd_config_init(&cfg);
 	cfg.uri = uri;
 	cfg.channels = 1;
-	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+	cfg.timeout_ms = TIMEOUT_MS;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, role, &s, err,
 					      sizeof(err)), 0);
-	CU_ASSERT(mfd_session_add_region(tx, "ram", page, 4096, false) >= 0);
-	CU_ASSERT(mfd_session_start(tx) < 0);
-	e = mfd_session_error(tx);
-	if (!e || !strstr(e, want)) {
-		fprintf(stderr, "error '%s' does not say '%s'\n", e, want);
+	CU_ASSERT(mfd_session_add_region(s, "ram", page, 4096,
+					 role == MFD_ROLE_RECV) >= 0);
+	CU_ASSERT(mfd_session_start(s) < 0);
+	e = mfd_session_error(s);
+	snprintf(text, sizeof(text), "descriptor %d %s", fd, want);
+	if (!e || !strstr(e, text) ||
+	    !strstr(e, "expected a connected stream socket, one per channel")) {
+		fprintf(stderr, "%s error '%s' does not say '%s'\n",
+			role == MFD_ROLE_SEND ? "sender" : "receiver", e, text);
 		CU_FAIL("the failure does not say why");
 	}
-	mfd_session_free(tx);
+	if (now_s() - t0 > 1.0) {
+		fprintf(stderr, "refused after %.1f s\n", now_s() - t0);
+		CU_FAIL("the refusal waited for the timeout");
+	}
+	mfd_session_free(s);
 	guarded_free(page, 4096);
 }
 
 static void test_not_sockets(void)
 {
-	int l = socket(AF_INET, SOCK_STREAM, 0), d = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int u = socket(AF_INET, SOCK_STREAM, 0), d = socket(AF_INET, SOCK_DGRAM, 0);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
 	int f = open("/dev/null", O_RDONLY), closed = dup(f);
+	char path[] = "/tmp/test-fd-channels-XXXXXX";
+	int reg = mkstemp(path);
 
+	CU_ASSERT_FATAL(reg >= 0 && l >= 0 &&
+			!bind(l, (struct sockaddr *)&sa, sizeof(sa)) &&
+			!listen(l, 4));
+	unlink(path);
 	close(closed);
-	refused_start(f, "not a stream socket");
-	refused_start(d, "not a stream socket");
-	refused_start(l, "not connected");
-	refused_start(closed, "Bad file descriptor");
+	for (int k = 0; k < 2; k++) {
+		enum mfd_role role = k ? MFD_ROLE_RECV : MFD_ROLE_SEND;
+
+		refused_start(role, f, "is a character device");
+		refused_start(role, reg, "is a regular file");
+		refused_start(role, d, "is a datagram socket");
+		refused_start(role, l, "is a listening socket");
+		refused_start(role, u, "is not connected");
+		refused_start(role, closed, "is not open");
+	}
+	close(reg);
 	close(l);
+	close(u);
 	close(d);
 	close(f);
+}
+
+/* A sender's second descriptor is bad: refused before the first
+ * channel's handshake, which would wait for a receiver. */
+static void test_second_bad(void)
+{
+	struct mfd_session *tx;
+	struct mfd_config cfg;
+	uint8_t *page = guarded_alloc(4096);
+	int sv[2], d = socket(AF_INET, SOCK_DGRAM, 0);
+	char uri[64], err[300];
+	double t0 = now_s();
+	const char *e;
+
+	CU_ASSERT_FATAL(!socketpair(AF_UNIX, SOCK_STREAM, 0, sv) && d >= 0);
+	snprintf(uri, sizeof(uri), "fd:%d,%d", sv[0], d);
+	mfd_config_init(&cfg);
+	cfg.uri = uri;
+	cfg.channels = 2;
+	cfg.timeout_ms = TIMEOUT_MS;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT(mfd_session_add_region(tx, "ram", page, 4096, false) >= 0);
+	CU_ASSERT(mfd_session_start(tx) < 0);
+	e = mfd_session_error(tx);
+	snprintf(err, sizeof(err), "descriptor %d is a datagram socket", d);
+	if (!e || !strstr(e, err)) {
+		fprintf(stderr, "error '%s' does not say '%s'\n", e, err);
+		CU_FAIL("the failure does not say why");
+	}
+	CU_ASSERT(now_s() - t0 < 1.0);
+	mfd_session_free(tx);
+	close(sv[0]);
+	close(sv[1]);
+	close(d);
+	guarded_free(page, 4096);
+}
+
+/* The receiver works on duplicates too: the caller may close its own
+ * descriptors once the session started. */
+static void test_receiver_duplicates(void)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	char ruri[64], suri[64], err[300];
+	struct mfd_session *tx;
+	struct mfd_config cfg;
+	struct rx rx = { 0 };
+	uint64_t seed = 5;
+	int sv[2];
+
+	fill_random(src, LEN, &seed);
+	CU_ASSERT_FATAL(!socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	snprintf(ruri, sizeof(ruri), "fd:%d", sv[0]);
+	snprintf(suri, sizeof(suri), "fd:%d", sv[1]);
+	CU_ASSERT_EQUAL_FATAL(rx_start(&rx, ruri, dst), 0);
+	close(sv[0]);
+	mfd_config_init(&cfg);
+	cfg.uri = suri;
+	cfg.channels = 1;
+	cfg.timeout_ms = TIMEOUT_MS;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) >= 0);
+	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
+	CU_ASSERT_EQUAL(mfd_send_finish(tx), 0);
+	pthread_join(rx.t, NULL);
+	CU_ASSERT_EQUAL(rx.result, 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	mfd_session_free(tx);
+	mfd_session_free(rx.s);
+	close(sv[1]);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
 }
 
 /* Two channels, but the receiver was handed only one end: it fails at
@@ -241,6 +353,8 @@ int main(void)
 		{ "descriptor lists refused", test_bad_lists },
 		{ "descriptors that are not connected sockets",
 		  test_not_sockets },
+		{ "a sender's second descriptor is bad", test_second_bad },
+		{ "the receiver's own duplicates", test_receiver_duplicates },
 		{ "a receiver handed too few", test_too_few_on_receiver },
 		{ NULL, NULL },
 	};

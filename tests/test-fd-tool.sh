@@ -2,8 +2,9 @@
 # test-fd-tool.sh - the tool over fd: channels: a parent (python3) opens
 # socketpairs, hands one end of each to `multifd recv fd:...` and the
 # other, listed backwards, to `multifd send fd:...`; the file arrives
-# identical. A descriptor that is not a socket, and a -c that does not
-# match the list, are refused with a sentence that says so.
+# identical. A descriptor that is not a connected stream socket (on
+# either end), and a -c that does not match the list, are refused at
+# once with a sentence that says so.
 set -u
 MULTIFD=${MULTIFD:-./multifd}
 dir=$(mktemp -d)
@@ -76,9 +77,58 @@ fi
 
 out=$("$MULTIFD" send fd:0 "$dir/src" </dev/null 2>&1)
 st=$?
-if [ $st = 1 ] && [[ $out == *"descriptor 0 is not a stream socket"* ]]; then
+if [ $st = 1 ] && [[ $out == *"descriptor 0 is a character device: expected a connected stream socket, one per channel"* ]]; then
 	ok "fd:0 on /dev/null refused: $out"
 else
 	bad "fd:0 on /dev/null: status $st: $out"
 fi
+
+# bad KIND ROLE: multifd ROLE handed a descriptor that can carry no
+# channel; prints "STATUS SECONDS STDERR". It must be refused at once,
+# not after its --timeout (forever with --timeout 0), nor say it listens.
+bad_fd() {
+	python3 - "$MULTIFD" "$dir" "$1" "$2" <<'PY'
+import os, socket, subprocess, sys, time
+multifd, d, kind, role = sys.argv[1:5]
+if kind == "listening":
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    fd = s.fileno()
+elif kind == "datagram":
+    s = socket.socket(type=socket.SOCK_DGRAM)
+    fd = s.fileno()
+elif kind == "file":
+    fd = os.open(d + "/src", os.O_RDONLY)
+else:  # closed: a number nothing holds (a low one the tool may reuse)
+    fd = 250
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+if kind != "closed":
+    os.set_inheritable(fd, True)
+t0 = time.monotonic()
+p = subprocess.run([multifd, role, "--timeout", "0", "fd:%d" % fd,
+                    d + ("/dst" if role == "recv" else "/src")],
+                   pass_fds=[] if kind == "closed" else [fd],
+                   capture_output=True, text=True, timeout=20)
+print(p.returncode, "%.0f" % (time.monotonic() - t0),
+      p.stderr.strip().replace("\n", " | "))
+PY
+}
+for role in recv send; do
+	for kind in listening:"is a listening socket" \
+		    datagram:"is a datagram socket" file:"is a regular file" \
+		    closed:"is not open"; do
+		want=${kind#*:}
+		out=$(bad_fd "${kind%%:*}" $role 2>&1)
+		if [[ $out == "1 0 "*"$want: expected a connected stream socket, one per channel"* ]] &&
+			[[ $out != *"listening on"* ]]; then
+			ok "$role: a ${kind%%:*} descriptor refused at once: $out"
+		else
+			bad "$role: a ${kind%%:*} descriptor: $out"
+		fi
+	done
+done
 report test-fd-tool.sh

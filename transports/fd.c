@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <poll.h>
 #include <stdint.h>
@@ -23,16 +24,110 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "transport.h"
 
 struct fd_listener {
 	struct mfd_listener base;
-	struct mfd_uri u;
+	struct mfd_uri u; /* the caller's numbers, for the messages */
+	/* duplicates, taken at listen: the caller may close its own */
+	int fds[MFD_URI_MAX_FDS];
 	bool taken[MFD_URI_MAX_FDS];
 	int wake_fd;
 };
+
+#define EXPECTED "expected a connected stream socket, one per channel"
+
+static const char *file_kind(mode_t m)
+{
+	if (S_ISREG(m))
+		return "a regular file";
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a pipe";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	return "not a socket";
+}
+
+static const char *sock_kind(int type)
+{
+	switch (type) {
+	case SOCK_DGRAM:
+		return "a datagram socket";
+	case SOCK_SEQPACKET:
+		return "a seqpacket socket";
+	case SOCK_RAW:
+		return "a raw socket";
+	default:
+		return "a socket of another type than stream";
+	}
+}
+
+/*
+ * Without this, a descriptor that can never carry a channel (a listening
+ * socket, a datagram socket, a file, a closed number) fails late or not
+ * at all: a receiver polls it for bytes that never come and reports a
+ * timeout, forever with no timeout. Both roles call it before any wait.
+ */
+int mfd__sock_fd_check(int fd, char *err, size_t errlen)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	int type = 0, on = 0;
+	socklen_t olen = sizeof(int);
+	struct stat st;
+
+	if (fstat(fd, &st)) {
+		int e = errno;
+
+		if (e == EBADF)
+			snprintf(err, errlen,
+				 "descriptor %d is not open: " EXPECTED, fd);
+		else
+			snprintf(err, errlen, "descriptor %d: %s", fd,
+				 strerror(e));
+		return -e;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "descriptor %d is %s: " EXPECTED, fd,
+			 file_kind(st.st_mode));
+		return -ENOTSOCK;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &olen)) {
+		int e = errno;
+
+		snprintf(err, errlen, "descriptor %d: SO_TYPE: %s", fd,
+			 strerror(e));
+		return -e;
+	}
+	if (type != SOCK_STREAM) {
+		snprintf(err, errlen, "descriptor %d is %s: " EXPECTED, fd,
+			 sock_kind(type));
+		return -EPROTOTYPE;
+	}
+	olen = sizeof(on);
+	if (!getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) && on) {
+		snprintf(err, errlen,
+			 "descriptor %d is a listening socket: " EXPECTED, fd);
+		return -EINVAL;
+	}
+	if (getpeername(fd, (struct sockaddr *)&peer, &len)) {
+		int e = errno;
+
+		snprintf(err, errlen,
+			 "descriptor %d is not connected (%s): " EXPECTED, fd,
+			 strerror(e));
+		return -e;
+	}
+	return 0;
+}
 
 static int fd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		      struct mfd_conn **out, char *err, size_t errlen)
@@ -45,29 +140,54 @@ static int fd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 			 u->nfds, u->nfds == 1 ? "" : "s", u->channel);
 		return -EINVAL;
 	}
+	/* channel 0 comes first: every descriptor is checked before its
+	 * handshake, rather than one by one as the session grows */
+	for (unsigned i = 0; !u->channel && i < u->nfds; i++) {
+		int r = mfd__sock_fd_check(u->fds[i], err, errlen);
+
+		if (r)
+			return r;
+	}
 	return mfd__sock_conn_from_fd(u->fds[u->channel], out, err, errlen);
 }
 
 static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 		     char *err, size_t errlen)
 {
-	struct fd_listener *l = calloc(1, sizeof(*l));
+	struct fd_listener *l;
 	size_t at;
+	int r;
 
+	/* refused here, when the session starts, not after the timeout */
+	for (unsigned i = 0; i < u->nfds; i++) {
+		r = mfd__sock_fd_check(u->fds[i], err, errlen);
+		if (r)
+			return r;
+	}
+	l = calloc(1, sizeof(*l));
 	if (!l) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (l->wake_fd < 0) {
-		int e = errno;
-
-		snprintf(err, errlen, "eventfd: %s", strerror(e));
-		free(l);
-		return -e;
-	}
+	for (unsigned i = 0; i < MFD_URI_MAX_FDS; i++)
+		l->fds[i] = -1;
 	l->base.ops = &mfd__fd_ops;
 	l->u = *u;
+	l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->wake_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(-r));
+		goto fail;
+	}
+	for (unsigned i = 0; i < u->nfds; i++) {
+		l->fds[i] = fcntl(u->fds[i], F_DUPFD_CLOEXEC, 0);
+		if (l->fds[i] < 0) {
+			r = -errno;
+			snprintf(err, errlen, "descriptor %d: dup: %s",
+				 u->fds[i], strerror(-r));
+			goto fail;
+		}
+	}
 	at = (size_t)snprintf(l->base.uri, sizeof(l->base.uri), "fd:");
 	for (unsigned i = 0; i < u->nfds && at < sizeof(l->base.uri); i++)
 		at += (size_t)snprintf(l->base.uri + at,
@@ -75,6 +195,9 @@ static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 				       i ? "," : "", u->fds[i]);
 	*out = &l->base;
 	return 0;
+fail:
+	mfd__tp_listener_close(&l->base);
+	return r;
 }
 
 /*
@@ -96,7 +219,7 @@ static int fd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	for (unsigned i = 0; i < l->u.nfds; i++)
 		if (!l->taken[i]) {
 			idx[n] = i;
-			p[++n] = (struct pollfd){ .fd = l->u.fds[i],
+			p[++n] = (struct pollfd){ .fd = l->fds[i],
 						  .events = POLLIN };
 		}
 	if (!n) {
@@ -124,9 +247,15 @@ static int fd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 	}
 	for (unsigned k = 1; k <= n; k++)
 		if (p[k].revents) {
-			l->taken[idx[k - 1]] = true;
-			return mfd__sock_conn_from_fd(p[k].fd, out, err,
-						      errlen);
+			unsigned i = idx[k - 1];
+			int fd = l->fds[i];
+
+			l->taken[i] = true;
+			l->fds[i] = -1;
+			r = mfd__sock_conn_from_fd(fd, out, err, errlen);
+			/* the connection has a copy of its own */
+			close(fd);
+			return r;
 		}
 	snprintf(err, errlen, "poll: no descriptor ready");
 	return -EIO;
@@ -145,7 +274,11 @@ static void fd_listener_close(struct mfd_listener *ml)
 {
 	struct fd_listener *l = (struct fd_listener *)ml;
 
-	close(l->wake_fd);
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	for (unsigned i = 0; i < MFD_URI_MAX_FDS; i++)
+		if (l->fds[i] >= 0)
+			close(l->fds[i]);
 	free(l);
 }
 

@@ -169,7 +169,8 @@ int mfd__rd_progress(struct rd_conn *rc, bool block, const char *what)
 		if (r == 0) {
 			rc->stalled = what;
 			return mfd__rd_fail(rc, -ETIMEDOUT,
-					    "%s: nothing for %u ms", what,
+					    "%s: still waiting when the "
+					    "call's %u ms ran out", what,
 					    rc->timeout_ms);
 		}
 		/* a channel fd in error stays readable: it must not spin */

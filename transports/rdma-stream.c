@@ -328,12 +328,11 @@ int mfd__rd_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 						       "packet" : "",
 						 (unsigned long long)got);
 				if (r == -ETIMEDOUT)
-					snprintf(c->err, sizeof(c->err),
-						 "no data for %u ms (%llu of "
-						 "%zu bytes of this read done)",
-						 rc->timeout_ms,
-						 (unsigned long long)got,
-						 stream_bytes(rc, iov, n));
+					mfd__tp_deadline_text(
+						c->err, sizeof(c->err), false,
+						rc->timeout_ms, (size_t)got,
+						stream_bytes(rc, iov, n),
+						"arrived", NULL);
 				if (r)
 					return r;
 				continue;

@@ -168,10 +168,9 @@ int mfd__rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	if (r == -ETIMEDOUT) {
 		for (int i = 0; i < n; i++)
 			all += iov[i].iov_len;
-		snprintf(c->err, sizeof(c->err),
-			 "send stalled for %u ms (%s; %zu of %zu bytes of this "
-			 "send posted)",
-			 rc->timeout_ms, rc->stalled, done, all);
+		mfd__tp_deadline_text(c->err, sizeof(c->err), true,
+				      rc->timeout_ms, done, all, "posted",
+				      rc->stalled);
 	}
 	return r;
 }

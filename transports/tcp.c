@@ -447,10 +447,9 @@ static int sock_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		advance(iov, n, &i, &skip, (size_t)r);
 	}
 	if (i < n) {
-		snprintf(c->err, sizeof(c->err),
-			 "send stalled for %u ms (%zu of %zu bytes of this "
-			 "send done)",
-			 sc->timeout_ms, done, iov_bytes(iov, n));
+		mfd__tp_deadline_text(c->err, sizeof(c->err), true,
+				      sc->timeout_ms, done, iov_bytes(iov, n),
+				      "went out", NULL);
 		return -ETIMEDOUT;
 	}
 	/* reap as completions come, but not a syscall for every send */
@@ -505,10 +504,9 @@ static int sock_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 		advance(iov, n, &i, &skip, (size_t)r);
 	}
 	if (i < n) {
-		snprintf(c->err, sizeof(c->err),
-			 "no data for %u ms (%zu of %zu bytes of this read "
-			 "done)",
-			 sc->timeout_ms, got, iov_bytes(iov, n));
+		mfd__tp_deadline_text(c->err, sizeof(c->err), false,
+				      sc->timeout_ms, got, iov_bytes(iov, n),
+				      "arrived", NULL);
 		return -ETIMEDOUT;
 	}
 	return 0;
@@ -631,29 +629,18 @@ int mfd__sock_conn_from_fd(int fd, struct mfd_conn **out, char *err,
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
-	int type = 0, copy;
-	socklen_t tlen = sizeof(type);
-	struct stat st;
+	int copy, r = mfd__sock_fd_check(fd, err, errlen);
 
-	if (fstat(fd, &st)) {
-		snprintf(err, errlen, "descriptor %d: %s", fd, strerror(errno));
-		return -errno;
-	}
-	if (!S_ISSOCK(st.st_mode) ||
-	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) ||
-	    type != SOCK_STREAM) {
-		snprintf(err, errlen,
-			 "descriptor %d is not a stream socket: expected a "
-			 "connected TCP or Unix stream socket",
-			 fd);
-		return -ENOTSOCK;
-	}
+	if (r)
+		return r;
 	if (getpeername(fd, (struct sockaddr *)&peer, &len)) {
-		snprintf(err, errlen,
-			 "descriptor %d is not connected (%s): expected a "
-			 "connected socket, one per channel",
-			 fd, strerror(errno));
-		return -ENOTCONN;
+		/* mfd__sock_fd_check() just saw it connected: shut down
+		 * since, or replaced by another descriptor */
+		int e = errno;
+
+		snprintf(err, errlen, "descriptor %d: getpeername: %s", fd,
+			 strerror(e));
+		return -e;
 	}
 	copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (copy < 0) {

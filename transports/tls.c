@@ -755,10 +755,9 @@ static int send_wait(struct tls_conn *tc, short events, int64_t deadline,
 		return p;
 	}
 	if (p == 0) {
-		snprintf(tc->base.err, sizeof(tc->base.err),
-			 "send stalled for %u ms (%zu of %zu bytes of this "
-			 "send done)",
-			 tc->timeout_ms, done, total);
+		mfd__tp_deadline_text(tc->base.err, sizeof(tc->base.err),
+				      true, tc->timeout_ms, done, total,
+				      "went out", NULL);
 		return -ETIMEDOUT;
 	}
 	return 0;
@@ -995,10 +994,10 @@ static int tls_recv(struct mfd_conn *c, const struct iovec *iov, int n)
 				if (w < 0)
 					return w;
 				if (w == 0) {
-					snprintf(c->err, sizeof(c->err),
-						 "no data for %u ms (%zu of "
-						 "%zu bytes of this read done)",
-						 tc->timeout_ms, got, total);
+					mfd__tp_deadline_text(
+						c->err, sizeof(c->err), false,
+						tc->timeout_ms, got, total,
+						"arrived", NULL);
 					return -ETIMEDOUT;
 				}
 				continue;

@@ -322,6 +322,30 @@ int mfd__tp_poll_ms(int64_t deadline)
 	return left > INT_MAX ? INT_MAX : (int)left;
 }
 
+/*
+ * One deadline bounds the whole call, so a peer that trickles bytes
+ * fails it as surely as a silent one: "no data" would then be untrue,
+ * and the sentence says how far the call got instead.
+ */
+void mfd__tp_deadline_text(char *err, size_t errlen, bool send, unsigned ms,
+			   size_t done, size_t total, const char *moved,
+			   const char *detail)
+{
+	const char *what = send ? "send" : "read";
+
+	if (!done)
+		snprintf(err, errlen, "%s for %u ms (%s%snone of this %s's "
+			 "%zu bytes %s)",
+			 send ? "send stalled" : "no data", ms,
+			 detail ? detail : "", detail ? "; " : "", what,
+			 total, moved);
+	else
+		snprintf(err, errlen, "this %s of %zu bytes did not complete "
+			 "within %u ms (%s%s%zu %s)",
+			 what, total, ms, detail ? detail : "",
+			 detail ? "; " : "", done, moved);
+}
+
 /* How often a wait that can be stopped looks at its flag. */
 #define STOP_LOOK_MS 50
 

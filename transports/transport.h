@@ -146,8 +146,8 @@ struct mfd_transport_ops {
 	/*
 	 * Bound every later send, recv and flush: each call completes
 	 * within timeout_ms of its start or fails with -ETIMEDOUT, c->err
-	 * saying "no data for N ms" (recv) or "send stalled for N ms"
-	 * (send) and how many bytes of this call were done. The bound is
+	 * saying so in mfd__tp_deadline_text()'s words: how many bytes
+	 * of this call moved, if any. The bound is
 	 * on the whole call, not on each wait inside it: bytes that keep
 	 * trickling in or out do not extend it. 0: no limit.
 	 */
@@ -278,9 +278,13 @@ int mfd__tls_ctx_new(const struct mfd_tls_params *p, bool server,
 		     struct mfd_tls_ctx **out, char *err, size_t errlen);
 void mfd__tls_ctx_free(struct mfd_tls_ctx *t);
 
+/* Whether fd is what fd: promises, a connected stream socket: 0, or
+ * -errno with err saying what it is instead (not open, a regular file, a
+ * datagram or a listening socket, not connected). Both roles ask it. */
+int mfd__sock_fd_check(int fd, char *err, size_t errlen);
 /* A connection over a duplicate of fd, a connected stream socket handed in
  * by the caller (tcp or unix ops by its family). 0 or -errno, err saying
- * what fd is when it is not such a socket. */
+ * what fd is when it is not such a socket (mfd__sock_fd_check()). */
 int mfd__sock_conn_from_fd(int fd, struct mfd_conn **out, char *err,
 			   size_t errlen);
 #ifdef HAVE_RDMA
@@ -327,6 +331,17 @@ void mfd__tp_revoke(struct mfd_conn *c);
 void mfd__tp_close(struct mfd_conn *c);
 void mfd__tp_listener_wake(struct mfd_listener *l);
 void mfd__tp_listener_close(struct mfd_listener *l);
+
+/*
+ * The sentence for a recv or send that set_timeout's deadline cut short,
+ * into err: "no data for N ms" or "send stalled for N ms" only when none
+ * of the call's total bytes moved, else how many of them did (moved:
+ * "arrived", "went out", "posted"). detail, when not NULL, says more
+ * (what an RDMA send waited for).
+ */
+void mfd__tp_deadline_text(char *err, size_t errlen, bool send, unsigned ms,
+			   size_t done, size_t total, const char *moved,
+			   const char *detail);
 
 /* Convenience: send or receive one plain buffer. */
 int mfd__tp_send_buf(struct mfd_conn *c, const void *buf, size_t len);
