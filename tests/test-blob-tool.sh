@@ -191,4 +191,12 @@ mkdir "$dir/out"
 [ $? = 2 ] && grep -q "multifd: recv: bad --max-blob-bytes '2T': too large: expected at most 1T bytes" "$dir/err" &&
 	ok "--max-blob-bytes over 1T: usage error" || bad "--max-blob-bytes 2T: $(cat "$dir/err")"
 
+# options are whole words: recv --blob is no short --blob-dir
+"$MULTIFD" recv --blob a="$dir/one" tcp:127.0.0.1:0 "$dir/dst" 2>"$dir/err"
+[ $? = 2 ] && grep -q "unknown option '--blob' (did you mean '--blob-dir'?" "$dir/err" &&
+	ok "recv --blob: not taken for --blob-dir" || bad "recv --blob: $(cat "$dir/err")"
+"$MULTIFD" send --blob-d "$dir" tcp:127.0.0.1:1 "$dir/img" 2>"$dir/err"
+[ $? = 2 ] && grep -q "unknown option '--blob-d'" "$dir/err" &&
+	ok "send --blob-d: unknown" || bad "send --blob-d: $(cat "$dir/err")"
+
 report test-blob-tool.sh

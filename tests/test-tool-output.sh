@@ -543,9 +543,11 @@ rpid=$!
 if uri=$(wait_listening "$dir/pg.err"); then
 	timeout 60 "$MULTIFD" send -q "${slow[@]}" "$uri" "$dir/half-zero"
 	wait $rpid
-	last=$(tr '\r' '\n' <"$dir/pg.err" | grep " / " | tail -1)
-	if grep -q "^4.0 MiB / 4.0 MiB  [0-9.]* [KMG]iB/s.\[K$" <<<"$last"; then
-		ok "recv --progress ends at the announced size: ${last%?[K}"
+	# stderr is a file: a line a second, no \r and no escapes in it
+	last=$(grep " / " "$dir/pg.err" | tail -1)
+	if grep -q "^4.0 MiB / 4.0 MiB  [0-9.]* [KMG]iB/s$" <<<"$last" &&
+		! grep -q $'[\r\033]' "$dir/pg.err"; then
+		ok "recv --progress into a file ends at the announced size: $last"
 	else
 		bad "recv --progress: the last line is '$last'"
 	fi

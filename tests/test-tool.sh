@@ -48,7 +48,8 @@ expect 2 "multifd: send: bad --channels '65': too large: expected at most 64 cha
 expect 2 "multifd: send: bad -c ' 4': expected a whole number of channels from 1 to 64" "$MULTIFD" send -c ' 4' tcp:127.0.0.1:1 x
 expect 2 "multifd: send: bad --stats-interval '1e-9': too small: expected 0.01 to 86400 seconds" "$MULTIFD" send --stats-interval 1e-9 tcp:127.0.0.1:1 x
 expect 2 "multifd: send: bad -m 'lz4': expected none, zlib or zstd" "$MULTIFD" send -m lz4 tcp:127.0.0.1:1 x
-expect 2 "level 12 out of range" "$MULTIFD" send -m zlib -l 12 tcp:127.0.0.1:1 x
+expect 2 "level 12 out of range for method zlib: expected 1..9, or 0 for its default (1)" "$MULTIFD" send -m zlib -l 12 tcp:127.0.0.1:1 x
+expect 2 "level 5 for method none, which takes no level: expected 0 (the default)" "$MULTIFD" send -m none -l 5 tcp:127.0.0.1:1 x
 expect 2 "unknown URI 'http://x'" "$MULTIFD" send http://x x
 expect 2 "bad port '99999'" "$MULTIFD" recv tcp:127.0.0.1:99999 x
 expect 2 "zero-copy needs method none" "$MULTIFD" send --zero-copy -m zstd tcp:127.0.0.1:1 x
@@ -62,6 +63,8 @@ expect 2 "multifd: send: 'tcp:127.0.0.1:9,tcp:127.0.0.1:9' lists 'tcp:127.0.0.1:
 # more than the machine has: refused before any memory is filled
 expect 2 "needs twice that in memory" "$MULTIFD" bench --size 64T
 expect 2 "multifd: bench: bad --content 'pink': expected random, text" "$MULTIFD" bench --content pink
+# bench is both ends: a descriptor's peer is elsewhere, refused at once
+expect 2 "multifd: bench: --uri 'fd:0': bench pairs its own two ends, so it cannot use descriptors handed in: expected a tcp:, unix: or rdma: URI" "$MULTIFD" bench --timeout 2 --uri fd:0
 expect 1 "cannot open '$dir/none'" "$MULTIFD" send tcp:127.0.0.1:1 "$dir/none"
 
 head -c 1000 /dev/urandom >"$dir/odd"
@@ -69,6 +72,10 @@ expect 1 "multiple of the page size" "$MULTIFD" send tcp:127.0.0.1:1 "$dir/odd"
 # nobody listens on port 1
 head -c 8192 /dev/urandom >"$dir/two-pages"
 expect 1 "cannot connect" "$MULTIFD" send --timeout 2 tcp:127.0.0.1:1 "$dir/two-pages"
+# 0 is the documented default of every method (none's only level):
+# accepted, so the send gets as far as its connection
+expect 1 "cannot connect" "$MULTIFD" send --timeout 1 -m zstd -l 0 tcp:127.0.0.1:1 "$dir/two-pages"
+expect 1 "cannot connect" "$MULTIFD" send --timeout 1 -m none -l 0 tcp:127.0.0.1:1 "$dir/two-pages"
 expect 1 "multifd: send: channel 0: 'tcp:\[::1\]:0': a sender needs the receiver's port" "$MULTIFD" send tcp:[::1]:0 "$dir/two-pages"
 
 # a file with random, zero and text pages

@@ -50,7 +50,8 @@ static const char bench_usage[] =
 	"      --sweep             run over 1,2,4,8 channels x none,zlib,zstd x\n"
 	"                          random,text,mixed; print CSV (see bench/plot)\n"
 	"      --uri URI           where the pair meets (default\n"
-	"                          tcp:127.0.0.1:0; unix:PATH, rdma:HOST:0)\n"
+	"                          tcp:127.0.0.1:0; unix:PATH, rdma:HOST:0;\n"
+	"                          not fd:)\n"
 	"  -c, --channels N        parallel channels, 1..64 (default 2)\n"
 	"  -m, --method M          none, zlib or zstd (default none)\n"
 	"  -l, --level N           zlib 1..9, zstd -7..19 (default 1)\n"
@@ -462,6 +463,15 @@ int cmd_bench(int argc, char **argv)
 			"available: pick a smaller --size",
 			(unsigned long long)o.size,
 			(unsigned long long)mem_available());
+		return 2;
+	}
+	/* bench is both ends: descriptors handed in have their peer
+	 * elsewhere, and each end would wait out its timeout for the other */
+	if (o.uri && !strncmp(o.uri, "fd:", 3)) {
+		die_msg("bench: --uri '%s': bench pairs its own two ends, so "
+			"it cannot use descriptors handed in: expected a "
+			"tcp:, unix: or rdma: URI",
+			o.uri);
 		return 2;
 	}
 	/* refuse a bad configuration before any memory is filled */

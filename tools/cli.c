@@ -536,10 +536,10 @@ static int parse_common(int c, const char *arg, struct opts *o)
 		/* no blanks or '+' (strtol() takes them), a '-' only
 		 * before a digit */
 		if (errno || end == arg || *end || lv < -100 || lv > 100 ||
-		    lv == 0 ||
 		    !isdigit((unsigned char)arg[arg[0] == '-'])) {
-			opt_error(arg, "expected a compression level: zlib "
-				  "1..9 or zstd -7..19");
+			opt_error(arg, "expected a compression level: 0 (the "
+				  "method's default), zlib 1..9 or zstd "
+				  "-7..19");
 			return -1;
 		}
 		o->cfg.level = (int)lv;
@@ -621,8 +621,10 @@ void progress_from_opts(struct progress *p, const struct opts *o,
 			const struct mfd_session *s, uint64_t total)
 {
 	p->s = s;
-	p->total = total;
+	/* added: a receiver's regions may have told theirs already */
+	progress_expect(p, total);
 	p->line = !o->quiet && (o->progress || isatty(2));
+	p->log = p->line && !isatty(2);
 	p->stats_interval = o->stats_interval;
 	progress_start(p);
 }
@@ -633,6 +635,23 @@ static bool is_common(int c)
 		if (common[i].val == c)
 			return true;
 	return false;
+}
+
+/* The long option getopt_long() just returned, as the user wrote it: the
+ * word before its value, or the one with it (--name=value). */
+static const char *long_option_word(char **argv)
+{
+	if (optarg && optind >= 2 && optarg == argv[optind - 1])
+		return argv[optind - 2];
+	return argv[optind - 1];
+}
+
+bool long_option_abbreviated(char **argv, const char *name)
+{
+	const char *word = long_option_word(argv) + 2;
+	size_t n = strcspn(word, "=");
+
+	return n != strlen(name) || strncmp(word, name, n);
 }
 
 int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
@@ -673,6 +692,20 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 		c = getopt_long(argc, argv, shorts, table, &li);
 		if (c == -1)
 			break;
+		/* getopt_long() takes a prefix for the whole name (--blob
+		 * for --blob-dir): a word that is not an option's name is
+		 * refused, whatever option it could be short for */
+		if (li >= 0 && long_option_abbreviated(argv, table[li].name)) {
+			char word[64];
+
+			snprintf(word, sizeof(word), "%.*s",
+				 (int)strcspn(long_option_word(argv), "="),
+				 long_option_word(argv));
+			die_msg("%s: unknown option '%s' (did you mean '--%s'? "
+				"try 'multifd %s --help')",
+				argv[0], word, table[li].name, argv[0]);
+			return 2;
+		}
 		/* the option as the user spelled it, for its errors */
 		if (li >= 0)
 			snprintf(cur_opt, sizeof(cur_opt), "--%s",
@@ -740,7 +773,7 @@ void print_result(const struct opts *o, const char *what,
 {
 	struct mfd_stats st;
 	double gib, covered;
-	char data[32], wire[32];
+	char data[32], wire[32], rate[32];
 
 	mfd_session_stats(s, &st);
 	gib = (double)st.payload_bytes / (1u << 30);
@@ -766,14 +799,15 @@ void print_result(const struct opts *o, const char *what,
 		  mfd_session_page_size(s);
 	human_size((double)st.payload_bytes, data, sizeof(data));
 	human_size((double)st.bytes, wire, sizeof(wire));
-	printf("%s %.1f MiB (%llu pages, %llu zero%s%s%s) in %.3f s: %.3f "
-	       "GiB/s, %u channels, method %s, %s on the wire\n",
+	human_size(st.seconds > 0 ? covered / st.seconds : 0, rate,
+		   sizeof(rate));
+	printf("%s %.1f MiB (%llu pages, %llu zero%s%s%s) in %.3f s: %s/s, "
+	       "%u channels, method %s, %s on the wire\n",
 	       what, covered / (1 << 20),
 	       (unsigned long long)(st.normal_pages + st.zero_pages),
 	       (unsigned long long)st.zero_pages,
 	       st.zero_pages ? "; " : "", st.zero_pages ? data : "",
-	       st.zero_pages ? " of data" : "", st.seconds,
-	       st.seconds > 0 ? covered / (1u << 30) / st.seconds : 0,
+	       st.zero_pages ? " of data" : "", st.seconds, rate,
 	       mfd_session_channels(s),
 	       mfd_method_name(mfd_session_method(s)), wire);
 	if (st.channels_lost && st.resent_pages)

@@ -105,6 +105,10 @@ int cmd_daemon(int argc, char **argv);
  * error (or 1 for --help/--version, after printing them: exit 0 then).
  */
 struct option;
+/* Whether the long option getopt_long() just returned was written as
+ * less than its whole name: refused, since a prefix may mean another
+ * option than the one meant (recv --blob for --blob-dir). */
+bool long_option_abbreviated(char **argv, const char *name);
 int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	       const struct option *extra,
 	       int (*on_extra)(int opt, const char *arg, struct opts *o));

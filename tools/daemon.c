@@ -1780,13 +1780,23 @@ int cmd_daemon(int argc, char **argv)
 	const char *control = NULL, *path;
 	struct stat bound, now;
 	sigset_t set;
-	int c, lfd, sfd, sig = 0;
+	int c, lfd, sfd, sig = 0, li = -1;
 	unsigned uid;
 
 	cli_option("daemon", NULL);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "C:qhV", daemon_opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "C:qhV", daemon_opts, &li)) !=
 	       -1) {
+		if (li >= 0 &&
+		    long_option_abbreviated(argv, daemon_opts[li].name)) {
+			die_msg("daemon: unknown option '%s' (did you mean "
+				"'--%s'? try 'multifd daemon --help')",
+				argv[optind - (optarg && optarg ==
+						       argv[optind - 1] ? 2 : 1)],
+				daemon_opts[li].name);
+			return 2;
+		}
+		li = -1;
 		switch (c) {
 		case 'C':
 			control = optarg;

@@ -228,8 +228,9 @@ static int draw(const struct progress *p)
 	if (st.rounds >= 2)
 		snprintf(round, sizeof(round), "  round %llu",
 			 (unsigned long long)st.rounds + 1);
-	if (fprintf(stderr, "\r%s / %s  %s/s%s%s%s\033[K", done, total, speed,
-		    round, eta, lost) < 0 ||
+	if (fprintf(stderr, p->log ? "%s / %s  %s/s%s%s%s\n"
+				   : "\r%s / %s  %s/s%s%s%s\033[K",
+		    done, total, speed, round, eta, lost) < 0 ||
 	    fflush(stderr) == EOF)
 		return errno ? errno : EIO;
 	return 0;
@@ -253,14 +254,14 @@ static double since(const struct timespec *t0)
 }
 
 /*
- * Draws the line every 0.25 s and writes a statistics line every
- * stats_interval. An output that cannot be written (a closed pipe, a full
+ * Draws the line every 0.25 s (a log's every second) and writes a
+ * statistics line every stats_interval. An output that cannot be written (a closed pipe, a full
  * disk) stops, with one warning: the transfer is none of its business.
  */
 static void *progress_main(void *arg)
 {
 	struct progress *p = arg;
-	const double tick = 0.25;
+	const double tick = p->log ? 1 : 0.25;
 	double next_draw = tick, next_stats = p->stats_interval;
 	struct timespec t0;
 
@@ -331,7 +332,7 @@ void progress_stop(struct progress *p)
 	if (p->line) {
 		int e = draw(p);
 
-		if (!e && fputc('\n', stderr) == EOF)
+		if (!e && !p->log && fputc('\n', stderr) == EOF)
 			e = errno ? errno : EIO;
 		if (e)
 			output_failed(stderr, "progress display", e);

@@ -21,6 +21,8 @@ struct progress {
 				  (a receiver learns them at the
 				  handshake: progress_expect()) */
 	bool line;	       /* draw the one-line display */
+	bool log;	       /* ... as a line a second, stderr being no
+				  terminal (a log file: no \r, no escapes) */
 	double stats_interval; /* seconds between JSON lines, 0: none */
 	/* the thread's */
 	pthread_t thread;
