@@ -228,8 +228,17 @@ static json_object *ok_ev(unsigned session)
 }
 
 /* A command's tag of JSON null (json-c's NULL, which is also "no tag"):
- * this object stands for it, and is never freed. */
+ * this object stands for it, and is never freed nor counted. */
 static json_object *null_tag;
+
+/* A deep copy of the tag v (NULL without memory: the events then have
+ * no tag). */
+static json_object *tag_copy(json_object *v)
+{
+	json_object *copy = NULL;
+
+	return json_object_deep_copy(v, &copy, NULL) ? NULL : copy;
+}
 
 /* The command's tag, copied as it was, into ev. */
 static void add_tag(json_object *ev, json_object *tag)
@@ -543,7 +552,8 @@ static void op_free(struct op *op)
 	for (unsigned i = 0; i < op->n; i++)
 		if (op->bitmaps[i].map)
 			munmap(op->bitmaps[i].map, op->bitmaps[i].len);
-	json_object_put(op->tag);
+	if (op->tag != null_tag)
+		json_object_put(op->tag);
 	free(op);
 }
 
@@ -1213,7 +1223,11 @@ static int cmd_queue(struct client *c, struct msg *m, enum op_kind kind)
 	op->cmd = kind == OP_DIRTY ? "send-dirty"
 		  : kind == OP_SYNC ? "sync"
 				    : "finish";
-	op->tag = m->tag ? json_object_get(m->tag) : NULL;
+	/* a copy of its own: the operation outlives the message in
+	 * another thread, and json-c counts references without atomics
+	 * unless it was built for threads */
+	op->tag = !m->tag || m->tag == null_tag ? m->tag
+						 : tag_copy(m->tag);
 
 	pthread_mutex_lock(&c->lock);
 	d = find_session(c, m->obj, m->err, sizeof(m->err));
