@@ -612,21 +612,40 @@ MFD_EXTERN int mfd_session_region_file(struct mfd_session *s, int region,
 	int dup_fd;
 
 	if (s->started)
-		return -EBUSY;
-	if (s->role != MFD_ROLE_SEND || region < 0 || region >= s->nregions ||
-	    fd < 0 || (offset & (s->cfg.page_size - 1)))
-		return -EINVAL;
+		return mfd__bad_call(s, -EBUSY, "a region's file is given "
+				     "before mfd_session_start()");
+	if (s->role != MFD_ROLE_SEND)
+		return mfd__bad_call(s, -EINVAL, "a region's file is the "
+				     "sender's");
+	if (region < 0 || region >= s->nregions)
+		return mfd__bad_call(s, -EINVAL, "region %d: the session has "
+				     "%d", region, s->nregions);
+	if (fd < 0 || (offset & (s->cfg.page_size - 1)))
+		return mfd__bad_call(s, -EINVAL, "descriptor %d at offset "
+				     "%llu: expected a descriptor and an "
+				     "offset that is a multiple of the page "
+				     "size %u",
+				     fd, (unsigned long long)offset,
+				     s->cfg.page_size);
 	rg = &s->regions[region];
 	if (fstat(fd, &st))
-		return -errno;
+		return mfd__bad_call(s, -errno, "descriptor %d: %s", fd,
+				     strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
+		return mfd__bad_call(s, -EINVAL, "descriptor %d is no regular "
+				     "file", fd);
 	if ((uint64_t)st.st_size < offset ||
 	    (uint64_t)st.st_size - offset < rg->length)
-		return -ERANGE;
+		return mfd__bad_call(s, -ERANGE, "descriptor %d: %lld bytes "
+				     "hold no %llu from offset %llu (region "
+				     "'%s')",
+				     fd, (long long)st.st_size,
+				     (unsigned long long)rg->length,
+				     (unsigned long long)offset, rg->name);
 	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (dup_fd < 0)
-		return -errno;
+		return mfd__bad_call(s, -errno, "descriptor %d: dup: %s", fd,
+				     strerror(errno));
 	if (rg->file_fd >= 0)
 		close(rg->file_fd);
 	rg->file_fd = dup_fd;
@@ -641,7 +660,7 @@ MFD_EXTERN int mfd_session_start(struct mfd_session *s)
 	int r;
 
 	if (s->started)
-		return -EBUSY;
+		return mfd__bad_call(s, -EBUSY, "the session started already");
 	r = start(s);
 	/* the session's first failure is the answer: a cancel while
 	 * connecting is -ECANCELED, not the broken pipe it caused */

@@ -225,6 +225,10 @@ static void test_refused(void)
 	CU_ASSERT_EQUAL(mfd_session_region_file(tx, 0, p[0], 0), -EINVAL);
 	/* the file does not hold the region from that offset */
 	CU_ASSERT_EQUAL(mfd_session_region_file(tx, 0, fd, 4096), -ERANGE);
+	/* each refusal says why */
+	CU_ASSERT(strstr(mfd_session_error(tx), "from offset 4096") != NULL);
+	CU_ASSERT_EQUAL(mfd_session_region_file(tx, 0, p[0], 0), -EINVAL);
+	CU_ASSERT(strstr(mfd_session_error(tx), "is no regular file") != NULL);
 	/* said twice: the second one counts, and nothing leaks */
 	CU_ASSERT_EQUAL(mfd_session_region_file(tx, 0, fd, 0), 0);
 	CU_ASSERT_EQUAL(mfd_session_region_file(tx, 0, fd, 0), 0);
@@ -236,7 +240,12 @@ static void test_refused(void)
 					      sizeof(err)), 0);
 	CU_ASSERT_EQUAL(mfd_session_add_region(rxs, "ram", dst, 4096, true), 0);
 	CU_ASSERT_EQUAL(mfd_session_region_file(rxs, 0, fd, 0), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(mfd_session_error(rxs),
+			       "a region's file is the sender's");
 	CU_ASSERT_EQUAL(mfd_session_start(rxs), 0);
+	CU_ASSERT_EQUAL(mfd_session_start(rxs), -EBUSY);
+	CU_ASSERT_STRING_EQUAL(mfd_session_error(rxs),
+			       "the session started already");
 	mfd_session_cancel(rxs);
 	mfd_session_free(rxs);
 	close(p[0]);
