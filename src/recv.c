@@ -1786,6 +1786,16 @@ static int accept_channels(struct mfd_session *s)
 			else if (r == -ENOTCONN && greeters_taken(&gs))
 				r = 0, wait_ms = slice;
 		}
+		/* a sender that failed or died before its last channel came
+		 * closed those it had: said now, not at the timeout */
+		for (unsigned i = 0; !r && s->ch && i < mfd__nconns(s); i++)
+			if (mfd__tp_peer_gone(s->ch[i].conn)) {
+				snprintf(err, sizeof(err),
+					 "the sender closed channel %u before "
+					 "its other channels came",
+					 i);
+				r = -EPIPE;
+			}
 		if (r)
 			break;
 		g = greet_done(&gs, wait_ms);

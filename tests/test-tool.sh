@@ -358,6 +358,48 @@ if signal_end send 1 TERM "" "-c 4 --max-bandwidth 2M"; then
 	fi
 fi
 
+# a second endpoint that drops SYNs (a full backlog): SIGTERM stops the
+# sender while it connects there, at once (not after its 30 s timeout),
+# and the receiver, which has its channel 0, says so at once too
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+fill = []
+for i in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(s.getsockname())
+    except BlockingIOError: pass
+    fill.append(c)
+print(s.getsockname()[1], flush=True); time.sleep(60)' >"$dir/hole.port" &
+hole=$!
+for i in $(seq 50); do [ -s "$dir/hole.port" ] && break; sleep 0.1; done
+rm -f "$dir/recv.err"
+"$MULTIFD" recv --timeout 30 tcp:127.0.0.1:0 "$dir/hole.dst" 2>"$dir/recv.err" &
+rpid=$!
+if port_uri=$(wait_listening "$dir/recv.err"); then
+	t0=$(date +%s)
+	"$MULTIFD" send --timeout 30 -c 4 "$port_uri,tcp:127.0.0.1:$(cat "$dir/hole.port")" \
+		"$dir/eight" 2>"$dir/send.err" &
+	spid=$!
+	sleep 1
+	kill -TERM $spid
+	wait $spid
+	sst=$?
+	wait $rpid
+	rst=$?
+	t1=$(date +%s)
+	if [ $sst = 143 ] && [ $rst = 1 ] && [ $((t1 - t0)) -lt 10 ] &&
+		grep -q "the sender closed channel 0 before its other channels came" "$dir/recv.err"; then
+		ok "SIGTERM while connecting: both ends stop at once ($((t1 - t0)) s)"
+	else
+		bad "SIGTERM while connecting: send $sst, recv $rst in $((t1 - t0)) s: $(cat "$dir/send.err" "$dir/recv.err")"
+	fi
+else
+	bad "recv did not start: $(cat "$dir/recv.err")"
+	kill $rpid
+fi
+kill $hole 2>/dev/null
+wait $hole 2>/dev/null
+
 # live migration: a writer dirtying a quarter of the link rate converges
 rate=$(timeout 120 "$MULTIFD" bench -s 64M -c 2 --no-ceiling --json |
 	python3 -c 'import json,sys; print(int(json.load(sys.stdin)["gib_per_s"] * 1024 / 4))')

@@ -1141,6 +1141,13 @@ static void tls_listener_close(struct mfd_listener *ml)
 	free(l);
 }
 
+/* The socket under the records: for a look at whether the peer hung up,
+ * never for bytes (they are records). */
+static int tls_fd(struct mfd_conn *c)
+{
+	return ((struct tls_conn *)c)->fd;
+}
+
 const struct mfd_transport_ops mfd__tls_ops = {
 	.name = "tls",
 	.connect = tls_connect,
@@ -1156,4 +1163,5 @@ const struct mfd_transport_ops mfd__tls_ops = {
 	.shutdown = tls_shutdown,
 	.shutdown_read = tls_shutdown_read,
 	.close = tls_close,
+	.fd = tls_fd,
 };

@@ -370,6 +370,16 @@ int mfd__tp_poll_until(int fd, short events, int64_t deadline,
 	}
 }
 
+bool mfd__tp_peer_gone(struct mfd_conn *c)
+{
+	struct pollfd p = { .events = POLLRDHUP };
+
+	if (!c || !c->ops->fd || (p.fd = c->ops->fd(c)) < 0)
+		return false;
+	return poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 int mfd__tp_enable_zerocopy(struct mfd_conn *c)
 {
 	return c->ops->enable_zerocopy ? c->ops->enable_zerocopy(c)

@@ -242,7 +242,8 @@ struct mfd_transport_ops {
 	void (*close)(struct mfd_conn *c);
 	/*
 	 * The socket under c, for a layer above that must drive it itself
-	 * (tls hands it to OpenSSL, and to the kernel for kTLS). The layer
+	 * (tls hands it to OpenSSL, and to the kernel for kTLS), and to
+	 * see that the peer hung up (mfd__tp_peer_gone()). The layer
 	 * may make it non-blocking: the transport's send and recv must
 	 * then still work (they wait with poll() for EAGAIN). Optional:
 	 * -ENOTSUP.
@@ -344,6 +345,9 @@ void mfd__tp_deadline_text(char *err, size_t errlen, bool send, unsigned ms,
 			   const char *detail);
 
 /* Convenience: send or receive one plain buffer. */
+/* Whether the peer closed or reset c, seen without reading (false where
+ * the transport has no socket to look at: rdma). */
+bool mfd__tp_peer_gone(struct mfd_conn *c);
 int mfd__tp_send_buf(struct mfd_conn *c, const void *buf, size_t len);
 int mfd__tp_recv_buf(struct mfd_conn *c, void *buf, size_t len);
 
