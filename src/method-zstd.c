@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "method.h"
 
@@ -165,6 +166,16 @@ static int zstd_recv_finish(struct mfd_mctx *m, struct mfd_packet *p)
 			size_t in_before = in.pos, out_before = out.pos;
 
 			left = ZSTD_decompressStream(z->dctx, &out, &in);
+			/* a block larger than its frame's content size, or
+			 * than the pages: refused before a byte of it lands */
+			if (ZSTD_isError(left) && ZSTD_getErrorCode(left) ==
+						  ZSTD_error_dstSize_tooSmall) {
+				snprintf(m->err, sizeof(m->err),
+					 "zstd payload decompresses to more "
+					 "bytes than %u pages (%zu bytes)",
+					 p->hdr.normal, plain);
+				return -EBADMSG;
+			}
 			if (ZSTD_isError(left)) {
 				snprintf(m->err, sizeof(m->err),
 					 "corrupt zstd payload: %s",

@@ -14,6 +14,9 @@
 #include "entropy.h"
 #include "method.h"
 #include "pair.h"
+#ifdef HAVE_ZSTD
+#include <zstd.h>
+#endif
 
 static void fill_rand(uint8_t *p, uint32_t ps, uint64_t *st)
 {
@@ -211,6 +214,21 @@ static void test_refusals(void)
 		/* a corrupted byte in the middle */
 		u.payload[u.plen / 2] ^= 0x5a;
 		expect_refused(&u, 3, u.plen, "");
+#ifdef HAVE_ZSTD
+		/* a frame of 3 pages whose header claims 2, sent as 2: a
+		 * single segment frame, its content size in 2 bytes (the
+		 * size less 256) after the magic and the descriptor */
+		if (methods[m] == MFD_METHOD_ZSTD) {
+			size_t n = ZSTD_compress(u.payload, sizeof(u.payload),
+						 u.src.mem + 4096, 3 * 4096, 1);
+
+			CU_ASSERT_FATAL(!ZSTD_isError(n));
+			CU_ASSERT_FATAL((u.payload[4] & 0xe0) == 0x60);
+			u.payload[5] = (2 * 4096 - 256) & 0xff;
+			u.payload[6] = (2 * 4096 - 256) >> 8;
+			expect_refused(&u, 2, (uint32_t)n, "more bytes than 2");
+		}
+#endif
 		unit_down(&u);
 	}
 }
