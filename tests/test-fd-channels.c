@@ -49,25 +49,15 @@ static int rx_start(struct rx *rx, const char *uri, uint8_t *dst)
 	return rx_start_len(rx, uri, dst, LEN, TIMEOUT_MS);
 }
 
-/* Move LEN random bytes over n channels: the receiver lists its ends in
- * order, the sender its ends backwards. */
-static void transfer(const int *a, const int *b, unsigned n)
+/* Send LEN bytes of src over suri (n channels) to the receiver rx runs,
+ * which must have them all in dst; both sessions are freed. */
+static void send_to(struct rx *rx, const char *suri, unsigned n,
+		    uint8_t *src, const uint8_t *dst)
 {
-	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
-	int backwards[8];
-	char ruri[200], suri[200], err[300];
 	struct mfd_session *tx;
 	struct mfd_config cfg;
-	uint64_t seed = 11;
-	struct rx rx = { 0 };
+	char err[300];
 
-	for (unsigned i = 0; i < n; i++)
-		backwards[i] = (int)(n - 1 - i);
-	fill_random(src, LEN, &seed);
-	fd_uri(ruri, sizeof(ruri), a, NULL, n);
-	fd_uri(suri, sizeof(suri), b, backwards, n);
-	CU_ASSERT_EQUAL_FATAL(rx_start(&rx, ruri, dst), 0);
-	CU_ASSERT_STRING_EQUAL(mfd_session_uri(rx.s), ruri);
 	mfd_config_init(&cfg);
 	cfg.uri = suri;
 	cfg.channels = n;
@@ -78,11 +68,31 @@ static void transfer(const int *a, const int *b, unsigned n)
 	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
 	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
 	CU_ASSERT_EQUAL(mfd_send_finish(tx), 0);
-	pthread_join(rx.t, NULL);
-	CU_ASSERT_EQUAL(rx.result, 0);
+	pthread_join(rx->t, NULL);
+	CU_ASSERT_EQUAL(rx->result, 0);
 	CU_ASSERT(memcmp(src, dst, LEN) == 0);
 	mfd_session_free(tx);
-	mfd_session_free(rx.s);
+	mfd_session_free(rx->s);
+}
+
+/* Move LEN random bytes over n channels: the receiver lists its ends in
+ * order, the sender its ends backwards. */
+static void transfer(const int *a, const int *b, unsigned n)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	int backwards[8];
+	char ruri[200], suri[200];
+	uint64_t seed = 11;
+	struct rx rx = { 0 };
+
+	for (unsigned i = 0; i < n; i++)
+		backwards[i] = (int)(n - 1 - i);
+	fill_random(src, LEN, &seed);
+	fd_uri(ruri, sizeof(ruri), a, NULL, n);
+	fd_uri(suri, sizeof(suri), b, backwards, n);
+	CU_ASSERT_EQUAL_FATAL(rx_start(&rx, ruri, dst), 0);
+	CU_ASSERT_STRING_EQUAL(mfd_session_uri(rx.s), ruri);
+	send_to(&rx, suri, n, src, dst);
 	/* the sessions worked on duplicates: ours are still open */
 	for (unsigned i = 0; i < n; i++)
 		CU_ASSERT(fcntl(a[i], F_GETFD) >= 0 && fcntl(b[i], F_GETFD) >= 0);
@@ -269,9 +279,7 @@ static void test_second_bad(void)
 static void test_receiver_duplicates(void)
 {
 	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
-	char ruri[64], suri[64], err[300];
-	struct mfd_session *tx;
-	struct mfd_config cfg;
+	char ruri[64], suri[64];
 	struct rx rx = { 0 };
 	uint64_t seed = 5;
 	int sv[2];
@@ -282,21 +290,7 @@ static void test_receiver_duplicates(void)
 	snprintf(suri, sizeof(suri), "fd:%d", sv[1]);
 	CU_ASSERT_EQUAL_FATAL(rx_start(&rx, ruri, dst), 0);
 	close(sv[0]);
-	mfd_config_init(&cfg);
-	cfg.uri = suri;
-	cfg.channels = 1;
-	cfg.timeout_ms = TIMEOUT_MS;
-	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					      sizeof(err)), 0);
-	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) >= 0);
-	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
-	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
-	CU_ASSERT_EQUAL(mfd_send_finish(tx), 0);
-	pthread_join(rx.t, NULL);
-	CU_ASSERT_EQUAL(rx.result, 0);
-	CU_ASSERT(memcmp(src, dst, LEN) == 0);
-	mfd_session_free(tx);
-	mfd_session_free(rx.s);
+	send_to(&rx, suri, 1, src, dst);
 	close(sv[1]);
 	guarded_free(src, LEN);
 	guarded_free(dst, LEN);
