@@ -191,6 +191,25 @@ mkdir "$dir/out"
 [ $? = 2 ] && grep -q "multifd: recv: bad --max-blob-bytes '2T': too large: expected at most 1T bytes" "$dir/err" &&
 	ok "--max-blob-bytes over 1T: usage error" || bad "--max-blob-bytes 2T: $(cat "$dir/err")"
 
+# 80 --region options (more than blobs may come): the receiver lists
+# them all as files no blob may replace, and stops cleanly on SIGTERM
+rargs=()
+for i in $(seq 80); do rargs+=(-R "r$i=$dir/r$i"); done
+rm -f "$dir/recv.err"
+"$MULTIFD" recv --timeout 10 --blob-dir "$dir/out" "${rargs[@]}" \
+	tcp:127.0.0.1:0 2>"$dir/recv.err" &
+rpid=$!
+if wait_listening "$dir/recv.err" >/dev/null; then
+	kill -TERM $rpid
+	wait $rpid
+	r=$?
+	[ $r = 143 ] && ! grep -q "free()\|corrupt\|Aborted" "$dir/recv.err" &&
+		ok "80 --region and --blob-dir: a clean stop" ||
+		bad "80 --region: exit $r: $(cat "$dir/recv.err")"
+else
+	bad "80 --region: did not listen: $(cat "$dir/recv.err")"
+fi
+
 # options are whole words: recv --blob is no short --blob-dir
 "$MULTIFD" recv --blob a="$dir/one" tcp:127.0.0.1:0 "$dir/dst" 2>"$dir/err"
 [ $? = 2 ] && grep -q "unknown option '--blob' (did you mean '--blob-dir'?" "$dir/err" &&

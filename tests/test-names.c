@@ -20,7 +20,8 @@
 /* What the stand-ins refuse. */
 static int exchange_errno;	  /* renameat2: 0 works, else this errno */
 static bool links_refused;	  /* link(): EPERM */
-static const char *rename_refused; /* rename() of this name: EPERM */
+static const char *rename_refused; /* rename() of this name: EIO, */
+static int refusals_left;	   /* ... this many times */
 
 int renameat2(int olddirfd, const char *oldpath, int newdirfd,
 	      const char *newpath, unsigned int flags)
@@ -45,8 +46,10 @@ int link(const char *oldpath, const char *newpath)
 
 int rename(const char *oldpath, const char *newpath)
 {
-	if (rename_refused && !strcmp(oldpath, rename_refused)) {
-		errno = EPERM;
+	if (rename_refused && !strcmp(oldpath, rename_refused) &&
+	    refusals_left > 0) {
+		refusals_left--;
+		errno = EIO;
 		return -1;
 	}
 	return (int)syscall(SYS_renameat2, AT_FDCWD, oldpath, AT_FDCWD,
@@ -93,6 +96,7 @@ static void fresh(bool old_file)
 	exchange_errno = 0;
 	links_refused = false;
 	rename_refused = NULL;
+	refusals_left = 0;
 }
 
 /* Take and give back, each way the file system may allow it. */
@@ -148,10 +152,29 @@ static void test_refused(void)
 		exchange_errno = EINVAL;
 		links_refused = no_links;
 		rename_refused = temp;
-		CU_ASSERT_EQUAL(name_take(temp, path, &swapped), -EPERM);
+		refusals_left = 1;
+		CU_ASSERT_EQUAL(name_take(temp, path, &swapped), -EIO);
 		CU_ASSERT(!swapped);
 		CU_ASSERT_STRING_EQUAL(holds(path), "old");
 		CU_ASSERT_STRING_EQUAL(holds(temp), "new");
+		CU_ASSERT(access(third, F_OK) && errno == ENOENT);
+
+		/* the last step refused, taking and giving back */
+		fresh(true);
+		exchange_errno = EINVAL;
+		links_refused = no_links;
+		rename_refused = third;
+		refusals_left = 1;
+		CU_ASSERT_EQUAL(name_take(temp, path, &swapped), -EIO);
+		CU_ASSERT_STRING_EQUAL(holds(path), "old");
+		CU_ASSERT_STRING_EQUAL(holds(temp), "new");
+		CU_ASSERT(access(third, F_OK) && errno == ENOENT);
+		CU_ASSERT_EQUAL(name_take(temp, path, &swapped), 0);
+		CU_ASSERT(swapped);
+		refusals_left = 1;
+		CU_ASSERT_EQUAL(name_give_back(temp, path, swapped), -EIO);
+		CU_ASSERT_STRING_EQUAL(holds(path), "new");
+		CU_ASSERT_STRING_EQUAL(holds(temp), "old");
 		CU_ASSERT(access(third, F_OK) && errno == ENOENT);
 	}
 }
@@ -162,12 +185,15 @@ static void test_directory(void)
 	bool swapped;
 	struct stat st;
 
-	fresh(false);
-	CU_ASSERT_FATAL(mkdir(path, 0700) == 0);
-	CU_ASSERT_EQUAL(name_take(temp, path, &swapped), -EISDIR);
-	CU_ASSERT(!stat(path, &st) && S_ISDIR(st.st_mode));
-	CU_ASSERT_STRING_EQUAL(holds(temp), "new");
-	rmdir(path);
+	for (int emulated = 0; emulated < 2; emulated++) {
+		fresh(false);
+		exchange_errno = emulated ? EINVAL : 0;
+		CU_ASSERT_FATAL(mkdir(path, 0700) == 0);
+		CU_ASSERT_EQUAL(name_take(temp, path, &swapped), -EISDIR);
+		CU_ASSERT(!stat(path, &st) && S_ISDIR(st.st_mode));
+		CU_ASSERT_STRING_EQUAL(holds(temp), "new");
+		rmdir(path);
+	}
 }
 
 int main(void)

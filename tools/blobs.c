@@ -316,9 +316,11 @@ int blob_dir_commit(struct blob_dir *d, char *err, size_t errlen)
 		int r = name_take(d->f[i].tmp, d->f[i].path, &d->f[i].swapped);
 
 		if (r) {
-			snprintf(err, errlen, "blob '%s': %s", d->f[i].path,
-				 strerror(-r));
-			blob_dir_undo(d);
+			snprintf(err, errlen, "blob '%s': %s%s", d->f[i].path,
+				 strerror(-r),
+				 blob_dir_undo(d) ? "; some blobs before it are "
+						    "already in place"
+						  : "");
 			return -1;
 		}
 		d->f[i].named = true;

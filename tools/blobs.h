@@ -42,8 +42,9 @@ void blob_files_free(struct blob_files *f);
 struct blob_dir {
 	const char *dir;
 	unsigned mode; /* of the files: 0666 less the umask */
-	/* the files the session receives: no blob may land on one */
-	const char *targets[BLOBS_MAX + 1];
+	/* the files the session receives (FILE, or one per --region): no
+	 * blob may land on one */
+	const char *targets[MFD_MAX_REGIONS];
 	unsigned ntargets;
 	struct mfd_session *s;
 	unsigned n;

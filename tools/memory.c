@@ -534,7 +534,10 @@ void unmap(struct mapping *m)
 	if (m->fd >= 0)
 		close(m->fd);
 	if (m->temp) { /* a received file that did not make it */
-		unlink(m->temp);
+		/* named: its old file, which a failed undo left under the
+		 * temporary name, stays there */
+		if (!m->named)
+			unlink(m->temp);
 		free(m->temp);
 	}
 	m->temp = NULL;

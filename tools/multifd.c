@@ -704,7 +704,7 @@ int cmd_recv(int argc, char **argv)
 	for (unsigned i = 0; i <= o.nregions; i++) {
 		const char *path = i < o.nregions ? o.regions[i].path : t.file;
 
-		if (path)
+		if (path && recv_blobs.ntargets < MFD_MAX_REGIONS)
 			recv_blobs.targets[recv_blobs.ntargets++] = path;
 	}
 	if (recv_blobs.dir && blob_dir_check(&recv_blobs, err, sizeof(err))) {

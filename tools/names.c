@@ -27,30 +27,35 @@ static bool no_exchange(int e)
 
 /* a and b swap names without an exchange: b's file gets a third name
  * first (a hard link, or a rename where links are not allowed), so that
- * it is never without one. -ENOENT when b names nothing. */
+ * it is never without one; a step that fails puts both names back.
+ * -ENOENT when b names nothing, -EISDIR when it is a directory (which a
+ * rename cannot put back over a file). */
 static int swap_names(const char *a, const char *b)
 {
+	struct stat st;
 	char *third;
 	bool linked;
 	int e = 0;
 
+	if (lstat(b, &st))
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
 	if (asprintf(&third, "%s.old", a) < 0)
 		return -ENOMEM;
 	unlink(third); /* what a dead multifd of this pid left */
 	linked = !link(b, third);
-	if (!linked && errno == ENOENT) {
-		e = -ENOENT;
-	} else if (!linked && rename(b, third)) {
+	if (!linked && rename(b, third)) {
 		e = -errno;
 	} else if (rename(a, b)) {
 		e = -errno;
-		if (!linked)
+		if (!linked) /* where this fails, b's file keeps the third */
 			rename(third, b);
 	} else if (rename(third, a)) {
 		e = -errno;
-		/* b takes its old file back: the received one is lost with
-		 * the failed commit, never the old one */
-		rename(third, b);
+		/* b holds a's file and third b's: both go back */
+		if (!rename(b, a))
+			rename(third, b);
 		linked = false;
 	}
 	if (linked) /* the link's spare name, where one is left */
