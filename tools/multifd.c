@@ -439,6 +439,7 @@ struct recv_target {
 	unsigned nmaps;
 	bool inplace_used; /* an existing file was written in place */
 	bool all_in;	   /* every page arrived: the commit was reached */
+	bool committed;	   /* the files and blobs took their names */
 	struct progress *pg; /* told each region's size */
 };
 
@@ -571,6 +572,7 @@ static int commit_targets(void *opaque, char *err, size_t errlen)
 		commit_done(&t->maps[k]);
 	if (!r)
 		blob_dir_done(&recv_blobs);
+	t->committed = !r;
 	return r;
 }
 
@@ -752,7 +754,12 @@ int cmd_recv(int argc, char **argv)
 	progress_stop(&pg);
 	if (r)
 		report("recv", s, r, t.maps, t.nmaps, false);
-	if (r && t.inplace_used)
+	/* the session failed after the commit (the sender's end of it):
+	 * what the files hold now is said, whatever else failed */
+	if (r && t.committed && !t.inplace_used)
+		die_msg("recv: every page arrived and the files took their "
+			"names before the session failed");
+	else if (r && t.inplace_used)
 		die_msg(t.all_in ? "recv: every page arrived in the files "
 				   "received in place, but the sender was told "
 				   "that the session failed"
