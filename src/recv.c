@@ -884,6 +884,24 @@ static void wait_for_reason(struct mfd_session *s)
 		usleep(10 * 1000);
 }
 
+/*
+ * Read and drop what the peer sent after what was read (its nonce, its
+ * region table; a failed session's pages in flight), for at most 200 ms
+ * and 1 MiB, so that closing sends a FIN and not a RST, which on a real
+ * network can destroy the refusal still in flight. The peer closes once
+ * it has read the refusal.
+ */
+static void drain(struct mfd_conn *c)
+{
+	struct mfd_deadline d;
+	char junk[512];
+
+	mfd__deadline_start(&d, 200, "the drain");
+	for (int i = 0; i < 2048; i++)
+		if (mfd__deadline_recv(&d, c, junk, sizeof(junk)))
+			return;
+}
+
 static void *recv_thread(void *arg)
 {
 	struct mfd_channel *ch = arg;
@@ -912,8 +930,14 @@ static void *recv_thread(void *arg)
 		mfd__session_fail(s, (int)ch->index, r, "%s",
 				  ch->conn->err[0] ? ch->conn->err
 						   : strerror(-r));
-		/* tell the sender why (a FIN with the reason) */
+		/* tell the sender why (a FIN with the reason); then the
+		 * connection goes down and what the sender had queued is
+		 * dropped: a TCP sender blocked on our full window would
+		 * otherwise wait out its timeout before it reads the FIN,
+		 * while its next bytes now meet a reset */
 		mfd__tell_peer(s, ch, MFD_PKT_FIN, ch->round);
+		mfd__tp_shutdown(ch->conn);
+		drain(ch->conn);
 	}
 	return NULL;
 }
@@ -966,23 +990,6 @@ static void prefault_stop(struct mfd_session *s)
 	__atomic_store_n(&s->prefault_stop, true, __ATOMIC_RELAXED);
 	pthread_join(s->prefault_thread, NULL);
 	s->prefault_started = false;
-}
-
-/*
- * Read and drop what the peer sent after what was read (its nonce, its
- * region table), for at most 200 ms and 1 MiB, so that closing sends a
- * FIN and not a RST, which on a real network can destroy the refusal
- * still in flight. The peer closes once it has read the refusal.
- */
-static void drain(struct mfd_conn *c)
-{
-	struct mfd_deadline d;
-	char junk[512];
-
-	mfd__deadline_start(&d, 200, "the drain");
-	for (int i = 0; i < 2048; i++)
-		if (mfd__deadline_recv(&d, c, junk, sizeof(junk)))
-			return;
 }
 
 /*

@@ -202,8 +202,10 @@ static void blob_fails(const struct mfd_config *rcfg, uint64_t len,
 	mfd_config_init(&cfg);
 	cfg.timeout_ms = 5000;
 	CU_ASSERT_FATAL(tx_start(&p, &cfg, src, LEN) == 0);
-	CU_ASSERT_EQUAL(mfd_send_blob(p.tx, "state", data, len), 0);
-	CU_ASSERT_NOT_EQUAL(mfd_send_finish(p.tx), 0);
+	/* a big blob's later pieces may already meet the receiver's
+	 * failure; else the finish does */
+	if (mfd_send_blob(p.tx, "state", data, len) == 0)
+		CU_ASSERT_NOT_EQUAL(mfd_send_finish(p.tx), 0);
 	CU_ASSERT_NOT_EQUAL(pair_join_rx(&p), 0);
 	CU_ASSERT(has(mfd_session_error(p.rx), word));
 	/* the sender hears the receiver's reason */

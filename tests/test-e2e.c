@@ -613,6 +613,55 @@ static void test_cancel_start(void)
 	guarded_free(src, 1 << 20);
 }
 
+/* A receiver cancelled in the middle of a transfer, its session kept
+ * (to read its error and figures): the sender is told why at once, over
+ * TCP too, where it is blocked on the receiver's full window (it used to
+ * wait out its timeout, and forever without one). */
+static void test_receiver_cancel_told(void)
+{
+	static const char *uris[] = { "tcp:127.0.0.1:0",
+				      "unix:/tmp/mfd-e2e-rxcancel.sock" };
+	/* more than the sockets' buffers hold once the receiver stops */
+	const uint64_t len = 256 << 20;
+	uint8_t *src = guarded_alloc(len), *dst = guarded_alloc(len);
+	struct mfd_config cfg;
+	uint64_t seed = 3;
+
+	fill_random(src, len, &seed);
+	for (int u = 0; u < 2; u++) {
+		struct timespec t0, t1;
+		struct pair p;
+		pthread_t t;
+		int r;
+
+		mfd_config_init(&cfg);
+		cfg.channels = 4;
+		cfg.timeout_ms = 30000;
+		cfg.max_bandwidth = 200 << 20; /* 1.3 s: the cancel at 0.3 */
+		CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, uris[u], src, dst,
+						 len), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		pthread_create(&t, NULL, cancel_later, p.rx);
+		r = mfd_send_region(p.tx, p.region);
+		if (!r)
+			r = mfd_send_finish(p.tx);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		pthread_join(t, NULL);
+		CU_ASSERT(r < 0);
+		CU_ASSERT(t1.tv_sec - t0.tv_sec < 10);
+		if (!strstr(mfd_session_error(p.tx),
+			    "the receiver failed: the test says stop")) {
+			fprintf(stderr, "%s: the sender says '%s'\n", uris[u],
+				mfd_session_error(p.tx));
+			CU_FAIL("the sender was not told why");
+		}
+		CU_ASSERT_EQUAL(pair_join_rx(&p), -ECANCELED);
+		pair_free(&p);
+	}
+	guarded_free(src, len);
+	guarded_free(dst, len);
+}
+
 /* Each round's figures: a full round, then two rounds of dirty pages
  * found 100 ms apart, whose rate and projected downtime follow, and
  * whose send time leaves the caller's pause out. */
@@ -747,6 +796,8 @@ int main(void)
 		{ "a region made in region_cb", test_region_cb },
 		{ "calls refused for their arguments say why", test_bad_calls },
 		{ "a cancel before or during the start", test_cancel_start },
+		{ "a receiver cancelled mid-transfer tells the sender",
+		  test_receiver_cancel_told },
 		{ "receiver policy bounds what a sender proposes",
 		  test_receiver_policy },
 		{ NULL, NULL },
