@@ -1837,34 +1837,75 @@ out:
 	return r;
 }
 
+/*
+ * The session failed before its channels ran (a cancel while it waited
+ * for the sender's other channels, a setup or a registration that
+ * failed): every channel the sender opened is told why at once, rather
+ * than left to wait out its timeout for an answer. Those not answered
+ * yet get a refusal; those already accepted (the first `acked`) a FIN
+ * with the reason.
+ */
+static void tell_admitted(struct mfd_session *s, int r, unsigned acked)
+{
+	struct mfd_ack no = { .status = r < 0 ? r : -EIO };
+	char msg[sizeof(s->errmsg)];
+	uint8_t ack[MFD_ACK_SIZE];
+
+	pthread_mutex_lock(&s->lock);
+	snprintf(msg, sizeof(msg), "%s", s->errmsg);
+	pthread_mutex_unlock(&s->lock);
+	no.msg_len = (uint16_t)strlen(msg);
+	mfd__ack_encode(&no, ack);
+	for (unsigned i = 0; s->ch && i < mfd__nconns(s); i++) {
+		struct mfd_channel *ch = &s->ch[i];
+
+		if (!ch->conn)
+			continue;
+		if (i < acked) {
+			mfd__tell_peer(s, ch, MFD_PKT_FIN, ch->round);
+		} else if (!mfd__tp_set_timeout(ch->conn, MFD_ABORT_GRACE_MS) &&
+			   !mfd__tp_send_buf(ch->conn, ack, sizeof(ack))) {
+			mfd__tp_send_buf(ch->conn, msg, no.msg_len);
+		}
+		mfd__tp_shutdown(ch->conn);
+		drain(ch->conn);
+	}
+}
+
 static int recv_run(struct mfd_session *s)
 {
 	struct mfd_ack ok = { .timeout_ms = s->cfg.timeout_ms };
 	uint8_t ack[MFD_ACK_SIZE];
+	unsigned acked;
 	int r;
 
 	r = accept_channels(s);
 	if (!r)
 		r = mfd__session_err(s); /* cancelled meanwhile */
-	if (r)
+	if (r) {
+		tell_admitted(s, r, 0);
 		return r;
+	}
 	mfd__ack_encode(&ok, ack);
-	for (unsigned i = 0; i < mfd__nconns(s); i++) {
-		struct mfd_channel *ch = &s->ch[i];
+	for (acked = 0; acked < mfd__nconns(s); acked++) {
+		struct mfd_channel *ch = &s->ch[acked];
 
 		r = mfd__channel_setup(s, ch);
 		if (r)
-			return r;
+			break;
 		r = mfd__tp_send_buf(ch->conn, ack, sizeof(ack));
 		if (r) {
-			mfd__session_fail(s, (int)i, r, "handshake: %s",
+			mfd__session_fail(s, (int)acked, r, "handshake: %s",
 					  ch->conn->err);
-			return r;
+			break;
 		}
 	}
-	r = mfd__register_regions(s);
-	if (r)
+	if (!r)
+		r = mfd__register_regions(s);
+	if (r) {
+		tell_admitted(s, r, acked);
 		return r;
+	}
 	prefault_start(s);
 	r = mfd__channels_start(s, recv_thread);
 	if (r)

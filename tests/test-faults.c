@@ -553,6 +553,43 @@ static void one_side_dies(bool kill_receiver)
 static void test_receiver_dies(void) { one_side_dies(true); }
 static void test_sender_dies(void) { one_side_dies(false); }
 
+static void *cancel_rx(void *arg)
+{
+	usleep(200 * 1000);
+	mfd_session_cancel_reason(arg, "the test says stop");
+	return NULL;
+}
+
+/* The receiver is cancelled while it waits for the sender's second
+ * channel: the first one is answered with a refusal that says why, at
+ * once, not left to wait out its timeout. */
+static void test_cancel_before_whole(void)
+{
+	uint8_t *dst = guarded_alloc(LEN);
+	struct mfd_config cfg;
+	struct mfd_conn *c0;
+	struct pair p;
+	int32_t status = 0;
+	char msg[128] = "";
+	pthread_t t;
+
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 30000;
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	c0 = raw_connect(mfd_session_uri(p.rx), 0, 2, MFD_METHOD_NONE, LEN);
+	CU_ASSERT_FATAL(c0 != NULL);
+	mfd__tp_set_timeout(c0, 5000); /* the receiver's 30 s would pass */
+	pthread_create(&t, NULL, cancel_rx, p.rx);
+	CU_ASSERT_EQUAL(raw_ack_msg(c0, &status, msg, sizeof(msg)), 0);
+	CU_ASSERT_EQUAL(status, -ECANCELED);
+	CU_ASSERT(strstr(msg, "the test says stop") != NULL);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(pair_join_rx(&p), -ECANCELED);
+	mfd__tp_close(c0);
+	pair_free(&p);
+	guarded_free(dst, LEN);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -576,6 +613,8 @@ int main(void)
 		{ "an idle sender is kept alive", test_idle_sender_kept_alive },
 		{ "receiver dies mid-round", test_receiver_dies },
 		{ "sender dies mid-round", test_sender_dies },
+		{ "a cancel before every channel came is told",
+		  test_cancel_before_whole },
 		{ NULL, NULL },
 	};
 
