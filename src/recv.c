@@ -1273,6 +1273,21 @@ static int match_regions(struct mfd_session *s, struct handshake *h,
 				 s->regions[j].name);
 			r = -ENOENT;
 		}
+	/* memory a region_cb gave twice would take two regions' pages */
+	for (uint32_t i = 0; !r && i < count; i++)
+		for (uint32_t k = 0; !r && k < i; k++) {
+			uintptr_t a = (uintptr_t)ordered[i].mem;
+			uintptr_t b = (uintptr_t)ordered[k].mem;
+
+			if (a < b + ordered[k].length &&
+			    b < a + ordered[i].length) {
+				snprintf(err, errlen,
+					 "regions '%s' and '%s' share memory: "
+					 "one would receive into the other",
+					 ordered[k].name, ordered[i].name);
+				r = -EINVAL;
+			}
+		}
 	/* the sender decides whether zero pages travel as offsets, so the
 	 * map is needed whatever this receiver's own setting is */
 	for (uint32_t i = 0; !r && i < count; i++) {

@@ -555,6 +555,20 @@ fail:
 	return r;
 }
 
+int mfd__region_overlap(const struct mfd_session *s, const void *mem,
+			uint64_t length)
+{
+	uintptr_t a = (uintptr_t)mem;
+
+	for (int i = 0; i < s->nregions; i++) {
+		uintptr_t b = (uintptr_t)s->regions[i].mem;
+
+		if (b && a < b + s->regions[i].length && b < a + length)
+			return i;
+	}
+	return -1;
+}
+
 MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 				      void *mem, uint64_t length, bool zeroed)
 {
@@ -595,6 +609,17 @@ MFD_EXTERN int mfd_session_add_region(struct mfd_session *s, const char *name,
 		if (!strcmp(s->regions[i].name, name))
 			return mfd__bad_call(s, -EEXIST,
 					     "region '%s' added twice", name);
+	if (s->role == MFD_ROLE_RECV && mem) {
+		int other = mfd__region_overlap(s, mem, length);
+
+		if (other >= 0)
+			return mfd__bad_call(s, -EINVAL,
+					     "region '%s' overlaps region '%s': "
+					     "a receiver's regions must not "
+					     "share memory (one would receive "
+					     "into the other)",
+					     name, s->regions[other].name);
+	}
 	r = &s->regions[s->nregions];
 	memcpy(r->name, name, n + 1);
 	r->mem = mem;

@@ -195,6 +195,9 @@ static inline uint32_t mfd__mem_align(uint32_t page_size)
 /* A call refused for its arguments or the session's state: err, with
  * the sentence as mfd_session_error() until a failure of the session
  * says more (the session goes on). */
+/* The first region whose memory overlaps [mem, mem + length), or -1. */
+int mfd__region_overlap(const struct mfd_session *s, const void *mem,
+			uint64_t length);
 int mfd__bad_call(struct mfd_session *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -321,6 +321,9 @@ def errors(path, pid):
          "descriptor 0 is a FIFO; expected a memfd"),
         ({"cmd": "recv", "uri": tcp, "regions": reg}, [rofd],
          "expected read-write (O_RDWR)"),
+        ({"cmd": "recv", "uri": tcp, "regions": reg + [{"name": "b"}]},
+         [mem, mem], "descriptor 1 is the file of region 'a' (descriptor "
+         "0) too"),
         ({"cmd": "send", "uri": tcp, "regions": reg, "channels": "4"},
          [mem], "field 'channels' is a string; expected an integer from 1 "
          "to 64"),

@@ -507,6 +507,70 @@ static void test_bad_calls(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.rx),
 				      "a sender's call on a receiver"));
 	pair_free(&p);
+
+	/* a receiver's regions may not share memory (a sender's may) */
+	cfg.uri = "tcp:127.0.0.1:0";
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_RECV, &s, err,
+					      sizeof(err)),
+			      0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(s, "a", dst, len, false), 0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(s, "b", dst + len / 2, len / 2,
+					       false),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(s),
+				      "region 'b' overlaps region 'a'"));
+	mfd_session_free(s);
+	cfg.uri = "tcp:127.0.0.1:1";
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &s, err,
+					      sizeof(err)),
+			      0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(s, "a", src, len, false), 0);
+	CU_ASSERT_EQUAL(mfd_session_add_region(s, "b", src, len, false), 1);
+	mfd_session_free(s);
+	guarded_free(src, len);
+	guarded_free(dst, len);
+}
+
+/* A region_cb that gives one memory for two regions: the receiver
+ * refuses the session rather than take one region into the other. */
+static int same_memory(void *opaque, const char *name, uint64_t length,
+		       void **mem, bool *zeroed)
+{
+	(void)name;
+	(void)length;
+	*mem = opaque;
+	*zeroed = false;
+	return 0;
+}
+
+static void test_region_cb_same_memory(void)
+{
+	const uint64_t len = 1 << 20;
+	uint8_t *src = guarded_alloc(len), *dst = guarded_alloc(len);
+	struct mfd_config cfg;
+	char err[256];
+	struct pair p = { 0 };
+
+	memset(src, 5, len);
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 5000;
+	cfg.region_cb = same_memory;
+	cfg.region_opaque = dst;
+	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", NULL, 0),
+			      0);
+	cfg.uri = mfd_session_uri(p.rx);
+	cfg.region_cb = NULL;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &p.tx, err,
+					      sizeof(err)),
+			      0);
+	/* "ram", which the receiver expects, and one more it makes */
+	CU_ASSERT(mfd_session_add_region(p.tx, "ram", src, len, false) == 0);
+	CU_ASSERT(mfd_session_add_region(p.tx, "b", src, len, false) == 1);
+	CU_ASSERT(mfd_session_start(p.tx) < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
+				      "regions 'ram' and 'b' share memory"));
+	CU_ASSERT(pair_join_rx(&p) < 0);
+	pair_free(&p);
 	guarded_free(src, len);
 	guarded_free(dst, len);
 }
@@ -798,6 +862,8 @@ int main(void)
 		{ "a cancel before or during the start", test_cancel_start },
 		{ "a receiver cancelled mid-transfer tells the sender",
 		  test_receiver_cancel_told },
+		{ "one memory for two regions from region_cb is refused",
+		  test_region_cb_same_memory },
 		{ "receiver policy bounds what a sender proposes",
 		  test_receiver_policy },
 		{ NULL, NULL },

@@ -524,6 +524,15 @@ static int check_fd(int fd, unsigned n, const char *what, bool rw,
 	return 0;
 }
 
+/* Whether descriptors a and b are the same file. */
+static bool same_fd_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return !fstat(a, &sa) && !fstat(b, &sb) && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
 /* Map the first `len` bytes of a descriptor check_fd() took, MAP_SHARED,
  * writable when `rw`. */
 static int map_fd(int fd, unsigned n, const char *what, bool rw,
@@ -1119,6 +1128,19 @@ static int start_session(struct client *c, struct msg *m, enum mfd_role role,
 				 cfg.page_size);
 			r = -EINVAL;
 		}
+		/* two mappings of one file are two addresses of the same
+		 * pages: a receiver would take one region's pages into the
+		 * other's */
+		for (unsigned k = 0; !r && role == MFD_ROLE_RECV && k < i; k++)
+			if (same_fd_file(d->regs[k].fd, rg->fd)) {
+				snprintf(m->err, sizeof(m->err),
+					 "%s: descriptor %u is the file of "
+					 "region '%s' (descriptor %u) too; a "
+					 "receiver's regions need files of "
+					 "their own",
+					 what, i, d->regs[k].name, k);
+				r = -EINVAL;
+			}
 		if (!r)
 			r = map_fd(rg->fd, i, what, role == MFD_ROLE_RECV,
 				   rg->len, &rg->mem, m->err, sizeof(m->err));
