@@ -753,6 +753,10 @@ static int send_fin(struct mfd_session *s, struct mfd_channel *ch)
 	mfd__hdr_encode(&h, buf);
 	memcpy(buf + MFD_HDR_SIZE, msg, h.payload_len);
 	r = mfd__tp_send_buf(ch->conn, buf, MFD_HDR_SIZE + h.payload_len);
+	/* a sender told on another channel may have closed this one: the
+	 * verdict is the session's failure, not the broken pipe */
+	if (r && msg[0])
+		mfd__session_fail(s, -1, -EIO, "%s", msg);
 	return r ? r : 1;
 }
 

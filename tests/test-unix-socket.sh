@@ -170,4 +170,30 @@ for sig in INT TERM; do
 	fi
 done
 
+# a destination written by someone else during an --inplace transfer
+# with --verify: the receiver says that its region differs, not the
+# broken pipe of a sender that, told on one channel, closed the others
+head -c $((8 << 20)) /dev/urandom >"$dir/v.src"
+head -c $((8 << 20)) /dev/zero >"$dir/v.dst"
+rm -f "$sock"
+if start_recv verify "unix:$sock" "$dir/v.dst" --inplace --timeout 10; then
+	timeout 60 "$MULTIFD" send -q --verify -c 4 --max-bandwidth 8M \
+		"unix:$sock" "$dir/v.src" 2>"$dir/send.err" &
+	spid=$!
+	sleep 0.5
+	dd if=/dev/urandom of="$dir/v.dst" bs=4096 seek=10 count=1 \
+		conv=notrunc status=none
+	wait $spid
+	s=$?
+	wait $rpid
+	r=$?
+	if [ $s = 1 ] && [ $r = 1 ] &&
+		grep -q "recv: region 'v.src' differs from the sender's" "$dir/verify.err" &&
+		! grep -q "Broken pipe" "$dir/verify.err"; then
+		ok "--verify over unix: the receiver names the region that differs"
+	else
+		bad "--verify over unix: exit $s/$r: $(cat "$dir/verify.err" "$dir/send.err")"
+	fi
+fi
+
 report test-unix-socket
