@@ -660,7 +660,11 @@ static void *fault_main(void *arg)
 				r = on_fault(s, &msg[k], complete);
 		if (r) {
 			/* every page may have come meanwhile: a request that
-			 * cannot go out then is no failure */
+			 * cannot go out then is no failure; a sender that
+			 * failed closed the urgent channel and says why on
+			 * the bulk ones */
+			if (r == -EPIPE || r == -ECONNRESET)
+				mfd__wait_for_reason(s);
 			pthread_mutex_lock(&s->lock);
 			complete = pc->complete || pc->stop;
 			pthread_mutex_unlock(&s->lock);
@@ -682,6 +686,10 @@ static void urgent_failed(struct mfd_session *s, struct mfd_channel *ch, int r)
 {
 	bool quiet;
 
+	/* a sender that failed closed this channel too: its reason comes
+	 * on the bulk channels */
+	if (r == -EPIPE || r == -ECONNRESET)
+		mfd__wait_for_reason(s);
 	pthread_mutex_lock(&s->lock);
 	quiet = s->pc->stop || s->pc->complete;
 	pthread_mutex_unlock(&s->lock);

@@ -876,17 +876,6 @@ static int recv_call(void *arg)
 	return recv_one(rc->s, rc->ch);
 }
 
-/*
- * A sender that fails says why (ABORT) on the channel that failed, and
- * closes the others: give that reason half a second to arrive (behind
- * the data still queued on its channel) before a closed connection
- * becomes the session's error.
- */
-static void wait_for_reason(struct mfd_session *s)
-{
-	for (int i = 0; i < 50 && !mfd__session_err(s); i++)
-		usleep(10 * 1000);
-}
 
 /*
  * Read and drop what the peer sent after what was read (its nonce, its
@@ -922,7 +911,7 @@ static void *recv_thread(void *arg)
 	if (r == -EFAULT)
 		mfd__fail_fault(s, ch, addr, true);
 	if (r == -EPIPE || r == -ECONNRESET)
-		wait_for_reason(s);
+		mfd__wait_for_reason(s);
 	/* with failover a failed connection is a lost channel, unless the
 	 * session failed (a bad packet, the sender's ABORT) */
 	if (r < 0 && mfd__failover(s) && !mfd__session_err(s)) {

@@ -957,6 +957,12 @@ int mfd__peer_failed(struct mfd_session *s, struct mfd_channel *ch,
 	return err;
 }
 
+void mfd__wait_for_reason(struct mfd_session *s)
+{
+	for (int i = 0; i < 50 && !mfd__session_err(s); i++)
+		usleep(10 * 1000);
+}
+
 void mfd__tell_peer(struct mfd_session *s, struct mfd_channel *ch,
 		    uint8_t type, uint32_t round)
 {

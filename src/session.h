@@ -246,6 +246,13 @@ void mfd__fail_fault(struct mfd_session *s, struct mfd_channel *ch,
 int mfd__peer_failed(struct mfd_session *s, struct mfd_channel *ch,
 		     uint32_t len, const struct mfd_deadline *d, int err);
 
+/*
+ * A peer that fails says why (ABORT, FIN) on the channel that failed,
+ * and closes the others: give that reason half a second to arrive
+ * (behind the data still queued on its channel) before a closed
+ * connection becomes the session's error.
+ */
+void mfd__wait_for_reason(struct mfd_session *s);
 /* This end failed: tell the peer why on ch, in a packet of `type` (FIN
  * from the receiver, ABORT from the sender) carrying the session's
  * error; nothing when the peer failed first, or behind a packet that a

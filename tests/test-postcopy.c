@@ -89,7 +89,8 @@ static void *guest_main(void *arg)
 		if (memcmp(g->dst + pg * PS, g->src + pg * PS, PS))
 			g->wrong++;
 		if (g->cancel && i + 1 == g->cancel_after)
-			mfd_session_cancel(g->cancel);
+			mfd_session_cancel_reason(g->cancel,
+						  "the test says stop");
 	}
 	g->done_at = now_s();
 	return NULL;
@@ -310,8 +311,10 @@ static void test_refused_transports(void)
 }
 
 /* A sender cancelled while the guest reads pages still missing: the
- * receiver fails soon, and the guest is not left blocked in a fault. */
-static void test_cancelled_sender(void)
+ * receiver fails soon, with the sender's reason (which comes on a bulk
+ * channel while the urgent one closes), and the guest is not left
+ * blocked in a fault. */
+static void cancelled_sender(const char *uri)
 {
 	const uint64_t len = 64ull << 20, pages = len / PS;
 	uint8_t *src = anon(len), *dst = anon(len);
@@ -328,8 +331,7 @@ static void test_cancelled_sender(void)
 	cfg.postcopy = true;
 	cfg.timeout_ms = 3000;
 	cfg.max_bandwidth = 8u << 20; /* 8 s of stream: it is cut short */
-	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src,
-					 dst, len), 0);
+	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, uri, src, dst, len), 0);
 	memset(map, 0xff, pages / 8);
 	g.rx = p.rx;
 	g.src = src;
@@ -343,6 +345,12 @@ static void test_cancelled_sender(void)
 	CU_ASSERT_EQUAL(mfd_send_postcopy(p.tx, maps), -ECANCELED);
 	CU_ASSERT_NOT_EQUAL(pair_join_rx(&p), 0);
 	CU_ASSERT(now_s() - t0 < 3.0);
+	if (!strstr(mfd_session_error(p.rx),
+		    "the sender failed: the test says stop")) {
+		fprintf(stderr, "%s: the receiver says '%s'\n", uri,
+			mfd_session_error(p.rx));
+		CU_FAIL("the receiver was not told why");
+	}
 	pthread_join(g.t, NULL);
 	CU_ASSERT_EQUAL(g.wait_result, 0);
 	CU_ASSERT(g.done_at - t0 < 5.0);
@@ -351,6 +359,12 @@ static void test_cancelled_sender(void)
 	munmap(src, len);
 	munmap(dst, len);
 	free(map);
+}
+
+static void test_cancelled_sender(void)
+{
+	cancelled_sender("tcp:127.0.0.1:0");
+	cancelled_sender("unix:/tmp/mfd-postcopy-cancel.sock");
 }
 
 /*
