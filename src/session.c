@@ -140,14 +140,17 @@ static int check_config(const struct mfd_config *c, enum mfd_role role,
 			 (unsigned long long)MFD_MAX_BLOB_BYTES);
 		return -EINVAL;
 	}
-	if (c->pages_per_packet > 1024 ||
-	    (uint64_t)c->pages_per_packet * c->page_size > (4u << 20)) {
+	if (c->pages_per_packet > 1024) {
+		snprintf(err, errlen, "pages per packet %u outside 1..1024",
+			 c->pages_per_packet);
+		return -EINVAL;
+	}
+	if ((uint64_t)c->pages_per_packet * c->page_size > (4u << 20)) {
 		snprintf(err, errlen,
-			 "pages per packet %u outside 1..1024, or packets over "
-			 "4 MiB with %u-byte pages (at most %u)",
+			 "pages per packet %u of %u bytes make packets over "
+			 "4 MiB: expected at most %u",
 			 c->pages_per_packet, c->page_size,
-			 (4u << 20) / c->page_size < 1024
-				 ? (4u << 20) / c->page_size : 1024);
+			 (4u << 20) / c->page_size);
 		return -EINVAL;
 	}
 	return 0;

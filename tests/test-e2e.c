@@ -476,6 +476,17 @@ static void test_bad_calls(void)
 			-EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "secret is NULL"));
 	cfg.secret_len = 0;
+	/* a count within 1..1024 that makes packets too big says so */
+	cfg.page_size = 65536;
+	cfg.pages_per_packet = 1024;
+	CU_ASSERT_EQUAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &s, err,
+					sizeof(err)),
+			-EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "pages per packet 1024 of 65536 "
+				      "bytes make packets over 4 MiB: "
+				      "expected at most 64"));
+	cfg.page_size = 4096;
+	cfg.pages_per_packet = 0;
 	cfg.timeout_ms = 5000;
 	memset(src, 7, len);
 	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, "tcp:127.0.0.1:0", src,
