@@ -316,6 +316,13 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
 	rst=$?
 	check "in place, the directory not writable: received (send $sst, recv $rst: $(cat "$dir/ro.log"))" \
 		cmp -s "$dir/in" "$dir/ro/f"
+	# and a file the user may not write: said before listening
+	chmod 444 "$dir/ro/f"
+	out=$(timeout 10 "${nobody[@]}" "$MULTIFD" recv --inplace --timeout 5 \
+		tcp:127.0.0.1:0 "$dir/ro/f" 2>&1)
+	st=$?
+	check "in place, the file not writable: refused before listening ($st: $out)" \
+		eval '[ $st = 1 ] && grep -q "cannot write .* in place: Permission denied" <<<"$out" && ! grep -q listening <<<"$out"'
 	chmod 755 "$dir/ro"
 	rm -rf "$dir/ro"
 else

@@ -226,8 +226,19 @@ int check_destination(const char *path, bool inplace, char *err,
 	struct stat st;
 	mode_t mode;
 
-	if (inplace && !access(path, W_OK))
-		return check_replaced(path, &mode, err, errlen);
+	if (inplace) {
+		int e = access(path, W_OK) ? errno : 0;
+
+		if (!e)
+			return check_replaced(path, &mode, err, errlen);
+		/* a file there is written in place: one that cannot be is
+		 * said now, not once a sender has come */
+		if (!access(path, F_OK)) {
+			snprintf(err, errlen, "cannot write '%s' in place: %s",
+				 path, strerror(e));
+			return -e;
+		}
+	}
 	split_path(path, dir, sizeof(dir), &base);
 	if (!*base) {
 		snprintf(err, errlen, "'%s' names a directory: expected a file",
