@@ -431,6 +431,12 @@ static void test_revoked_after_success(void)
 	CU_ASSERT_FATAL(c != NULL);
 	/* method none: no landing slots offered, none pinned */
 	CU_ASSERT_EQUAL(((struct rd_conn *)c)->land_addr, 0);
+	/* the receiver registers in the background: its slice's rkey
+	 * comes once it is pinned */
+	CU_ASSERT_EQUAL(mfd__rd_await_slice((struct rd_conn *)c,
+					    &((struct rd_conn *)c)
+						     ->regions[0].rs[0]),
+			0);
 	pinned = vm_pin();
 	mfd__hdr_encode(&e, buf);
 	CU_ASSERT_EQUAL(mfd__tp_send_buf(c, buf, sizeof(buf)), 0);
