@@ -83,6 +83,18 @@ if [ -n "$mnt" ]; then
 			[ ! -e "$mnt/out" -a -z "$(ls -A "$mnt")" ]
 		rm -f "$mnt"/.* "$mnt"/* 2>/dev/null
 	done
+	# two files, the second on the small tmpfs: the sentence names the
+	# one whose file system filled, not the first (written whole)
+	head -c 4M /dev/urandom >"$dir/first"
+	start_recv "$dir/r.log" tcp:127.0.0.1:0 -R a="$dir/a.out" \
+		-R b="$mnt/out"
+	timeout 60 "$MULTIFD" send -q --timeout 5 -R a="$dir/first" \
+		-R b="$dir/in" "$uri" 2>"$dir/s.log"
+	wait $rpid
+	check "full tmpfs under the second of two files: it is named" \
+		eval 'has "$dir/r.log" "no space left on $mnt: .$mnt/out. needs" &&
+			! has "$dir/r.log" "a.out. needs"'
+	rm -f "$mnt"/.* "$mnt"/* "$dir/a.out" 2>/dev/null
 	# a mostly-zero image fits, but not with --prefault, which would
 	# make all of it resident: refused at once, nothing left
 	truncate -s 16M "$dir/sparse16"

@@ -529,6 +529,12 @@ void explain_fault(const struct mapping *m, bool sending, char *buf,
 	}
 	if (sending || fstatvfs(m->fd, &vfs))
 		return;
+	/* only a file short of its blocks, on a file system without room
+	 * for them, is the one that filled it (of several, on several) */
+	if ((uint64_t)st.st_blocks * 512 >= m->len ||
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize >=
+		    m->len - (uint64_t)st.st_blocks * 512)
+		return;
 	split_path(m->path, dir, sizeof(dir), &base);
 	/* what is free now says nothing: the transfer filled it */
 	snprintf(buf, len,
