@@ -1269,11 +1269,9 @@ static int match_regions(struct mfd_session *s, struct handshake *h,
 	/* memory a region_cb gave twice would take two regions' pages */
 	for (uint32_t i = 0; !r && i < count; i++)
 		for (uint32_t k = 0; !r && k < i; k++) {
-			uintptr_t a = (uintptr_t)ordered[i].mem;
-			uintptr_t b = (uintptr_t)ordered[k].mem;
-
-			if (a < b + ordered[k].length &&
-			    b < a + ordered[i].length) {
+			if (mfd__mem_overlap(ordered[i].mem, ordered[i].length,
+					     ordered[k].mem,
+					     ordered[k].length)) {
 				snprintf(err, errlen,
 					 "regions '%s' and '%s' share memory: "
 					 "one would receive into the other",

@@ -561,14 +561,11 @@ fail:
 int mfd__region_overlap(const struct mfd_session *s, const void *mem,
 			uint64_t length)
 {
-	uintptr_t a = (uintptr_t)mem;
-
-	for (int i = 0; i < s->nregions; i++) {
-		uintptr_t b = (uintptr_t)s->regions[i].mem;
-
-		if (b && a < b + s->regions[i].length && b < a + length)
+	for (int i = 0; i < s->nregions; i++)
+		if (s->regions[i].mem &&
+		    mfd__mem_overlap(mem, length, s->regions[i].mem,
+				     s->regions[i].length))
 			return i;
-	}
 	return -1;
 }
 

@@ -195,6 +195,14 @@ static inline uint32_t mfd__mem_align(uint32_t page_size)
 /* A call refused for its arguments or the session's state: err, with
  * the sentence as mfd_session_error() until a failure of the session
  * says more (the session goes on). */
+/* Whether [a, a + alen) and [b, b + blen) share a byte. */
+static inline bool mfd__mem_overlap(const void *a, uint64_t alen,
+				    const void *b, uint64_t blen)
+{
+	return (uintptr_t)a < (uintptr_t)b + blen &&
+	       (uintptr_t)b < (uintptr_t)a + alen;
+}
+
 /* The first region whose memory overlaps [mem, mem + length), or -1. */
 int mfd__region_overlap(const struct mfd_session *s, const void *mem,
 			uint64_t length);
