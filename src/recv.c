@@ -226,6 +226,77 @@ static bool sender_left(struct mfd_session *s)
 }
 
 /*
+ * While the END barrier's last channel hashes the regions and commits (a
+ * write-back to a slow disk can outlast the sender's timeout), the sender
+ * waits for its FIN: a KEEPALIVE on every live channel each keep-alive
+ * interval tells it the receiver is at work. The other channels wait at
+ * the barrier and touch no connection, so this thread has them all. A
+ * channel whose send fails is left alone: its FIN will fail the same way.
+ */
+struct end_keepalive {
+	struct mfd_session *s;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	bool running;
+};
+
+static void *end_keepalive_run(void *arg)
+{
+	struct end_keepalive *k = arg;
+	struct mfd_session *s = k->s;
+	struct mfd_hdr h = { .type = MFD_PKT_KEEPALIVE };
+	uint8_t buf[MFD_HDR_SIZE];
+	bool *dead = calloc(s->nchannels, sizeof(*dead));
+
+	mfd__hdr_encode(&h, buf);
+	pthread_mutex_lock(&k->lock);
+	while (!k->done && dead) {
+		if (mfd__timed_wait(&k->cond, &k->lock, s->keepalive_ms) !=
+			    ETIMEDOUT ||
+		    k->done)
+			continue;
+		pthread_mutex_unlock(&k->lock);
+		for (unsigned i = 0; i < s->nchannels; i++)
+			if (!s->ch[i].lost && !dead[i])
+				dead[i] = mfd__tp_send_buf(s->ch[i].conn, buf,
+							   sizeof(buf)) != 0;
+		pthread_mutex_lock(&k->lock);
+	}
+	pthread_mutex_unlock(&k->lock);
+	free(dead);
+	return NULL;
+}
+
+static void end_keepalive_start(struct mfd_session *s, struct end_keepalive *k)
+{
+	*k = (struct end_keepalive){ .s = s };
+	if (!s->keepalive_ms)
+		return;
+	pthread_mutex_init(&k->lock, NULL);
+	mfd__cond_init(&k->cond);
+	k->running = !pthread_create(&k->thread, NULL, end_keepalive_run, k);
+	if (!k->running) {
+		pthread_cond_destroy(&k->cond);
+		pthread_mutex_destroy(&k->lock);
+	}
+}
+
+static void end_keepalive_stop(struct end_keepalive *k)
+{
+	if (!k->running)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->done = true;
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+	pthread_join(k->thread, NULL);
+	pthread_cond_destroy(&k->cond);
+	pthread_mutex_destroy(&k->lock);
+}
+
+/*
  * The last live channel at the barrier (with s->lock held, which it may
  * drop meanwhile): what the barrier does, then wake the others. With
  * failover, an END barrier that a channel was lost before is a sync:
@@ -258,8 +329,12 @@ static int barrier_pass(struct mfd_session *s, struct mfd_channel *ch,
 		/* hash and commit, without the lock */
 		pthread_mutex_unlock(&s->lock);
 		if (!sender_left(s)) {
+			struct end_keepalive k;
+
+			end_keepalive_start(s, &k);
 			compare_digests(s);
 			commit(s);
+			end_keepalive_stop(&k);
 		}
 		pthread_mutex_lock(&s->lock);
 	}
@@ -1306,6 +1381,7 @@ static int adopt(struct mfd_session *s, const struct mfd_init *in)
 {
 	s->session_id = in->session_id;
 	s->features = in->features;
+	s->keepalive_ms = mfd__keepalive_ms(s->cfg.timeout_ms, in->timeout_ms);
 	s->cfg.method = in->method;
 	s->cfg.page_size = in->page_size;
 	s->cfg.pages_per_packet = in->pages_per_packet;

@@ -332,12 +332,18 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 				    ? "the receiver's answer"
 				    : "the receiver's answer (failover waits "
 				      "twice the timeout)");
-	/* at most one LOST per channel before the answer */
-	for (unsigned lost = 0;; lost++) {
+	/* at most one LOST per channel before the answer; a KEEPALIVE says
+	 * the receiver is still at work on the END (hashing, committing),
+	 * and the wait starts again */
+	for (unsigned lost = 0;;) {
 		r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
 		if (r)
 			return r;
 		r = mfd__hdr_decode(buf, &lim, &h, err, sizeof(err));
+		if (!r && h.type == MFD_PKT_KEEPALIVE && want == MFD_PKT_FIN) {
+			mfd__deadline_start(&d, (unsigned)t, d.what);
+			continue;
+		}
 		if (r || h.type != MFD_PKT_LOST)
 			break;
 		if (lost == s->nchannels) {
@@ -350,6 +356,7 @@ static int recv_answer(struct mfd_session *s, struct mfd_channel *ch,
 		r = mfd__take_lost(s, ch, &h, &d);
 		if (r)
 			return r;
+		lost++;
 	}
 	if (!r && as_sync && mfd__failover(s) && want == MFD_PKT_FIN &&
 	    h.type == MFD_PKT_SYNC_ACK && h.round == ch->job_round) {
@@ -444,16 +451,6 @@ static void update_zc_stats(struct mfd_channel *ch)
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&ch->st.zerocopy_fallbacks, c->zc_fallbacks,
 			 __ATOMIC_RELAXED);
-}
-
-/* How long a channel may stay idle before it sends a keep-alive: a third
- * of the stricter of both ends' timeouts (0 when neither has one). */
-static unsigned keepalive_ms(unsigned ours, unsigned theirs)
-{
-	unsigned t = !ours ? theirs : !theirs ? ours
-				      : ours < theirs ? ours : theirs;
-
-	return t == 0 ? 0 : t / 3 < 100 ? 100 : t / 3;
 }
 
 struct job_call {
@@ -746,7 +743,8 @@ static int recv_ack(struct mfd_session *s, struct mfd_channel *ch)
 	}
 	if (mfd__ack_decode(buf, &a, NULL, 0) == 0 && a.status == 0) {
 		/* idle channels must satisfy the stricter timeout */
-		s->keepalive_ms = keepalive_ms(s->cfg.timeout_ms, a.timeout_ms);
+		s->keepalive_ms =
+			mfd__keepalive_ms(s->cfg.timeout_ms, a.timeout_ms);
 		return 0;
 	}
 	return refused(s, ch, buf);

@@ -820,6 +820,14 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 	pthread_mutex_unlock(&s->lock);
 }
 
+unsigned mfd__keepalive_ms(unsigned ours, unsigned theirs)
+{
+	unsigned t = !ours ? theirs : !theirs ? ours
+				      : ours < theirs ? ours : theirs;
+
+	return t == 0 ? 0 : t / 3 < 100 ? 100 : t / 3;
+}
+
 void mfd__cond_init(pthread_cond_t *c)
 {
 	pthread_condattr_t a;

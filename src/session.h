@@ -127,8 +127,7 @@ struct mfd_session {
 	 * the handshake); each fd a duplicate the session closes */
 	struct timespec t_start;
 	struct mfd_ratelimit ratelimit; /* sender; locks itself */
-	unsigned keepalive_ms; /* sender: after the handshake, a third of
-				  the stricter of both ends' timeouts */
+	unsigned keepalive_ms; /* after the handshake: mfd__keepalive_ms() */
 	pthread_t prefault_thread;	/* receiver, cfg.prefault */
 	bool prefault_started;
 	bool prefault_stop; /* atomic */
@@ -218,6 +217,11 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 
 /* A condition variable whose timed waits use CLOCK_MONOTONIC, so that a
  * step of the wall clock cannot end or stretch a wait. */
+/* How long an end may leave the other without a word before it sends a
+ * KEEPALIVE: a third of the stricter of both ends' timeouts (0 when
+ * neither has one). The sender's idle channels, and the receiver while it
+ * hashes and commits at the END. */
+unsigned mfd__keepalive_ms(unsigned ours, unsigned theirs);
 void mfd__cond_init(pthread_cond_t *c);
 
 /* pthread_cond_wait for at most ms milliseconds (0: no limit) on a

@@ -149,25 +149,33 @@ static void test_dirty_receiver_memory(void)
 }
 
 /* The receiver's commit: called once, after every page is in place;
- * when it fails, the sender's finish fails with its sentence. */
+ * when it fails, the sender's finish fails with its sentence. A slow one
+ * (a write-back to a slow disk) outlasts the sender's timeout: the
+ * receiver's keep-alives hold the sender's wait for the FIN. */
+enum commit_kind { COMMIT_OK, COMMIT_FAILS, COMMIT_SLOW };
 static int commits;
 static uint8_t *commit_dst, *commit_src;
 
-static int commit_fails(void *opaque, char *err, size_t errlen)
+static int commit_cb(void *opaque, char *err, size_t errlen)
 {
+	enum commit_kind kind = *(enum commit_kind *)opaque;
+
 	commits++;
 	/* every page is in before the commit */
 	CU_ASSERT(memcmp(commit_src, commit_dst, 1 << 20) == 0);
-	if (!opaque)
+	if (kind == COMMIT_SLOW)
+		usleep(1500 * 1000); /* five times the timeout */
+	if (kind != COMMIT_FAILS)
 		return 0;
 	snprintf(err, errlen, "the disk is on fire");
 	return -EIO;
 }
 
-static void commit_case(bool fail)
+static void commit_case(enum commit_kind kind, unsigned channels)
 {
 	enum { LEN = 1 << 20 };
 	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	bool fail = kind == COMMIT_FAILS;
 	struct mfd_config cfg;
 	struct mfd_session *rx, *tx;
 	const char *e;
@@ -178,8 +186,11 @@ static void commit_case(bool fail)
 	commit_src = src;
 	commit_dst = dst;
 	mfd_config_init(&cfg);
-	cfg.commit_cb = commit_fails;
-	cfg.commit_opaque = fail ? &commits : NULL;
+	cfg.channels = channels;
+	cfg.commit_cb = commit_cb;
+	cfg.commit_opaque = &kind;
+	if (kind == COMMIT_SLOW)
+		cfg.timeout_ms = 300;
 	dirty_pair_start(&cfg, src, dst, LEN, &rx, &tx, &t);
 	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
 	CU_ASSERT_EQUAL(mfd_send_finish(tx) == 0, !fail);
@@ -191,14 +202,20 @@ static void commit_case(bool fail)
 		fprintf(stderr, "sender error '%s'\n", e ? e : "");
 		CU_FAIL("the sender does not say the commit failed");
 	}
+	if (!fail && e && e[0]) {
+		fprintf(stderr, "sender error '%s'\n", e);
+		CU_FAIL("the sender failed a session whose commit succeeded");
+	}
 	mfd_session_free(tx);
 	mfd_session_free(rx);
 	guarded_free(src, LEN);
 	guarded_free(dst, LEN);
 }
 
-static void test_commit(void) { commit_case(false); }
-static void test_commit_fails(void) { commit_case(true); }
+static void test_commit(void) { commit_case(COMMIT_OK, 2); }
+static void test_commit_fails(void) { commit_case(COMMIT_FAILS, 2); }
+static void test_commit_slow(void) { commit_case(COMMIT_SLOW, 1); }
+static void test_commit_slow_4(void) { commit_case(COMMIT_SLOW, 4); }
 
 /*
  * Zero ranges into zeroed memory: round 1 sends every page but the last
@@ -863,6 +880,10 @@ int main(void)
 		{ "the receiver commits before the end is confirmed",
 		  test_commit },
 		{ "a failed commit fails the sender too", test_commit_fails },
+		{ "a commit longer than the sender's timeout (1 channel)",
+		  test_commit_slow },
+		{ "a commit longer than the sender's timeout (4 channels)",
+		  test_commit_slow_4 },
 		{ "zero ranges into fresh memory", test_zero_ranges_fresh },
 		{ "zero ranges onto old data, private", test_zero_range_private },
 		{ "zero ranges onto old data, shared", test_zero_range_shared },
