@@ -388,6 +388,33 @@ check "sending a file being received into: refused" \
 wait $spid $r1
 check "two receivers in place: the first transfer completes" \
 	cmp -s "$dir/twice" "$dir/in"
+# and two receivers of one new FILE: the second is refused before it
+# listens (the later rename would win), however the path is spelt; the
+# claim goes with its process, even SIGKILLed
+rm -f "$dir/new1"
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/new1"
+r1=$rpid
+timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/../$(basename "$dir")/new1" \
+	2>"$dir/r2.log"
+rst=$?
+check "two receivers of one new FILE: the second refused ($rst)" eval '[ $rst = 1 ] &&
+	has "$dir/r2.log" "is being received by another multifd process (pid $(pgrep -P $r1)): two receivers would replace each other"'
+timeout 60 "$MULTIFD" send -q "$uri" "$dir/in" 2>"$dir/s.log"
+sst=$?
+wait $r1
+check "two receivers of one new FILE: the first transfer completes ($sst)" \
+	cmp -s "$dir/new1" "$dir/in"
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/new1"
+pkill -KILL -P $rpid # the receiver under timeout
+wait $rpid 2>/dev/null
+start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/new1"
+r1=$rpid
+timeout 60 "$MULTIFD" send -q "$uri" "$dir/in" 2>"$dir/s.log"
+sst=$?
+wait $r1
+rst=$?
+check "a receiver after one SIGKILLed: the name is free again ($sst $rst)" \
+	eval '[ $sst = 0 ] && [ $rst = 0 ]'
 
 # 7. a sparse file: the holes are never read (tmpfs would allocate them)
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "blobs.h"
+#include "claim.h"
 #include "cli.h"
 #include "memory.h"
 #include "progress.h"
@@ -669,6 +670,55 @@ static int recv_arg(int c, const char *arg, struct opts *o)
 	return region_arg(c, arg, o);
 }
 
+/*
+ * Each file the receiver writes is claimed while it runs (tools/claim.c):
+ * a second receiver of one name is refused before it listens, as is a
+ * name given for two regions. The claims, one per region and FILE (-1
+ * where there is none), or NULL when refused (said).
+ */
+static void claims_release(int *claims, unsigned n)
+{
+	for (unsigned i = 0; claims && i < n; i++)
+		if (claims[i] >= 0)
+			close(claims[i]);
+	free(claims);
+}
+
+static int *claim_destinations(const struct opts *o, const char *file)
+{
+	int *claims = malloc((o->nregions + 1) * sizeof(*claims));
+
+	if (!claims) {
+		die_msg("recv: out of memory");
+		return NULL;
+	}
+	for (unsigned i = 0; i <= o->nregions; i++) {
+		const char *path = i < o->nregions ? o->regions[i].path : file;
+		pid_t holder;
+
+		claims[i] = path ? name_claim(path, &holder) : -1;
+		if (claims[i] != -EBUSY)
+			continue;
+		if (holder == getpid())
+			die_msg("recv: '%s' is given for two regions: they would "
+				"write one file",
+				path);
+		else if (holder)
+			die_msg("recv: '%s' is being received by another "
+				"multifd process (pid %d): two receivers would "
+				"replace each other's file",
+				path, (int)holder);
+		else
+			die_msg("recv: '%s' is being received by another "
+				"multifd process: two receivers would replace "
+				"each other's file",
+				path);
+		claims_release(claims, i);
+		return NULL;
+	}
+	return claims;
+}
+
 int cmd_recv(int argc, char **argv)
 {
 	struct opts o = { 0 };
@@ -676,7 +726,7 @@ int cmd_recv(int argc, char **argv)
 	struct recv_target t = { .o = &o, .pg = &pg };
 	struct mfd_session *s = NULL;
 	char err[600] = "";
-	int r, status = 1;
+	int r, status = 1, *claims = NULL;
 
 	r = parse_opts(argc, argv, &o, recv_usage, recv_opt, recv_arg);
 	if (r) {
@@ -703,6 +753,11 @@ int cmd_recv(int argc, char **argv)
 			return 1;
 		}
 	}
+	claims = claim_destinations(&o, t.file);
+	if (!claims) {
+		free_region_names(&o);
+		return 1;
+	}
 	for (unsigned i = 0; i <= o.nregions; i++) {
 		const char *path = i < o.nregions ? o.regions[i].path : t.file;
 
@@ -711,8 +766,7 @@ int cmd_recv(int argc, char **argv)
 	}
 	if (recv_blobs.dir && blob_dir_check(&recv_blobs, err, sizeof(err))) {
 		die_msg("recv: %s", err);
-		free_region_names(&o);
-		return 1;
+		goto out;
 	}
 	o.cfg.uri = argv[optind];
 	o.cfg.region_cb = create_target;
@@ -775,6 +829,7 @@ out:
 	while (t.nmaps)
 		unmap(&t.maps[--t.nmaps]);
 	blob_dir_free(&recv_blobs);
+	claims_release(claims, o.nregions + 1);
 	free_region_names(&o);
 	return status;
 }
