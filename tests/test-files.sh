@@ -179,20 +179,35 @@ rm -f "$dir/out"
 echo old-a >"$dir/ma"
 echo old-b >"$dir/mb"
 if chattr +i "$dir/mb" 2>/dev/null; then
+	chattr -i "$dir/mb"
 	cp "$dir/in" "$dir/in2"
 	start_recv "$dir/r.log" tcp:127.0.0.1:0 -R a="$dir/ma" -R b="$dir/mb"
-	timeout 60 "$MULTIFD" send -q -c 2 -R a="$dir/in" -R b="$dir/in2" \
-		"$uri" 2>"$dir/s.log"
-	sst=$?
-	wait $rpid
-	rst=$?
+	send_while 0.5 'chattr +i "$dir/mb"' -q -c 2 --max-bandwidth 16M \
+		-R a="$dir/in" -R b="$dir/in2" "$uri"
 	chattr -i "$dir/mb"
 	check "one of two files cannot take its name: both exit 1 (send $sst, recv $rst)" \
 		[ $sst = 1 -a $rst = 1 ]
 	check "one of two files cannot take its name: both files as they were" \
 		eval '[ "$(cat "$dir/ma")" = old-a ] && [ "$(cat "$dir/mb")" = old-b ]'
+	check "one of two files cannot take its name: the receiver names it" \
+		has "$dir/r.log" "cannot receive into '$dir/mb': it is immutable (chattr +i)"
 	check "one of two files cannot take its name: no temporary file left" \
 		[ -z "$(ls -A "$dir" | grep '^\.m[ab]')" ]
+	# known before listening: an immutable FILE, an append-only directory
+	chattr +i "$dir/mb"
+	timeout 10 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/mb" 2>"$dir/r2.log"
+	rst=$?
+	chattr -i "$dir/mb"
+	check "an immutable FILE: refused before listening ($rst)" eval '[ $rst = 1 ] &&
+		has "$dir/r2.log" "cannot receive into '\''$dir/mb'\'': it is immutable (chattr +i), so the new file could not take its name at the end; --inplace writes it where it is"'
+	mkdir "$dir/ad"
+	chattr +a "$dir/ad"
+	timeout 10 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/ad/new" 2>"$dir/r2.log"
+	rst=$?
+	chattr -a "$dir/ad"
+	rmdir "$dir/ad"
+	check "a FILE in an append-only directory: refused before listening ($rst)" eval '[ $rst = 1 ] &&
+		has "$dir/r2.log" "its directory is append-only (chattr +a)"'
 	rm -f "$dir/in2"
 else
 	echo "skip: all-or-nothing commit needs chattr +i here"

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "claim.h"
+#include "names.h"
 
 /* FNV-1a, 64 bits: file names are up to 255 bytes, the socket's name
  * only 107 */
@@ -37,17 +38,11 @@ static int claim_address(const char *path, struct sockaddr_un *a,
 			 socklen_t *len)
 {
 	char dir[4096];
-	const char *slash = strrchr(path, '/'), *base;
+	const char *base;
 	struct stat st;
 	int n;
 
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	base = slash ? slash + 1 : path;
+	path_split(path, dir, sizeof(dir), &base);
 	if (stat(dir, &st))
 		return -errno;
 	memset(a, 0, sizeof(*a));

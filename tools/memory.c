@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -152,37 +154,57 @@ int map_file_inplace(const char *path, uint32_t page_size, struct mapping *m,
 }
 
 /* path's directory and last component, into dir and base. */
-static void split_path(const char *path, char *dir, size_t dirlen,
-		       const char **base)
+/* A file marked immutable or append-only (chattr +i, +a), or one in such
+ * a directory, keeps its name whoever asks (root included): the rename
+ * at the end would fail once every page had come. fd: the file at path,
+ * or -1 for none. False, said in err. */
+static bool replace_allowed(int fd, const char *path, char *err,
+			    size_t errlen)
 {
-	const char *slash = strrchr(path, '/');
+	const unsigned stuck = FS_IMMUTABLE_FL | FS_APPEND_FL;
+	unsigned flags = 0, dflags = 0;
+	char dir[4096];
+	const char *base;
+	int dfd;
 
-	if (!slash) {
-		snprintf(dir, dirlen, ".");
-		*base = path;
-	} else if (slash == path) {
-		snprintf(dir, dirlen, "/");
-		*base = slash + 1;
-	} else {
-		snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
-		*base = slash + 1;
-	}
+	if (fd < 0 || ioctl(fd, FS_IOC_GETFLAGS, &flags))
+		flags = 0; /* a file system without these attributes */
+	path_split(path, dir, sizeof(dir), &base);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || ioctl(dfd, FS_IOC_GETFLAGS, &dflags))
+		dflags = 0;
+	if (dfd >= 0)
+		close(dfd);
+	if (!(flags & stuck) && !(dflags & stuck))
+		return true;
+	if (!(flags & stuck))
+		flags = dflags;
+	snprintf(err, errlen,
+		 "cannot receive into '%s': %s is %s (chattr %s), so the new "
+		 "file could not take its name at the end%s",
+		 path, dflags == flags ? "its directory" : "it",
+		 flags & FS_IMMUTABLE_FL ? "immutable" : "append-only",
+		 flags & FS_IMMUTABLE_FL ? "+i" : "+a",
+		 fd >= 0 ? "; --inplace writes it where it is" : "");
+	return false;
 }
 
 /*
  * What is at path now must be a regular file nobody is sending (or
  * nothing). Fills *mode with the mode the new file should have.
  */
-static int check_replaced(const char *path, mode_t *mode, char *err,
-			  size_t errlen)
+static int check_replaced(const char *path, bool renamed, mode_t *mode,
+			  char *err, size_t errlen)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	*mode = 0644;
-	if (fd < 0)
-		return 0; /* nothing there (or nothing we may read) */
+	if (fd < 0) /* nothing there (or nothing we may read) */
+		return renamed && !replace_allowed(-1, path, err, errlen)
+			       ? -EPERM
+			       : 0;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen,
 			 "'%s' is %s: expected a regular file to replace, or "
@@ -192,6 +214,10 @@ static int check_replaced(const char *path, mode_t *mode, char *err,
 		return -EINVAL;
 	}
 	*mode = st.st_mode & 07777;
+	if (renamed && !replace_allowed(fd, path, err, errlen)) {
+		close(fd);
+		return -EPERM;
+	}
 	if (!fcntl(fd, F_OFD_GETLK, &fl) && fl.l_type != F_UNLCK) {
 		busy(fd, path, true, err, errlen);
 		close(fd);
@@ -230,7 +256,7 @@ int check_destination(const char *path, bool inplace, char *err,
 		int e = access(path, W_OK) ? errno : 0;
 
 		if (!e)
-			return check_replaced(path, &mode, err, errlen);
+			return check_replaced(path, false, &mode, err, errlen);
 		/* a file there is written in place: one that cannot be is
 		 * said now, not once a sender has come */
 		if (!access(path, F_OK)) {
@@ -239,7 +265,7 @@ int check_destination(const char *path, bool inplace, char *err,
 			return -e;
 		}
 	}
-	split_path(path, dir, sizeof(dir), &base);
+	path_split(path, dir, sizeof(dir), &base);
 	if (!*base) {
 		snprintf(err, errlen, "'%s' names a directory: expected a file",
 			 path);
@@ -258,7 +284,7 @@ int check_destination(const char *path, bool inplace, char *err,
 			 strerror(e));
 		return -e;
 	}
-	return check_replaced(path, &mode, err, errlen) ?:
+	return check_replaced(path, true, &mode, err, errlen) ?:
 	       try_create(path, mode, err, errlen);
 }
 
@@ -269,7 +295,7 @@ static int open_temp(const char *path, mode_t mode, struct mapping *m,
 	const char *base;
 	int fd = -1;
 
-	split_path(path, dir, sizeof(dir), &base);
+	path_split(path, dir, sizeof(dir), &base);
 	/* unnamed until it is complete: nothing is left behind by a
 	 * failure, a signal or a crash (the name comes from /proc) */
 	if (!access("/proc/self/fd", X_OK))
@@ -345,7 +371,7 @@ int map_file_new(const char *path, uint64_t len, struct mapping *m,
 	m->unnamed = false;
 	m->named = m->swapped = m->whole = false;
 	m->path = path;
-	e = check_replaced(path, &mode, err, errlen);
+	e = check_replaced(path, true, &mode, err, errlen);
 	if (e)
 		return e;
 	fd = open_temp(path, mode, m, err, errlen);
@@ -421,10 +447,10 @@ int commit_prepare(struct mapping *m, char *err, size_t errlen)
 		return check_still_there(m, &st, err, errlen);
 	/* what took the path meanwhile (a directory) refuses it now,
 	 * before any file of the session takes its name */
-	e = check_replaced(m->path, &mode, err, errlen);
+	e = check_replaced(m->path, true, &mode, err, errlen);
 	if (e || !m->unnamed)
 		return e;
-	split_path(m->path, dir, sizeof(dir), &base);
+	path_split(m->path, dir, sizeof(dir), &base);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
 	for (int i = 0; !name && i < 100; i++) {
 		if (asprintf(&name, "%s/.%s.multifd-%d-%d", dir, base,
@@ -458,8 +484,9 @@ int commit_name(struct mapping *m, char *err, size_t errlen)
 	 * of the session took its name */
 	r = name_take(m->temp, m->path, &m->swapped);
 	if (r) {
-		snprintf(err, errlen, "cannot rename '%s' to '%s': %s",
-			 m->temp, m->path, strerror(-r));
+		snprintf(err, errlen,
+			 "the file received for '%s' cannot take its name: %s",
+			 m->path, strerror(-r));
 		return r; /* unmap() removes the temporary file */
 	}
 	m->named = true;
@@ -535,7 +562,7 @@ void explain_fault(const struct mapping *m, bool sending, char *buf,
 	    (uint64_t)vfs.f_bavail * vfs.f_frsize >=
 		    m->len - (uint64_t)st.st_blocks * 512)
 		return;
-	split_path(m->path, dir, sizeof(dir), &base);
+	path_split(m->path, dir, sizeof(dir), &base);
 	/* what is free now says nothing: the transfer filled it */
 	snprintf(buf, len,
 		 "no space left on %s: '%s' needs %llu bytes, and its file "

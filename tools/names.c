@@ -14,10 +14,28 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "names.h"
+
+void path_split(const char *path, char *dir, size_t dirlen,
+		       const char **base)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash) {
+		snprintf(dir, dirlen, ".");
+		*base = path;
+	} else if (slash == path) {
+		snprintf(dir, dirlen, "/");
+		*base = slash + 1;
+	} else {
+		snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
+		*base = slash + 1;
+	}
+}
 
 /* The kernel or the file system has no exchange. */
 static bool no_exchange(int e)

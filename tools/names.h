@@ -10,6 +10,11 @@
 #define MFD_NAMES_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+/* path's directory ("." or "/" where it names none) in dir, its last
+ * component in *base (a part of path). */
+void path_split(const char *path, char *dir, size_t dirlen, const char **base);
 
 /* temp's file takes the name path. *swapped: path named a file before,
  * which temp now names (false: path named nothing). 0 or -errno, with
