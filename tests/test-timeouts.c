@@ -10,6 +10,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -330,6 +333,78 @@ static void test_large_pages_default_packet(void)
 	mfd_session_free(s);
 }
 
+static void *accept_later(void *arg)
+{
+	int fd = *(int *)arg, c;
+
+	usleep(300 * 1000);
+	c = accept(fd, NULL, NULL); /* one of the queue: room for ours */
+	usleep(200 * 1000);
+	if (c >= 0)
+		close(c);
+	return NULL;
+}
+
+/* A unix listener whose queue is full answers a connect with EAGAIN at
+ * once: the transport tries again until its timeout (tcp waits for the
+ * SYN to be taken), and then says why. */
+static void test_unix_queue_full(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	const struct mfd_transport_ops *tp = mfd__transport_get(MFD_SCHEME_UNIX);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0), fill[8], nfill = 0;
+	struct mfd_conn *c = NULL;
+	char uri[128], err[256];
+	struct mfd_uri u;
+	pthread_t th;
+	double t0, dt;
+	int r;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/mfd-queue-%d.sock",
+		 (int)getpid());
+	unlink(a.sun_path);
+	CU_ASSERT_FATAL(l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) &&
+			!listen(l, 0));
+	/* fill the queue until the kernel refuses */
+	while (nfill < 8) {
+		int f = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		if (connect(f, (struct sockaddr *)&a, sizeof(a))) {
+			close(f);
+			break;
+		}
+		fill[nfill++] = f;
+	}
+	snprintf(uri, sizeof(uri), "unix:%s", a.sun_path);
+	CU_ASSERT_EQUAL_FATAL(mfd__uri_parse(uri, &u, err, sizeof(err)), 0);
+
+	/* nobody takes one: refused after the timeout, saying why */
+	t0 = now();
+	r = tp->connect(&u, 400, &c, err, sizeof(err));
+	dt = now() - t0;
+	CU_ASSERT_EQUAL(r, -ETIMEDOUT);
+	CU_ASSERT(dt >= 0.35);
+	if (!strstr(err, "took no connection within 400 ms (its queue stayed "
+			 "full)")) {
+		fprintf(stderr, "connect: %d '%s'\n", r, err);
+		CU_FAIL("a full queue not said");
+	}
+
+	/* the listener takes one after 0.3 s: the connect gets through */
+	pthread_create(&th, NULL, accept_later, &l);
+	r = tp->connect(&u, 5000, &c, err, sizeof(err));
+	CU_ASSERT_EQUAL(r, 0);
+	if (r)
+		fprintf(stderr, "connect: %d '%s'\n", r, err);
+	else
+		mfd__tp_close(c);
+	pthread_join(th, NULL);
+	while (nfill)
+		close(fill[--nfill]);
+	close(l);
+	unlink(a.sun_path);
+}
+
 int main(void)
 {
 	static const struct test tests[] = {
@@ -348,6 +423,8 @@ int main(void)
 		  test_sender_told_why },
 		{ "the receiver is told why the sender failed",
 		  test_receiver_told_why },
+		{ "a unix listener with a full queue: connect waits for it",
+		  test_unix_queue_full },
 		{ "rounds counted once", test_rounds_counted_once },
 		{ "64 KiB pages with the default packet",
 		  test_large_pages_default_packet },

@@ -602,6 +602,23 @@ static int connect_addr(int family, const struct sockaddr *sa,
 	r = connect(fd, sa, salen) ? -errno : 0;
 	if (r == -EINPROGRESS)
 		r = connect_wait(fd, deadline, stop);
+	/* a unix listener whose queue is full refuses at once (EAGAIN),
+	 * where tcp would wait for its SYN to be taken: try again every
+	 * 20 ms until the deadline */
+	while (r == -EAGAIN && family == AF_UNIX) {
+		int64_t next = mfd__tp_deadline_in(20);
+
+		if (deadline && deadline < next)
+			next = deadline;
+		r = mfd__tp_poll_until(-1, 0, next, stop);
+		if (r < 0)
+			break;
+		if (deadline && mfd__tp_now_ns() >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		r = connect(fd, sa, salen) ? -errno : 0;
+	}
 	if (r == 0 && fcntl(fd, F_SETFL, 0))
 		r = -errno;
 	if (r) {
@@ -695,11 +712,17 @@ static int unix_connect(const struct mfd_uri *u, unsigned timeout_ms,
 	memcpy(sa.sun_path, u->path, strlen(u->path) + 1);
 	fd = connect_addr(AF_UNIX, (struct sockaddr *)&sa, sizeof(sa),
 			  mfd__tp_deadline_in(timeout_ms), u->stop);
-	if (fd < 0) {
+	if (fd == -ETIMEDOUT)
+		snprintf(err, errlen,
+			 "cannot connect to unix socket '%s': its listener "
+			 "took no connection within %u ms (its queue stayed "
+			 "full)",
+			 u->path, timeout_ms);
+	else if (fd < 0)
 		snprintf(err, errlen, "cannot connect to unix socket '%s': %s",
 			 u->path, strerror(-fd));
+	if (fd < 0)
 		return fd;
-	}
 	return conn_out(&mfd__unix_ops, fd, out);
 }
 
