@@ -268,7 +268,9 @@ struct mfd_stats {
 	uint64_t cpu_ns;	/* CPU time of the channel threads */
 	uint64_t rejected_connections; /* receiver: connections refused at
 					  the handshake (strays, bad init) */
-	double seconds;		/* from start to finish (or to now) */
+	double seconds;		/* from start (a receiver: from its
+				   sender's first channel) to finish (or
+				   to now) */
 	/* rdma: wall time the session spent registering (pinning) its
 	 * regions for the transport, and how many bytes; 0 elsewhere */
 	double register_seconds;

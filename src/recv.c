@@ -1809,6 +1809,11 @@ static int admit(struct mfd_session *s, struct greeting *g, struct early *ea,
 		return -EIO;
 	}
 	(*have)++;
+	/* the receiver's time (its rate) counts from its sender, not
+	 * from its wait for one */
+	pthread_mutex_lock(&s->lock);
+	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
+	pthread_mutex_unlock(&s->lock);
 	mfd__deadline_start(until, s->cfg.timeout_ms,
 			    "the wait for the sender");
 	/* the channels that came before channel 0 */

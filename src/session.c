@@ -700,8 +700,10 @@ static int start(struct mfd_session *s)
 
 	if (mfd__session_err(s)) /* cancelled before it started */
 		return mfd__session_err(s);
-	s->started = true;
+	pthread_mutex_lock(&s->lock);
 	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
+	pthread_mutex_unlock(&s->lock);
+	s->started = true;
 	mfd__rounds_begin(&s->round_log, 0, 0);
 	r = s->cfg.no_sigbus_handler ? 0 : mfd__guard_install();
 	if (r) {
@@ -1236,19 +1238,20 @@ int mfd__register_regions(struct mfd_session *s)
 
 static double elapsed(const struct mfd_session *s)
 {
-	struct timespec now, end;
+	struct timespec now, end, begin;
 
 	if (!s->started)
 		return 0;
 	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
 	end = s->t_end;
+	begin = s->t_start; /* a receiver's moves to its sender's arrival */
 	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
 	if (!end.tv_sec && !end.tv_nsec) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		end = now;
 	}
-	return (double)(end.tv_sec - s->t_start.tv_sec) +
-	       (double)(end.tv_nsec - s->t_start.tv_nsec) / 1e9;
+	return (double)(end.tv_sec - begin.tv_sec) +
+	       (double)(end.tv_nsec - begin.tv_nsec) / 1e9;
 }
 
 /* The counters a channel keeps, summed field by field (a new field of

@@ -217,5 +217,17 @@ fi
 "$MULTIFD" send --blob-d "$dir" tcp:127.0.0.1:1 "$dir/img" 2>"$dir/err"
 [ $? = 2 ] && grep -q "unknown option '--blob-d'" "$dir/err" &&
 	ok "send --blob-d: unknown" || bad "send --blob-d: $(cat "$dir/err")"
+# an ambiguous prefix lists what it could mean, in every command
+"$MULTIFD" send --tls-c x tcp:127.0.0.1:1 "$dir/img" 2>"$dir/err"
+[ $? = 2 ] && grep -q "unknown option '--tls-c' (did you mean '--tls-cert' or '--tls-ca'? try 'multifd send --help')" "$dir/err" &&
+	ok "send --tls-c: both meanings named" || bad "send --tls-c: $(cat "$dir/err")"
+if "$MULTIFD" daemon --help >/dev/null 2>&1; then
+	"$MULTIFD" daemon --a 2>"$dir/err"
+	[ $? = 2 ] && grep -q "daemon: unknown option '--a' (did you mean '--allow-uid' or '--any-user'?" "$dir/err" &&
+		ok "daemon --a: both meanings named" || bad "daemon --a: $(cat "$dir/err")"
+	"$MULTIFD" daemon -C 2>"$dir/err"
+	[ $? = 2 ] && grep -q "daemon: missing the value of option '-C'" "$dir/err" &&
+		ok "daemon -C: its missing value said" || bad "daemon -C: $(cat "$dir/err")"
+fi
 
 report test-blob-tool.sh

@@ -119,6 +119,23 @@ transfer tcp:127.0.0.1:0 -c 2 --zero-copy
 transfer tcp:127.0.0.1:0 -c 1 --page-size 65536 --pages-per-packet 16
 # 64 KiB pages alone: the default packet size adapts to them
 transfer tcp:127.0.0.1:0 -c 2 --page-size 65536
+# the receiver's time counts from its sender, not from its wait for one
+rm -f "$dir/dst"
+timeout 60 "$MULTIFD" recv --json tcp:127.0.0.1:0 "$dir/dst" >"$dir/recv.json" 2>"$dir/recv.err" &
+rpid=$!
+if port_uri=$(wait_listening "$dir/recv.err"); then
+	sleep 3
+	timeout 60 "$MULTIFD" send -q "$port_uri" "$dir/src"
+	wait $rpid
+	secs=$(jq '.stats.totals.seconds' "$dir/recv.json")
+	awk -v s="$secs" 'BEGIN { exit !(s > 0 && s < 2.5) }' &&
+		ok "the receiver's time leaves out its 3 s wait ($secs s)" ||
+		bad "the receiver's time: $secs s after a 3 s wait"
+else
+	bad "receiver did not start: $(cat "$dir/recv.err")"
+fi
+# one channel is "1 channel"
+expect 0 "tcp loopback, 1 channel, method none" "$MULTIFD" bench -s 4M -c 1
 # the receiver counts a round once, not once per channel
 transfer tcp:127.0.0.1:0 -c 4
 grep -q '"rounds":1,' "$dir/recv.json" && ok "the receiver reports 1 round of 4 channels" ||

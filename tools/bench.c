@@ -265,9 +265,10 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 {
 	const struct mfd_stats *st = &r->st;
 
-	printf("multifd bench: %s, %u channels, method %s, %s pages, %.0f MiB"
+	printf("multifd bench: %s, %u channel%s, method %s, %s pages, %.0f MiB"
 	       "%s, %s memory\n",
 	       o->uri ? o->uri : "tcp loopback", o->cfg.channels,
+	       o->cfg.channels == 1 ? "" : "s",
 	       mfd_method_name(o->cfg.method), content_names[o->content],
 	       (double)o->size / (1 << 20),
 	       o->live ? ", live" : o->postcopy ? ", postcopy" : "",
@@ -357,9 +358,10 @@ static void report_text(const struct opts *o, const struct bench_result *r)
 		       (unsigned long long)st->ktls_send_channels,
 		       (unsigned long long)st->ktls_recv_channels);
 	if (r->ceiling > 0)
-		printf("  raw ceiling (%u plain sockets): %.3f GiB/s; multifd "
+		printf("  raw ceiling (%u plain socket%s): %.3f GiB/s; multifd "
 		       "at %.2f of it\n",
-		       o->cfg.channels, r->ceiling, r->gib_per_s / r->ceiling);
+		       o->cfg.channels, o->cfg.channels == 1 ? "" : "s",
+		       r->ceiling, r->gib_per_s / r->ceiling);
 	printf("  verified: %s\n", r->identical ? "identical" : "DIFFERENT");
 }
 

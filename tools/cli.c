@@ -654,6 +654,51 @@ bool long_option_abbreviated(char **argv, const char *name)
 	return n != strlen(name) || strncmp(word, name, n);
 }
 
+/* An ambiguous prefix of long options ("--tls-c"): "did you mean
+ * '--tls-cert' or '--tls-ca'? " in buf, or nothing. */
+static void options_meant(const struct option *table, const char *word,
+			  char *buf, size_t len)
+{
+	size_t n = strcspn(word + 2, "="), used = 0;
+	const char *last = NULL;
+	char list[360] = "";
+
+	buf[0] = 0;
+	if (strncmp(word, "--", 2) || !n)
+		return;
+	for (const struct option *op = table; op->name; op++) {
+		if (strncmp(op->name, word + 2, n))
+			continue;
+		if (last && used < sizeof(list))
+			used += (size_t)snprintf(list + used,
+						 sizeof(list) - used, "%s'--%s'",
+						 used ? ", " : "", last);
+		last = op->name;
+	}
+	if (last && used < sizeof(list))
+		snprintf(list + used, sizeof(list) - used, "%s'--%s'",
+			 used ? " or " : "", last);
+	if (last)
+		snprintf(buf, len, "did you mean %s? ", list);
+}
+
+void bad_option(const char *cmd, int c, char **argv,
+		const struct option *table)
+{
+	const char *opt = argv[optind - 1];
+	char letter[3] = { '-', (char)optopt, 0 };
+	char meant[400] = "";
+
+	/* a short option's letter, else the word as given */
+	if (optopt && (opt[0] != '-' || opt[1] != '-'))
+		opt = letter;
+	else if (c == '?')
+		options_meant(table, opt, meant, sizeof(meant));
+	die_msg("%s: %s '%s' (%stry 'multifd %s --help')", cmd,
+		c == ':' ? "missing the value of option" : "unknown option",
+		opt, meant, cmd);
+}
+
 int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	       const struct option *extra,
 	       int (*on_extra)(int opt, const char *arg, struct opts *o))
@@ -722,17 +767,7 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 			return 1;
 		}
 		if (c == '?' || c == ':') {
-			const char *opt = argv[optind - 1];
-			char letter[3] = { '-', (char)optopt, 0 };
-
-			/* a short option's letter, else the word as given */
-			if (optopt && (opt[0] != '-' || opt[1] != '-'))
-				opt = letter;
-			die_msg("%s: %s '%s' (try 'multifd %s --help')",
-				argv[0],
-				c == ':' ? "missing the value of option"
-					 : "unknown option",
-				opt, argv[0]);
+			bad_option(argv[0], c, argv, table);
 			return 2;
 		}
 		if (is_common(c)) {
@@ -802,13 +837,14 @@ void print_result(const struct opts *o, const char *what,
 	human_size(st.seconds > 0 ? covered / st.seconds : 0, rate,
 		   sizeof(rate));
 	printf("%s %.1f MiB (%llu pages, %llu zero%s%s%s) in %.3f s: %s/s, "
-	       "%u channels, method %s, %s on the wire\n",
+	       "%u channel%s, method %s, %s on the wire\n",
 	       what, covered / (1 << 20),
 	       (unsigned long long)(st.normal_pages + st.zero_pages),
 	       (unsigned long long)st.zero_pages,
 	       st.zero_pages ? "; " : "", st.zero_pages ? data : "",
 	       st.zero_pages ? " of data" : "", st.seconds, rate,
 	       mfd_session_channels(s),
+	       mfd_session_channels(s) == 1 ? "" : "s",
 	       mfd_method_name(mfd_session_method(s)), wire);
 	if (st.channels_lost && st.resent_pages)
 		printf("failover: %llu of %u channels lost; %llu pages "

@@ -6,6 +6,8 @@
 #ifndef MFD_CLI_H
 #define MFD_CLI_H
 
+#include <getopt.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -109,6 +111,11 @@ struct option;
  * less than its whole name: refused, since a prefix may mean another
  * option than the one meant (recv --blob for --blob-dir). */
 bool long_option_abbreviated(char **argv, const char *name);
+/* getopt_long() returned c, '?' (an unknown option, of which an
+ * ambiguous prefix of table's) or ':' (a missing value, with ':' first
+ * in its option string): say so, for command cmd. */
+void bad_option(const char *cmd, int c, char **argv,
+		const struct option *table);
 int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	       const struct option *extra,
 	       int (*on_extra)(int opt, const char *arg, struct opts *o));

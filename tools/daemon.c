@@ -1821,7 +1821,7 @@ int cmd_daemon(int argc, char **argv)
 
 	cli_option("daemon", NULL);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "C:qhV", daemon_opts, &li)) !=
+	while ((c = getopt_long(argc, argv, ":C:qhV", daemon_opts, &li)) !=
 	       -1) {
 		if (li >= 0 &&
 		    long_option_abbreviated(argv, daemon_opts[li].name)) {
@@ -1864,7 +1864,7 @@ int cmd_daemon(int argc, char **argv)
 			       mfd_version());
 			return 0;
 		default:
-			die_msg("daemon: try --help");
+			bad_option("daemon", c, argv, daemon_opts);
 			return 2;
 		}
 	}
