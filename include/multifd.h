@@ -583,7 +583,9 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s);
 /*
  * Ask a running session to stop: blocked calls return -ECANCELED soon.
  * Thread-safe, and async-signal-safe enough to call from another thread
- * (not from a signal handler).
+ * (not from a signal handler). On a receiver whose every page is in place
+ * and whose commit (mfd_commit_cb) has begun, it is too late and does
+ * nothing: the session ends as the commit does, on both ends.
  */
 MFD_EXTERN void mfd_session_cancel(struct mfd_session *s);
 

@@ -110,17 +110,22 @@ static void compare_digests(struct mfd_session *s)
 }
 
 /* At the END barrier, after compare_digests: the application's commit,
- * when nothing failed so far; a failed one is reported in every FIN. */
+ * when nothing failed so far; a failed one is reported in every FIN.
+ * Cancels are too late from here. */
 static void commit(struct mfd_session *s)
 {
 	char err[sizeof(s->verify_msg) - 32] = "";
 	int r;
 
 	pthread_mutex_lock(&s->lock);
-	r = s->failed || s->verify_msg[0] || !s->cfg.commit_cb ||
+	r = s->failed || s->verify_msg[0] ||
 	    (!s->verified && (s->features & MFD_FEAT_VERIFY));
+	/* every page is in place: from here a cancel (a signal to the
+	 * tool) would only make the sender report a failure for files
+	 * that took their names; the commit's own failure still counts */
+	s->cancel_too_late = !r;
 	pthread_mutex_unlock(&s->lock);
-	if (r)
+	if (r || !s->cfg.commit_cb)
 		return;
 	r = s->cfg.commit_cb(s->cfg.commit_opaque, err, sizeof(err));
 	if (!r)

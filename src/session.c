@@ -784,7 +784,11 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 	int n = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->failed) {
+	/* a cancel (mfd_session_cancel_reason()) once the receiver's END
+	 * passed whole and its commit began is too late: the session ends
+	 * as the commit does */
+	if (s->failed ||
+	    (s->cancel_too_late && channel == -1 && err == -ECANCELED)) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}

@@ -136,6 +136,8 @@ struct mfd_session {
 	pthread_mutex_t lock;
 	pthread_cond_t idle_cond; /* sender: a channel became idle */
 	pthread_cond_t barrier_cond;
+	bool cancel_too_late; /* receiver: its END passed whole, the commit
+				 began (mfd__session_fail) */
 	pthread_cond_t pc_cond; /* the postcopy switch is done, or the end */
 	bool failed;
 	bool peer_failed; /* the failure is the peer's, which said why */

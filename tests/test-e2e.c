@@ -152,7 +152,8 @@ static void test_dirty_receiver_memory(void)
  * when it fails, the sender's finish fails with its sentence. A slow one
  * (a write-back to a slow disk) outlasts the sender's timeout: the
  * receiver's keep-alives hold the sender's wait for the FIN. */
-enum commit_kind { COMMIT_OK, COMMIT_FAILS, COMMIT_SLOW };
+enum commit_kind { COMMIT_OK, COMMIT_FAILS, COMMIT_SLOW, COMMIT_CANCELLED };
+static struct mfd_session *commit_rx;
 static int commits;
 static uint8_t *commit_dst, *commit_src;
 
@@ -165,6 +166,9 @@ static int commit_cb(void *opaque, char *err, size_t errlen)
 	CU_ASSERT(memcmp(commit_src, commit_dst, 1 << 20) == 0);
 	if (kind == COMMIT_SLOW)
 		usleep(1500 * 1000); /* five times the timeout */
+	/* a signal to the tool once its files took their names */
+	if (kind == COMMIT_CANCELLED)
+		mfd_session_cancel_reason(commit_rx, "too late");
 	if (kind != COMMIT_FAILS)
 		return 0;
 	snprintf(err, errlen, "the disk is on fire");
@@ -192,6 +196,7 @@ static void commit_case(enum commit_kind kind, unsigned channels)
 	if (kind == COMMIT_SLOW)
 		cfg.timeout_ms = 300;
 	dirty_pair_start(&cfg, src, dst, LEN, &rx, &tx, &t);
+	commit_rx = rx;
 	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
 	CU_ASSERT_EQUAL(mfd_send_finish(tx) == 0, !fail);
 	pthread_join(t, NULL);
@@ -216,6 +221,7 @@ static void test_commit(void) { commit_case(COMMIT_OK, 2); }
 static void test_commit_fails(void) { commit_case(COMMIT_FAILS, 2); }
 static void test_commit_slow(void) { commit_case(COMMIT_SLOW, 1); }
 static void test_commit_slow_4(void) { commit_case(COMMIT_SLOW, 4); }
+static void test_commit_cancelled(void) { commit_case(COMMIT_CANCELLED, 2); }
 
 /*
  * Zero ranges into zeroed memory: round 1 sends every page but the last
@@ -884,6 +890,8 @@ int main(void)
 		  test_commit_slow },
 		{ "a commit longer than the sender's timeout (4 channels)",
 		  test_commit_slow_4 },
+		{ "a cancel during the commit is too late: both succeed",
+		  test_commit_cancelled },
 		{ "zero ranges into fresh memory", test_zero_ranges_fresh },
 		{ "zero ranges onto old data, private", test_zero_range_private },
 		{ "zero ranges onto old data, shared", test_zero_range_shared },

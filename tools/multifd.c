@@ -820,6 +820,10 @@ int cmd_recv(int argc, char **argv)
 				 : "recv: the files received in place now hold "
 				   "a mix of the sender's pages and what they "
 				   "held before");
+	if (!r && signals_caught())
+		die_msg("recv: %s came after the files took their names: the "
+			"transfer completed",
+			signal_name(signals_caught()));
 	if (!r || o.json)
 		print_result(&o, "received", s, r == 0);
 	status = r ? failed_status() : 0;
