@@ -1070,14 +1070,22 @@ static void prefault_stop(struct mfd_session *s)
  * `why` (NULL: the same as msg; "": nothing, the session's error will).
  */
 /* refuse() but leave c open, for its owner to close. */
+/* The handshake's answer that refuses: status (a negative errno) and
+ * msg. 0, or the send's -errno. */
+static int send_refusal(struct mfd_conn *c, int status, const char *msg)
+{
+	size_t len = strlen(msg);
+	struct mfd_ack a = { .status = status, .msg_len = (uint16_t)len };
+	uint8_t buf[MFD_ACK_SIZE];
+
+	mfd__ack_encode(&a, buf);
+	return mfd__tp_send_buf(c, buf, sizeof(buf)) ?:
+	       mfd__tp_send_buf(c, msg, len);
+}
+
 static void refuse_open(struct mfd_session *s, struct mfd_conn *c, int status,
 			const char *msg, const char *why)
 {
-	size_t len = strlen(msg);
-	struct mfd_ack a = { .status = status ? status : -EPROTO,
-			     .msg_len = (uint16_t)len };
-	uint8_t buf[MFD_ACK_SIZE];
-
 	if (!why)
 		why = msg;
 	pthread_mutex_lock(&s->lock);
@@ -1091,9 +1099,7 @@ static void refuse_open(struct mfd_session *s, struct mfd_conn *c, int status,
 		snprintf(line, sizeof(line), "refused a connection: %s", why);
 		s->cfg.log_cb(s->cfg.log_opaque, line);
 	}
-	mfd__ack_encode(&a, buf);
-	if (!mfd__tp_send_buf(c, buf, sizeof(buf)) &&
-	    !mfd__tp_send_buf(c, msg, len))
+	if (!send_refusal(c, status ? status : -EPROTO, msg))
 		drain(c);
 }
 
@@ -1939,15 +1945,11 @@ out:
  */
 static void tell_admitted(struct mfd_session *s, int r, unsigned acked)
 {
-	struct mfd_ack no = { .status = r < 0 ? r : -EIO };
 	char msg[sizeof(s->errmsg)];
-	uint8_t ack[MFD_ACK_SIZE];
 
 	pthread_mutex_lock(&s->lock);
 	snprintf(msg, sizeof(msg), "%s", s->errmsg);
 	pthread_mutex_unlock(&s->lock);
-	no.msg_len = (uint16_t)strlen(msg);
-	mfd__ack_encode(&no, ack);
 	for (unsigned i = 0; s->ch && i < mfd__nconns(s); i++) {
 		struct mfd_channel *ch = &s->ch[i];
 
@@ -1955,9 +1957,8 @@ static void tell_admitted(struct mfd_session *s, int r, unsigned acked)
 			continue;
 		if (i < acked) {
 			mfd__tell_peer(s, ch, MFD_PKT_FIN, ch->round);
-		} else if (!mfd__tp_set_timeout(ch->conn, MFD_ABORT_GRACE_MS) &&
-			   !mfd__tp_send_buf(ch->conn, ack, sizeof(ack))) {
-			mfd__tp_send_buf(ch->conn, msg, no.msg_len);
+		} else if (!mfd__tp_set_timeout(ch->conn, MFD_ABORT_GRACE_MS)) {
+			send_refusal(ch->conn, r < 0 ? r : -EIO, msg);
 		}
 		mfd__tp_shutdown(ch->conn);
 		drain(ch->conn);
