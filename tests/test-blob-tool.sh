@@ -221,6 +221,9 @@ fi
 "$MULTIFD" send --tls-c x tcp:127.0.0.1:1 "$dir/img" 2>"$dir/err"
 [ $? = 2 ] && grep -q "unknown option '--tls-c' (did you mean '--tls-cert' or '--tls-ca'? try 'multifd send --help')" "$dir/err" &&
 	ok "send --tls-c: both meanings named" || bad "send --tls-c: $(cat "$dir/err")"
+"$MULTIFD" send --json=1 tcp:127.0.0.1:1 "$dir/img" 2>"$dir/err"
+[ $? = 2 ] && grep -q "send: option '--json' takes no value" "$dir/err" &&
+	ok "send --json=1: takes no value" || bad "send --json=1: $(cat "$dir/err")"
 if "$MULTIFD" daemon --help >/dev/null 2>&1; then
 	"$MULTIFD" daemon --a 2>"$dir/err"
 	[ $? = 2 ] && grep -q "daemon: unknown option '--a' (did you mean '--allow-uid' or '--any-user'?" "$dir/err" &&

@@ -199,7 +199,13 @@ if chattr +i "$dir/mb" 2>/dev/null; then
 	rst=$?
 	chattr -i "$dir/mb"
 	check "an immutable FILE: refused before listening ($rst)" eval '[ $rst = 1 ] &&
-		has "$dir/r2.log" "cannot receive into '\''$dir/mb'\'': it is immutable (chattr +i), so the new file could not take its name at the end; --inplace writes it where it is"'
+		has "$dir/r2.log" "cannot receive into '\''$dir/mb'\'': it is immutable (chattr +i), so the new file could not take its name at the end"'
+	chattr +a "$dir/mb"
+	timeout 10 "$MULTIFD" recv --inplace tcp:127.0.0.1:0 "$dir/mb" 2>"$dir/r2.log"
+	rst=$?
+	chattr -a "$dir/mb"
+	check "an append-only FILE in place: refused before listening ($rst)" eval '[ $rst = 1 ] &&
+		has "$dir/r2.log" "cannot write '\''$dir/mb'\'' in place: it is append-only (chattr +a)"'
 	mkdir "$dir/ad"
 	chattr +a "$dir/ad"
 	timeout 10 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/ad/new" 2>"$dir/r2.log"
@@ -409,6 +415,10 @@ check "two receivers in place: the first transfer completes" \
 rm -f "$dir/new1"
 start_recv "$dir/r.log" tcp:127.0.0.1:0 "$dir/new1"
 r1=$rpid
+# (a third and fourth are told the pid too)
+for i in 1 2 3; do
+	timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/new1" 2>/dev/null
+done
 timeout 60 "$MULTIFD" recv tcp:127.0.0.1:0 "$dir/../$(basename "$dir")/new1" \
 	2>"$dir/r2.log"
 rst=$?

@@ -85,8 +85,10 @@ int name_claim(const char *path, pid_t *holder)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* listening, so that another claimant can ask who holds it */
-	if (!bind(fd, (const struct sockaddr *)&a, len) && !listen(fd, 1))
+	/* listening, so that another claimant can ask who holds it; what
+	 * they connect is never taken off the queue, so make it long */
+	if (!bind(fd, (const struct sockaddr *)&a, len) &&
+	    !listen(fd, SOMAXCONN))
 		return fd;
 	r = -errno;
 	close(fd);

@@ -682,6 +682,20 @@ static void options_meant(const struct option *table, const char *word,
 		snprintf(buf, len, "did you mean %s? ", list);
 }
 
+/* "--json=1": an option without a value, given one. */
+static bool takes_no_value(const struct option *table, const char *word)
+{
+	size_t n = strcspn(word, "=");
+
+	if (strncmp(word, "--", 2) || !word[n])
+		return false;
+	for (const struct option *op = table; op->name; op++)
+		if (strlen(op->name) == n - 2 &&
+		    !strncmp(op->name, word + 2, n - 2))
+			return op->has_arg == no_argument;
+	return false;
+}
+
 void bad_option(const char *cmd, int c, char **argv,
 		const struct option *table)
 {
@@ -692,7 +706,12 @@ void bad_option(const char *cmd, int c, char **argv,
 	/* a short option's letter, else the word as given */
 	if (optopt && (opt[0] != '-' || opt[1] != '-'))
 		opt = letter;
-	else if (c == '?')
+	else if (c == '?' && takes_no_value(table, opt)) {
+		die_msg("%s: option '%.*s' takes no value (try 'multifd %s "
+			"--help')",
+			cmd, (int)strcspn(opt, "="), opt, cmd);
+		return;
+	} else if (c == '?')
 		options_meant(table, opt, meant, sizeof(meant));
 	die_msg("%s: %s '%s' (%stry 'multifd %s --help')", cmd,
 		c == ':' ? "missing the value of option" : "unknown option",

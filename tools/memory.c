@@ -181,11 +181,30 @@ static bool replace_allowed(int fd, const char *path, char *err,
 		flags = dflags;
 	snprintf(err, errlen,
 		 "cannot receive into '%s': %s is %s (chattr %s), so the new "
-		 "file could not take its name at the end%s",
+		 "file could not take its name at the end",
 		 path, dflags == flags ? "its directory" : "it",
 		 flags & FS_IMMUTABLE_FL ? "immutable" : "append-only",
-		 flags & FS_IMMUTABLE_FL ? "+i" : "+a",
-		 fd >= 0 ? "; --inplace writes it where it is" : "");
+		 flags & FS_IMMUTABLE_FL ? "+i" : "+a");
+	return false;
+}
+
+/* An append-only or immutable file (chattr +a, +i) cannot be written
+ * in place, by root either (access() says it can). False, said. */
+static bool writable_in_place(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	unsigned flags = 0;
+
+	if (fd < 0)
+		return true; /* said by what follows */
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags))
+		flags = 0;
+	close(fd);
+	if (!(flags & (FS_IMMUTABLE_FL | FS_APPEND_FL)))
+		return true;
+	snprintf(err, errlen, "cannot write '%s' in place: it is %s (chattr %s)",
+		 path, flags & FS_IMMUTABLE_FL ? "immutable" : "append-only",
+		 flags & FS_IMMUTABLE_FL ? "+i" : "+a");
 	return false;
 }
 
@@ -254,6 +273,9 @@ int check_destination(const char *path, bool inplace, char *err,
 
 	if (inplace) {
 		int e = access(path, W_OK) ? errno : 0;
+
+		if ((!e || e == EPERM) && !writable_in_place(path, err, errlen))
+			return -EPERM;
 
 		if (!e)
 			return check_replaced(path, false, &mode, err, errlen);
@@ -509,10 +531,21 @@ int commit_undo(struct mapping *m)
 
 void commit_done(struct mapping *m)
 {
+	char dir[4096];
+	const char *base;
+	int dfd;
+
 	if (!m->named)
 		return;
 	if (m->swapped)
 		unlink(m->temp); /* what the path named before */
+	/* the new name on disk before the sender hears of success */
+	path_split(m->path, dir, sizeof(dir), &base);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
 	free(m->temp);
 	m->temp = NULL;
 	m->named = m->swapped = false;
