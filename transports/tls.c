@@ -545,6 +545,16 @@ static void buffer_writes(struct tls_conn *tc)
 	SSL_set0_wbio(tc->ssl, BIO_push(buf, sock));
 }
 
+/* A call on a connection that broke earlier: its error stays the
+ * sentence it broke with (another thread's send may come second and must
+ * not replace the first, better, reason). */
+static void broken_why(struct tls_conn *tc)
+{
+	if (!tc->base.err[0])
+		snprintf(tc->base.err, sizeof(tc->base.err),
+			 "TLS: the connection failed");
+}
+
 /* The handshake, until deadline (0: none) or *stop (NULL: none). */
 static int handshake(struct tls_conn *tc, int64_t deadline, const bool *stop)
 {
@@ -553,7 +563,7 @@ static int handshake(struct tls_conn *tc, int64_t deadline, const bool *stop)
 	ssize_t n;
 
 	if (tc->broken) {
-		snprintf(c->err, sizeof(c->err), "TLS: the connection failed");
+		broken_why(tc);
 		return -EPIPE;
 	}
 	/* A plaintext multifd sender: say so in words, and let the refusal
@@ -848,7 +858,7 @@ static int tls_send(struct mfd_conn *c, const struct iovec *iov, int n,
 	if (tc->plain_peer)
 		return tc->lower->ops->send(tc->lower, iov, n, 0);
 	if (tc->broken) {
-		snprintf(c->err, sizeof(c->err), "TLS: the connection failed");
+		broken_why(tc);
 		return -EPIPE;
 	}
 	if (!tc->done) {
@@ -933,8 +943,7 @@ static int recv_stash(struct tls_conn *tc, const struct iovec *iov, int n)
 			 "this read done)",
 			 got, total);
 	else
-		snprintf(tc->base.err, sizeof(tc->base.err),
-			 "TLS: the connection failed");
+		broken_why(tc);
 	return -EPIPE;
 }
 
