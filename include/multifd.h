@@ -78,8 +78,10 @@ typedef void (*mfd_log_cb)(void *opaque, const char *msg);
  * the sender: make the result durable and visible (fsync, rename). Return
  * 0, or a negative errno with a sentence in err (errlen bytes): the
  * session then fails on both ends with it, and the sender reports it
- * instead of success. It runs inside the sender's wait for that
- * confirmation, so within the sender's timeout.
+ * instead of success. The sender waits for that confirmation meanwhile,
+ * kept waiting by keep-alives however long the commit takes; one that
+ * left all the same (killed) is told by mfd_recv_sender_present(), to ask
+ * between the durable and the visible step.
  */
 typedef int (*mfd_commit_cb)(void *opaque, char *err, size_t errlen);
 
@@ -579,6 +581,18 @@ MFD_EXTERN int mfd_recv_postcopy_wait(struct mfd_session *s,
  * closed and do not disturb the session.
  */
 MFD_EXTERN int mfd_recv_wait(struct mfd_session *s);
+
+/*
+ * Receiver, from inside its mfd_commit_cb, before it makes the result
+ * visible (after a long write-out, just before the renames): 0 while the
+ * sender still waits for the end to be confirmed, -EPIPE once it is seen
+ * to have left (it gave up at its timeout, or died): the commit should
+ * then leave the old result as it was and return an error, since the
+ * sender will never hear that it succeeded and reports a failure. Only a
+ * look at the connections without waiting, not a promise: the sender can
+ * still leave just after. -EINVAL outside a receiver's commit.
+ */
+MFD_EXTERN int mfd_recv_sender_present(struct mfd_session *s);
 
 /*
  * Ask a running session to stop: blocked calls return -ECANCELED soon.

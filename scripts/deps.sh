@@ -9,7 +9,7 @@ what=${1:-build}
 build_pkgs=(gcc make autoconf automake libtool pkg-config
 	zlib1g-dev libzstd-dev libibverbs-dev librdmacm-dev libssl-dev
 	libxxhash-dev libjson-c-dev)
-test_pkgs=(libcunit1-dev python3 jq groff-base mandoc gnuplot-nox clang procps
+test_pkgs=(libcunit1-dev python3 jq groff-base mandoc gnuplot-nox clang procps strace
 	iproute2 qemu-system-x86 linux-image-amd64 busybox-static cpio
 	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest
 	dpkg-dev debhelper fakeroot lintian rpm abigail-tools)

@@ -109,6 +109,25 @@ static void compare_digests(struct mfd_session *s)
 	}
 }
 
+/* At the END barrier, while the channel threads wait: whether the sender
+ * closed a live channel or sent anything after its END (it gave up). Only
+ * looks: the keep-alive thread may be sending on the channels meanwhile. */
+static bool sender_gone(struct mfd_session *s)
+{
+	for (unsigned i = 0; i < s->nchannels; i++)
+		if (!s->ch[i].lost && mfd__tp_peer_gone(s->ch[i].conn, true))
+			return true;
+	return false;
+}
+
+MFD_EXTERN int mfd_recv_sender_present(struct mfd_session *s)
+{
+	if (!s || s->role != MFD_ROLE_RECV ||
+	    !__atomic_load_n(&s->committing, __ATOMIC_ACQUIRE))
+		return -EINVAL;
+	return sender_gone(s) ? -EPIPE : 0;
+}
+
 /* At the END barrier, after compare_digests: the application's commit,
  * when nothing failed so far; a failed one is reported in every FIN.
  * Cancels are too late from here. */
@@ -127,7 +146,17 @@ static void commit(struct mfd_session *s)
 	pthread_mutex_unlock(&s->lock);
 	if (r || !s->cfg.commit_cb)
 		return;
-	r = s->cfg.commit_cb(s->cfg.commit_opaque, err, sizeof(err));
+	/* hashing can be long too: a sender gone meanwhile would never
+	 * hear of the commit */
+	if (sender_gone(s)) {
+		snprintf(err, sizeof(err), "the sender left before the "
+			 "commit (it gave up or died)");
+		r = -EPIPE;
+	} else {
+		__atomic_store_n(&s->committing, true, __ATOMIC_RELEASE);
+		r = s->cfg.commit_cb(s->cfg.commit_opaque, err, sizeof(err));
+		__atomic_store_n(&s->committing, false, __ATOMIC_RELEASE);
+	}
 	if (!r)
 		return;
 	pthread_mutex_lock(&s->lock);
@@ -1894,7 +1923,7 @@ static int accept_channels(struct mfd_session *s)
 		/* a sender that failed or died before its last channel came
 		 * closed those it had: said now, not at the timeout */
 		for (unsigned i = 0; !r && s->ch && i < mfd__nconns(s); i++)
-			if (mfd__tp_peer_gone(s->ch[i].conn)) {
+			if (mfd__tp_peer_gone(s->ch[i].conn, false)) {
 				snprintf(err, sizeof(err),
 					 "the sender closed channel %u before "
 					 "its other channels came",

@@ -131,6 +131,7 @@ struct mfd_session {
 	pthread_t prefault_thread;	/* receiver, cfg.prefault */
 	bool prefault_started;
 	bool prefault_stop; /* atomic */
+	bool committing; /* receiver: inside commit_cb (atomic) */
 
 	/* Protected by lock. */
 	pthread_mutex_t lock;

@@ -152,8 +152,14 @@ static void test_dirty_receiver_memory(void)
  * when it fails, the sender's finish fails with its sentence. A slow one
  * (a write-back to a slow disk) outlasts the sender's timeout: the
  * receiver's keep-alives hold the sender's wait for the FIN. */
-enum commit_kind { COMMIT_OK, COMMIT_FAILS, COMMIT_SLOW, COMMIT_CANCELLED };
-static struct mfd_session *commit_rx;
+enum commit_kind {
+	COMMIT_OK,
+	COMMIT_FAILS,
+	COMMIT_SLOW,
+	COMMIT_CANCELLED,
+	COMMIT_SENDER_LEFT,
+};
+static struct mfd_session *commit_rx, *commit_tx;
 static int commits;
 static uint8_t *commit_dst, *commit_src;
 
@@ -169,6 +175,21 @@ static int commit_cb(void *opaque, char *err, size_t errlen)
 	/* a signal to the tool once its files took their names */
 	if (kind == COMMIT_CANCELLED)
 		mfd_session_cancel_reason(commit_rx, "too late");
+	/* the sender gives up during the write-out (killed): the commit
+	 * sees it before it would make the result visible */
+	if (kind == COMMIT_SENDER_LEFT) {
+		int r = mfd_recv_sender_present(commit_rx);
+
+		CU_ASSERT_EQUAL(r, 0);
+		mfd_session_cancel_reason(commit_tx, "killed");
+		for (int ms = 0; r == 0 && ms < 5000; ms += 10) {
+			usleep(10 * 1000);
+			r = mfd_recv_sender_present(commit_rx);
+		}
+		CU_ASSERT_EQUAL(r, -EPIPE);
+		snprintf(err, errlen, "the sender left");
+		return r;
+	}
 	if (kind != COMMIT_FAILS)
 		return 0;
 	snprintf(err, errlen, "the disk is on fire");
@@ -179,7 +200,7 @@ static void commit_case(enum commit_kind kind, unsigned channels)
 {
 	enum { LEN = 1 << 20 };
 	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
-	bool fail = kind == COMMIT_FAILS;
+	bool fail = kind == COMMIT_FAILS || kind == COMMIT_SENDER_LEFT;
 	struct mfd_config cfg;
 	struct mfd_session *rx, *tx;
 	const char *e;
@@ -197,13 +218,28 @@ static void commit_case(enum commit_kind kind, unsigned channels)
 		cfg.timeout_ms = 300;
 	dirty_pair_start(&cfg, src, dst, LEN, &rx, &tx, &t);
 	commit_rx = rx;
+	commit_tx = tx;
 	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
 	CU_ASSERT_EQUAL(mfd_send_finish(tx) == 0, !fail);
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(rx_result == 0, !fail);
 	CU_ASSERT_EQUAL(commits, 1);
-	e = mfd_session_error(tx);
-	if (fail && (!e || !strstr(e, "cannot commit: the disk is on fire"))) {
+	/* only a receiver's commit may ask */
+	CU_ASSERT_EQUAL(mfd_recv_sender_present(rx), -EINVAL);
+	CU_ASSERT_EQUAL(mfd_recv_sender_present(tx), -EINVAL);
+	CU_ASSERT_EQUAL(mfd_recv_sender_present(NULL), -EINVAL);
+	if (kind == COMMIT_SENDER_LEFT) {
+		e = mfd_session_error(rx);
+		if (!e || !strstr(e, "cannot commit: the sender left")) {
+			fprintf(stderr, "receiver error '%s'\n", e ? e : "");
+			CU_FAIL("the receiver does not say the sender left");
+		}
+		e = NULL;
+	} else {
+		e = mfd_session_error(tx);
+	}
+	if (kind == COMMIT_FAILS &&
+	    (!e || !strstr(e, "cannot commit: the disk is on fire"))) {
 		fprintf(stderr, "sender error '%s'\n", e ? e : "");
 		CU_FAIL("the sender does not say the commit failed");
 	}
@@ -222,6 +258,11 @@ static void test_commit_fails(void) { commit_case(COMMIT_FAILS, 2); }
 static void test_commit_slow(void) { commit_case(COMMIT_SLOW, 1); }
 static void test_commit_slow_4(void) { commit_case(COMMIT_SLOW, 4); }
 static void test_commit_cancelled(void) { commit_case(COMMIT_CANCELLED, 2); }
+static void test_commit_sender_left(void)
+{
+	commit_case(COMMIT_SENDER_LEFT, 1);
+	commit_case(COMMIT_SENDER_LEFT, 4);
+}
 
 /*
  * Zero ranges into zeroed memory: round 1 sends every page but the last
@@ -892,6 +933,8 @@ int main(void)
 		  test_commit_slow_4 },
 		{ "a cancel during the commit is too late: both succeed",
 		  test_commit_cancelled },
+		{ "a sender gone during the commit is seen by it",
+		  test_commit_sender_left },
 		{ "zero ranges into fresh memory", test_zero_ranges_fresh },
 		{ "zero ranges onto old data, private", test_zero_range_private },
 		{ "zero ranges onto old data, shared", test_zero_range_shared },

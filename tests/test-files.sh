@@ -300,6 +300,35 @@ rst=$?
 check "killed sender: the receiver exits 1 ($rst)" [ $rst = 1 ]
 check "killed sender: FILE untouched" cmp -s "$dir/keep" "$dir/keep.orig"
 
+# a sender killed while the receiver writes its file out (msync held
+# 3 s by strace, longer than the 1 MiB transfer takes): the receiver sees
+# it before the rename, so FILE keeps its old content and both fail
+if command -v strace >/dev/null; then
+	head -c 1M /dev/urandom >"$dir/small-in"
+	: >"$dir/r.log"
+	strace -f -qq -o /dev/null -e trace=msync \
+		-e inject=msync:delay_enter=3000000 \
+		"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
+	rpid=$!
+	uri=$(wait_listening "$dir/r.log")
+	"$MULTIFD" send -q "$uri" "$dir/small-in" 2>/dev/null &
+	spid=$!
+	sleep 1.5
+	kill -9 $spid
+	wait $rpid
+	rst=$?
+	check "sender killed during the write-out: the receiver exits 1 ($rst)" \
+		[ $rst = 1 ]
+	check "sender killed during the write-out: FILE untouched" \
+		cmp -s "$dir/keep" "$dir/keep.orig"
+	check "sender killed during the write-out: the receiver says so" \
+		has "$dir/r.log" "the sender left while the files were written out"
+	check "sender killed during the write-out: no temporary file left" \
+		[ -z "$(ls -A "$dir" | grep multifd)" ]
+else
+	echo "skip: sender killed during the write-out (no strace)"
+fi
+
 # SIGINT and SIGTERM to the receiver mid-transfer: FILE as it was
 for sig in INT TERM; do
 	: >"$dir/r.log"

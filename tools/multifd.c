@@ -543,6 +543,14 @@ static int commit_targets(void *opaque, char *err, size_t errlen)
 		if (r && !t->maps[i].whole)
 			t->all_in = false;
 	}
+	/* the write-out can outlast the sender (killed meanwhile): it
+	 * would never hear that the files took their names */
+	if (!r && mfd_recv_sender_present(t->s)) {
+		snprintf(err, errlen, "the sender left while the files were "
+			 "written out (it gave up or died): every FILE is as "
+			 "it was");
+		r = -EPIPE;
+	}
 	for (unsigned i = 0; !r && i < t->nmaps; i++)
 		r = commit_name(&t->maps[i], err, errlen);
 	if (!r && blob_dir_commit(&recv_blobs, err, errlen))

@@ -35,6 +35,7 @@
  */
 #include "config.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,18 @@ static int rd_enable_zerocopy(struct mfd_conn *c)
 		 "rdma: pages always travel without a copy; zero_copy is "
 		 "for tcp");
 	return -ENOTSUP;
+}
+
+/* The rdma_cm channel has nothing to say on a connection once it is
+ * established but its end: an event waiting there is the peer leaving
+ * (cm_check() takes it on the next wait). */
+static bool rd_peer_gone(struct mfd_conn *c)
+{
+	struct rd_conn *rc = (struct rd_conn *)c;
+	struct pollfd p = { .fd = rc->ech->fd, .events = POLLIN };
+
+	return !__atomic_load_n(&rc->connected, __ATOMIC_RELAXED) ||
+	       poll(&p, 1, 0) == 1;
 }
 
 /*
@@ -605,6 +618,7 @@ const struct mfd_transport_ops mfd__rdma_ops = {
 	.listener_close = mfd__rd_listener_close,
 	.set_timeout = rd_set_timeout,
 	.enable_zerocopy = rd_enable_zerocopy,
+	.peer_gone = rd_peer_gone,
 	.register_region = rd_register_region,
 	.register_buffer = rd_register_buffer,
 	.send = rd_send,

@@ -370,14 +370,16 @@ int mfd__tp_poll_until(int fd, short events, int64_t deadline,
 	}
 }
 
-bool mfd__tp_peer_gone(struct mfd_conn *c)
+bool mfd__tp_peer_gone(struct mfd_conn *c, bool quiet)
 {
-	struct pollfd p = { .events = POLLRDHUP };
+	struct pollfd p = { .events = POLLRDHUP | (quiet ? POLLIN : 0) };
 
+	if (c && c->ops->peer_gone)
+		return c->ops->peer_gone(c);
 	if (!c || !c->ops->fd || (p.fd = c->ops->fd(c)) < 0)
 		return false;
 	return poll(&p, 1, 0) == 1 &&
-	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLIN));
 }
 
 int mfd__tp_enable_zerocopy(struct mfd_conn *c)

@@ -249,6 +249,12 @@ struct mfd_transport_ops {
 	 * -ENOTSUP.
 	 */
 	int (*fd)(struct mfd_conn *c);
+	/*
+	 * Whether the peer is known to have left c, seen without reading
+	 * or waiting (rdma: a DISCONNECTED waiting on its rdma_cm
+	 * channel). Optional: the socket from fd() is polled instead.
+	 */
+	bool (*peer_gone)(struct mfd_conn *c);
 };
 
 extern const struct mfd_transport_ops mfd__tcp_ops;
@@ -345,9 +351,11 @@ void mfd__tp_deadline_text(char *err, size_t errlen, bool send, unsigned ms,
 			   const char *detail);
 
 /* Convenience: send or receive one plain buffer. */
-/* Whether the peer closed or reset c, seen without reading (false where
- * the transport has no socket to look at: rdma). */
-bool mfd__tp_peer_gone(struct mfd_conn *c);
+/* Whether the peer closed or reset c, seen without reading. With
+ * `quiet` nothing may come on c now (the receiver after the END), so
+ * bytes waiting are the peer giving up too (its ABORT before its close;
+ * a transport that cannot see them, rdma, only sees the close). */
+bool mfd__tp_peer_gone(struct mfd_conn *c, bool quiet);
 int mfd__tp_send_buf(struct mfd_conn *c, const void *buf, size_t len);
 int mfd__tp_recv_buf(struct mfd_conn *c, void *buf, size_t len);
 
