@@ -7,6 +7,7 @@
  * packets raw as WRITEs), compared
  * byte for byte; and a sender or a receiver process that dies mid-round,
  * which the other end must report as an error within its timeout; a
+ * sender gone while the receiver commits, which the commit must see; a
  * region registered in several slices, for longer than the timeout.
  *
  * And what a peer can write: nothing, with the session's rkey, once
@@ -167,6 +168,53 @@ static void test_slices(void)
 	free(offs);
 	guarded_free(src, len);
 	guarded_free(dst, len);
+}
+
+/* The receiver's commit, once its sender has gone (cancelled: it
+ * disconnects): mfd_recv_sender_present() sees it through the rdma_cm
+ * channel, as it sees a closed socket. */
+static int commit_sender_left(void *opaque, char *err, size_t errlen)
+{
+	struct pair *p = opaque;
+	int r = mfd_recv_sender_present(p->rx);
+
+	CU_ASSERT_EQUAL(r, 0);
+	mfd_session_cancel(p->tx);
+	for (int ms = 0; r == 0 && ms < 5000; ms += 10) {
+		usleep(10 * 1000);
+		r = mfd_recv_sender_present(p->rx);
+	}
+	CU_ASSERT_EQUAL(r, -EPIPE);
+	snprintf(err, errlen, "the sender left");
+	return r ? r : -EIO;
+}
+
+static void test_sender_left_in_commit(void)
+{
+	enum { LEN = 4 << 20 };
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct mfd_config cfg;
+	struct pair p = { 0 };
+	const char *e;
+
+	memset(src, 0x5a, LEN);
+	mfd_config_init(&cfg);
+	cfg.channels = 2;
+	cfg.timeout_ms = TIMEOUT_MS;
+	cfg.commit_cb = commit_sender_left;
+	cfg.commit_opaque = &p;
+	CU_ASSERT_EQUAL_FATAL(pair_start(&p, &cfg, listen_uri, src, dst, LEN),
+			      0);
+	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
+	CU_ASSERT_NOT_EQUAL(pair_finish(&p), 0);
+	e = mfd_session_error(p.rx);
+	if (!e || !strstr(e, "cannot commit: the sender left")) {
+		fprintf(stderr, "receiver error '%s'\n", e ? e : "");
+		CU_FAIL("the receiver's commit did not see its sender leave");
+	}
+	pair_free(&p);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
 }
 
 static void test_none_1(void) { transfer(MFD_METHOD_NONE, 1); }
@@ -691,6 +739,8 @@ int main(int argc, char **argv)
 		  test_slices },
 		{ "sender dies mid-round", test_sender_dies },
 		{ "receiver dies mid-round", test_receiver_dies },
+		{ "a sender gone during the commit is seen by it",
+		  test_sender_left_in_commit },
 		{ "rkey revoked after success", test_revoked_after_success },
 		{ "rkey revoked after failure", test_revoked_after_failure },
 #ifdef HAVE_ZSTD
