@@ -24,7 +24,9 @@
 #include "names.h"
 
 /* FNV-1a, 64 bits: file names are up to 255 bytes, the socket's name
- * only 107 */
+ * only 107. Not XXH3 where libxxhash is built in: every build, with the
+ * optional library or without, must name a claim the same way, or two
+ * receivers of one file from different builds would not see each other. */
 static uint64_t name_hash(const char *s)
 {
 	uint64_t h = 0xcbf29ce484222325ull;

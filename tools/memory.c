@@ -153,58 +153,65 @@ int map_file_inplace(const char *path, uint32_t page_size, struct mapping *m,
 	return map_existing(path, page_size, true, m, err, errlen);
 }
 
-/* path's directory and last component, into dir and base. */
-/* A file marked immutable or append-only (chattr +i, +a), or one in such
- * a directory, keeps its name whoever asks (root included): the rename
+/* The attributes that keep a file's name and content whoever asks (root
+ * included): immutable (chattr +i) and append-only (+a). 0 for fd -1 or
+ * a file system without them. */
+static unsigned stuck_flags(int fd)
+{
+	unsigned flags = 0;
+
+	if (fd < 0 || ioctl(fd, FS_IOC_GETFLAGS, &flags))
+		return 0;
+	return flags & (FS_IMMUTABLE_FL | FS_APPEND_FL);
+}
+
+static const char *stuck_words(unsigned flags)
+{
+	return flags & FS_IMMUTABLE_FL ? "immutable (chattr +i)"
+				       : "append-only (chattr +a)";
+}
+
+/* A stuck file, or one in a stuck directory, keeps its name: the rename
  * at the end would fail once every page had come. fd: the file at path,
  * or -1 for none. False, said in err. */
 static bool replace_allowed(int fd, const char *path, char *err,
 			    size_t errlen)
 {
-	const unsigned stuck = FS_IMMUTABLE_FL | FS_APPEND_FL;
-	unsigned flags = 0, dflags = 0;
+	unsigned flags = stuck_flags(fd), dflags;
 	char dir[4096];
 	const char *base;
 	int dfd;
 
-	if (fd < 0 || ioctl(fd, FS_IOC_GETFLAGS, &flags))
-		flags = 0; /* a file system without these attributes */
 	path_split(path, dir, sizeof(dir), &base);
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || ioctl(dfd, FS_IOC_GETFLAGS, &dflags))
-		dflags = 0;
+	dflags = stuck_flags(dfd);
 	if (dfd >= 0)
 		close(dfd);
-	if (!(flags & stuck) && !(dflags & stuck))
+	if (!flags && !dflags)
 		return true;
-	if (!(flags & stuck))
-		flags = dflags;
 	snprintf(err, errlen,
-		 "cannot receive into '%s': %s is %s (chattr %s), so the new "
-		 "file could not take its name at the end",
-		 path, dflags == flags ? "its directory" : "it",
-		 flags & FS_IMMUTABLE_FL ? "immutable" : "append-only",
-		 flags & FS_IMMUTABLE_FL ? "+i" : "+a");
+		 "cannot receive into '%s': %s is %s, so the new file could "
+		 "not take its name at the end",
+		 path, flags ? "it" : "its directory",
+		 stuck_words(flags ? flags : dflags));
 	return false;
 }
 
-/* An append-only or immutable file (chattr +a, +i) cannot be written
- * in place, by root either (access() says it can). False, said. */
+/* A stuck file cannot be written in place, by root either (access()
+ * says it can). False, said. */
 static bool writable_in_place(const char *path, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	unsigned flags = 0;
+	unsigned flags;
 
 	if (fd < 0)
 		return true; /* said by what follows */
-	if (ioctl(fd, FS_IOC_GETFLAGS, &flags))
-		flags = 0;
+	flags = stuck_flags(fd);
 	close(fd);
-	if (!(flags & (FS_IMMUTABLE_FL | FS_APPEND_FL)))
+	if (!flags)
 		return true;
-	snprintf(err, errlen, "cannot write '%s' in place: it is %s (chattr %s)",
-		 path, flags & FS_IMMUTABLE_FL ? "immutable" : "append-only",
-		 flags & FS_IMMUTABLE_FL ? "+i" : "+a");
+	snprintf(err, errlen, "cannot write '%s' in place: it is %s", path,
+		 stuck_words(flags));
 	return false;
 }
 
