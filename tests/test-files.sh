@@ -325,6 +325,41 @@ if command -v strace >/dev/null; then
 		has "$dir/r.log" "the sender left while the files were written out"
 	check "sender killed during the write-out: no temporary file left" \
 		[ -z "$(ls -A "$dir" | grep multifd)" ]
+	# a signal to the receiver then: stopped before the renames; a
+	# signal during the renames (held 2 s) is too late: FILE is new
+	for at in msync renameat2; do
+		: >"$dir/r.log"
+		strace -f -qq -o /dev/null -e trace=$at \
+			-e inject=$at:delay_enter=2000000 \
+			"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
+		rpid=$!
+		uri=$(wait_listening "$dir/r.log")
+		timeout 60 "$MULTIFD" send -q "$uri" "$dir/small-in" 2>"$dir/s.log" &
+		spid=$!
+		sleep 1
+		kill -TERM $(pgrep -P $rpid)
+		wait $rpid
+		rst=$?
+		wait $spid
+		sst=$?
+		if [ $at = msync ]; then
+			check "SIGTERM during the write-out: both fail ($sst $rst)" \
+				eval '[ $sst = 1 ] && [ $rst = 143 ]'
+			check "SIGTERM during the write-out: FILE untouched" \
+				cmp -s "$dir/keep" "$dir/keep.orig"
+			check "SIGTERM during the write-out: said on both ends" \
+				eval 'has "$dir/r.log" "stopped by a signal (SIGTERM)" &&
+				has "$dir/s.log" "stopped by a signal (SIGTERM) before the files took their names"'
+		else
+			check "SIGTERM during the renames: too late, both succeed ($sst $rst)" \
+				eval '[ $sst = 0 ] && [ $rst = 0 ]'
+			check "SIGTERM during the renames: FILE replaced" \
+				cmp -s "$dir/keep" "$dir/small-in"
+			check "SIGTERM during the renames: said" has "$dir/r.log" \
+				"SIGTERM came after the files took their names"
+			cp "$dir/keep.orig" "$dir/keep"
+		fi
+	done
 else
 	echo "skip: sender killed during the write-out (no strace)"
 fi

@@ -551,23 +551,19 @@ static int commit_targets(void *opaque, char *err, size_t errlen)
 			 "it was");
 		r = -EPIPE;
 	}
-	for (unsigned i = 0; !r && i < t->nmaps; i++)
-		r = commit_name(&t->maps[i], err, errlen);
-	if (!r && blob_dir_commit(&recv_blobs, err, errlen))
-		r = -EIO;
-	/* a signal during the commit (a long write-out) stops it too */
+	/* a signal during the write-out stops it too; once the renames
+	 * began it is too late (undone, FILE would show the new data for
+	 * a moment) */
 	if (!r && signals_caught()) {
 		snprintf(err, errlen, "stopped by a signal (%s) before the "
 			 "files took their names",
 			 signal_name(signals_caught()));
 		r = -ECANCELED;
-		if (blob_dir_undo(&recv_blobs)) {
-			at = strlen(err);
-			snprintf(err + at, errlen - at,
-				 "; some blobs in --blob-dir are already in "
-				 "place");
-		}
 	}
+	for (unsigned i = 0; !r && i < t->nmaps; i++)
+		r = commit_name(&t->maps[i], err, errlen);
+	if (!r && blob_dir_commit(&recv_blobs, err, errlen))
+		r = -EIO;
 	/* a rename refused: the files that took their names give them
 	 * back; say any that cannot */
 	for (unsigned k = 0, told = 0; r && k < t->nmaps; k++)
