@@ -41,6 +41,13 @@ for c in send recv bench; do
 	expect 0 "libmultifd" "$MULTIFD" "$c" --version
 done
 expect 2 "unknown command 'frob'" "$MULTIFD" frob
+# the top level's options as the commands' are: whole names, nothing after
+expect 0 "multifd 0" "$MULTIFD" -V
+expect 2 "multifd: unknown option '--he' (did you mean '--help'? try 'multifd --help')" "$MULTIFD" --he
+expect 2 "multifd: '--version' takes nothing after it, 'extra' came" "$MULTIFD" --version extra
+expect 2 "multifd: option '--help' takes no value" "$MULTIFD" --help=1
+expect 2 "multifd: unknown option '-x' (try 'multifd --help')" "$MULTIFD" -x
+expect 2 "unknown command '-'" "$MULTIFD" -
 expect 2 "multifd: send: unknown option '--inplace' (try 'multifd send --help')" "$MULTIFD" send --inplace tcp:127.0.0.1:1 x
 expect 2 "multifd: recv: missing the value of option '--timeout'" "$MULTIFD" recv --timeout
 expect 2 "multifd: send: bad -c '0': too small: expected 1 to 64 channels" "$MULTIFD" send -c 0 tcp:127.0.0.1:1 /dev/null

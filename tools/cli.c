@@ -701,21 +701,25 @@ void bad_option(const char *cmd, int c, char **argv,
 {
 	const char *opt = argv[optind - 1];
 	char letter[3] = { '-', (char)optopt, 0 };
-	char meant[400] = "";
+	char meant[400] = "", where[64] = "", help[64];
 
+	/* cmd NULL: the top level, before any command */
+	if (cmd)
+		snprintf(where, sizeof(where), "%s: ", cmd);
+	snprintf(help, sizeof(help), "multifd %s%s--help", cmd ? cmd : "",
+		 cmd ? " " : "");
 	/* a short option's letter, else the word as given */
 	if (optopt && (opt[0] != '-' || opt[1] != '-'))
 		opt = letter;
 	else if (c == '?' && takes_no_value(table, opt)) {
-		die_msg("%s: option '%.*s' takes no value (try 'multifd %s "
-			"--help')",
-			cmd, (int)strcspn(opt, "="), opt, cmd);
+		die_msg("%soption '%.*s' takes no value (try '%s')", where,
+			(int)strcspn(opt, "="), opt, help);
 		return;
 	} else if (c == '?')
 		options_meant(table, opt, meant, sizeof(meant));
-	die_msg("%s: %s '%s' (%stry 'multifd %s --help')", cmd,
+	die_msg("%s%s '%s' (%stry '%s')", where,
 		c == ':' ? "missing the value of option" : "unknown option",
-		opt, meant, cmd);
+		opt, meant, help);
 }
 
 int parse_opts(int argc, char **argv, struct opts *o, const char *usage,

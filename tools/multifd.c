@@ -854,6 +854,43 @@ int cmd_daemon(int argc, char **argv)
 }
 #endif
 
+/* multifd -h or --version, as the commands take them (no prefix of a
+ * long name); nothing may follow. */
+static int main_options(int argc, char **argv)
+{
+	static const struct option table[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, li = -1;
+
+	opterr = 0;
+	c = getopt_long(argc, argv, "+:hV", table, &li);
+	if (c != 'h' && c != 'V') {
+		bad_option(NULL, c, argv, table);
+		return 2;
+	}
+	if (li >= 0 && long_option_abbreviated(argv, table[li].name)) {
+		die_msg("unknown option '%s' (did you mean '--%s'? try "
+			"'multifd --help')",
+			argv[1], table[li].name);
+		return 2;
+	}
+	if (argc > 2) {
+		die_msg("'%s' takes nothing after it, '%s' came (try "
+			"'multifd --help')",
+			argv[1], argv[2]);
+		return 2;
+	}
+	if (c == 'h')
+		fputs(main_usage, stdout);
+	else
+		printf("multifd %s (libmultifd %s)\n", PACKAGE_VERSION,
+		       mfd_version());
+	return finish_output(0);
+}
+
 int main(int argc, char **argv)
 {
 	/* fds 0-2 and SIGPIPE first: nothing may be opened before */
@@ -881,15 +918,8 @@ int main(int argc, char **argv)
 		return finish_output(cmd_recv(argc - 1, argv + 1));
 	if (!strcmp(argv[1], "bench"))
 		return finish_output(cmd_bench(argc - 1, argv + 1));
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fputs(main_usage, stdout);
-		return finish_output(0);
-	}
-	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
-		printf("multifd %s (libmultifd %s)\n", PACKAGE_VERSION,
-		       mfd_version());
-		return finish_output(0);
-	}
+	if (argv[1][0] == '-' && argv[1][1] && strcmp(argv[1], "--"))
+		return main_options(argc, argv);
 	die_msg("unknown command '%s': expected send, recv, bench or daemon (try "
 		"--help)",
 		argv[1]);
