@@ -65,7 +65,8 @@ expect 2 "expected URI and either FILE or --region" "$MULTIFD" send \
 	-R a=/dev/null tcp:127.0.0.1:1 x
 expect 2 "multifd: bench: bad --size '12Q': expected a number of bytes" "$MULTIFD" bench --size 12Q
 expect 2 "multifd: send: bad --page-size '3000': expected a power of two from 512 to 65536 bytes" "$MULTIFD" send --page-size 3000 tcp:127.0.0.1:1 x
-expect 2 "multifd: bench: bad --size '1000': expected a multiple of the page size 4096" "$MULTIFD" bench -s 1000
+expect 2 "multifd: bench: bad -s '1000': expected a whole number of pages (a multiple of the page size 4096, at least one)" "$MULTIFD" bench -s 1000
+expect 2 "multifd: bench: bad --size '0': expected a whole number of pages" "$MULTIFD" bench --size 0
 expect 2 "multifd: send: 'tcp:127.0.0.1:9,tcp:127.0.0.1:9' lists 'tcp:127.0.0.1:9' twice" "$MULTIFD" send tcp:127.0.0.1:9,tcp:127.0.0.1:9 x
 # more than the machine has: refused before any memory is filled
 expect 2 "needs twice that in memory" "$MULTIFD" bench --size 64T

@@ -108,11 +108,18 @@ static const struct option bench_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* --size as given: a whole number of pages is checked once the page
+ * size is known */
+static char size_opt[80] = "--size";
+static const char *size_arg;
+
 static int bench_opt(int c, const char *arg, struct opts *o)
 {
 	switch (c) {
 	case 's':
-		return parse_size(arg, "bytes", 1, CLI_MAX_SIZE, &o->size);
+		snprintf(size_opt, sizeof(size_opt), "%s", cli_current_option());
+		size_arg = arg;
+		return parse_size(arg, "bytes", 0, CLI_MAX_SIZE, &o->size);
 	case OPT_CONTENT:
 		for (unsigned i = 0; i < 4; i++)
 			if (!strcmp(arg, content_names[i])) {
@@ -448,12 +455,10 @@ int cmd_bench(int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
-	if (o.size % o.cfg.page_size) {
-		char v[32];
-
-		size_text(o.size, v, sizeof(v));
-		cli_option(NULL, "--size");
-		opt_error(v, "expected a multiple of the page size %u",
+	if (!o.size || o.size % o.cfg.page_size) {
+		cli_option(NULL, size_opt);
+		opt_error(size_arg, "expected a whole number of pages (a "
+			  "multiple of the page size %u, at least one)",
 			  o.cfg.page_size);
 		return 2;
 	}

@@ -96,6 +96,11 @@ void cli_option(const char *cmd, const char *opt)
 	snprintf(cur_opt, sizeof(cur_opt), "%s", opt ? opt : "");
 }
 
+const char *cli_current_option(void)
+{
+	return cur_opt;
+}
+
 static void vcmd_error(const char *value, const char *fmt, va_list ap)
 {
 	fputs("multifd: ", stderr);

@@ -144,6 +144,8 @@ int parse_real(const char *s, const char *unit, double min, double max,
 void size_text(uint64_t v, char *buf, size_t len);
 /* The subcommand (NULL: keep) and the option (NULL: none) errors name. */
 void cli_option(const char *cmd, const char *opt);
+/* The option being parsed, as spelled ("-s", "--size"). */
+const char *cli_current_option(void);
 /* "multifd: CMD: bad OPTION 'value': " + the rest */
 void opt_error(const char *value, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
