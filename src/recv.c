@@ -1867,6 +1867,32 @@ static int admit(struct mfd_session *s, struct greeting *g, struct early *ea,
 }
 
 /*
+ * An admitted channel closed while the sender's others had not all come:
+ * a sender that failed (a signal, a channel it could not connect) sends
+ * its reason first, an ABORT, which fails the session with it; one that
+ * died only closed (err says so). -EPIPE.
+ */
+static int closed_early(struct mfd_session *s, struct mfd_channel *ch,
+			char *err, size_t errlen)
+{
+	struct mfd_limits lim;
+	struct mfd_deadline d;
+	struct mfd_hdr h;
+	uint8_t buf[MFD_HDR_SIZE];
+
+	mfd__session_limits(s, &lim);
+	mfd__deadline_start(&d, MFD_ABORT_GRACE_MS, "the sender's reason");
+	if (!mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf)) &&
+	    !mfd__hdr_decode(buf, &lim, &h, NULL, 0) &&
+	    h.type == MFD_PKT_ABORT)
+		return mfd__peer_failed(s, ch, h.payload_len, &d, -EPIPE);
+	snprintf(err, errlen,
+		 "the sender closed channel %u before its other channels came",
+		 ch->index);
+	return -EPIPE;
+}
+
+/*
  * Accept until every channel of the session has passed the handshake.
  * Only channel 0's init (the one with the region table) defines the
  * session: other channels that come first wait for it, so that a stray
@@ -1923,13 +1949,9 @@ static int accept_channels(struct mfd_session *s)
 		/* a sender that failed or died before its last channel came
 		 * closed those it had: said now, not at the timeout */
 		for (unsigned i = 0; !r && s->ch && i < mfd__nconns(s); i++)
-			if (mfd__tp_peer_gone(s->ch[i].conn, false)) {
-				snprintf(err, sizeof(err),
-					 "the sender closed channel %u before "
-					 "its other channels came",
-					 i);
-				r = -EPIPE;
-			}
+			if (mfd__tp_peer_gone(s->ch[i].conn, false))
+				r = closed_early(s, &s->ch[i], err,
+						 sizeof(err));
 		if (r)
 			break;
 		g = greet_done(&gs, wait_ms);

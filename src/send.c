@@ -790,7 +790,7 @@ static bool wants_stable_copy(const struct mfd_session *s)
 int mfd__send_start(struct mfd_session *s)
 {
 	char err[256];
-	unsigned n = s->cfg.channels;
+	unsigned n = s->cfg.channels, greeted = 0;
 	int r;
 
 	if (s->nregions == 0) {
@@ -811,21 +811,22 @@ int mfd__send_start(struct mfd_session *s)
 		mfd__session_fail(s, -1, r, "out of memory");
 		return r;
 	}
-	for (unsigned i = 0; i < mfd__nconns(s); i++) {
+	for (unsigned i = 0; i < mfd__nconns(s); i++, greeted = i) {
 		struct mfd_channel *ch = &s->ch[i];
 		struct mfd_endpoint *ep;
 		struct mfd_conn *c;
 
 		r = mfd__channel_setup(s, ch);
 		if (r)
-			return r;
+			goto fail;
 		if (wants_stable_copy(s)) {
 			ch->stable = malloc((size_t)s->cfg.pages_per_packet *
 					    s->cfg.page_size);
 			if (!ch->stable) {
 				mfd__session_fail(s, (int)i, -ENOMEM,
 						  "setup: out of memory");
-				return -ENOMEM;
+				r = -ENOMEM;
+				goto fail;
 			}
 		}
 		ep = &s->ep[i % s->nep];
@@ -837,7 +838,8 @@ int mfd__send_start(struct mfd_session *s)
 					  "port (0 is for a receiver, which "
 					  "picks one)",
 					  ep->uri.text);
-			return -EINVAL;
+			r = -EINVAL;
+			goto fail;
 		}
 		ep->uri.channel = i;
 		ep->uri.stop = &s->failed;
@@ -853,12 +855,12 @@ int mfd__send_start(struct mfd_session *s)
 			r = s->failed ? s->err : 0;
 			pthread_mutex_unlock(&s->lock);
 			if (r)
-				return r;
+				goto fail;
 		}
 		if (r) {
 			early_refusal(s);
 			mfd__session_fail(s, (int)i, r, "%s", err);
-			return r;
+			goto fail;
 		}
 		r = mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
 		/* one-sided channels never copy a page anyway */
@@ -875,13 +877,13 @@ int mfd__send_start(struct mfd_session *s)
 			mfd__session_fail(s, (int)i, r, "handshake: %s",
 					  ch->conn->err[0] ? ch->conn->err
 							   : strerror(-r));
-			return r;
+			goto fail;
 		}
 	}
 	for (unsigned i = 0; i < mfd__nconns(s); i++) {
 		r = recv_ack(s, &s->ch[i]);
 		if (r)
-			return r;
+			goto fail;
 	}
 	/* requests come when the receiver faults, maybe never: the
 	 * urgent channel waits without a limit, and a dead receiver is
@@ -900,6 +902,15 @@ int mfd__send_start(struct mfd_session *s)
 	if (r)
 		return r;
 	return mfd__channels_start(s, send_thread);
+fail:
+	/* the channels whose handshake went whole wait for the answer, the
+	 * receiver with them: tell it why (a signal, a later channel that
+	 * could not connect) rather than only close (protocol.md 4.5) */
+	for (unsigned i = 0; i < greeted; i++) {
+		mfd__tell_peer(s, &s->ch[i], MFD_PKT_ABORT, 0);
+		mfd__tp_shutdown(s->ch[i].conn);
+	}
+	return r;
 }
 
 void mfd__send_stop(struct mfd_session *s)

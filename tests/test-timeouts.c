@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <string.h>
@@ -292,6 +293,61 @@ static void test_receiver_told_why(void)
 	guarded_free(dst, LEN);
 }
 
+static void *cancel_later(void *arg)
+{
+	usleep(300 * 1000);
+	mfd_session_cancel(arg);
+	return NULL;
+}
+
+/* The sender is cancelled while its second channel waits on a listener
+ * that never accepts (its handshake went into the queue) and channel 0
+ * waits for the receiver's answer, which comes only once both are there:
+ * the receiver reports the sender's reason, not that it closed. */
+static void test_receiver_told_why_early(void)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	struct mfd_config cfg;
+	struct mfd_session *tx;
+	struct pair p = { 0 };
+	char uri[300], err[256];
+	pthread_t th;
+	const char *e;
+
+	CU_ASSERT_FATAL(l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) &&
+			!listen(l, 4) &&
+			!getsockname(l, (struct sockaddr *)&a, &alen));
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 5000;
+	cfg.channels = 2;
+	CU_ASSERT_EQUAL_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN),
+			      0);
+	snprintf(uri, sizeof(uri), "%s,tcp:127.0.0.1:%u",
+		 mfd_session_uri(p.rx), (unsigned)ntohs(a.sin_port));
+	cfg.uri = uri;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					      sizeof(err)), 0);
+	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) >= 0);
+	pthread_create(&th, NULL, cancel_later, tx);
+	CU_ASSERT(mfd_session_start(tx) < 0);
+	pthread_join(th, NULL);
+	CU_ASSERT(pair_join_rx(&p) < 0);
+	e = mfd_session_error(p.rx);
+	if (!strstr(e, "the sender failed: cancelled")) {
+		fprintf(stderr, "receiver: %s\n", e);
+		CU_FAIL("the receiver was not told why");
+	}
+	mfd_session_free(tx);
+	pair_free(&p);
+	close(l);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
+}
+
 /* Four channels, two rounds: both ends count two rounds. */
 static void test_rounds_counted_once(void)
 {
@@ -417,6 +473,8 @@ int main(void)
 		  test_stricter_receiver },
 		{ "a sender without a timeout keeps a receiver's",
 		  test_sender_without_timeout },
+		{ "a sender cancelled before its answer tells why",
+		  test_receiver_told_why_early },
 		{ "a rate-limited transfer completes",
 		  test_rate_limited_completes },
 		{ "the sender is told why the receiver failed",
