@@ -110,14 +110,20 @@ static void compare_digests(struct mfd_session *s)
 }
 
 /* At the END barrier, while the channel threads wait: whether the sender
- * closed a live channel or sent anything after its END (it gave up). Only
- * looks: the keep-alive thread may be sending on the channels meanwhile. */
+ * closed a live channel or sent anything after its END (it gave up); with
+ * failover, every live one (a link may die, its sender still waits on the
+ * others). Only looks: the keep-alive thread may be sending meanwhile. */
 static bool sender_gone(struct mfd_session *s)
 {
-	for (unsigned i = 0; i < s->nchannels; i++)
-		if (!s->ch[i].lost && mfd__tp_peer_gone(s->ch[i].conn, true))
-			return true;
-	return false;
+	unsigned live = 0, gone = 0;
+
+	for (unsigned i = 0; i < s->nchannels; i++) {
+		if (s->ch[i].lost)
+			continue;
+		live++;
+		gone += mfd__tp_peer_gone(s->ch[i].conn, true);
+	}
+	return mfd__failover(s) ? live && gone == live : gone > 0;
 }
 
 MFD_EXTERN int mfd_recv_sender_present(struct mfd_session *s)
