@@ -151,7 +151,8 @@ struct mfd_config {
 				   connection takes at most 5 s (or this,
 				   when shorter), also with 0 */
 	uint64_t max_bandwidth;	/* sender: bytes per second on the wire over
-				   all channels together; 0 = no limit */
+				   all channels together; 0 = no limit
+				   (postcopy's answers go ahead of it) */
 	mfd_region_cb region_cb; /* receiver only, may be NULL */
 	void *region_opaque;
 	mfd_log_cb log_cb;	/* receiver only, may be NULL */
