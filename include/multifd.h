@@ -591,7 +591,10 @@ MFD_EXTERN int mfd_recv_wait(struct mfd_session *s);
  * then leave the old result as it was and return an error, since the
  * sender will never hear that it succeeded and reports a failure. Only a
  * look at the connections without waiting, not a promise: the sender can
- * still leave just after. -EINVAL outside a receiver's commit.
+ * still leave just after. With failover, the sender has left when every
+ * live channel closed; over rdma only its close is seen. The session's
+ * error when it failed meanwhile (a cancel does not count there);
+ * -EINVAL outside a receiver's commit.
  */
 MFD_EXTERN int mfd_recv_sender_present(struct mfd_session *s);
 

@@ -128,10 +128,15 @@ static bool sender_gone(struct mfd_session *s)
 
 MFD_EXTERN int mfd_recv_sender_present(struct mfd_session *s)
 {
+	int r;
+
 	if (!s || s->role != MFD_ROLE_RECV ||
 	    !__atomic_load_n(&s->committing, __ATOMIC_ACQUIRE))
 		return -EINVAL;
-	return sender_gone(s) ? -EPIPE : 0;
+	/* a failure of our own shuts the channels' reads down, which
+	 * would look like the sender leaving */
+	r = mfd__session_err(s);
+	return r ? r : sender_gone(s) ? -EPIPE : 0;
 }
 
 /* At the END barrier, after compare_digests: the application's commit,
@@ -231,7 +236,10 @@ static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
  */
 static bool sender_left(struct mfd_session *s)
 {
+	unsigned live = 0, closed = 0, first = 0;
 	struct mfd_limits lim;
+	bool more = false;
+	int first_r = 0;
 
 	mfd__session_limits(s, &lim);
 	for (unsigned i = 0; i < s->nchannels; i++) {
@@ -243,6 +251,7 @@ static bool sender_left(struct mfd_session *s)
 
 		if (ch->lost)
 			continue;
+		live++;
 		mfd__deadline_start(&d, 1, "a look behind END");
 		r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
 		mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
@@ -252,17 +261,28 @@ static bool sender_left(struct mfd_session *s)
 		    h.type == MFD_PKT_ABORT) {
 			mfd__deadline_start(&d, 500, "the sender's reason");
 			mfd__peer_failed(s, ch, h.payload_len, &d, -ECANCELED);
-		} else {
-			mfd__session_fail(s, (int)i, r ? r : -EPROTO,
-					  "the sender %s after its END, before "
-					  "the end was confirmed: it gave up "
-					  "(was this receiver stopped for "
-					  "longer than the sender's timeout?)",
-					  r ? "closed the channel" : "sent more");
+			return true;
 		}
-		return true;
+		/* with failover a link may die after its END while the
+		 * sender waits on the others: only all of them closed is
+		 * the sender leaving */
+		if (r && mfd__failover(s)) {
+			if (!closed++)
+				first = i, first_r = r;
+			continue;
+		}
+		first = i, first_r = r ? r : -EPROTO, closed = live = 1;
+		more = !r;
+		break;
 	}
-	return false;
+	if (!closed || closed != live)
+		return false;
+	mfd__session_fail(s, (int)first, first_r,
+			  "the sender %s after its END, before the end was "
+			  "confirmed: it gave up (was this receiver stopped "
+			  "for longer than the sender's timeout?)",
+			  more ? "sent more" : "closed the channel");
+	return true;
 }
 
 /*

@@ -908,6 +908,8 @@ fail:
 	 * could not connect) rather than only close (protocol.md 4.5) */
 	for (unsigned i = 0; i < greeted; i++) {
 		mfd__tell_peer(s, &s->ch[i], MFD_PKT_ABORT, 0);
+		/* rdma: the SEND completes before the disconnect */
+		mfd__tp_flush(s->ch[i].conn);
 		mfd__tp_shutdown(s->ch[i].conn);
 	}
 	return r;

@@ -547,8 +547,8 @@ static int commit_targets(void *opaque, char *err, size_t errlen)
 	 * would never hear that the files took their names */
 	if (!r && mfd_recv_sender_present(t->s)) {
 		snprintf(err, errlen, "the sender left while the files were "
-			 "written out (it gave up or died): every FILE is as "
-			 "it was");
+			 "written out (it gave up or died)%s",
+			 t->inplace_used ? "" : ": every FILE is as it was");
 		r = -EPIPE;
 	}
 	/* a signal during the write-out stops it too; once the renames
@@ -821,9 +821,9 @@ int cmd_recv(int argc, char **argv)
 		die_msg(t.all_in ? "recv: every page arrived in the files "
 				   "received in place, but the sender was told "
 				   "that the session failed"
-				 : "recv: the files received in place now hold "
-				   "a mix of the sender's pages and what they "
-				   "held before");
+				 : "recv: the files received in place may now "
+				   "hold a mix of the sender's pages and what "
+				   "they held before");
 	if (!r && signals_caught())
 		die_msg("recv: %s came after the files took their names: the "
 			"transfer completed",
@@ -854,8 +854,9 @@ int cmd_daemon(int argc, char **argv)
 }
 #endif
 
-/* multifd -h or --version, as the commands take them (no prefix of a
- * long name); nothing may follow. */
+/* multifd -h or --version, as the commands take them: no prefix of a
+ * long name, and the first one wins over whatever follows (as GNU tools
+ * do). */
 static int main_options(int argc, char **argv)
 {
 	static const struct option table[] = {
@@ -875,12 +876,6 @@ static int main_options(int argc, char **argv)
 		die_msg("unknown option '%s' (did you mean '--%s'? try "
 			"'multifd --help')",
 			argv[1], table[li].name);
-		return 2;
-	}
-	if (argc > 2) {
-		die_msg("'%s' takes nothing after it, '%s' came (try "
-			"'multifd --help')",
-			argv[1], argv[2]);
 		return 2;
 	}
 	if (c == 'h')

@@ -135,6 +135,7 @@ static void conn_free(struct rd_conn *rc)
 		rdma_destroy_event_channel(rc->ech);
 	if (rc->wake_fd >= 0)
 		close(rc->wake_fd);
+	pthread_mutex_destroy(&rc->cm_lock);
 	free(rc);
 }
 
@@ -154,6 +155,29 @@ void mfd__rd_close(struct mfd_conn *c)
 	conn_free(rc);
 }
 
+const char *mfd__rd_cm_end(struct rd_conn *rc)
+{
+	struct rdma_cm_event *ev;
+	const char *end;
+
+	pthread_mutex_lock(&rc->cm_lock);
+	while (!rc->cm_end && !rdma_get_cm_event(rc->ech, &ev)) {
+		enum rdma_cm_event_type e = ev->event;
+
+		rdma_ack_cm_event(ev);
+		if (e == RDMA_CM_EVENT_DISCONNECTED ||
+		    e == RDMA_CM_EVENT_DEVICE_REMOVAL ||
+		    e == RDMA_CM_EVENT_TIMEWAIT_EXIT) {
+			rc->cm_end = rdma_event_str(e);
+			__atomic_store_n(&rc->connected, false,
+					 __ATOMIC_RELEASE);
+		}
+	}
+	end = rc->cm_end;
+	pthread_mutex_unlock(&rc->cm_lock);
+	return end;
+}
+
 static struct rd_conn *conn_new(void)
 {
 	struct rd_conn *rc = calloc(1, sizeof(*rc));
@@ -161,6 +185,7 @@ static struct rd_conn *conn_new(void)
 	if (!rc)
 		return NULL;
 	rc->base.ops = &mfd__rdma_ops;
+	pthread_mutex_init(&rc->cm_lock, NULL);
 	rc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	rc->ech = rdma_create_event_channel();
 	if (rc->wake_fd < 0 || err_ptr(rc->ech) ||

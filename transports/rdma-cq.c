@@ -16,23 +16,11 @@
 /* Drain the rdma_cm events of a connection; DISCONNECTED ends it. */
 static int cm_check(struct rd_conn *rc)
 {
-	struct rdma_cm_event *ev;
+	const char *end = mfd__rd_cm_end(rc);
 
-	while (!rdma_get_cm_event(rc->ech, &ev)) {
-		enum rdma_cm_event_type e = ev->event;
-
-		rdma_ack_cm_event(ev);
-		if (e == RDMA_CM_EVENT_DISCONNECTED ||
-		    e == RDMA_CM_EVENT_DEVICE_REMOVAL ||
-		    e == RDMA_CM_EVENT_TIMEWAIT_EXIT) {
-			rc->connected = false;
-			return mfd__rd_fail(rc, -EPIPE,
-					    "peer closed the connection "
-					    "(%s)",
-					    rdma_event_str(e));
-		}
-	}
-	return 0;
+	return end ? mfd__rd_fail(rc, -EPIPE,
+				  "peer closed the connection (%s)", end)
+		   : 0;
 }
 
 static const char *wr_name(uint64_t kind)

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -200,7 +201,11 @@ struct rd_conn {
 	int64_t deadline; /* of the send, recv or flush under way; 0: none */
 	const char *stalled; /* the wait that ran past it */
 	bool armed; /* the CQ is armed: a completion will wake poll() */
-	bool connected;
+	bool connected; /* atomic once established */
+	/* the rdma_cm events, drained by the connection's own waits and, from
+	 * another thread, by rd_peer_gone() (the receiver's commit) */
+	pthread_mutex_t cm_lock;
+	const char *cm_end; /* the event that ended it, or NULL */
 	int failed; /* sticky: the connection is unusable */
 	/* send queue: WRs are numbered; those below sq_done completed */
 	uint64_t sq_posted, sq_done;
@@ -353,6 +358,10 @@ int mfd__rd_send(struct mfd_conn *c, const struct iovec *iov, int n,
 		 unsigned flags);
 
 /* rdma-cm.c */
+/* Drain rc's rdma_cm events: the one that ended the connection
+ * (DISCONNECTED, DEVICE_REMOVAL, TIMEWAIT_EXIT), by name, or NULL while
+ * none has; any thread. */
+const char *mfd__rd_cm_end(struct rd_conn *rc);
 int mfd__rd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 		    struct mfd_conn **out, char *err, size_t errlen);
 int mfd__rd_listen(const struct mfd_uri *u, struct mfd_listener **out,

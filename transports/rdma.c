@@ -35,7 +35,6 @@
  */
 #include "config.h"
 
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,16 +70,12 @@ static int rd_enable_zerocopy(struct mfd_conn *c)
 	return -ENOTSUP;
 }
 
-/* The rdma_cm channel has nothing to say on a connection once it is
- * established but its end: an event waiting there is the peer leaving
- * (cm_check() takes it on the next wait). */
+/* The peer left when its rdma_cm channel said so (DISCONNECTED); other
+ * events (an address change) are not its end. Bytes sent after an END
+ * are not seen here, only the close that follows them. */
 static bool rd_peer_gone(struct mfd_conn *c)
 {
-	struct rd_conn *rc = (struct rd_conn *)c;
-	struct pollfd p = { .fd = rc->ech->fd, .events = POLLIN };
-
-	return !__atomic_load_n(&rc->connected, __ATOMIC_RELAXED) ||
-	       poll(&p, 1, 0) == 1;
+	return mfd__rd_cm_end((struct rd_conn *)c) != NULL;
 }
 
 /*
