@@ -120,7 +120,9 @@ struct mfd_config {
 				   number; each end may list them in any
 				   order, since each channel names itself
 				   in its handshake). The session works on
-				   duplicates: close yours when you like */
+				   duplicates, which mfd_session_new()
+				   takes: close yours once it returned
+				   (a closed one is refused there) */
 	unsigned channels;	/* 1..MFD_MAX_CHANNELS; default 2. The
 				   receiver learns it from the sender and
 				   ignores this field. */

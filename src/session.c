@@ -526,6 +526,10 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 		s->cfg.secret = s->secret;
 	}
 	r = setup_tls(s, errbuf, errlen);
+	/* last, once nothing else can refuse: the caller may close its fd:
+	 * descriptors from here */
+	if (!r && s->ep[0].uri.scheme == MFD_SCHEME_FD)
+		r = mfd__uri_fds_own(&s->ep[0].uri, errbuf, errlen);
 	if (r)
 		goto fail;
 	snprintf(s->uri, sizeof(s->uri), "%s", cfg->uri);
@@ -554,6 +558,7 @@ fail:
 		explicit_bzero(s->secret, cfg->secret_len);
 		free(s->secret);
 	}
+	mfd__uri_fds_close(&s->ep[0].uri);
 	free(s);
 	return r;
 }
@@ -1414,8 +1419,10 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 		mfd__channel_cleanup(s, &s->ch[i]);
 	free(s->ch);
 	mfd__pc_free(s);
-	for (unsigned k = 0; k < s->nep; k++)
+	for (unsigned k = 0; k < s->nep; k++) {
 		mfd__tp_listener_close(s->ep[k].listener);
+		mfd__uri_fds_close(&s->ep[k].uri);
+	}
 	for (int i = 0; i < s->nregions; i++)
 		free(s->regions[i].written);
 	for (int i = 0; s->role == MFD_ROLE_SEND && i < s->nregions; i++)

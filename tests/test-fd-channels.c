@@ -141,7 +141,8 @@ static void test_tcp(void)
 }
 
 /* mfd_session_new() refuses the URI as a sender; its error names want. */
-static void refused_new(const char *uri, unsigned channels, const char *want)
+static void refused_new_as(enum mfd_role role, const char *uri,
+			   unsigned channels, int want_r, const char *want)
 {
 	struct mfd_session *tx = NULL;
 	struct mfd_config cfg;
@@ -150,12 +151,17 @@ static void refused_new(const char *uri, unsigned channels, const char *want)
 	mfd_config_init(&cfg);
 	cfg.uri = uri;
 	cfg.channels = channels;
-	CU_ASSERT_EQUAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
-					sizeof(err)), -EINVAL);
+	CU_ASSERT_EQUAL(mfd_session_new(&cfg, role, &tx, err, sizeof(err)),
+			want_r);
 	if (!strstr(err, want)) {
 		fprintf(stderr, "error '%s' does not say '%s'\n", err, want);
 		CU_FAIL("the refusal does not say why");
 	}
+}
+
+static void refused_new(const char *uri, unsigned channels, const char *want)
+{
+	refused_new_as(MFD_ROLE_SEND, uri, channels, -EINVAL, want);
 }
 
 static void test_bad_lists(void)
@@ -213,7 +219,7 @@ static void test_not_sockets(void)
 	int u = socket(AF_INET, SOCK_STREAM, 0), d = socket(AF_INET, SOCK_DGRAM, 0);
 	int l = socket(AF_INET, SOCK_STREAM, 0);
 	int f = open("/dev/null", O_RDONLY), closed = dup(f);
-	char path[] = "/tmp/test-fd-channels-XXXXXX";
+	char path[] = "/tmp/test-fd-channels-XXXXXX", uri[32], want[100];
 	int reg = mkstemp(path);
 
 	CU_ASSERT_FATAL(reg >= 0 && l >= 0 &&
@@ -229,13 +235,85 @@ static void test_not_sockets(void)
 		refused_start(role, d, "is a datagram socket");
 		refused_start(role, l, "is a listening socket");
 		refused_start(role, u, "is not connected");
-		refused_start(role, closed, "is not open");
+		/* a closed one cannot be duplicated: refused at once */
+		snprintf(uri, sizeof(uri), "fd:%d", closed);
+		snprintf(want, sizeof(want), "descriptor %d is not open: "
+			 "expected a connected stream socket", closed);
+		refused_new_as(role, uri, 1, -EBADF, want);
 	}
 	close(reg);
 	close(l);
 	close(u);
 	close(d);
 	close(f);
+}
+
+/* The caller closes its descriptors right after mfd_session_new(), on
+ * both ends, and new sockets take their numbers: the sessions work on
+ * their duplicates, and nothing reaches the sockets that took the
+ * numbers. */
+static void test_closed_after_new(void)
+{
+	uint8_t *src = guarded_alloc(LEN), *dst = guarded_alloc(LEN);
+	int a[2], b[2], decoy[4][2], order[2] = { 0, 1 };
+	struct mfd_session *tx;
+	struct mfd_config cfg;
+	char ruri[100], suri[100], err[300], byte;
+	uint64_t seed = 12;
+	struct rx rx = { 0 };
+
+	for (int i = 0; i < 2; i++) {
+		int sv[2];
+
+		CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+		a[i] = sv[0];
+		b[i] = sv[1];
+	}
+	fill_random(src, LEN, &seed);
+	fd_uri(ruri, sizeof(ruri), a, order, 2);
+	fd_uri(suri, sizeof(suri), b, order, 2);
+	mfd_config_init(&cfg);
+	cfg.uri = ruri;
+	cfg.timeout_ms = TIMEOUT_MS;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_RECV, &rx.s, err,
+					      sizeof(err)), 0);
+	cfg.uri = suri;
+	cfg.channels = 2;
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &tx, err,
+					      sizeof(err)), 0);
+	for (int i = 0; i < 2; i++) {
+		close(a[i]);
+		close(b[i]);
+	}
+	/* the lowest free numbers: those just closed */
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0,
+					   decoy[i]) == 0);
+	CU_ASSERT(mfd_session_add_region(rx.s, "ram", dst, LEN, true) >= 0);
+	CU_ASSERT_EQUAL_FATAL(mfd_session_start(rx.s), 0);
+	CU_ASSERT_FATAL(pthread_create(&rx.t, NULL, rx_main, &rx) == 0);
+	CU_ASSERT(mfd_session_add_region(tx, "ram", src, LEN, false) >= 0);
+	CU_ASSERT_EQUAL(mfd_session_start(tx), 0);
+	CU_ASSERT_EQUAL(mfd_send_region(tx, 0), 0);
+	CU_ASSERT_EQUAL(mfd_send_finish(tx), 0);
+	pthread_join(rx.t, NULL);
+	CU_ASSERT_EQUAL(rx.result, 0);
+	CU_ASSERT(memcmp(src, dst, LEN) == 0);
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < 2; k++) {
+			ssize_t n = recv(decoy[i][k], &byte, 1, MSG_DONTWAIT);
+
+			if (n >= 0 || errno != EAGAIN)
+				fprintf(stderr, "decoy %d (fd %d): %zd %s\n", i,
+					decoy[i][k], n, strerror(errno));
+			CU_ASSERT(n < 0 && errno == EAGAIN);
+		}
+	for (int i = 0; i < 8; i++)
+		close(decoy[i / 2][i % 2]);
+	mfd_session_free(tx);
+	mfd_session_free(rx.s);
+	guarded_free(src, LEN);
+	guarded_free(dst, LEN);
 }
 
 /* A sender's second descriptor is bad: refused before the first
@@ -348,6 +426,8 @@ int main(void)
 		{ "descriptors that are not connected sockets",
 		  test_not_sockets },
 		{ "a sender's second descriptor is bad", test_second_bad },
+		{ "descriptors closed after mfd_session_new(), numbers reused",
+		  test_closed_after_new },
 		{ "the receiver's own duplicates", test_receiver_duplicates },
 		{ "a receiver handed too few", test_too_few_on_receiver },
 		{ NULL, NULL },

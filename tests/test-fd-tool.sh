@@ -124,8 +124,11 @@ for role in recv send; do
 		want=${kind#*:}
 		out=$(bad_fd "${kind%%:*}" $role 2>&1)
 		# refused as it starts: seconds (a sanitizer's start), not
-		# --timeout 0's forever
-		if [[ $out =~ ^1\ [0-4]\  ]] &&
+		# --timeout 0's forever; a closed one as the session is made
+		# (its duplicate cannot be taken), a usage error
+		st=1
+		[ "${kind%%:*}" = closed ] && st=2
+		if [[ $out =~ ^$st\ [0-4]\  ]] &&
 			[[ $out == *"$want: expected a connected stream socket, one per channel"* ]] &&
 			[[ $out != *"listening on"* ]]; then
 			ok "$role: a ${kind%%:*} descriptor refused at once: $out"

@@ -6,8 +6,9 @@
  * descriptor; a receiver "accepts" them as their first bytes arrive (a
  * sender may be waiting on one channel's handshake before it opens the
  * next), and each still says in its handshake which channel it is, so the
- * two ends may list them in different orders. The session works on duplicates: the
- * caller keeps its descriptors and may close them at any time; the
+ * two ends may list them in different orders. The session works on
+ * duplicates, taken at mfd_session_new() (mfd__uri_fds_own()): the caller
+ * keeps its descriptors and may close them at any time after; the
  * connection is shut down when the session closes its copy.
  *
  * Once connected, a channel is an ordinary tcp or unix connection (the
@@ -76,7 +77,7 @@ static const char *sock_kind(int type)
  * at all: a receiver polls it for bytes that never come and reports a
  * timeout, forever with no timeout. Both roles call it before any wait.
  */
-int mfd__sock_fd_check(int fd, char *err, size_t errlen)
+int mfd__sock_fd_check(int fd, int name, char *err, size_t errlen)
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
@@ -89,44 +90,77 @@ int mfd__sock_fd_check(int fd, char *err, size_t errlen)
 
 		if (e == EBADF)
 			snprintf(err, errlen,
-				 "descriptor %d is not open: " EXPECTED, fd);
+				 "descriptor %d is not open: " EXPECTED, name);
 		else
-			snprintf(err, errlen, "descriptor %d: %s", fd,
+			snprintf(err, errlen, "descriptor %d: %s", name,
 				 strerror(e));
 		return -e;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "descriptor %d is %s: " EXPECTED, fd,
+		snprintf(err, errlen, "descriptor %d is %s: " EXPECTED, name,
 			 file_kind(st.st_mode));
 		return -ENOTSOCK;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &olen)) {
 		int e = errno;
 
-		snprintf(err, errlen, "descriptor %d: SO_TYPE: %s", fd,
+		snprintf(err, errlen, "descriptor %d: SO_TYPE: %s", name,
 			 strerror(e));
 		return -e;
 	}
 	if (type != SOCK_STREAM) {
-		snprintf(err, errlen, "descriptor %d is %s: " EXPECTED, fd,
+		snprintf(err, errlen, "descriptor %d is %s: " EXPECTED, name,
 			 sock_kind(type));
 		return -EPROTOTYPE;
 	}
 	olen = sizeof(on);
 	if (!getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) && on) {
 		snprintf(err, errlen,
-			 "descriptor %d is a listening socket: " EXPECTED, fd);
+			 "descriptor %d is a listening socket: " EXPECTED, name);
 		return -EINVAL;
 	}
 	if (getpeername(fd, (struct sockaddr *)&peer, &len)) {
 		int e = errno;
 
 		snprintf(err, errlen,
-			 "descriptor %d is not connected (%s): " EXPECTED, fd,
+			 "descriptor %d is not connected (%s): " EXPECTED, name,
 			 strerror(e));
 		return -e;
 	}
 	return 0;
+}
+
+int mfd__uri_fds_own(struct mfd_uri *u, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < u->nfds; i++) {
+		int d = fcntl(u->fd_names[i], F_DUPFD_CLOEXEC, 0);
+
+		if (d < 0) {
+			int e = errno;
+
+			if (e == EBADF)
+				snprintf(err, errlen,
+					 "descriptor %d is not open: " EXPECTED,
+					 u->fd_names[i]);
+			else
+				snprintf(err, errlen, "descriptor %d: dup: %s",
+					 u->fd_names[i], strerror(e));
+			while (i--)
+				close(u->fds[i]);
+			memcpy(u->fds, u->fd_names, sizeof(u->fds));
+			return -e;
+		}
+		u->fds[i] = d;
+	}
+	u->fds_owned = true;
+	return 0;
+}
+
+void mfd__uri_fds_close(struct mfd_uri *u)
+{
+	for (unsigned i = 0; u->fds_owned && i < u->nfds; i++)
+		close(u->fds[i]);
+	u->fds_owned = false;
 }
 
 static int fd_connect(const struct mfd_uri *u, unsigned timeout_ms,
@@ -143,12 +177,14 @@ static int fd_connect(const struct mfd_uri *u, unsigned timeout_ms,
 	/* channel 0 comes first: every descriptor is checked before its
 	 * handshake, rather than one by one as the session grows */
 	for (unsigned i = 0; !u->channel && i < u->nfds; i++) {
-		int r = mfd__sock_fd_check(u->fds[i], err, errlen);
+		int r = mfd__sock_fd_check(u->fds[i], u->fd_names[i], err,
+					   errlen);
 
 		if (r)
 			return r;
 	}
-	return mfd__sock_conn_from_fd(u->fds[u->channel], out, err, errlen);
+	return mfd__sock_conn_from_fd(u->fds[u->channel],
+				      u->fd_names[u->channel], out, err, errlen);
 }
 
 static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
@@ -160,7 +196,7 @@ static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 
 	/* refused here, when the session starts, not after the timeout */
 	for (unsigned i = 0; i < u->nfds; i++) {
-		r = mfd__sock_fd_check(u->fds[i], err, errlen);
+		r = mfd__sock_fd_check(u->fds[i], u->fd_names[i], err, errlen);
 		if (r)
 			return r;
 	}
@@ -184,7 +220,7 @@ static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 		if (l->fds[i] < 0) {
 			r = -errno;
 			snprintf(err, errlen, "descriptor %d: dup: %s",
-				 u->fds[i], strerror(-r));
+				 u->fd_names[i], strerror(-r));
 			goto fail;
 		}
 	}
@@ -192,7 +228,7 @@ static int fd_listen(const struct mfd_uri *u, struct mfd_listener **out,
 	for (unsigned i = 0; i < u->nfds && at < sizeof(l->base.uri); i++)
 		at += (size_t)snprintf(l->base.uri + at,
 				       sizeof(l->base.uri) - at, "%s%d",
-				       i ? "," : "", u->fds[i]);
+				       i ? "," : "", u->fd_names[i]);
 	*out = &l->base;
 	return 0;
 fail:
@@ -252,7 +288,8 @@ static int fd_accept(struct mfd_listener *ml, unsigned timeout_ms,
 
 			l->taken[i] = true;
 			l->fds[i] = -1;
-			r = mfd__sock_conn_from_fd(fd, out, err, errlen);
+			r = mfd__sock_conn_from_fd(fd, l->u.fd_names[i], out,
+						   err, errlen);
 			/* the connection has a copy of its own */
 			close(fd);
 			return r;

@@ -641,12 +641,12 @@ static int conn_out(const struct mfd_transport_ops *ops, int fd,
 	return 0;
 }
 
-int mfd__sock_conn_from_fd(int fd, struct mfd_conn **out, char *err,
-			   size_t errlen)
+int mfd__sock_conn_from_fd(int fd, int name, struct mfd_conn **out,
+			   char *err, size_t errlen)
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
-	int copy, r = mfd__sock_fd_check(fd, err, errlen);
+	int copy, r = mfd__sock_fd_check(fd, name, err, errlen);
 
 	if (r)
 		return r;
@@ -655,13 +655,13 @@ int mfd__sock_conn_from_fd(int fd, struct mfd_conn **out, char *err,
 		 * since, or replaced by another descriptor */
 		int e = errno;
 
-		snprintf(err, errlen, "descriptor %d: getpeername: %s", fd,
+		snprintf(err, errlen, "descriptor %d: getpeername: %s", name,
 			 strerror(e));
 		return -e;
 	}
 	copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (copy < 0) {
-		snprintf(err, errlen, "descriptor %d: dup: %s", fd,
+		snprintf(err, errlen, "descriptor %d: dup: %s", name,
 			 strerror(errno));
 		return -errno;
 	}

@@ -105,6 +105,7 @@ static int parse_fds(const char *s, struct mfd_uri *u, char *err,
 				 s, MFD_URI_MAX_FDS);
 			return -EINVAL;
 		}
+		u->fd_names[u->nfds] = (int)v;
 		u->fds[u->nfds++] = (int)v;
 		if (!*end)
 			return 0;

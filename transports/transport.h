@@ -37,8 +37,13 @@ struct mfd_uri {
 	char host[256]; /* tcp, rdma: without brackets */
 	char port[16];
 	char path[108]; /* unix: sun_path */
-	int fds[MFD_URI_MAX_FDS]; /* fd: the descriptors, in the URI's order */
+	/* fd: the descriptors, in the URI's order: the caller's numbers
+	 * (fd_names, for messages) and those to use (fds: the session's
+	 * duplicates, taken at mfd_session_new(), or the caller's) */
+	int fds[MFD_URI_MAX_FDS];
+	int fd_names[MFD_URI_MAX_FDS];
 	unsigned nfds;
+	bool fds_owned; /* fds are the session's, closed with it */
 	/* connect(): the index of the channel being opened (fd: takes the
 	 * channel's own descriptor); set by the sender per channel */
 	unsigned channel;
@@ -288,12 +293,18 @@ void mfd__tls_ctx_free(struct mfd_tls_ctx *t);
 /* Whether fd is what fd: promises, a connected stream socket: 0, or
  * -errno with err saying what it is instead (not open, a regular file, a
  * datagram or a listening socket, not connected). Both roles ask it. */
-int mfd__sock_fd_check(int fd, char *err, size_t errlen);
+int mfd__sock_fd_check(int fd, int name, char *err, size_t errlen);
 /* A connection over a duplicate of fd, a connected stream socket handed in
  * by the caller (tcp or unix ops by its family). 0 or -errno, err saying
- * what fd is when it is not such a socket (mfd__sock_fd_check()). */
-int mfd__sock_conn_from_fd(int fd, struct mfd_conn **out, char *err,
-			   size_t errlen);
+ * what fd is when it is not such a socket (mfd__sock_fd_check()). `name`:
+ * the caller's number for fd, which the messages say. */
+int mfd__sock_conn_from_fd(int fd, int name, struct mfd_conn **out,
+			   char *err, size_t errlen);
+/* Take duplicates of an fd: URI's descriptors for the session (the
+ * caller may close its own from then on); 0, or -errno said in err with
+ * none taken. mfd__uri_fds_close() gives them back. */
+int mfd__uri_fds_own(struct mfd_uri *u, char *err, size_t errlen);
+void mfd__uri_fds_close(struct mfd_uri *u);
 #ifdef HAVE_RDMA
 extern const struct mfd_transport_ops mfd__rdma_ops;
 #endif
