@@ -65,9 +65,11 @@ typedef int (*mfd_region_cb)(void *opaque, const char *name, uint64_t length,
 			     void **mem, bool *zeroed);
 
 /*
- * Called on the receiver, from the thread inside mfd_recv_wait(), with a
- * sentence saying why a connection was refused at the handshake (a stray,
- * a failed authentication); the session goes on.
+ * Called on the receiver, from one of the threads that run its
+ * handshakes while mfd_recv_wait() waits for the sender's channels, one
+ * call at a time (never two at once), with a sentence saying why a
+ * connection was refused at the handshake (a stray, a failed
+ * authentication); the session goes on.
  */
 typedef void (*mfd_log_cb)(void *opaque, const char *msg);
 

@@ -1152,7 +1152,11 @@ static void refuse_open(struct mfd_session *s, struct mfd_conn *c, int status,
 		char line[400];
 
 		snprintf(line, sizeof(line), "refused a connection: %s", why);
+		/* handshakes run on threads of their own: one call at a
+		 * time, as the callback's contract says */
+		pthread_mutex_lock(&s->log_lock);
 		s->cfg.log_cb(s->cfg.log_opaque, line);
+		pthread_mutex_unlock(&s->log_lock);
 	}
 	if (!send_refusal(c, status ? status : -EPROTO, msg))
 		drain(c);

@@ -546,6 +546,7 @@ MFD_EXTERN int mfd_session_new(const struct mfd_config *caller_cfg,
 	s->batch_region = -1;
 	mfd__ratelimit_init(&s->ratelimit, cfg->max_bandwidth);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->log_lock, NULL);
 	mfd__cond_init(&s->idle_cond);
 	mfd__cond_init(&s->barrier_cond);
 	mfd__cond_init(&s->pc_cond);
@@ -1439,6 +1440,7 @@ MFD_EXTERN void mfd_session_free(struct mfd_session *s)
 	pthread_cond_destroy(&s->pc_cond);
 	pthread_cond_destroy(&s->idle_cond);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->log_lock);
 	mfd__ratelimit_destroy(&s->ratelimit);
 	mfd__rounds_free(&s->round_log);
 	free(s);

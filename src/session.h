@@ -133,6 +133,7 @@ struct mfd_session {
 	bool prefault_stop; /* atomic */
 	bool committing; /* receiver: inside commit_cb (atomic) */
 
+	pthread_mutex_t log_lock; /* receiver: one cfg.log_cb call at a time */
 	/* Protected by lock. */
 	pthread_mutex_t lock;
 	pthread_cond_t idle_cond; /* sender: a channel became idle */

@@ -199,6 +199,51 @@ static void test_silent_flood(void)
 	guarded_free(dst, LEN);
 }
 
+static int log_inside, log_most, log_calls;
+
+static void log_slowly(void *opaque, const char *msg)
+{
+	int in = __atomic_add_fetch(&log_inside, 1, __ATOMIC_SEQ_CST);
+
+	(void)opaque;
+	(void)msg;
+	if (in > __atomic_load_n(&log_most, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&log_most, in, __ATOMIC_SEQ_CST);
+	usleep(30 * 1000);
+	__atomic_sub_fetch(&log_inside, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&log_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Eight strays refused at once (their handshakes run on threads of their
+ * own): log_cb is called for each, one call at a time. */
+static void test_log_one_at_a_time(void)
+{
+	uint8_t *dst = guarded_alloc(LEN), junk[64];
+	struct mfd_conn *stray[8];
+	struct mfd_config cfg;
+	struct pair p = { 0 };
+
+	memset(junk, 'x', sizeof(junk));
+	log_inside = log_most = log_calls = 0;
+	mfd_config_init(&cfg);
+	cfg.timeout_ms = 10000;
+	cfg.log_cb = log_slowly;
+	CU_ASSERT_FATAL(rx_start(&p, &cfg, "tcp:127.0.0.1:0", dst, LEN) == 0);
+	for (int i = 0; i < 8; i++)
+		stray[i] = raw_connect_bytes(mfd_session_uri(p.rx), junk,
+					     sizeof(junk));
+	for (int ms = 0; ms < 5000 &&
+			 __atomic_load_n(&log_calls, __ATOMIC_SEQ_CST) < 8;
+	     ms += 10)
+		usleep(10 * 1000);
+	CU_ASSERT_EQUAL(__atomic_load_n(&log_calls, __ATOMIC_SEQ_CST), 8);
+	CU_ASSERT_EQUAL(log_most, 1);
+	pair_free(&p);
+	for (int i = 0; i < 8; i++)
+		mfd__tp_close(stray[i]);
+	guarded_free(dst, LEN);
+}
+
 static void test_stricter_receiver(void) { pause_between_rounds(30000); }
 static void test_sender_without_timeout(void) { pause_between_rounds(0); }
 
@@ -469,6 +514,8 @@ int main(void)
 		{ "half a header times out at 1x", test_half_a_header },
 		{ "a flood of silent connections: the oldest cut",
 		  test_silent_flood },
+		{ "log_cb is called one call at a time",
+		  test_log_one_at_a_time },
 		{ "a stricter receiver's timeout is kept",
 		  test_stricter_receiver },
 		{ "a sender without a timeout keeps a receiver's",
