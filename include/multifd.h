@@ -661,7 +661,11 @@ MFD_EXTERN int mfd_session_region_info(const struct mfd_session *s, int region,
 MFD_EXTERN void mfd_session_set_error(struct mfd_session *s, const char *fmt,
 				      ...) __attribute__((format(printf, 2, 3)));
 
-/* The last error as a sentence, or "" when none. Valid until free. */
+/* The session's failure as a sentence; while it runs and has not failed,
+ * the reason of the last call refused for its arguments (which fails
+ * nothing); "" when there is neither, and once the session succeeded
+ * (a cancel after that does nothing; a call refused after it says why
+ * again). Valid until free. */
 MFD_EXTERN const char *mfd_session_error(const struct mfd_session *s);
 
 /* Stop every thread, close every channel and free. Takes NULL. A sender

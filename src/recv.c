@@ -2104,6 +2104,8 @@ static int recv_run(struct mfd_session *s)
 	clock_gettime(CLOCK_MONOTONIC, &s->t_end);
 	pthread_cond_broadcast(&s->pc_cond);
 	r = s->failed ? s->err : 0;
+	if (!r)
+		mfd__session_completed(s);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

@@ -1536,6 +1536,7 @@ MFD_EXTERN int mfd_send_finish(struct mfd_session *s)
 	s->finished = true;
 	pthread_mutex_lock(&s->lock);
 	clock_gettime(CLOCK_MONOTONIC, &s->t_end);
+	mfd__session_completed(s);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

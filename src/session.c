@@ -769,6 +769,12 @@ MFD_EXTERN const char *mfd_session_uri(const struct mfd_session *s)
 	return s->uri;
 }
 
+void mfd__session_completed(struct mfd_session *s)
+{
+	s->completed = true;
+	s->errmsg[0] = 0; /* a refused call's sentence is no failure */
+}
+
 int mfd__bad_call(struct mfd_session *s, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -778,6 +784,8 @@ int mfd__bad_call(struct mfd_session *s, int err, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
 		va_end(ap);
+	} else {
+		err = s->err; /* a failed session answers with its failure */
 	}
 	pthread_mutex_unlock(&s->lock);
 	return err;
@@ -792,9 +800,10 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 	pthread_mutex_lock(&s->lock);
 	/* a cancel (mfd_session_cancel_reason()) once the receiver's END
 	 * passed whole and its commit began is too late: the session ends
-	 * as the commit does */
+	 * as the commit does; once it completed, there is nothing to stop */
 	if (s->failed ||
-	    (s->cancel_too_late && channel == -1 && err == -ECANCELED)) {
+	    ((s->cancel_too_late || s->completed) && channel == -1 &&
+	     err == -ECANCELED)) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}

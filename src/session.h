@@ -140,6 +140,7 @@ struct mfd_session {
 	pthread_cond_t barrier_cond;
 	bool cancel_too_late; /* receiver: its END passed whole, the commit
 				 began (mfd__session_fail) */
+	bool completed; /* it succeeded: a later cancel does nothing */
 	pthread_cond_t pc_cond; /* the postcopy switch is done, or the end */
 	bool failed;
 	bool peer_failed; /* the failure is the peer's, which said why */
@@ -209,6 +210,9 @@ static inline bool mfd__mem_overlap(const void *a, uint64_t alen,
 /* The first region whose memory overlaps [mem, mem + length), or -1. */
 int mfd__region_overlap(const struct mfd_session *s, const void *mem,
 			uint64_t length);
+/* With s->lock held, when the session succeeded: later cancels do
+ * nothing, and mfd_session_error() says "" (not a refused call's reason). */
+void mfd__session_completed(struct mfd_session *s);
 int mfd__bad_call(struct mfd_session *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

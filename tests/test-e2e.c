@@ -575,6 +575,14 @@ static void test_bad_calls(void)
 	CU_ASSERT_EQUAL(mfd_send_region(p.tx, p.region), 0);
 	CU_ASSERT_EQUAL(pair_finish(&p), 0);
 	CU_ASSERT(!memcmp(src, dst, len));
+	/* a success leaves no error, the refusals before it included, and
+	 * a cancel after it changes nothing */
+	CU_ASSERT_STRING_EQUAL(mfd_session_error(p.tx), "");
+	CU_ASSERT_STRING_EQUAL(mfd_session_error(p.rx), "");
+	mfd_session_cancel(p.tx);
+	mfd_session_cancel(p.rx);
+	CU_ASSERT_STRING_EQUAL(mfd_session_error(p.tx), "");
+	CU_ASSERT_STRING_EQUAL(mfd_session_error(p.rx), "");
 	CU_ASSERT_EQUAL(mfd_send_sync(p.tx), -EPIPE);
 	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(p.tx),
 				      "after mfd_send_finish()"));
@@ -601,6 +609,17 @@ static void test_bad_calls(void)
 			      0);
 	CU_ASSERT_EQUAL(mfd_session_add_region(s, "a", src, len, false), 0);
 	CU_ASSERT_EQUAL(mfd_session_add_region(s, "b", src, len, false), 1);
+	mfd_session_free(s);
+	/* a failed start fails the session: every later call says so */
+	CU_ASSERT_EQUAL_FATAL(mfd_session_new(&cfg, MFD_ROLE_SEND, &s, err,
+					      sizeof(err)),
+			      0);
+	CU_ASSERT_EQUAL(mfd_session_start(s), -EINVAL);
+	CU_ASSERT_EQUAL(mfd_session_add_region(s, "a", src, len, false),
+			-EINVAL);
+	CU_ASSERT_EQUAL(mfd_session_start(s), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(mfd_session_error(s),
+				      "no region to send"));
 	mfd_session_free(s);
 	guarded_free(src, len);
 	guarded_free(dst, len);
