@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -423,6 +424,55 @@ static int get_str(json_object *o, const char *key, bool required,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * What json-c reads but JSON has no such number for, anywhere in v: NaN,
+ * Infinity and a number too large for a double (1e400); and in a tag,
+ * which comes back as it was, an integer json-c cannot hold (it clamps
+ * 2^64 and above) or another reader could not (past 2^53, RFC 7493).
+ * 0, or -EINVAL said in err.
+ */
+static int check_numbers(json_object *v, bool tag, int depth, char *err,
+			 size_t len)
+{
+	const int64_t exact = (1ll << 53) - 1;
+
+	switch (json_object_get_type(v)) {
+	case json_type_double:
+		if (isfinite(json_object_get_double(v)))
+			return 0;
+		snprintf(err, len, "bad JSON: %s is no JSON number; expected a "
+			 "finite one",
+			 json_object_to_json_string(v));
+		return -EINVAL;
+	case json_type_int:
+		if (!tag || (json_object_get_int64(v) <= exact &&
+			     json_object_get_int64(v) >= -exact))
+			return 0;
+		snprintf(err, len, "'tag' holds an integer beyond 2^53, which "
+			 "could not come back as it was; expected a smaller "
+			 "one, or a string");
+		return -EINVAL;
+	case json_type_object: {
+		json_object_object_foreach(v, key, val)
+		{
+			bool in_tag = tag || (!depth && !strcmp(key, "tag"));
+
+			if (check_numbers(val, in_tag, depth + 1, err, len))
+				return -EINVAL;
+		}
+		return 0;
+	}
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (check_numbers(json_object_array_get_idx(v, i), tag,
+					  depth + 1, err, len))
+				return -EINVAL;
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 /* Every field of the command is one it knows: a typo is not a default. */
@@ -1395,11 +1445,19 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 	json_object *v;
 	int r = -EINVAL;
 
-#ifdef JSON_TOKENER_VALIDATE_UTF8
-	/* what is echoed (a tag) must stay UTF-8, as events are */
+	/* JSON as RFC 8259 has it: no 01, no trailing comma */
 	if (tok)
-		json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT
+#ifdef JSON_TOKENER_ALLOW_TRAILING_CHARS
+				       /* said below, in our words */
+				       | JSON_TOKENER_ALLOW_TRAILING_CHARS
 #endif
+#ifdef JSON_TOKENER_VALIDATE_UTF8
+				       /* what is echoed (a tag) must stay
+					* UTF-8, as events are */
+				       | JSON_TOKENER_VALIDATE_UTF8
+#endif
+		);
 	m.obj = tok ? json_tokener_parse_ex(tok, buf, (int)len) : NULL;
 	jerr = tok ? json_tokener_get_error(tok) : json_tokener_error_depth;
 	if (m.obj && jerr == json_tokener_success) {
@@ -1438,6 +1496,8 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 			 json_type_to_name(json_object_get_type(m.obj)));
 		goto out;
 	}
+	if (check_numbers(m.obj, false, 0, m.err, sizeof(m.err)))
+		goto out;
 	if (json_object_object_get_ex(m.obj, "tag", &v))
 		m.tag = v ? v : null_tag;
 	if (!json_object_object_get_ex(m.obj, "cmd", &v)) {
