@@ -237,8 +237,8 @@ struct mfd_config {
 	   userfaultfd and the right to use it, root or
 	   vm.unprivileged_userfaultfd). The session opens one more
 	   connection, the urgent channel, for page requests and their
-	   answers. tcp: and unix: only: rdma: and fd: refuse it. Default
-	   false. */
+	   answers. tcp: and unix: only: rdma: and fd: refuse it, and so
+	   does TLS (mfd_session_new(), -ENOTSUP). Default false. */
 	bool postcopy;
 	/* Receiver: commit the result before the sender is told it
 	   succeeded (mfd_commit_cb); NULL: nothing to commit. */
