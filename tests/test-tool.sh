@@ -275,6 +275,21 @@ while read -r line; do
 done <"$dir/stats.jsonl"
 [ "$lines" -ge 4 ] && ok "--stats-interval: $lines JSON lines" ||
 	bad "--stats-interval: $lines lines: $(cat "$dir/stats.jsonl")"
+# without --json too, stdout carries JSON lines only: the summary goes
+# to stderr
+start_recv tcp:127.0.0.1:0 "$dir/forty.dst"
+timeout 60 "$MULTIFD" send --max-bandwidth 40M --stats-interval 0.1 \
+	"$port_uri" "$dir/forty" >"$dir/stats.jsonl" 2>"$dir/stats.err"
+wait $rpid
+lines=0 other=0
+while read -r line; do
+	if json_ok "$line" x >/dev/null; then lines=$((lines + 1)); else other=$((other + 1)); fi
+done <"$dir/stats.jsonl"
+[ "$lines" -ge 2 ] && [ "$other" = 0 ] && grep -q "^sent 40.0 MiB" "$dir/stats.err" &&
+	ok "--stats-interval without --json: $lines JSON lines, the summary on stderr" ||
+	bad "--stats-interval without --json: $lines JSON, $other other: $(cat "$dir/stats.jsonl" "$dir/stats.err")"
+expect 2 "bench: --sweep writes CSV (for bench/plot): it takes neither --json nor --stats-interval" \
+	"$MULTIFD" bench --sweep --json
 
 # signal_end WHO DELAY SIG RECV-OPTIONS SEND-OPTIONS: $dir/eight from a
 # sender to a receiver into $dir/eight.dst, SIG sent to WHO (recv or

@@ -504,6 +504,12 @@ int cmd_bench(int argc, char **argv)
 			"--sweep");
 		return 2;
 	}
+	/* its table is CSV, for bench/plot */
+	if (o.sweep && (o.json || o.stats_interval > 0)) {
+		die_msg("bench: --sweep writes CSV (for bench/plot): it takes "
+			"neither --json nor --stats-interval");
+		return 2;
+	}
 	if (o.sweep)
 		return sweep(o);
 	r = bench_run(&o, &res);

@@ -837,6 +837,7 @@ void print_result(const struct opts *o, const char *what,
 	struct mfd_stats st;
 	double gib, covered;
 	char data[32], wire[32], rate[32];
+	FILE *out;
 
 	mfd_session_stats(s, &st);
 	gib = (double)st.payload_bytes / (1u << 30);
@@ -856,6 +857,8 @@ void print_result(const struct opts *o, const char *what,
 	}
 	if (o->quiet)
 		return;
+	/* --stats-interval makes stdout a stream of JSON lines */
+	out = o->stats_interval > 0 ? stderr : stdout;
 	/* the pages in place, zero ones too (a sparse image's size, not
 	 * the little data it holds), and at what rate */
 	covered = (double)(st.normal_pages + st.zero_pages) *
@@ -864,7 +867,7 @@ void print_result(const struct opts *o, const char *what,
 	human_size((double)st.bytes, wire, sizeof(wire));
 	human_size(st.seconds > 0 ? covered / st.seconds : 0, rate,
 		   sizeof(rate));
-	printf("%s %.1f MiB (%llu pages, %llu zero%s%s%s) in %.3f s: %s/s, "
+	fprintf(out, "%s %.1f MiB (%llu pages, %llu zero%s%s%s) in %.3f s: %s/s, "
 	       "%u channel%s, method %s, %s on the wire\n",
 	       what, covered / (1 << 20),
 	       (unsigned long long)(st.normal_pages + st.zero_pages),
@@ -875,35 +878,35 @@ void print_result(const struct opts *o, const char *what,
 	       mfd_session_channels(s) == 1 ? "" : "s",
 	       mfd_method_name(mfd_session_method(s)), wire);
 	if (st.channels_lost && st.resent_pages)
-		printf("failover: %llu of %u channels lost; %llu pages "
+		fprintf(out, "failover: %llu of %u channels lost; %llu pages "
 		       "(%.1f MiB) sent again on the others, counted above\n",
 		       (unsigned long long)st.channels_lost,
 		       mfd_session_channels(s),
 		       (unsigned long long)st.resent_pages,
 		       (double)st.resent_bytes / (1 << 20));
 	else if (st.channels_lost) /* a receiver cannot tell them apart */
-		printf("failover: %llu of %u channels lost; pages sent again "
+		fprintf(out, "failover: %llu of %u channels lost; pages sent again "
 		       "on the others, if any, are counted above\n",
 		       (unsigned long long)st.channels_lost,
 		       mfd_session_channels(s));
 	if (st.tls_channels && !st.ktls_send_channels && !st.ktls_recv_channels)
-		printf("TLS 1.3 on %llu channels, by OpenSSL in userspace (no "
+		fprintf(out, "TLS 1.3 on %llu channels, by OpenSSL in userspace (no "
 		       "kernel TLS here)\n",
 		       (unsigned long long)st.tls_channels);
 	else if (st.tls_channels && st.ktls_send_channels == st.tls_channels &&
 		 st.ktls_recv_channels == st.tls_channels)
-		printf("TLS 1.3 on %llu channels, by the kernel (kernel TLS) "
+		fprintf(out, "TLS 1.3 on %llu channels, by the kernel (kernel TLS) "
 		       "both ways\n",
 		       (unsigned long long)st.tls_channels);
 	else if (st.tls_channels)
-		printf("TLS 1.3 on %llu channels; the kernel encrypts the sending "
+		fprintf(out, "TLS 1.3 on %llu channels; the kernel encrypts the sending "
 		       "side of %llu, decrypts the receiving side of %llu "
 		       "(OpenSSL the rest)\n",
 		       (unsigned long long)st.tls_channels,
 		       (unsigned long long)st.ktls_send_channels,
 		       (unsigned long long)st.ktls_recv_channels);
 	if (st.zerocopy_fallbacks)
-		printf("zero-copy: %llu sends copied instead%s\n",
+		fprintf(out, "zero-copy: %llu sends copied instead%s\n",
 		       (unsigned long long)st.zerocopy_fallbacks,
 		       st.tls_channels > st.ktls_send_channels
 			       ? " (OpenSSL encrypts in userspace: no kernel "

@@ -413,8 +413,9 @@ int cmd_send(int argc, char **argv)
 			die_msg("send: warning: %s", err);
 	}
 	if (!r && o.cfg.verify && !o.quiet && !o.json)
-		printf("verified: the receiver's %u region%s identical\n",
-		       nmaps, nmaps == 1 ? " is" : "s are");
+		fprintf(o.stats_interval > 0 ? stderr : stdout,
+			"verified: the receiver's %u region%s identical\n",
+			nmaps, nmaps == 1 ? " is" : "s are");
 	if (!r || o.json)
 		print_result(&o, "sent", s, r == 0);
 	status = r ? failed_status() : 0;
