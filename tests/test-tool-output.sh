@@ -456,7 +456,7 @@ bad_value recv --max-channels 65 "$big 64 channels"
 bad_value recv --methods "none," "expected methods from none, zlib and zstd"
 bad_value bench --size 99999999T "$big 16777215T bytes"
 bad_value bench -s " 8M" "expected a number of bytes"
-bad_value bench -s 0 "too small: expected 1 to 16777215T bytes"
+bad_value bench -s 0 "expected a whole number of pages (a multiple of the page size 4096, at least one)"
 bad_value bench --rounds 1000001 "$big 1000000 rounds"
 bad_value bench --dirty-rate " 5" "expected a number of MiB per second" --live
 bad_value bench --dirty-rate nan "expected a number of MiB per second" --live
