@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "escape.h"
 #include "packet.h"
 
 static void put16(uint8_t *p, uint16_t v)
@@ -156,8 +157,15 @@ void mfd__ack_encode(const struct mfd_ack *a, uint8_t buf[MFD_ACK_SIZE])
 int mfd__ack_decode(const uint8_t buf[MFD_ACK_SIZE], struct mfd_ack *out,
 		    char *err, size_t errlen)
 {
-	if (get32(buf) != MFD_MAGIC_ACK)
-		BAD("bad handshake answer magic 0x%08x", get32(buf));
+	if (get32(buf) != MFD_MAGIC_ACK) {
+		char text[4 * MFD_ACK_SIZE + 1];
+
+		/* what answered is likely no multifd receiver at all (an
+		 * HTTP server): its bytes say what it is */
+		BAD("bad handshake answer magic 0x%08x (the answer began "
+		    "\"%s\": is a multifd receiver listening there?)",
+		    get32(buf), mfd__escape(text, sizeof(text), buf, 8));
+	}
 	if (get16(buf + 4) != MFD_PROTO_VERSION)
 		BAD("receiver speaks protocol version %u (expected %u)",
 		    get16(buf + 4), MFD_PROTO_VERSION);
