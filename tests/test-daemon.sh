@@ -305,6 +305,7 @@ def errors(path, pid):
         (b'{"cmd": "list"} {}', [], "text after the object"),
         (b"[1, 2]", [], "the message is a JSON array; expected an object"),
         (b'{"cmd": "list", "tag": "\xff\xfe"}', [], "bad JSON at byte"),
+        (b' \n ', [], "an empty message (3 bytes of blanks)"),
         (b'{"cmd": "list", "tag": NaN}', [], "NaN is no JSON number"),
         (b'{"cmd": "list", "tag": [1e400]}', [], "is no JSON number"),
         (b'{"cmd": "list", "tag": 123456789012345678901234567890}', [],

@@ -1473,9 +1473,19 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 			goto out;
 		}
 	} else {
+		size_t blanks = 0;
+
 		json_object_put(m.obj);
 		m.obj = NULL;
-		if (jerr == json_tokener_continue)
+		while (blanks < len && strchr(" \t\r\n", buf[blanks]) &&
+		       buf[blanks])
+			blanks++;
+		if (jerr == json_tokener_continue && blanks == len)
+			snprintf(m.err, sizeof(m.err),
+				 "an empty message (%zu bytes of blanks); "
+				 "expected one JSON object per message",
+				 len);
+		else if (jerr == json_tokener_continue)
 			snprintf(m.err, sizeof(m.err),
 				 "bad JSON: the message (%zu bytes) ends "
 				 "inside a value; expected one whole JSON "
