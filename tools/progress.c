@@ -187,7 +187,7 @@ void human_size(double bytes, char *buf, size_t len)
 }
 
 /* Returns 0 or the errno of the failed write. */
-static int draw(const struct progress *p)
+static int draw(struct progress *p)
 {
 	struct mfd_stats st;
 	char done[32], total[32] = "?", eta[32] = "", speed[32], lost[64] = "";
@@ -201,6 +201,11 @@ static int draw(const struct progress *p)
 	covered = (st.normal_pages + st.zero_pages) *
 		  mfd_session_page_size(p->s);
 	covered -= st.resent_bytes < covered ? st.resent_bytes : covered;
+	/* a lost channel's round is counted as sent again before its
+	 * pages are: the figure never steps back */
+	if (covered < p->shown)
+		covered = p->shown;
+	p->shown = covered;
 	rate = st.seconds > 0 ? (double)covered / st.seconds : 0;
 	human_size((double)covered, done, sizeof(done));
 	human_size(rate, speed, sizeof(speed));

@@ -25,6 +25,7 @@ struct progress {
 				  terminal (a log file: no \r, no escapes) */
 	double stats_interval; /* seconds between JSON lines, 0: none */
 	/* the thread's */
+	uint64_t shown; /* bytes the display said last */
 	pthread_t thread;
 	bool running;
 	pthread_mutex_t lock;
