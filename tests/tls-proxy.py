@@ -27,7 +27,7 @@ rec = open(a.record, "ab") if a.record else None
 first = [True]
 
 
-def pump(src, dst, flip_at):
+def pump(src, dst, flip_at, ends):
     seen = 0
     try:
         while True:
@@ -46,20 +46,28 @@ def pump(src, dst, flip_at):
             dst.sendall(data)
     except OSError:
         pass
-    for s in (dst, src):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    # this direction is over; the other one still carries what its end
+    # says last (a TLS alert before a reset): both close once both ended
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    with lock:
+        ends[0] -= 1
+        last = ends[0] == 0
+    if last:
+        for s in (dst, src):
+            s.close()
 
 
 def serve(c):
     u = socket.create_connection(("127.0.0.1", a.target_port))
+    ends = [2]
     with lock:
         flip = a.flip if first[0] else -1
         first[0] = False
-    threading.Thread(target=pump, args=(c, u, flip), daemon=True).start()
-    threading.Thread(target=pump, args=(u, c, -1), daemon=True).start()
+    threading.Thread(target=pump, args=(c, u, flip, ends), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c, -1, ends), daemon=True).start()
 
 
 ls = socket.socket()
