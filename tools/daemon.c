@@ -46,6 +46,7 @@
 
 #define PROTOCOL_VERSION 1
 #define MAX_MSG 65536	     /* bytes of one command */
+#define MAX_TAG 4096	     /* bytes of its tag, as JSON */
 #define MAX_FDS 253	     /* SCM_MAX_FD: descriptors of one command */
 #define MAX_CLIENTS 64
 #define MAX_SESSIONS 64	     /* per connection */
@@ -426,6 +427,88 @@ static int get_str(json_object *o, const char *key, bool required,
 	return 0;
 }
 
+/* Whether s[0..n) is a JSON number as RFC 8259 writes it:
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number_ok(const char *s, size_t n)
+{
+	size_t i = s[0] == '-';
+	size_t d;
+
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && s[i] >= '1' && s[i] <= '9')
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	else
+		return false;
+	if (i < n && s[i] == '.') {
+		for (d = ++i; i < n && isdigit((unsigned char)s[i]); i++)
+			;
+		if (i == d)
+			return false;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		if (++i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (d = i; i < n && isdigit((unsigned char)s[i]); i++)
+			;
+		if (i == d)
+			return false;
+	}
+	return i == n;
+}
+
+/*
+ * What json-c takes but RFC 8259 does not, in the message's text: a
+ * control character inside a string (JSON escapes it), a number such as
+ * 1. or -01, a word such as NaN. 0, or -EINVAL said in err.
+ */
+static int check_json_text(const char *buf, size_t len, char *err,
+			   size_t errlen)
+{
+	for (size_t i = 0; i < len; i++) {
+		size_t n = 0;
+		bool number;
+
+		if (buf[i] == '"') {
+			for (i++; i < len && buf[i] != '"'; i++) {
+				if ((unsigned char)buf[i] < 0x20) {
+					snprintf(err, errlen,
+						 "bad JSON at byte %zu: a control "
+						 "character (0x%02x) inside a "
+						 "string; JSON writes it escaped",
+						 i, (unsigned char)buf[i]);
+					return -EINVAL;
+				}
+				if (buf[i] == '\\')
+					i++;
+			}
+			continue;
+		}
+		while (i + n < len &&
+		       (isalnum((unsigned char)buf[i + n]) ||
+			strchr("+-.", buf[i + n])) && buf[i + n])
+			n++;
+		if (!n)
+			continue;
+		number = buf[i] == '-' || isdigit((unsigned char)buf[i]);
+		if (number ? json_number_ok(buf + i, n)
+			   : (n == 4 && !strncmp(buf + i, "true", 4)) ||
+				     (n == 5 && !strncmp(buf + i, "false", 5)) ||
+				     (n == 4 && !strncmp(buf + i, "null", 4))) {
+			i += n - 1;
+			continue;
+		}
+		snprintf(err, errlen,
+			 "bad JSON at byte %zu: '%.*s' is no JSON %s", i,
+			 (int)(n > 40 ? 40 : n), buf + i,
+			 number ? "number (RFC 8259)"
+				: "value (expected true, false or null)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * What json-c reads but JSON has no such number for, anywhere in v: NaN,
  * Infinity and a number too large for a double (1e400); and in a tag,
@@ -450,9 +533,9 @@ static int check_numbers(json_object *v, bool tag, int depth, char *err,
 		if (!tag || (json_object_get_int64(v) <= exact &&
 			     json_object_get_int64(v) >= -exact))
 			return 0;
-		snprintf(err, len, "'tag' holds an integer beyond 2^53, which "
-			 "could not come back as it was; expected a smaller "
-			 "one, or a string");
+		snprintf(err, len, "'tag' holds an integer of 2^53 or more, "
+			 "which could not come back as it was; expected a "
+			 "smaller one, or a string");
 		return -EINVAL;
 	case json_type_object: {
 		json_object_object_foreach(v, key, val)
@@ -1482,9 +1565,9 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 			blanks++;
 		if (jerr == json_tokener_continue && blanks == len)
 			snprintf(m.err, sizeof(m.err),
-				 "an empty message (%zu bytes of blanks); "
+				 "an empty message (%zu byte%s of blanks); "
 				 "expected one JSON object per message",
-				 len);
+				 len, len == 1 ? "" : "s");
 		else if (jerr == json_tokener_continue)
 			snprintf(m.err, sizeof(m.err),
 				 "bad JSON: the message (%zu bytes) ends "
@@ -1506,10 +1589,24 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 			 json_type_to_name(json_object_get_type(m.obj)));
 		goto out;
 	}
-	if (check_numbers(m.obj, false, 0, m.err, sizeof(m.err)))
+	if (check_json_text(buf, len, m.err, sizeof(m.err)) ||
+	    check_numbers(m.obj, false, 0, m.err, sizeof(m.err)))
 		goto out;
-	if (json_object_object_get_ex(m.obj, "tag", &v))
+	if (json_object_object_get_ex(m.obj, "tag", &v)) {
+		size_t n = v ? strlen(json_object_to_json_string_ext(
+				       v, JSON_C_TO_STRING_PLAIN))
+			     : 4;
+
+		/* its answers carry it: they must stay within a message */
+		if (n > MAX_TAG) {
+			snprintf(m.err, sizeof(m.err),
+				 "'tag' is %zu bytes as JSON; expected at most "
+				 "%d",
+				 n, MAX_TAG);
+			goto out;
+		}
 		m.tag = v ? v : null_tag;
+	}
 	if (!json_object_object_get_ex(m.obj, "cmd", &v)) {
 		snprintf(m.err, sizeof(m.err),
 			 "missing field 'cmd' (a string: %s)", commands);
