@@ -141,8 +141,9 @@ MFD_EXTERN int mfd_recv_sender_present(struct mfd_session *s)
 
 /* At the END barrier, after compare_digests: the application's commit,
  * when nothing failed so far; a failed one is reported in every FIN.
- * Cancels are too late from here. */
-static void commit(struct mfd_session *s)
+ * Cancels are too late from here. Returns what the commit returned (0
+ * when there was none to make). */
+static int commit(struct mfd_session *s)
 {
 	char err[sizeof(s->verify_msg) - 32] = "";
 	int r;
@@ -156,7 +157,7 @@ static void commit(struct mfd_session *s)
 	s->cancel_too_late = !r;
 	pthread_mutex_unlock(&s->lock);
 	if (r || !s->cfg.commit_cb)
-		return;
+		return 0;
 	/* hashing can be long too: a sender gone meanwhile would never
 	 * hear of the commit */
 	if (sender_gone(s)) {
@@ -169,11 +170,13 @@ static void commit(struct mfd_session *s)
 		__atomic_store_n(&s->committing, false, __ATOMIC_RELEASE);
 	}
 	if (!r)
-		return;
+		return 0;
 	pthread_mutex_lock(&s->lock);
 	snprintf(s->verify_msg, sizeof(s->verify_msg), "cannot commit: %s",
 		 err[0] ? err : strerror(-r));
+	s->commit_err = r < 0 ? r : -EIO;
 	pthread_mutex_unlock(&s->lock);
+	return r;
 }
 
 /*
@@ -218,13 +221,6 @@ static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
 }
 
 /*
- * Wait until every channel has reached the same SYNC (or END). The wait
- * itself has no time limit: every channel not here yet is reading, and
- * its reads are bounded by the timeout (keep-alives show a live sender
- * channel that waits for its share of a low rate), so a dead channel
- * fails the session and wakes this one.
- */
-/*
  * At the END barrier, before the commit: nothing follows an END on a
  * channel but what a sender that gave up sends, an ABORT, or its close.
  * A receiver stopped for longer than the sender's timeout (SIGSTOP, a
@@ -232,9 +228,10 @@ static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
  * then commit and report success the sender never heard of. Each live
  * channel is looked at for a millisecond (the others wait at the barrier
  * and touch no connection). True when the sender left, the session then
- * failed with why.
+ * failed with why. abort_only: after a commit that saw the sender leave,
+ * only the reason it may have sent first (an ABORT) is looked for.
  */
-static bool sender_left(struct mfd_session *s)
+static bool sender_left(struct mfd_session *s, bool abort_only)
 {
 	unsigned live = 0, closed = 0, first = 0;
 	struct mfd_limits lim;
@@ -263,6 +260,8 @@ static bool sender_left(struct mfd_session *s)
 			mfd__peer_failed(s, ch, h.payload_len, &d, -ECANCELED);
 			return true;
 		}
+		if (abort_only)
+			continue;
 		/* with failover a link may die after its END while the
 		 * sender waits on the others: only all of them closed is
 		 * the sender leaving */
@@ -388,13 +387,18 @@ static int barrier_pass(struct mfd_session *s, struct mfd_channel *ch,
 			mfd__pc_complete(s);
 		/* hash and commit, without the lock */
 		pthread_mutex_unlock(&s->lock);
-		if (!sender_left(s)) {
+		if (!sender_left(s, false)) {
 			struct end_keepalive k;
+			int c;
 
 			end_keepalive_start(s, &k);
 			compare_digests(s);
-			commit(s);
+			c = commit(s);
 			end_keepalive_stop(&k);
+			/* a sender seen to leave during the commit may have
+			 * said why first (a signal): its ABORT is the error */
+			if (c == -EPIPE)
+				sender_left(s, true);
 		}
 		pthread_mutex_lock(&s->lock);
 	}
@@ -420,8 +424,14 @@ static int barrier_pass(struct mfd_session *s, struct mfd_channel *ch,
 	return r;
 }
 
-/* Wait until every live channel reached the same barrier. 1 when an END
- * barrier passed as a sync (failover), 0, or -errno. */
+/*
+ * Wait until every live channel reached the same barrier (SYNC or END).
+ * 1 when an END barrier passed as a sync (failover), 0, or -errno. The
+ * wait itself has no time limit: every channel not here yet is reading,
+ * and its reads are bounded by the timeout (keep-alives show a live
+ * sender channel that waits for its share of a low rate), so a dead
+ * channel fails the session and wakes this one.
+ */
 static int barrier(struct mfd_session *s, struct mfd_channel *ch,
 		   uint8_t type, uint32_t round)
 {
@@ -876,6 +886,18 @@ static void end_verdict(struct mfd_session *s, char *msg, size_t len)
 /* Every channel is past its last page: confirm, or say why not. The
  * session fails only once every channel has sent its FIN (in
  * mfd_recv_wait), so that every FIN reaches the sender. */
+/* The errno of a failed end: the commit's own, else -EIO (a region
+ * differs, its digests did not come). */
+static int verdict_err(struct mfd_session *s)
+{
+	int e;
+
+	pthread_mutex_lock(&s->lock);
+	e = s->commit_err ? s->commit_err : -EIO;
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
 static int send_fin(struct mfd_session *s, struct mfd_channel *ch)
 {
 	uint8_t buf[MFD_HDR_SIZE + sizeof(s->verify_msg)];
@@ -891,7 +913,7 @@ static int send_fin(struct mfd_session *s, struct mfd_channel *ch)
 	/* a sender told on another channel may have closed this one: the
 	 * verdict is the session's failure, not the broken pipe */
 	if (r && msg[0])
-		mfd__session_fail(s, -1, -EIO, "%s", msg);
+		mfd__session_fail(s, -1, verdict_err(s), "%s", msg);
 	return r ? r : 1;
 }
 
@@ -2097,7 +2119,7 @@ static int recv_run(struct mfd_session *s)
 
 		end_verdict(s, msg, sizeof(msg));
 		if (msg[0])
-			mfd__session_fail(s, -1, -EIO, "%s", msg);
+			mfd__session_fail(s, -1, verdict_err(s), "%s", msg);
 	}
 	s->finished = true;
 	pthread_mutex_lock(&s->lock);

@@ -801,9 +801,8 @@ void mfd__session_fail(struct mfd_session *s, int channel, int err,
 	/* a cancel (mfd_session_cancel_reason()) once the receiver's END
 	 * passed whole and its commit began is too late: the session ends
 	 * as the commit does; once it completed, there is nothing to stop */
-	if (s->failed ||
-	    ((s->cancel_too_late || s->completed) && channel == -1 &&
-	     err == -ECANCELED)) {
+	if (s->failed || ((s->cancel_too_late || s->completed) &&
+			  channel == MFD_CANCEL_CALL)) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
@@ -887,7 +886,7 @@ int mfd__session_err(struct mfd_session *s)
 
 MFD_EXTERN void mfd_session_cancel(struct mfd_session *s)
 {
-	mfd__session_fail(s, -1, -ECANCELED, "cancelled");
+	mfd__session_fail(s, MFD_CANCEL_CALL, -ECANCELED, "cancelled");
 }
 
 MFD_EXTERN void mfd_session_cancel_reason(struct mfd_session *s,
@@ -896,7 +895,7 @@ MFD_EXTERN void mfd_session_cancel_reason(struct mfd_session *s,
 	if (!reason || !reason[0])
 		reason = "cancelled";
 	/* the peer is told it as any failure's reason: escaped there */
-	mfd__session_fail(s, -1, -ECANCELED, "%s", reason);
+	mfd__session_fail(s, MFD_CANCEL_CALL, -ECANCELED, "%s", reason);
 }
 
 MFD_EXTERN void mfd_session_set_error(struct mfd_session *s, const char *fmt,

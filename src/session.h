@@ -156,6 +156,7 @@ struct mfd_session {
 	uint64_t reg_ns, reg_bytes; /* the transport's registrations */
 	char verify_msg[300]; /* receiver: why the digests differ or the
 				 commit failed, or "" */
+	int commit_err; /* receiver: what a failed commit returned, or 0 */
 	bool verified;	      /* receiver: the VERIFY packet arrived */
 	uint64_t sent_digest[MFD_MAX_REGIONS]; /* receiver: VERIFY's */
 	uint64_t rounds;      /* receiver: rounds every channel completed */
@@ -218,7 +219,9 @@ int mfd__bad_call(struct mfd_session *s, int err, const char *fmt, ...)
 
 /* Record the session's first error (later ones are dropped), wake every
  * waiter and shut every connection down so no thread stays blocked.
- * `channel` < 0 for an error that belongs to no channel. Any thread. */
+ * `channel` < 0 for an error that belongs to no channel, MFD_CANCEL_CALL
+ * for the application's cancel (which can come too late). Any thread. */
+#define MFD_CANCEL_CALL (-2)
 void mfd__session_fail(struct mfd_session *s, int channel, int err,
 		       const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

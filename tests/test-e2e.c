@@ -193,7 +193,7 @@ static int commit_cb(void *opaque, char *err, size_t errlen)
 	if (kind != COMMIT_FAILS)
 		return 0;
 	snprintf(err, errlen, "the disk is on fire");
-	return -EIO;
+	return -ENOSPC;
 }
 
 static void commit_case(enum commit_kind kind, unsigned channels)
@@ -223,16 +223,22 @@ static void commit_case(enum commit_kind kind, unsigned channels)
 	CU_ASSERT_EQUAL(mfd_send_finish(tx) == 0, !fail);
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(rx_result == 0, !fail);
+	/* the commit's own errno; a sender that said why, its reason's */
+	if (kind == COMMIT_FAILS)
+		CU_ASSERT_EQUAL(rx_result, -ENOSPC);
+	if (kind == COMMIT_SENDER_LEFT)
+		CU_ASSERT_EQUAL(rx_result, -ECANCELED);
 	CU_ASSERT_EQUAL(commits, 1);
 	/* only a receiver's commit may ask */
 	CU_ASSERT_EQUAL(mfd_recv_sender_present(rx), -EINVAL);
 	CU_ASSERT_EQUAL(mfd_recv_sender_present(tx), -EINVAL);
 	CU_ASSERT_EQUAL(mfd_recv_sender_present(NULL), -EINVAL);
 	if (kind == COMMIT_SENDER_LEFT) {
+		/* it left saying why (an ABORT): that is the error */
 		e = mfd_session_error(rx);
-		if (!e || !strstr(e, "cannot commit: the sender left")) {
+		if (!e || !strstr(e, "the sender failed: killed")) {
 			fprintf(stderr, "receiver error '%s'\n", e ? e : "");
-			CU_FAIL("the receiver does not say the sender left");
+			CU_FAIL("the receiver does not say why the sender left");
 		}
 		e = NULL;
 	} else {

@@ -256,7 +256,7 @@ check "in-place FILE removed: both exit 1 (send $sst, recv $rst)" \
 check "in-place FILE removed: the sender is told" \
 	has "$dir/s.log" "was removed or replaced during the transfer"
 check "in-place FILE removed: every page arrived, no mix is claimed" \
-	has "$dir/r.log" "every page arrived in the files received in place, but the sender was told"
+	has "$dir/r.log" "every page arrived in the files received in place, but the session failed"
 
 # 5. a refused session leaves an existing FILE as it was
 head -c 1M /dev/urandom >"$dir/keep"
@@ -326,6 +326,23 @@ if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; 
 		has "$dir/r.log" "the sender left while the files were written out"
 	check "sender killed during the write-out: no temporary file left" \
 		[ -z "$(ls -A "$dir" | grep multifd)" ]
+	# SIGTERM to the sender then: it says why before it leaves
+	: >"$dir/r.log"
+	strace -f -qq -o /dev/null -e trace=msync \
+		-e inject=msync:delay_enter=3000000 \
+		"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
+	rpid=$!
+	uri=$(wait_listening "$dir/r.log")
+	"$MULTIFD" send -q "$uri" "$dir/small-in" 2>/dev/null &
+	spid=$!
+	sleep 1.5
+	kill -TERM $spid
+	wait $rpid
+	rst=$?
+	check "sender stopped during the write-out: FILE untouched ($rst)" \
+		eval '[ $rst = 1 ] && cmp -s "$dir/keep" "$dir/keep.orig"'
+	check "sender stopped during the write-out: the receiver says why" \
+		has "$dir/r.log" "the sender failed: it was stopped by a signal (SIGTERM)"
 	# a signal to the receiver then: stopped before the renames; a
 	# signal during the renames (held 2 s) is too late: FILE is new
 	for at in msync renameat2; do

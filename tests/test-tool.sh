@@ -288,8 +288,11 @@ done <"$dir/stats.jsonl"
 [ "$lines" -ge 2 ] && [ "$other" = 0 ] && grep -q "^sent 40.0 MiB" "$dir/stats.err" &&
 	ok "--stats-interval without --json: $lines JSON lines, the summary on stderr" ||
 	bad "--stats-interval without --json: $lines JSON, $other other: $(cat "$dir/stats.jsonl" "$dir/stats.err")"
-expect 2 "bench: --sweep writes CSV (for bench/plot): it takes neither --json nor --stats-interval" \
+expect 2 "bench: --sweep writes CSV (for bench/plot) over channels, methods and contents: it takes none of --json, --live, -c, -m, -r and --content" \
 	"$MULTIFD" bench --sweep --json
+expect 2 "bench: --sweep writes CSV" "$MULTIFD" bench --sweep -c 4
+expect 2 "bench: --sweep writes CSV" "$MULTIFD" bench --sweep --live
+expect 2 "bench: --stats-interval is for send and recv" "$MULTIFD" bench --stats-interval 1
 
 # signal_end WHO DELAY SIG RECV-OPTIONS SEND-OPTIONS: $dir/eight from a
 # sender to a receiver into $dir/eight.dst, SIG sent to WHO (recv or

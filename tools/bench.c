@@ -504,10 +504,19 @@ int cmd_bench(int argc, char **argv)
 			"--sweep");
 		return 2;
 	}
-	/* its table is CSV, for bench/plot */
-	if (o.sweep && (o.json || o.stats_interval > 0)) {
-		die_msg("bench: --sweep writes CSV (for bench/plot): it takes "
-			"neither --json nor --stats-interval");
+	/* one summary, not a stream of figures */
+	if (o.stats_interval > 0) {
+		die_msg("bench: --stats-interval is for send and recv: bench "
+			"prints one summary (--json for it as JSON)");
+		return 2;
+	}
+	/* its table is CSV, for bench/plot, over what it sweeps */
+	if (o.sweep && (o.json || o.live || o.channels_given ||
+			o.cfg.method != MFD_METHOD_NONE || o.rounds != 1 ||
+			o.content != CONTENT_RANDOM)) {
+		die_msg("bench: --sweep writes CSV (for bench/plot) over "
+			"channels, methods and contents: it takes none of "
+			"--json, --live, -c, -m, -r and --content");
 		return 2;
 	}
 	if (o.sweep)

@@ -820,8 +820,9 @@ int cmd_recv(int argc, char **argv)
 			"names before the session failed");
 	else if (r && t.inplace_used)
 		die_msg(t.all_in ? "recv: every page arrived in the files "
-				   "received in place, but the sender was told "
-				   "that the session failed"
+				   "received in place, but the session failed "
+				   "(the sender, if still there, reports a "
+				   "failure)"
 				 : "recv: the files received in place may now "
 				   "hold a mix of the sender's pages and what "
 				   "they held before");
