@@ -451,7 +451,8 @@ int cmd_bench(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : 2;
 	if (optind != argc) {
-		die_msg("bench: unexpected argument '%s' (try --help)",
+		die_msg("bench: unexpected argument '%s' (try 'multifd bench "
+			"--help')",
 			argv[optind]);
 		return 2;
 	}

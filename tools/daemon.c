@@ -2037,7 +2037,7 @@ int cmd_daemon(int argc, char **argv)
 	}
 	if (optind < argc) {
 		die_msg("daemon: unexpected argument '%s': expected options "
-			"only (try --help)",
+			"only (try 'multifd daemon --help')",
 			argv[optind]);
 		return 2;
 	}

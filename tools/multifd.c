@@ -336,7 +336,7 @@ int cmd_send(int argc, char **argv)
 	if (argc - optind < 1 || argc - optind > 2 ||
 	    (argc - optind == 2) == (o.nregions > 0)) {
 		die_msg("send: expected URI and either FILE or --region "
-			"options (try --help)");
+			"options (try 'multifd send --help')");
 		free_region_names(&o);
 		return 2;
 	}
@@ -741,7 +741,7 @@ int cmd_recv(int argc, char **argv)
 	if (argc - optind < 1 || argc - optind > 2 ||
 	    (argc - optind == 2) == (o.nregions > 0)) {
 		die_msg("recv: expected URI and either FILE or --region "
-			"options (try --help)");
+			"options (try 'multifd recv --help')");
 		free_region_names(&o);
 		return 2;
 	}
@@ -918,7 +918,7 @@ int main(int argc, char **argv)
 	if (argv[1][0] == '-' && argv[1][1] && strcmp(argv[1], "--"))
 		return main_options(argc, argv);
 	die_msg("unknown command '%s': expected send, recv, bench or daemon (try "
-		"--help)",
+		"'multifd --help')",
 		argv[1]);
 	return 2;
 }
