@@ -304,12 +304,20 @@ check "killed sender: FILE untouched" cmp -s "$dir/keep" "$dir/keep.orig"
 # 3 s by strace, longer than the 1 MiB transfer takes): the receiver sees
 # it before the rename, so FILE keeps its old content and both fail
 # (strace must be able to trace here: a container may forbid ptrace)
+# held SYSCALL MICROSECONDS ARGS...: multifd ARGS with each SYSCALL held
+# that long by strace, which it becomes (run it with &: $! is strace,
+# multifd its child). LeakSanitizer does not run under ptrace: off
+held() {
+	local at=$1 us=$2
+	shift 2
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		exec strace -f -qq -o /dev/null -e trace="$at" \
+		-e inject="$at":delay_enter="$us" "$MULTIFD" "$@"
+}
 if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; then
 	head -c 1M /dev/urandom >"$dir/small-in"
 	: >"$dir/r.log"
-	strace -f -qq -o /dev/null -e trace=msync \
-		-e inject=msync:delay_enter=3000000 \
-		"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
+	held msync 3000000 recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
 	rpid=$!
 	uri=$(wait_listening "$dir/r.log")
 	"$MULTIFD" send -q "$uri" "$dir/small-in" 2>/dev/null &
@@ -328,9 +336,7 @@ if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; 
 		[ -z "$(ls -A "$dir" | grep multifd)" ]
 	# SIGTERM to the sender then: it says why before it leaves
 	: >"$dir/r.log"
-	strace -f -qq -o /dev/null -e trace=msync \
-		-e inject=msync:delay_enter=3000000 \
-		"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
+	held msync 3000000 recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
 	rpid=$!
 	uri=$(wait_listening "$dir/r.log")
 	"$MULTIFD" send -q "$uri" "$dir/small-in" 2>/dev/null &
@@ -347,9 +353,7 @@ if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; 
 	# signal during the renames (held 2 s) is too late: FILE is new
 	for at in msync renameat2; do
 		: >"$dir/r.log"
-		strace -f -qq -o /dev/null -e trace=$at \
-			-e inject=$at:delay_enter=2000000 \
-			"$MULTIFD" recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
+		held $at 2000000 recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
 		rpid=$!
 		uri=$(wait_listening "$dir/r.log")
 		timeout 60 "$MULTIFD" send -q "$uri" "$dir/small-in" 2>"$dir/s.log" &
