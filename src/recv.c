@@ -221,6 +221,33 @@ static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
 }
 
 /*
+ * Read a header where nothing but a sender's ABORT may come (behind its
+ * END, before the handshake's answer), within ms: 1 when it was one,
+ * the session then failed with its reason and err; 0 for anything else;
+ * or the read's -errno (-ETIMEDOUT: nothing came).
+ */
+static int read_abort(struct mfd_session *s, struct mfd_channel *ch,
+		      unsigned ms, int err)
+{
+	struct mfd_limits lim;
+	struct mfd_deadline d;
+	struct mfd_hdr h;
+	uint8_t buf[MFD_HDR_SIZE];
+	int r;
+
+	mfd__session_limits(s, &lim);
+	mfd__deadline_start(&d, ms, "a look for the sender's ABORT");
+	r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
+	if (r)
+		return r;
+	if (mfd__hdr_decode(buf, &lim, &h, NULL, 0) || h.type != MFD_PKT_ABORT)
+		return 0;
+	mfd__deadline_start(&d, MFD_ABORT_GRACE_MS, "the sender's reason");
+	mfd__peer_failed(s, ch, h.payload_len, &d, err);
+	return 1;
+}
+
+/*
  * At the END barrier, before the commit: nothing follows an END on a
  * channel but what a sender that gave up sends, an ABORT, or its close.
  * A receiver stopped for longer than the sender's timeout (SIGSTOP, a
@@ -234,32 +261,22 @@ static int deliver_blobs(struct mfd_session *s, struct mfd_channel *ch,
 static bool sender_left(struct mfd_session *s, bool abort_only)
 {
 	unsigned live = 0, closed = 0, first = 0;
-	struct mfd_limits lim;
 	bool more = false;
 	int first_r = 0;
 
-	mfd__session_limits(s, &lim);
 	for (unsigned i = 0; i < s->nchannels; i++) {
 		struct mfd_channel *ch = &s->ch[i];
-		struct mfd_deadline d;
-		struct mfd_hdr h;
-		uint8_t buf[MFD_HDR_SIZE];
 		int r;
 
 		if (ch->lost)
 			continue;
 		live++;
-		mfd__deadline_start(&d, 1, "a look behind END");
-		r = mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf));
+		r = read_abort(s, ch, 1, -ECANCELED);
 		mfd__tp_set_timeout(ch->conn, s->cfg.timeout_ms);
 		if (r == -ETIMEDOUT)
 			continue;
-		if (!r && !mfd__hdr_decode(buf, &lim, &h, NULL, 0) &&
-		    h.type == MFD_PKT_ABORT) {
-			mfd__deadline_start(&d, 500, "the sender's reason");
-			mfd__peer_failed(s, ch, h.payload_len, &d, -ECANCELED);
+		if (r == 1)
 			return true;
-		}
 		if (abort_only)
 			continue;
 		/* with failover a link may die after its END while the
@@ -1927,17 +1944,8 @@ static int admit(struct mfd_session *s, struct greeting *g, struct early *ea,
 static int closed_early(struct mfd_session *s, struct mfd_channel *ch,
 			char *err, size_t errlen)
 {
-	struct mfd_limits lim;
-	struct mfd_deadline d;
-	struct mfd_hdr h;
-	uint8_t buf[MFD_HDR_SIZE];
-
-	mfd__session_limits(s, &lim);
-	mfd__deadline_start(&d, MFD_ABORT_GRACE_MS, "the sender's reason");
-	if (!mfd__deadline_recv(&d, ch->conn, buf, sizeof(buf)) &&
-	    !mfd__hdr_decode(buf, &lim, &h, NULL, 0) &&
-	    h.type == MFD_PKT_ABORT)
-		return mfd__peer_failed(s, ch, h.payload_len, &d, -EPIPE);
+	if (read_abort(s, ch, MFD_ABORT_GRACE_MS, -EPIPE) == 1)
+		return -EPIPE;
 	snprintf(err, errlen,
 		 "the sender closed channel %u before its other channels came",
 		 ch->index);

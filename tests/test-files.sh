@@ -300,10 +300,6 @@ rst=$?
 check "killed sender: the receiver exits 1 ($rst)" [ $rst = 1 ]
 check "killed sender: FILE untouched" cmp -s "$dir/keep" "$dir/keep.orig"
 
-# a sender killed while the receiver writes its file out (msync held
-# 3 s by strace, longer than the 1 MiB transfer takes): the receiver sees
-# it before the rename, so FILE keeps its old content and both fail
-# (strace must be able to trace here: a container may forbid ptrace)
 # held SYSCALL MICROSECONDS ARGS...: multifd ARGS with each SYSCALL held
 # that long by strace, which it becomes (run it with &: $! is strace,
 # multifd its child). LeakSanitizer does not run under ptrace: off
@@ -314,8 +310,11 @@ held() {
 		exec strace -f -qq -o /dev/null -e trace="$at" \
 		-e inject="$at":delay_enter="$us" "$MULTIFD" "$@"
 }
-if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; then
-	head -c 1M /dev/urandom >"$dir/small-in"
+
+# signal_sender_in_writeout SIG: a 1 MiB transfer into $dir/keep whose
+# receiver's msync strace holds 3 s; SIG to the sender meanwhile, once
+# every page is in; the receiver's status in rst, its log in r.log
+signal_sender_in_writeout() {
 	: >"$dir/r.log"
 	held msync 3000000 recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
 	rpid=$!
@@ -323,9 +322,18 @@ if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; 
 	"$MULTIFD" send -q "$uri" "$dir/small-in" 2>/dev/null &
 	spid=$!
 	sleep 1.5
-	kill -9 $spid
+	kill -"$1" $spid
 	wait $rpid
 	rst=$?
+}
+
+# a sender killed or stopped while the receiver writes its file out: the
+# receiver sees it before the rename, so FILE keeps its old content and
+# both fail (strace must be able to trace here: a container may forbid
+# ptrace)
+if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; then
+	head -c 1M /dev/urandom >"$dir/small-in"
+	signal_sender_in_writeout KILL
 	check "sender killed during the write-out: the receiver exits 1 ($rst)" \
 		[ $rst = 1 ]
 	check "sender killed during the write-out: FILE untouched" \
@@ -334,17 +342,8 @@ if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; 
 		has "$dir/r.log" "the sender left while the files were written out"
 	check "sender killed during the write-out: no temporary file left" \
 		[ -z "$(ls -A "$dir" | grep multifd)" ]
-	# SIGTERM to the sender then: it says why before it leaves
-	: >"$dir/r.log"
-	held msync 3000000 recv tcp:127.0.0.1:0 "$dir/keep" 2>"$dir/r.log" &
-	rpid=$!
-	uri=$(wait_listening "$dir/r.log")
-	"$MULTIFD" send -q "$uri" "$dir/small-in" 2>/dev/null &
-	spid=$!
-	sleep 1.5
-	kill -TERM $spid
-	wait $rpid
-	rst=$?
+	# SIGTERM to the sender: it says why before it leaves
+	signal_sender_in_writeout TERM
 	check "sender stopped during the write-out: FILE untouched ($rst)" \
 		eval '[ $rst = 1 ] && cmp -s "$dir/keep" "$dir/keep.orig"'
 	check "sender stopped during the write-out: the receiver says why" \
