@@ -557,7 +557,12 @@ MFD_EXTERN int mfd_send_finish(struct mfd_session *s);
  * memfd or a tmpfs file, MAP_SHARED: the pages still to come are
  * punched out of the file, and no other process may touch the file
  * until mfd_recv_wait() returns); a region of another kind fails the
- * session at the switch. Do not run on the memory before the switch:
+ * session at the switch. Once its sender offers postcopy, the receiver
+ * advises its regions MADV_NOHUGEPAGE before the first page arrives, as
+ * QEMU's destination does: a single page dropped out of a transparent
+ * huge page frees nothing until the kernel splits it, so the stale
+ * pages would stay allocated beside the stream's (memory already in
+ * huge pages keeps them). Do not run on the memory before the switch:
  * from another thread, mfd_recv_postcopy_wait() returns 0 once the
  * switch is done (from then on the memory may be read and written by
  * any thread; a touch of a page still missing blocks that thread until

@@ -122,6 +122,24 @@ int mfd__pc_recv_maps(struct mfd_session *s, struct mfd_channel *ch)
 	return 0;
 }
 
+/*
+ * The switch drops single pages. A page dropped out of a transparent huge
+ * page frees nothing: the kernel splits the huge page only later, under
+ * memory pressure, so the stale pages stay allocated next to the new ones
+ * the stream places, and those come from memory nobody touched for long
+ * (on a virtual machine that hands freed memory back to its host, 2-3x
+ * dearer to fill). QEMU's destination, too, turns huge pages off when
+ * postcopy may come. Asked before the first page arrives, so that the
+ * precopy rounds fault small pages; memory already in huge pages keeps
+ * them. Best effort: a region where the kernel refuses (no THP) is fine.
+ */
+void mfd__pc_no_huge_pages(const struct mfd_session *s)
+{
+	for (int i = 0; i < s->nregions; i++)
+		(void)madvise(s->regions[i].mem, s->regions[i].length,
+			      MADV_NOHUGEPAGE);
+}
+
 /* Runs of pages dropped by one system call. */
 #define DROP_BATCH 512
 

@@ -98,6 +98,9 @@ int mfd__pc_place(struct mfd_session *s, struct mfd_channel *ch,
 void mfd__pc_complete(struct mfd_session *s);
 /* Postcopy's own userfaultfd is usable; otherwise why in err. */
 int mfd__pc_uffd_probe(char *err, size_t errlen);
+/* The regions are known and no page has arrived: keep transparent huge
+ * pages out of them (see the definition for why). */
+void mfd__pc_no_huge_pages(const struct mfd_session *s);
 
 /* Sender, postcopy-send.c: see mfd_send_postcopy(). Owner thread. */
 /* Check the caller's bitmaps and copy them into pc->map. */

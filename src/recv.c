@@ -1482,6 +1482,8 @@ static int match_regions(struct mfd_session *s, struct handshake *h,
 	memcpy(s->regions, ordered, count * sizeof(*ordered));
 	s->nregions = (int)count;
 	free(ordered);
+	if (s->features & MFD_FEAT_POSTCOPY)
+		mfd__pc_no_huge_pages(s);
 	return 0;
 }
 

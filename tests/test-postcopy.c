@@ -58,6 +58,36 @@ static uint8_t *memfd_shared(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* Whether the mapping that holds p carries the VmFlags flag `flag` ("nh":
+ * MADV_NOHUGEPAGE) in /proc/self/smaps. */
+static bool vm_flag(const void *p, const char *flag)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool inside = false, found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char *tok;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			continue;
+		}
+		if (!inside || strncmp(line, "VmFlags:", 8))
+			continue;
+		for (tok = strtok(line + 8, " \n"); tok && !found;
+		     tok = strtok(NULL, " \n"))
+			found = !strcmp(tok, flag);
+		inside = false;
+	}
+	fclose(f);
+	return found;
+}
+
 /* A guest on the receiver: once the switch is done, read `n` pages
  * (random ones of `want`, or in order) and compare each with the
  * sender's final content. */
@@ -173,6 +203,11 @@ static void test_postcopy(const char *uri, enum mfd_method method,
 	CU_ASSERT_EQUAL(g.wait_result, 0);
 	CU_ASSERT_EQUAL(g.wrong, 0);
 	CU_ASSERT(memcmp(src, dst, len) == 0);
+	/* single pages dropped out of a huge page would free nothing: the
+	 * receiver kept huge pages out of its memory from the start */
+	if (!shared)
+		CU_ASSERT(vm_flag(dst, "nh"));
+	CU_ASSERT(!vm_flag(src, "nh"));
 	for (uint64_t i = 0; i < ndirty; i++) {
 		uint64_t pg = dirty[i];
 

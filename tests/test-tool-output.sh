@@ -160,6 +160,16 @@ else
 	wait $rpid
 fi
 
+# a ceiling that was not measured is null in the JSON, not a rate of 0
+out=$("$MULTIFD" bench -s 8M --no-ceiling --json 2>&1)
+if python3 -c 'import json, sys
+j = json.loads(sys.argv[1])
+sys.exit(not (j["ok"] and j["ceiling_gib_per_s"] is None and j["ratio_to_ceiling"] is None))' "$out"; then
+	ok "bench --no-ceiling --json: the ceiling is null"
+else
+	bad "bench --no-ceiling --json: $out"
+fi
+
 # a command whose results go to a closed stdout says they were lost and
 # exits 1, as README promises, instead of writing them nowhere
 for cmd in "--version" "bench -s 8M --no-ceiling" "bench -s 8M --no-ceiling --json"; do

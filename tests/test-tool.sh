@@ -26,11 +26,15 @@ expect() {
 	fi
 }
 
+# json_ok TEXT WHAT [COMMAND]: TEXT is one JSON object (whose "command"
+# is COMMAND, the command's own name, as bench's is)
 json_ok() {
-	if python3 -m json.tool >/dev/null 2>&1 <<<"$1"; then
-		ok "$2: JSON parses"
+	if python3 -c 'import json, sys
+j = json.loads(sys.argv[1])
+sys.exit(len(sys.argv) > 2 and j["command"] != sys.argv[2])' "$1" ${3:+"$3"} 2>/dev/null; then
+		ok "$2: JSON parses${3:+, command $3}"
 	else
-		bad "$2: not JSON: $1"
+		bad "$2: not JSON${3:+ with command $3}: $1"
 	fi
 }
 
@@ -116,8 +120,8 @@ transfer() {
 	else
 		bad "transfer $uri $* (send $sst, recv $rst): $out $(cat "$dir/recv.err")"
 	fi
-	json_ok "$out" "send --json"
-	json_ok "$(cat "$dir/recv.json")" "recv --json"
+	json_ok "$out" "send --json" send
+	json_ok "$(cat "$dir/recv.json")" "recv --json" recv
 	send_json=$out
 }
 

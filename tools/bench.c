@@ -186,14 +186,22 @@ static int bench_opt(int c, const char *arg, struct opts *o)
 static void report_json(const struct opts *o, const struct bench_result *r)
 {
 	const struct mfd_stats *st = &r->st;
+	/* no ceiling measured (--no-ceiling): null, not a rate of 0 */
+	char ceiling[32] = "null", ratio[32] = "null";
+
+	if (r->ceiling > 0) {
+		snprintf(ceiling, sizeof(ceiling), "%.4f", r->ceiling);
+		snprintf(ratio, sizeof(ratio), "%.4f",
+			 r->gib_per_s / r->ceiling);
+	}
 
 	printf("{\"command\":\"bench\",\"ok\":%s,\"uri\":\"%s\","
 	       "\"size\":%llu,\"channels\":%u,\"method\":\"%s\","
 	       "\"level\":%d,\"content\":\"%s\",\"zero_copy\":%s,"
 	       "\"pretouch\":%s,\"live\":%s,\"seconds\":%.6f,"
 	       "\"payload_bytes\":%llu,\"wire_bytes\":%llu,"
-	       "\"gib_per_s\":%.4f,\"ceiling_gib_per_s\":%.4f,"
-	       "\"ratio_to_ceiling\":%.4f,\"compression_ratio\":%.4f,"
+	       "\"gib_per_s\":%.4f,\"ceiling_gib_per_s\":%s,"
+	       "\"ratio_to_ceiling\":%s,\"compression_ratio\":%.4f,"
 	       "\"send_cpu_s_per_gib\":%.4f,\"recv_cpu_s_per_gib\":%.4f,"
 	       "\"register_s_per_gib\":%.4f,"
 	       "\"send_register_s_per_gib\":%.4f,"
@@ -208,8 +216,7 @@ static void report_json(const struct opts *o, const struct bench_result *r)
 	       content_names[o->content], o->cfg.zero_copy ? "true" : "false",
 	       o->pretouch ? "true" : "false", o->live ? "true" : "false",
 	       r->seconds, (unsigned long long)st->payload_bytes,
-	       (unsigned long long)st->bytes, r->gib_per_s, r->ceiling,
-	       r->ceiling > 0 ? r->gib_per_s / r->ceiling : 0,
+	       (unsigned long long)st->bytes, r->gib_per_s, ceiling, ratio,
 	       st->bytes ? (double)st->payload_bytes / (double)st->bytes : 0,
 	       r->send_cpu_per_gib, r->recv_cpu_per_gib,
 	       r->send_reg_per_gib > r->recv_reg_per_gib ? r->send_reg_per_gib

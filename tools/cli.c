@@ -831,9 +831,10 @@ int parse_opts(int argc, char **argv, struct opts *o, const char *usage,
 	return 0;
 }
 
-void print_result(const struct opts *o, const char *what,
+void print_result(const struct opts *o, const char *command,
 		  const struct mfd_session *s, bool ok)
 {
+	const char *what = strcmp(command, "send") ? "received" : "sent";
 	struct mfd_stats st;
 	double gib, covered;
 	char data[32], wire[32], rate[32];
@@ -844,7 +845,7 @@ void print_result(const struct opts *o, const char *what,
 	if (o->json) {
 		printf("{\"command\":\"%s\",\"ok\":%s,\"channels\":%u,"
 		       "\"method\":\"%s\",\"gib_per_s\":%.4f,\"stats\":",
-		       what, ok ? "true" : "false", mfd_session_channels(s),
+		       command, ok ? "true" : "false", mfd_session_channels(s),
 		       mfd_method_name(mfd_session_method(s)),
 		       st.seconds > 0 ? gib / st.seconds : 0);
 		print_stats_json(s);

@@ -159,8 +159,9 @@ const char *file_kind(mode_t mode);
 /* Error helper: "multifd: " + message, to stderr. */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Print the final figures of a session, as text or one JSON object. */
-void print_result(const struct opts *o, const char *what,
+/* Print the final figures of a session, as text or one JSON object;
+ * command: "send" or "recv". */
+void print_result(const struct opts *o, const char *command,
 		  const struct mfd_session *s, bool ok);
 
 double now_seconds(void);

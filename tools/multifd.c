@@ -417,7 +417,7 @@ int cmd_send(int argc, char **argv)
 			"verified: the receiver's %u region%s identical\n",
 			nmaps, nmaps == 1 ? " is" : "s are");
 	if (!r || o.json)
-		print_result(&o, "sent", s, r == 0);
+		print_result(&o, "send", s, r == 0);
 	status = r ? failed_status() : 0;
 out:
 	signals_watch(NULL);
@@ -831,7 +831,7 @@ int cmd_recv(int argc, char **argv)
 			"transfer completed",
 			signal_name(signals_caught()));
 	if (!r || o.json)
-		print_result(&o, "received", s, r == 0);
+		print_result(&o, "recv", s, r == 0);
 	status = r ? failed_status() : 0;
 out:
 	signals_watch(NULL);
