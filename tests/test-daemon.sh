@@ -371,7 +371,13 @@ def errors(path, pid):
           "tls_key": fifo, "tls_ca": fifo}, [mem],
          "tls_cert (--tls-cert) '%s' is a FIFO: expected a regular PEM file"
          % fifo),
-        ({"cmd": "send", "uri": "bogus:1", "regions": reg}, [mem], "bogus"),
+        # what the daemon takes, without the fd: the library's own
+        # sentence offers
+        ({"cmd": "send", "uri": "bogus:1", "regions": reg}, [mem],
+         "field 'uri' is \"bogus:1\"; expected tcp:HOST:PORT, unix:PATH or "
+         "rdma:HOST:PORT"),
+        ({"cmd": "send", "uri": tcp + ",fd:3", "regions": reg}, [mem],
+         "fd: would name the daemon's own descriptors"),
         ({"cmd": "send", "uri": "fd:%d" % c.fileno(), "regions": reg},
          [mem], "fd: would name the daemon's own descriptors"),
         ({"cmd": "recv", "uri": "fd:0", "regions": reg}, [mem],
@@ -382,6 +388,7 @@ def errors(path, pid):
         ({"cmd": "sync"}, [], "missing field 'session'"),
         ({"cmd": "cancel", "session": 1}, [mem], "expects none"),
         ({"cmd": "list", "x": 1}, [], "unknown field 'x' for 'list'"),
+        (b'\xef\xbb\xbf{"cmd": "list"}', [], "begins with a byte-order mark"),
         (b'{"cmd": "list", "pad": "' + b"x" * 70000 + b'"}', [],
          "over 65536 bytes"),
     ]

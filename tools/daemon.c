@@ -1026,6 +1026,18 @@ static int parse_methods(json_object *o, unsigned *mask, char *err,
 	return 0;
 }
 
+/* The schemes a client may name: addresses, not descriptors. */
+static const char *const addressed_schemes[] = { "tcp:", "unix:", "rdma:",
+						 NULL };
+
+static bool starts_with_any(const char *s, const char *const *prefixes)
+{
+	for (; *prefixes; prefixes++)
+		if (!strncmp(s, *prefixes, strlen(*prefixes)))
+			return true;
+	return false;
+}
+
 /* send and recv: the configuration, checked by the library itself. */
 static int parse_config(struct msg *m, enum mfd_role role,
 			struct mfd_config *cfg, uint8_t *secret,
@@ -1050,13 +1062,18 @@ static int parse_config(struct msg *m, enum mfd_role role,
 	    get_str(o, "secret", false, &str, e, el))
 		return -EINVAL;
 	/* fd:N would be the daemon's own descriptor N: another connection's
-	 * channel socket, say. Only what a client can name by address. */
-	if (!strncmp(cfg->uri, "fd:", 3)) {
+	 * channel socket, say. Only what a client can name by address, and
+	 * said so here: the library's sentence would offer fd: too. */
+	if (!starts_with_any(cfg->uri, addressed_schemes) ||
+	    strstr(cfg->uri, ",fd:")) {
 		snprintf(e, el,
 			 "field 'uri' is \"%.200s\"; expected tcp:HOST:PORT, "
-			 "unix:PATH or rdma:HOST:PORT (fd: would name the "
-			 "daemon's own descriptors)",
-			 cfg->uri);
+			 "unix:PATH or rdma:HOST:PORT%s",
+			 cfg->uri,
+			 !strncmp(cfg->uri, "fd:", 3) || strstr(cfg->uri, ",fd:")
+				 ? " (fd: would name the daemon's own "
+				   "descriptors)"
+				 : "");
 		return -EINVAL;
 	}
 	if (str && parse_hex_secret(str, secret, &slen, e, el))
@@ -1563,7 +1580,13 @@ static void handle_message(struct client *c, const char *buf, size_t len,
 		while (blanks < len && strchr(" \t\r\n", buf[blanks]) &&
 		       buf[blanks])
 			blanks++;
-		if (jerr == json_tokener_continue && blanks == len)
+		if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3))
+			snprintf(m.err, sizeof(m.err),
+				 "bad JSON: the message begins with a "
+				 "byte-order mark (EF BB BF), which JSON "
+				 "between programs must not have (RFC 8259 "
+				 "8.1); expected one JSON object per message");
+		else if (jerr == json_tokener_continue && blanks == len)
 			snprintf(m.err, sizeof(m.err),
 				 "an empty message (%zu byte%s of blanks); "
 				 "expected one JSON object per message",
