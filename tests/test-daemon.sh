@@ -389,6 +389,9 @@ def errors(path, pid):
         ({"cmd": "cancel", "session": 1}, [mem], "expects none"),
         ({"cmd": "list", "x": 1}, [], "unknown field 'x' for 'list'"),
         (b'\xef\xbb\xbf{"cmd": "list"}', [], "begins with a byte-order mark"),
+        (b'{"cmd": "list", "tag": "\\ud800"}', [], "half of a UTF-16 surrogate pair"),
+        (b'{"cmd": "list", "tag": "a\\udc00"}', [], "half of a UTF-16 surrogate pair"),
+        (b'{"cmd": "list", "tag": "\\ud83d\\u0041"}', [], "half of a UTF-16 surrogate pair"),
         (b'{"cmd": "list", "pad": "' + b"x" * 70000 + b'"}', [],
          "over 65536 bytes"),
     ]
@@ -413,6 +416,11 @@ def errors(path, pid):
     ev = c.read_event(10)
     check(ev.get("event") == "ok" and "tag" in ev and ev["tag"] is None,
           "a tag of null comes back as null: %s" % ev)
+    # a surrogate pair is one character, which comes back as it was
+    c.send_raw(b'{"cmd": "list", "tag": "x\\ud83d\\ude00y"}', [])
+    ev = c.read_event(10)
+    check(ev.get("event") == "ok" and ev.get("tag") == "x\U0001F600y",
+          "a tag with a surrogate pair comes back as it was: %s" % ev)
     check(c.call({"cmd": "list"})["sessions"] == [],
           "the daemon still answers, with no session started")
     check(nfds(pid) == before,

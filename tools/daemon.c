@@ -458,10 +458,40 @@ static bool json_number_ok(const char *s, size_t n)
 	return i == n;
 }
 
+/* The \uXXXX escape at buf[i] (4 hex digits), or -1. */
+static long escape_unit(const char *buf, size_t len, size_t i)
+{
+	char hex[5];
+
+	if (i + 6 > len || buf[i] != '\\' || buf[i + 1] != 'u')
+		return -1;
+	memcpy(hex, buf + i + 2, 4);
+	hex[4] = 0;
+	for (int k = 0; k < 4; k++)
+		if (!isxdigit((unsigned char)hex[k]))
+			return -1;
+	return strtol(hex, NULL, 16);
+}
+
+/* Whether the escape at buf[i] is a surrogate without its other half
+ * (json-c makes it U+FFFD, so a tag would not come back as it was). */
+static bool surrogate_alone(const char *buf, size_t len, size_t i)
+{
+	long u = escape_unit(buf, len, i), low;
+
+	if (u >= 0xdc00 && u <= 0xdfff)
+		return true;
+	if (u < 0xd800 || u > 0xdbff)
+		return false;
+	low = escape_unit(buf, len, i + 6);
+	return low < 0xdc00 || low > 0xdfff;
+}
+
 /*
  * What json-c takes but RFC 8259 does not, in the message's text: a
  * control character inside a string (JSON escapes it), a number such as
- * 1. or -01, a word such as NaN. 0, or -EINVAL said in err.
+ * 1. or -01, a word such as NaN; and what RFC 7493 (I-JSON) refuses, a
+ * lone surrogate. 0, or -EINVAL said in err.
  */
 static int check_json_text(const char *buf, size_t len, char *err,
 			   size_t errlen)
@@ -469,6 +499,7 @@ static int check_json_text(const char *buf, size_t len, char *err,
 	for (size_t i = 0; i < len; i++) {
 		size_t n = 0;
 		bool number;
+		long u;
 
 		if (buf[i] == '"') {
 			for (i++; i < len && buf[i] != '"'; i++) {
@@ -480,8 +511,20 @@ static int check_json_text(const char *buf, size_t len, char *err,
 						 i, (unsigned char)buf[i]);
 					return -EINVAL;
 				}
-				if (buf[i] == '\\')
-					i++;
+				if (buf[i] != '\\')
+					continue;
+				if (surrogate_alone(buf, len, i)) {
+					snprintf(err, errlen,
+						 "bad JSON at byte %zu: '%.6s' is half "
+						 "of a UTF-16 surrogate pair, no "
+						 "character (RFC 7493 2.1)",
+						 i, buf + i);
+					return -EINVAL;
+				}
+				u = escape_unit(buf, len, i);
+				if (u >= 0xd800 && u <= 0xdbff)
+					i += 6; /* to its low half */
+				i++;
 			}
 			continue;
 		}
