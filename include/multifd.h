@@ -562,7 +562,9 @@ MFD_EXTERN int mfd_send_finish(struct mfd_session *s);
  * QEMU's destination does: a single page dropped out of a transparent
  * huge page frees nothing until the kernel splits it, so the stale
  * pages would stay allocated beside the stream's (memory already in
- * huge pages keeps them). Do not run on the memory before the switch:
+ * huge pages keeps them). The advice stays after the session: an
+ * application that wants huge pages there again advises MADV_HUGEPAGE
+ * itself (QEMU does, once postcopy ended). Do not run on the memory before the switch:
  * from another thread, mfd_recv_postcopy_wait() returns 0 once the
  * switch is done (from then on the memory may be read and written by
  * any thread; a touch of a page still missing blocks that thread until
