@@ -1092,6 +1092,7 @@ static int parse_config(struct msg *m, enum mfd_role role,
 	size_t slen = 0;
 	char *e = m->err;
 	size_t el = sizeof(m->err);
+	bool fd_named;
 
 	mfd_config_init(cfg);
 	if (check_fields(o, m->cmd,
@@ -1107,16 +1108,15 @@ static int parse_config(struct msg *m, enum mfd_role role,
 	/* fd:N would be the daemon's own descriptor N: another connection's
 	 * channel socket, say. Only what a client can name by address, and
 	 * said so here: the library's sentence would offer fd: too. */
-	if (!starts_with_any(cfg->uri, addressed_schemes) ||
-	    strstr(cfg->uri, ",fd:")) {
+	fd_named = !strncmp(cfg->uri, "fd:", 3) || strstr(cfg->uri, ",fd:");
+	if (fd_named || !starts_with_any(cfg->uri, addressed_schemes)) {
 		snprintf(e, el,
 			 "field 'uri' is \"%.200s\"; expected tcp:HOST:PORT, "
 			 "unix:PATH or rdma:HOST:PORT%s",
 			 cfg->uri,
-			 !strncmp(cfg->uri, "fd:", 3) || strstr(cfg->uri, ",fd:")
-				 ? " (fd: would name the daemon's own "
-				   "descriptors)"
-				 : "");
+			 fd_named ? " (fd: would name the daemon's own "
+				    "descriptors)"
+				  : "");
 		return -EINVAL;
 	}
 	if (str && parse_hex_secret(str, secret, &slen, e, el))
