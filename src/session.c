@@ -1103,26 +1103,35 @@ int mfd__channel_setup(struct mfd_session *s, struct mfd_channel *ch)
 	return r;
 }
 
+/* A channel thread names itself for top, perf and gdb (mfd-tx-3,
+ * mfd-rx-0) before it does anything: named by its creator, it could have
+ * run its whole round first. */
+static void *channel_thread(void *arg)
+{
+	struct mfd_channel *ch = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "mfd-%s-%u",
+		 ch->s->role == MFD_ROLE_SEND ? "tx" : "rx",
+		 ch->index % MFD_MAX_CHANNELS);
+	pthread_setname_np(pthread_self(), name);
+	return ch->main_fn(ch);
+}
+
 int mfd__channels_start(struct mfd_session *s, void *(*fn)(void *))
 {
 	for (unsigned i = 0; i < s->nchannels; i++) {
-		int r = pthread_create(&s->ch[i].thread, NULL, fn, &s->ch[i]);
+		int r;
 
+		s->ch[i].main_fn = fn;
+		r = pthread_create(&s->ch[i].thread, NULL, channel_thread,
+				   &s->ch[i]);
 		if (r) {
 			mfd__session_fail(s, (int)i, -r, "pthread_create: %s",
 					  strerror(r));
 			return -r;
 		}
 		s->ch[i].thread_started = true;
-		/* named for top, perf and gdb: mfd-tx-3, mfd-rx-0 */
-		{
-			char name[16];
-
-			snprintf(name, sizeof(name), "mfd-%s-%u",
-				 s->role == MFD_ROLE_SEND ? "tx" : "rx",
-				 i % MFD_MAX_CHANNELS);
-			pthread_setname_np(s->ch[i].thread, name);
-		}
 	}
 	return 0;
 }

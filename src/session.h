@@ -37,6 +37,7 @@ struct mfd_channel {
 	unsigned index;
 	struct mfd_conn *conn;
 	pthread_t thread;
+	void *(*main_fn)(void *); /* the role's channel loop, given ch */
 	bool thread_started;
 	bool thread_done; /* sender: it returned; protected by s->lock */
 
